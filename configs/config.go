@@ -1,0 +1,221 @@
+// Package configs loads and validates the store file: the site, its zones and doors, which
+// device watches which door, and how the service talks to its broker and disk. The YAML files
+// beside this code are the shipped examples; demo-store.yaml is embedded for `crowdwatch demo`.
+package configs
+
+import (
+	"bytes"
+	_ "embed"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/viper"
+)
+
+// Outside is the reserved zone id for the world beyond the store's doors.
+const Outside = "outside"
+
+//go:embed demo-store.yaml
+var demoStore []byte
+
+// DemoStore returns the YAML of the embedded demo store.
+func DemoStore() []byte { return bytes.Clone(demoStore) }
+
+// Config is the whole store file after defaults and environment overrides.
+type Config struct {
+	Site      Site      `mapstructure:"site"`
+	HTTP      HTTP      `mapstructure:"http"`
+	Storage   Storage   `mapstructure:"storage"`
+	MQTT      MQTT      `mapstructure:"mqtt"`
+	Occupancy Occupancy `mapstructure:"occupancy"`
+	Devices   Devices   `mapstructure:"devices"`
+	Zones     []Zone    `mapstructure:"zones"`
+	Doors     []Door    `mapstructure:"doors"`
+	Sensors   []Sensor  `mapstructure:"sensors"`
+
+	// Location is Site.Timezone resolved; set by validation.
+	Location *time.Location `mapstructure:"-"`
+}
+
+type Site struct {
+	ID       string `mapstructure:"id"`
+	Name     string `mapstructure:"name"`
+	Timezone string `mapstructure:"timezone"`
+}
+
+type HTTP struct {
+	Listen string `mapstructure:"listen"`
+}
+
+type Storage struct {
+	Path string `mapstructure:"path"`
+	// CommitInterval and CommitBatch bound how long an accepted message waits before its
+	// group of messages is written (and acknowledged).
+	CommitInterval time.Duration `mapstructure:"commit_interval"`
+	CommitBatch    int           `mapstructure:"commit_batch"`
+}
+
+type MQTT struct {
+	TopicPrefix string   `mapstructure:"topic_prefix"`
+	Embedded    Embedded `mapstructure:"embedded"`
+	// Broker, when set, is an external broker URL (tcp://, ssl://, ws://) and no embedded
+	// broker is started.
+	Broker   string `mapstructure:"broker"`
+	Username string `mapstructure:"username"`
+	Password string `mapstructure:"password"`
+	ClientID string `mapstructure:"client_id"`
+	TLS      TLS    `mapstructure:"tls"`
+	// MaxPayload is the largest device payload accepted, in bytes.
+	MaxPayload int `mapstructure:"max_payload"`
+	// QueueSize bounds how many received messages wait for the engine.
+	QueueSize int `mapstructure:"queue_size"`
+}
+
+type Embedded struct {
+	Listen string `mapstructure:"listen"`
+	// Users are the broker's accounts. With none, the broker is open to anyone who can reach
+	// it (the demo does this and says so in its log).
+	Users []User `mapstructure:"users"`
+}
+
+// User is an account on the embedded broker. A "device" user's username must be a configured
+// device id and may publish only on that device's topics; a "reader" (an LED sign, another
+// system) may only subscribe to the site's topics.
+type User struct {
+	Username string `mapstructure:"username"`
+	Password string `mapstructure:"password"`
+	Role     string `mapstructure:"role"`
+}
+
+type TLS struct {
+	CAFile             string `mapstructure:"ca_file"`
+	CertFile           string `mapstructure:"cert_file"`
+	KeyFile            string `mapstructure:"key_file"`
+	InsecureSkipVerify bool   `mapstructure:"insecure_skip_verify"`
+}
+
+// Occupancy holds the engine's policy knobs.
+type Occupancy struct {
+	// DailyReset is "HH:MM" in the site's time zone, or "off" for stores open around the clock.
+	DailyReset string `mapstructure:"daily_reset"`
+	// MaxClockSkew is how far in the future a device's ts may be before the report is refused.
+	MaxClockSkew time.Duration `mapstructure:"max_clock_skew"`
+}
+
+type Devices struct {
+	// OfflineAfter is how long a device may be silent before it is shown offline.
+	OfflineAfter time.Duration `mapstructure:"offline_after"`
+}
+
+type Zone struct {
+	ID       string  `mapstructure:"id"`
+	Name     string  `mapstructure:"name"`
+	Parent   string  `mapstructure:"parent"`
+	Capacity int     `mapstructure:"capacity"`
+	AreaM2   float64 `mapstructure:"area_m2"`
+}
+
+type Door struct {
+	ID      string  `mapstructure:"id"`
+	From    string  `mapstructure:"from"`
+	To      string  `mapstructure:"to"`
+	WidthM  float64 `mapstructure:"width_m"`
+	Counter Counter `mapstructure:"counter"`
+}
+
+// Counter binds one counting line of a device to a door. "in" on that line is a crossing from
+// the door's From side to its To side, unless Reversed says the line was mounted the other way.
+type Counter struct {
+	Device   string `mapstructure:"device"`
+	Line     string `mapstructure:"line"`
+	Width    int    `mapstructure:"width"`
+	Reversed bool   `mapstructure:"reversed"`
+}
+
+// Sensor binds an area sensor (absolute head count) to a zone.
+type Sensor struct {
+	Device string `mapstructure:"device"`
+	Zone   string `mapstructure:"zone"`
+}
+
+// DefaultLine is the line a one-line counter's top-level in/out are counted on.
+const DefaultLine = "1"
+
+// defaults are set through viper so that environment variables can override every scalar key
+// (viper only sees an env var for a key it already knows).
+var defaults = map[string]any{
+	"site.id":                       "",
+	"site.name":                     "",
+	"site.timezone":                 "UTC",
+	"http.listen":                   ":8080",
+	"storage.path":                  "./data/crowdwatch.db",
+	"storage.commit_interval":       "5ms",
+	"storage.commit_batch":          1000,
+	"mqtt.topic_prefix":             "crowdwatch",
+	"mqtt.embedded.listen":          ":1883",
+	"mqtt.broker":                   "",
+	"mqtt.username":                 "",
+	"mqtt.password":                 "",
+	"mqtt.client_id":                "",
+	"mqtt.tls.ca_file":              "",
+	"mqtt.tls.cert_file":            "",
+	"mqtt.tls.key_file":             "",
+	"mqtt.tls.insecure_skip_verify": false,
+	"mqtt.max_payload":              4096,
+	"mqtt.queue_size":               4096,
+	"occupancy.daily_reset":         "04:00",
+	"occupancy.max_clock_skew":      "2m",
+	"devices.offline_after":         "30s",
+}
+
+// EnvPrefix is the prefix of environment overrides: CROWDWATCH_HTTP_LISTEN sets http.listen.
+const EnvPrefix = "CROWDWATCH"
+
+// Load reads a store file, applies defaults, environment overrides and the given overrides
+// (flag values keyed like "http.listen"), and validates the result. The error lists every
+// problem found, each by its config key.
+func Load(path string, overrides map[string]any) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	cfg, err := Parse(data, overrides)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse is Load on bytes already read.
+func Parse(data []byte, overrides map[string]any) (*Config, error) {
+	v := viper.New()
+	v.SetConfigType("yaml")
+	for k, val := range defaults {
+		v.SetDefault(k, val)
+	}
+	v.SetEnvPrefix(EnvPrefix)
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
+		return nil, fmt.Errorf("not valid YAML: %w", err)
+	}
+	for k, val := range overrides {
+		v.Set(k, val)
+	}
+	var cfg Config
+	err := v.UnmarshalExact(&cfg, func(dc *mapstructure.DecoderConfig) {
+		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(
+			mapstructure.StringToTimeDurationHookFunc(),
+		)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}

@@ -1,0 +1,186 @@
+package configs
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestShippedConfigsAreValid(t *testing.T) {
+	for _, name := range []string{"demo-store.yaml", "store-example.yaml"} {
+		t.Run(name, func(t *testing.T) {
+			cfg, err := Load(name, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(cfg.Zones) == 0 || len(cfg.Doors) == 0 || cfg.Location == nil {
+				t.Fatalf("loaded an empty store: %+v", cfg)
+			}
+		})
+	}
+}
+
+func TestDefaultsAndLineNormalisation(t *testing.T) {
+	cfg, err := Parse([]byte(minimal), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTP.Listen != ":8080" || cfg.MQTT.TopicPrefix != "crowdwatch" || cfg.MQTT.MaxPayload != 4096 {
+		t.Errorf("defaults not applied: %+v", cfg)
+	}
+	if cfg.Doors[0].Counter.Line != DefaultLine || cfg.Doors[0].Counter.Width != 32 {
+		t.Errorf("counter defaults: %+v", cfg.Doors[0].Counter)
+	}
+	if cfg.Location.String() != "Asia/Shanghai" {
+		t.Errorf("location %v", cfg.Location)
+	}
+}
+
+func TestEnvironmentAndFlagOverrides(t *testing.T) {
+	t.Setenv("CROWDWATCH_HTTP_LISTEN", "127.0.0.1:9999")
+	t.Setenv("CROWDWATCH_STORAGE_PATH", "/tmp/x.db")
+	t.Setenv("CROWDWATCH_OCCUPANCY_MAX_CLOCK_SKEW", "10s")
+	cfg, err := Parse([]byte(minimal), map[string]any{"storage.path": "/tmp/flag.db"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTP.Listen != "127.0.0.1:9999" {
+		t.Errorf("env override of http.listen ignored: %q", cfg.HTTP.Listen)
+	}
+	if cfg.Storage.Path != "/tmp/flag.db" {
+		t.Errorf("flag should win over env: %q", cfg.Storage.Path)
+	}
+	if cfg.Occupancy.MaxClockSkew.String() != "10s" {
+		t.Errorf("duration env override: %v", cfg.Occupancy.MaxClockSkew)
+	}
+}
+
+const minimal = `
+site: {id: s1, timezone: Asia/Shanghai}
+zones:
+  - {id: store, capacity: 100}
+  - {id: hall, parent: store, capacity: 10, area_m2: 20}
+doors:
+  - {id: d1, from: outside, to: hall, counter: {device: dc-01}}
+`
+
+func TestValidationListsEveryProblemByKey(t *testing.T) {
+	cases := []struct {
+		name string
+		yaml string
+		want []string
+	}{
+		{"unknown parent and door side", `
+site: {id: s1, timezone: UTC}
+zones: [{id: a, parent: nope, capacity: 1}]
+doors: [{id: d, from: outside, to: ghost}]`,
+			[]string{`zones[0].parent: unknown zone "nope"`, `doors[0].to: unknown zone "ghost"`}},
+		{"duplicates", `
+site: {id: s1, timezone: UTC}
+zones: [{id: a, capacity: 1}, {id: a, capacity: 1}]
+doors: [{id: d, from: outside, to: a}, {id: d, from: a, to: outside}]`,
+			[]string{`zones[1].id: duplicate zone "a"`, `doors[1].id: duplicate door "d"`}},
+		{"parent cycle", `
+site: {id: s1, timezone: UTC}
+zones: [{id: a, parent: b, capacity: 1}, {id: b, parent: c, capacity: 1}, {id: c, parent: a, capacity: 1}]`,
+			[]string{"parent cycle a -> b -> c -> a"}},
+		{"self parent", `
+site: {id: s1, timezone: UTC}
+zones: [{id: a, parent: a, capacity: 1}]`,
+			[]string{"parent cycle a -> a"}},
+		{"door to itself", `
+site: {id: s1, timezone: UTC}
+zones: [{id: a, capacity: 1}]
+doors: [{id: d, from: a, to: a}]`,
+			[]string{`doors[0]: door "d" leads from "a" to itself`}},
+		{"device bound twice", `
+site: {id: s1, timezone: UTC}
+zones: [{id: a, capacity: 1}]
+doors: [{id: d1, from: outside, to: a, counter: {device: x}}, {id: d2, from: a, to: outside, counter: {device: x, line: "1"}}]
+sensors: [{device: x, zone: a}]`,
+			[]string{`doors[1].counter: device "x" line "1" is already bound to door "d1"`, `sensors[0].device: device "x" is already bound as a door counter`}},
+		{"capacity", `
+site: {id: s1, timezone: UTC}
+zones: [{id: a, capacity: 0}, {id: b, capacity: -5}]`,
+			[]string{`zones[0].capacity: must be > 0`, `zones[1].capacity: must be > 0`}},
+		{"time zone", `
+site: {id: s1, timezone: Mars/Olympus}
+zones: [{id: a, capacity: 1}]`,
+			[]string{`site.timezone: "Mars/Olympus" is not a known time zone`}},
+		{"unknown key is a typo, not ignored", `
+site: {id: s1, timezone: UTC}
+zones: [{id: a, capacty: 5}]`,
+			[]string{"capacty"}},
+		{"wrong type", `
+site: {id: s1, timezone: UTC}
+zones: [{id: a, capacity: lots}]`,
+			[]string{"capacity"}},
+		{"reserved id, bad reset time, bad width", `
+site: {id: s1, timezone: UTC}
+occupancy: {daily_reset: "25:00"}
+zones: [{id: outside, capacity: 1}, {id: b, capacity: 1}]
+doors: [{id: d, from: outside, to: b, counter: {device: x, width: 12}}]`,
+			[]string{`zones[0].id: "outside" is reserved`, `occupancy.daily_reset: "25:00" must be HH:MM`, `doors[0].counter.width: 12 must be 16, 32 or 64`}},
+		{"device user must be a device", `
+site: {id: s1, timezone: UTC}
+mqtt: {embedded: {users: [{username: ghost, password: p, role: device}, {username: r, password: p, role: admin}]}}
+zones: [{id: a, capacity: 1}]`,
+			[]string{`mqtt.embedded.users[0].username: device user "ghost" is not a configured device`, `mqtt.embedded.users[1].role: "admin" must be device or reader`}},
+		{"not yaml", "zones: [", []string{"not valid YAML"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml), nil)
+			if err == nil {
+				t.Fatal("accepted a bad file")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not mention %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"), nil)
+	if err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Fatalf("want a clear missing-file error, got %v", err)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, name := range []string{"demo-store.yaml", "store-example.yaml"} {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(minimal))
+	f.Add([]byte("zones: [{id: a, parent: a}]"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := Parse(data, nil)
+		if err != nil {
+			return
+		}
+		// Whatever the loader accepts must satisfy the invariants the engine relies on.
+		ids := map[string]bool{}
+		for _, z := range cfg.Zones {
+			if z.ID == "" || z.ID == Outside || ids[z.ID] || z.Capacity <= 0 {
+				t.Fatalf("accepted bad zone %+v", z)
+			}
+			ids[z.ID] = true
+		}
+		for _, d := range cfg.Doors {
+			if d.From == d.To || (!ids[d.From] && d.From != Outside) || (!ids[d.To] && d.To != Outside) {
+				t.Fatalf("accepted bad door %+v", d)
+			}
+		}
+		if cfg.Location == nil {
+			t.Fatal("accepted config without a location")
+		}
+	})
+}
