@@ -1,0 +1,208 @@
+package zones
+
+import (
+	"errors"
+	"fmt"
+	"math/bits"
+	"time"
+)
+
+// Report is one decoded device message (see docs/protocol.md).
+type Report struct {
+	Device string
+	Kind   DeviceKind // the topic it came on: counter or occupancy
+	Boot   string
+	Seq    uint64
+	TS     time.Time
+	// Interval is true for reports of crossings in the last period (period_in/period_out)
+	// instead of totals since boot.
+	Interval bool
+	Lines    []LineCount // counters, sorted by line
+	Count    int64       // sensors: absolute head count
+}
+
+// LineCount is one counting line's in and out figures: totals since boot, or for an interval
+// report the crossings in the period.
+type LineCount struct {
+	Line    string
+	In, Out uint64
+}
+
+// Status is a device's own word about itself on its status topic.
+type Status struct {
+	Device string
+	Online bool
+}
+
+// maxBoots is how many boots per device are remembered, so that a late message from the boot
+// before a restart is still recognised and counted once.
+const maxBoots = 4
+
+// seqWindow is how far behind the highest seq an interval report may arrive and still be
+// counted (the bitmask below has this many bits).
+const seqWindow = 64
+
+// deviceState is everything the engine remembers about one device; it is persisted as JSON.
+type deviceState struct {
+	Boots    []*bootState `json:"boots"` // oldest first; the last is the current boot
+	LastSeen time.Time    `json:"last_seen"`
+	Online   bool         `json:"online"`
+	Status   string       `json:"status,omitempty"` // last word on the status topic
+	// Reports counts accepted reports, for the devices API.
+	Reports uint64 `json:"reports"`
+}
+
+type bootState struct {
+	Boot string `json:"boot"`
+	Seq  uint64 `json:"seq"` // highest seq applied in this boot
+	// Seen has bit i set when seq Seq-i was applied (interval reports need every seq once,
+	// in any order; cumulative ones only need the highest).
+	Seen   uint64               `json:"seen"`
+	Totals map[string][2]uint64 `json:"totals,omitempty"` // cumulative in/out per line
+}
+
+// errDuplicate marks a report that was already counted.
+var errDuplicate = errors.New("duplicate")
+
+// RejectError says why a message changed nothing; Reason is a short metric label.
+type RejectError struct {
+	Reason string
+	Err    error
+}
+
+func (e *RejectError) Error() string { return e.Reason + ": " + e.Err.Error() }
+func (e *RejectError) Unwrap() error { return e.Err }
+
+// Reject builds a RejectError.
+func Reject(reason, format string, args ...any) *RejectError {
+	return &RejectError{Reason: reason, Err: fmt.Errorf(format, args...)}
+}
+
+func (d *deviceState) boot(id string) *bootState {
+	for _, b := range d.Boots {
+		if b.Boot == id {
+			return b
+		}
+	}
+	return nil
+}
+
+func (d *deviceState) current() *bootState {
+	if len(d.Boots) == 0 {
+		return nil
+	}
+	return d.Boots[len(d.Boots)-1]
+}
+
+func (d *deviceState) newBoot(id string) *bootState {
+	b := &bootState{Boot: id}
+	d.Boots = append(d.Boots, b)
+	if len(d.Boots) > maxBoots {
+		d.Boots = d.Boots[len(d.Boots)-maxBoots:]
+	}
+	return b
+}
+
+// markSeq records seq as applied; it reports false if it was applied before or is too old
+// to tell.
+func (b *bootState) markSeq(seq uint64, fresh bool) bool {
+	if fresh {
+		b.Seq, b.Seen = seq, 1
+		return true
+	}
+	switch {
+	case seq > b.Seq:
+		shift := seq - b.Seq
+		if shift >= seqWindow {
+			b.Seen = 0
+		} else {
+			b.Seen <<= shift
+		}
+		b.Seen |= 1
+		b.Seq = seq
+		return true
+	case b.Seq-seq >= seqWindow:
+		return false
+	default:
+		bit := uint64(1) << (b.Seq - seq)
+		if b.Seen&bit != 0 {
+			return false
+		}
+		b.Seen |= bit
+		return true
+	}
+}
+
+// applyCounter works out the crossings a counter report adds, exactly once, and updates the
+// device's remembered totals. It returns errDuplicate for a report already counted.
+func (d *deviceState) applyCounter(r *Report, width int) ([]LineCount, error) {
+	for _, l := range r.Lines {
+		if width < 64 && (l.In>>width != 0 || l.Out>>width != 0) {
+			return nil, Reject("out_of_range", "line %q: a %d-bit counter cannot read in=%d out=%d", l.Line, width, l.In, l.Out)
+		}
+	}
+	b := d.boot(r.Boot)
+	fresh := b == nil
+	if fresh {
+		// A boot never seen: its counters started from zero.
+		b = d.newBoot(r.Boot)
+	}
+	if r.Interval {
+		if !b.markSeq(r.Seq, fresh) {
+			if b.Seq-r.Seq >= seqWindow {
+				return nil, Reject("stale", "interval report seq %d is more than %d behind seq %d", r.Seq, seqWindow, b.Seq)
+			}
+			return nil, errDuplicate
+		}
+		return r.Lines, nil
+	}
+	if !fresh && r.Seq <= b.Seq {
+		// Totals only grow within a boot, so an older report carries nothing new.
+		return nil, errDuplicate
+	}
+	if b.Totals == nil {
+		b.Totals = map[string][2]uint64{}
+	}
+	deltas := make([]LineCount, 0, len(r.Lines))
+	for _, l := range r.Lines {
+		old := b.Totals[l.Line]
+		deltas = append(deltas, LineCount{Line: l.Line,
+			In:  counterDelta(old[0], l.In, width),
+			Out: counterDelta(old[1], l.Out, width)})
+		b.Totals[l.Line] = [2]uint64{l.In, l.Out}
+	}
+	b.markSeq(r.Seq, fresh)
+	return deltas, nil
+}
+
+// applySensor reports whether a head count is newer than the last one applied.
+func (d *deviceState) applySensor(r *Report) error {
+	if b := d.boot(r.Boot); b != nil {
+		if b != d.current() || r.Seq <= b.Seq {
+			return errDuplicate // an older reading than one already applied
+		}
+		b.Seq = r.Seq
+		return nil
+	}
+	d.newBoot(r.Boot).Seq = r.Seq
+	return nil
+}
+
+// counterDelta is the number of crossings between two readings of a width-bit cumulative
+// counter. A reading below the last one is either a wrap past the top of the counter or a
+// reset to zero; like serial-number arithmetic (RFC 1982) it is read as a wrap when that means
+// fewer than half the counter's range of crossings, and as a reset (the new reading counts
+// from zero) otherwise. It never yields negative people.
+func counterDelta(old, cur uint64, width int) uint64 {
+	if cur >= old {
+		return cur - old
+	}
+	if width >= 64 {
+		return cur
+	}
+	wrapped := cur + (uint64(1) << width) - old
+	if bits.Len64(wrapped) < width { // wrapped < 2^(width-1)
+		return wrapped
+	}
+	return cur
+}

@@ -1,0 +1,586 @@
+package zones
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Outcome is what became of one message; Done callbacks receive it after the commit that
+// covers the message, in the order messages were submitted.
+type Outcome int
+
+const (
+	Applied   Outcome = iota // changed state, now committed
+	Duplicate                // already counted; nothing changed
+	Rejected                 // bad input; nothing changed
+	Failed                   // could not be committed: do not acknowledge, let it come again
+)
+
+func (o Outcome) String() string {
+	return [...]string{"applied", "duplicate", "rejected", "failed"}[o]
+}
+
+// Message is one input to the engine: a decoded report, a status word, or a rejection found
+// while decoding (it still goes through the engine so acknowledgements stay in order).
+type Message struct {
+	Report   *Report
+	Status   *Status
+	Reject   *RejectError
+	Retained bool // a broker's retained copy, not a live message
+	Received time.Time
+	// Done is called once, after the commit that covers this message, in submission order.
+	Done func(Outcome)
+}
+
+// Options tune the engine; zero values take the defaults noted.
+type Options struct {
+	CommitInterval time.Duration // default 5ms
+	CommitBatch    int           // default 1000
+	QueueSize      int           // default 4096
+	MaxClockSkew   time.Duration // default 2m
+	OfflineAfter   time.Duration // default 30s
+	// ResetHour and ResetMinute give the daily reset in Location; -1 turns it off.
+	ResetHour, ResetMinute int
+	Location               *time.Location
+	Now                    func() time.Time
+	Logger                 *slog.Logger
+}
+
+// Engine owns the occupancy state. Run it in one goroutine; everything else talks to it
+// through Submit, the command methods and Snapshot.
+type Engine struct {
+	model   *Model
+	store   *Store
+	opts    Options
+	metrics *Metrics
+	log     *slog.Logger
+
+	in      chan *Message
+	cmds    chan command
+	stopped chan struct{}
+	snap    atomic.Pointer[Snapshot]
+	healthy atomic.Bool
+
+	subMu sync.Mutex
+	subs  []chan struct{}
+
+	// Owned by the Run goroutine.
+	occ     *occupancy
+	devices map[string]*deviceState
+	pending batch
+	dones   []pendingDone
+	version uint64
+	logOnce map[string]*rate.Sometimes
+}
+
+type pendingDone struct {
+	msg     *Message
+	outcome Outcome
+	reason  string
+}
+
+type command struct {
+	run   func() (any, error) // runs in the engine goroutine; committed before the reply
+	reply chan commandResult
+}
+
+type commandResult struct {
+	val any
+	err error
+}
+
+// ErrStopped is returned to callers once the engine has stopped.
+var ErrStopped = errors.New("occupancy engine stopped")
+
+// NewEngine loads the committed state from the store.
+func NewEngine(m *Model, s *Store, metrics *Metrics, opts Options) (*Engine, error) {
+	if opts.CommitInterval <= 0 {
+		opts.CommitInterval = 5 * time.Millisecond
+	}
+	if opts.CommitBatch <= 0 {
+		opts.CommitBatch = 1000
+	}
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = 4096
+	}
+	if opts.MaxClockSkew <= 0 {
+		opts.MaxClockSkew = 2 * time.Minute
+	}
+	if opts.OfflineAfter <= 0 {
+		opts.OfflineAfter = 30 * time.Second
+	}
+	if opts.Location == nil {
+		opts.Location = time.UTC
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if metrics == nil {
+		metrics = NewMetrics(nil)
+	}
+	e := &Engine{
+		model: m, store: s, opts: opts, metrics: metrics, log: opts.Logger,
+		in:      make(chan *Message, opts.QueueSize),
+		cmds:    make(chan command),
+		stopped: make(chan struct{}),
+		pending: batch{devices: map[string]*deviceState{}, zones: map[int]bool{}},
+		logOnce: map[string]*rate.Sometimes{},
+	}
+	var err error
+	if e.occ, e.devices, err = s.load(m); err != nil {
+		return nil, err
+	}
+	e.healthy.Store(true)
+	metrics.attach(e)
+	e.publish()
+	return e, nil
+}
+
+// Submit queues a message. It blocks while the queue is full (that is the back-pressure on
+// the broker connection) until ctx ends or the engine stops.
+func (e *Engine) Submit(ctx context.Context, m *Message) error {
+	select {
+	case e.in <- m:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-e.stopped:
+		return ErrStopped
+	}
+}
+
+// Healthy reports whether the last commit succeeded.
+func (e *Engine) Healthy() bool { return e.healthy.Load() }
+
+// Snapshot returns the latest committed state. It never blocks the engine.
+func (e *Engine) Snapshot() *Snapshot { return e.snap.Load() }
+
+// Model returns the store topology.
+func (e *Engine) Model() *Model { return e.model }
+
+// Subscribe returns a channel that receives a signal after each new snapshot; signals are
+// coalesced, so a slow reader just sees the latest snapshot when it looks.
+func (e *Engine) Subscribe() <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	e.subMu.Lock()
+	e.subs = append(e.subs, ch)
+	e.subMu.Unlock()
+	return ch
+}
+
+// Run processes messages and commands until ctx ends, then commits what is pending.
+func (e *Engine) Run(ctx context.Context) error {
+	defer close(e.stopped)
+	commitTimer := time.NewTimer(time.Hour)
+	commitTimer.Stop()
+	timerArmed := false
+	liveness := time.NewTicker(time.Second)
+	defer liveness.Stop()
+	resetTimer := time.NewTimer(time.Hour)
+	resetTimer.Stop()
+	nextReset, resetOn := e.nextReset()
+	if resetOn {
+		resetTimer.Reset(nextReset.Sub(e.opts.Now()))
+	}
+	defer resetTimer.Stop()
+
+	for {
+		select {
+		case <-ctx.Done():
+			e.drainQueued()
+			e.commit()
+			return nil
+		case m := <-e.in:
+			e.handle(m)
+			if len(e.dones) >= e.opts.CommitBatch {
+				e.commit()
+			} else if !timerArmed {
+				commitTimer.Reset(e.opts.CommitInterval)
+				timerArmed = true
+			}
+		case <-commitTimer.C:
+			timerArmed = false
+			e.commit()
+		case c := <-e.cmds:
+			val, err := c.run()
+			if err == nil && !e.commit() {
+				err = errors.New("storage: the change could not be written; nothing was changed")
+			}
+			c.reply <- commandResult{val, err}
+		case <-resetTimer.C:
+			e.dailyReset(nextReset)
+			e.commit()
+			nextReset, _ = e.nextReset()
+			resetTimer.Reset(nextReset.Sub(e.opts.Now()))
+		case <-liveness.C:
+			if e.livenessChanged() {
+				e.publish()
+			}
+		}
+	}
+}
+
+// drainQueued handles what is already queued at shutdown so it is committed and acknowledged
+// rather than redelivered.
+func (e *Engine) drainQueued() {
+	for {
+		select {
+		case m := <-e.in:
+			e.handle(m)
+		default:
+			return
+		}
+	}
+}
+
+func (e *Engine) handle(m *Message) {
+	outcome, reason := e.apply(m)
+	e.dones = append(e.dones, pendingDone{msg: m, outcome: outcome, reason: reason})
+}
+
+// apply changes in-memory state for one message and stages its writes.
+func (e *Engine) apply(m *Message) (Outcome, string) {
+	if m.Reject != nil {
+		return e.rejected(m, m.Reject)
+	}
+	now := e.opts.Now()
+	if m.Status != nil {
+		d, ok := e.device(m.Status.Device)
+		if !ok {
+			return e.rejected(m, Reject("unknown_device", "status from unconfigured device %q", m.Status.Device))
+		}
+		d.Online = m.Status.Online
+		if !m.Retained {
+			// A retained status is the broker's memory, not proof the device is alive now.
+			d.LastSeen = now
+		}
+		e.pending.devices[m.Status.Device] = d
+		return Applied, ""
+	}
+	r := m.Report
+	info, known := e.model.Device(r.Device)
+	if !known {
+		return e.rejected(m, Reject("unknown_device", "report from unconfigured device %q", r.Device))
+	}
+	if info.Kind != r.Kind {
+		return e.rejected(m, Reject("wrong_kind", "device %q is configured as a %s but sent a %s report", r.Device, info.Kind, r.Kind))
+	}
+	if r.TS.After(now.Add(e.opts.MaxClockSkew)) {
+		return e.rejected(m, Reject("future_ts", "device %q ts %s is more than %s ahead of the service clock", r.Device, r.TS.Format(time.RFC3339), e.opts.MaxClockSkew))
+	}
+	d, _ := e.device(r.Device)
+	d.LastSeen, d.Online = now, true
+	var err error
+	if r.Kind == KindSensor {
+		err = e.applySensor(d, r, now)
+	} else {
+		err = e.applyCounter(d, info, r, now)
+	}
+	var rej *RejectError
+	switch {
+	case errors.Is(err, errDuplicate):
+		return Duplicate, ""
+	case errors.As(err, &rej):
+		return e.rejected(m, rej)
+	case err != nil:
+		return e.rejected(m, &RejectError{Reason: "invalid", Err: err})
+	}
+	d.Reports++
+	e.pending.devices[r.Device] = d
+	return Applied, ""
+}
+
+func (e *Engine) device(id string) (*deviceState, bool) {
+	if _, ok := e.model.Device(id); !ok {
+		return nil, false
+	}
+	d := e.devices[id]
+	if d == nil {
+		d = &deviceState{}
+		e.devices[id] = d
+	}
+	return d, true
+}
+
+func (e *Engine) applyCounter(d *deviceState, info DeviceInfo, r *Report, now time.Time) error {
+	deltas, err := d.applyCounter(r, info.Width)
+	if err != nil {
+		return err
+	}
+	var doors []DoorDelta
+	for _, l := range deltas {
+		if l.In == 0 && l.Out == 0 {
+			continue
+		}
+		di, ok := e.model.DoorOf(r.Device, l.Line)
+		if !ok {
+			e.logLimited("unbound_line:"+r.Device, "counter line is not bound to any door; its counts are ignored",
+				"device", r.Device, "line", l.Line)
+			continue
+		}
+		door := &e.model.Doors[di]
+		dd := DoorDelta{Door: door.ID, In: l.In, Out: l.Out}
+		if door.Reversed {
+			dd.In, dd.Out = dd.Out, dd.In
+		}
+		doors = append(doors, dd)
+	}
+	if len(doors) == 0 {
+		return nil
+	}
+	ts := r.TS
+	entry := &LogEntry{At: now, Kind: EntryCrossing, Device: r.Device, Boot: r.Boot, DSeq: r.Seq, TS: &ts, Doors: doors}
+	e.occ.replay(entry)
+	e.stageZones(entry)
+	e.pending.doors = true
+	e.pending.log = append(e.pending.log, entry)
+	return nil
+}
+
+func (e *Engine) applySensor(d *deviceState, r *Report, now time.Time) error {
+	if r.Count < 0 {
+		return Reject("negative", "count %d is negative", r.Count)
+	}
+	if err := d.applySensor(r); err != nil {
+		return err
+	}
+	info, _ := e.model.Device(r.Device)
+	z, _ := e.model.Zone(info.Zone)
+	ts := r.TS
+	entry := &LogEntry{At: now, Kind: EntryAnchor, Device: r.Device, Boot: r.Boot, DSeq: r.Seq, TS: &ts,
+		Zone: info.Zone, Value: r.Count, Before: e.occ.zones[z].Occupancy}
+	if entry.Before == r.Count {
+		return nil // a reading that agrees changes nothing and needs no log entry
+	}
+	e.occ.replay(entry)
+	e.metrics.observeAnchor(info.Zone, r.Count-entry.Before)
+	e.stageZones(entry)
+	e.pending.log = append(e.pending.log, entry)
+	return nil
+}
+
+// stageZones marks the zones an entry touched for the next commit.
+func (e *Engine) stageZones(entry *LogEntry) {
+	switch entry.Kind {
+	case EntryCrossing:
+		for _, d := range entry.Doors {
+			di := e.model.doorIdx[d.Door]
+			for _, z := range e.model.Doors[di].Gain {
+				e.pending.zones[z] = true
+			}
+			for _, z := range e.model.Doors[di].Lose {
+				e.pending.zones[z] = true
+			}
+		}
+	case EntryReset:
+		for z := range e.model.Zones {
+			e.pending.zones[z] = true
+		}
+	default:
+		z := e.model.zoneIdx[entry.Zone]
+		for _, a := range e.model.Zones[z].Ancestors {
+			e.pending.zones[a] = true
+		}
+	}
+}
+
+func (e *Engine) rejected(m *Message, rej *RejectError) (Outcome, string) {
+	e.logLimited("reject:"+rej.Reason, "message rejected", "reason", rej.Reason, "error", rej.Err)
+	return Rejected, rej.Reason
+}
+
+// logLimited logs at most once every 10 s per key, so a broken device cannot flood the log.
+func (e *Engine) logLimited(key, msg string, args ...any) {
+	s := e.logOnce[key]
+	if s == nil {
+		if len(e.logOnce) > 1000 {
+			clear(e.logOnce)
+		}
+		s = &rate.Sometimes{Interval: 10 * time.Second}
+		e.logOnce[key] = s
+	}
+	s.Do(func() { e.log.Warn(msg, args...) })
+}
+
+// commit writes the staged changes, then acknowledges every message handled since the last
+// commit, in order. On a write failure the in-memory state goes back to what is on disk and
+// the messages are reported Failed, so their senders deliver them again.
+func (e *Engine) commit() bool {
+	if len(e.dones) == 0 && e.pending.empty() {
+		return true
+	}
+	ok := true
+	if !e.pending.empty() {
+		start := time.Now()
+		err := e.store.commit(&e.pending, e.occ)
+		e.metrics.observeCommit(time.Since(start), len(e.dones), err)
+		if err != nil {
+			ok = false
+			e.healthy.Store(false)
+			e.log.Error("storage: commit failed; state rolled back to the last commit and messages will be redelivered",
+				"path", e.store.Path(), "messages", len(e.dones), "error", err)
+			if occ, devices, lerr := e.store.load(e.model); lerr == nil {
+				e.occ, e.devices = occ, devices
+			} else {
+				e.log.Error("storage: reloading state after a failed commit", "error", lerr)
+			}
+		} else if !e.healthy.Swap(true) {
+			e.log.Info("storage: commits succeed again", "path", e.store.Path())
+		}
+	}
+	e.pending.clear()
+	now := time.Now()
+	for _, p := range e.dones {
+		outcome := p.outcome
+		if !ok {
+			outcome = Failed
+		}
+		e.metrics.observeMessage(outcome, p.reason, now.Sub(p.msg.Received))
+		if p.msg.Done != nil {
+			p.msg.Done(outcome)
+		}
+	}
+	clear(e.dones)
+	e.dones = e.dones[:0]
+	if ok {
+		e.publish()
+	}
+	return ok
+}
+
+// do runs fn in the engine goroutine and waits for its commit.
+func (e *Engine) do(ctx context.Context, fn func() (any, error)) (any, error) {
+	c := command{run: fn, reply: make(chan commandResult, 1)}
+	select {
+	case e.cmds <- c:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-e.stopped:
+		return nil, ErrStopped
+	}
+	select {
+	case r := <-c.reply:
+		return r.val, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// ErrUnknownZone is returned for a zone id that is not in the config.
+var ErrUnknownZone = errors.New("unknown zone")
+
+// Correct sets a zone to a counted figure (after a head count by staff), moving its enclosing
+// zones by the same difference. The correction is kept in the audit log with who and why,
+// beside the raw figure it replaced.
+func (e *Engine) Correct(ctx context.Context, zone string, value int64, by, reason string) (ZoneState, error) {
+	if value < 0 {
+		return ZoneState{}, fmt.Errorf("occupancy %d must be >= 0", value)
+	}
+	z, ok := e.model.Zone(zone)
+	if !ok {
+		return ZoneState{}, fmt.Errorf("%w %q", ErrUnknownZone, zone)
+	}
+	v, err := e.do(ctx, func() (any, error) {
+		now := e.opts.Now()
+		entry := &LogEntry{At: now, Kind: EntryCorrection, Zone: zone, Value: value,
+			Before: e.occ.zones[z].Occupancy, By: by, Reason: reason}
+		e.occ.replay(entry)
+		e.stageZones(entry)
+		e.pending.log = append(e.pending.log, entry)
+		e.pending.audit = append(e.pending.audit, entry)
+		e.log.Info("occupancy corrected", "zone", zone, "from", entry.Before, "to", value, "by", by, "reason", reason)
+		return nil, nil
+	})
+	if err != nil {
+		return ZoneState{}, err
+	}
+	_ = v
+	return e.Snapshot().Zones[z], nil
+}
+
+// ResetAll empties every zone now, as the daily reset does.
+func (e *Engine) ResetAll(ctx context.Context, by, reason string) error {
+	_, err := e.do(ctx, func() (any, error) {
+		e.resetNow(by, reason)
+		return nil, nil
+	})
+	return err
+}
+
+func (e *Engine) resetNow(by, reason string) {
+	entry := &LogEntry{At: e.opts.Now(), Kind: EntryReset, By: by, Reason: reason}
+	e.occ.replay(entry)
+	e.stageZones(entry)
+	e.pending.log = append(e.pending.log, entry)
+	e.pending.audit = append(e.pending.audit, entry)
+}
+
+func (e *Engine) dailyReset(scheduled time.Time) {
+	e.log.Info("daily occupancy reset", "scheduled", scheduled.In(e.opts.Location).Format(time.RFC3339))
+	e.resetNow("system", "daily reset")
+}
+
+func (e *Engine) nextReset() (time.Time, bool) {
+	if e.opts.ResetHour < 0 {
+		return time.Time{}, false
+	}
+	return NextReset(e.opts.Now(), e.opts.Location, e.opts.ResetHour, e.opts.ResetMinute), true
+}
+
+// NextReset is the first hour:minute in loc strictly after now. On a day when daylight saving
+// skips that time, it is that much later on the moved clock (02:30 becomes 03:30).
+func NextReset(now time.Time, loc *time.Location, hour, minute int) time.Time {
+	local := now.In(loc)
+	for d := 0; d < 3; d++ {
+		t := time.Date(local.Year(), local.Month(), local.Day()+d, hour, minute, 0, 0, loc)
+		if t.Hour()*60+t.Minute() < hour*60+minute {
+			// A skipped wall time that Go resolved with the offset before the jump.
+			t = t.Add(time.Hour)
+		}
+		if t.After(now) {
+			return t
+		}
+	}
+	return now.Add(24 * time.Hour) // unreachable: a day always has the time once
+}
+
+// livenessChanged reports whether any device has crossed its offline_after allowance since
+// the last snapshot.
+func (e *Engine) livenessChanged() bool {
+	snap := e.snap.Load()
+	now := e.opts.Now()
+	for _, dev := range snap.Devices {
+		if dev.Online != e.online(e.devices[dev.ID], now) {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *Engine) online(d *deviceState, now time.Time) bool {
+	return d != nil && d.Online && now.Sub(d.LastSeen) < e.opts.OfflineAfter
+}
+
+// publish builds a new immutable snapshot and signals subscribers.
+func (e *Engine) publish() {
+	e.version++
+	e.snap.Store(e.buildSnapshot())
+	e.subMu.Lock()
+	for _, ch := range e.subs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	e.subMu.Unlock()
+}
