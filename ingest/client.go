@@ -1,0 +1,195 @@
+package ingest
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/crowdwatch/crowdwatch/configs"
+	"github.com/crowdwatch/crowdwatch/zones"
+)
+
+// Client reads devices through an external broker (mosquitto, EMQX). It keeps a persistent
+// session (clean session off, QoS 1, a stable client id) and acknowledges each message only
+// after its effect is committed, so a crash between receipt and commit means redelivery.
+type Client struct {
+	client     paho.Client
+	topics     Topics
+	maxPayload int
+	engine     Submitter
+	log        *slog.Logger
+	acks       chan paho.Message
+	closed     chan struct{}
+	ctx        context.Context
+}
+
+// NewClient prepares the connection; Run connects and keeps it up.
+func NewClient(cfg *configs.Config, engine Submitter, log *slog.Logger) (*Client, error) {
+	c := &Client{topics: NewTopics(cfg.MQTT.TopicPrefix, cfg.Site.ID), maxPayload: cfg.MQTT.MaxPayload,
+		engine: engine, log: log, acks: make(chan paho.Message, 2*cfg.MQTT.QueueSize+cfg.Storage.CommitBatch),
+		closed: make(chan struct{})}
+	broker := cfg.MQTT.Broker
+	// paho names the TLS schemes ssl/tls and the plain one tcp; accept the mqtt(s) spellings too.
+	if rest, ok := strings.CutPrefix(broker, "mqtts://"); ok {
+		broker = "ssl://" + rest
+	} else if rest, ok := strings.CutPrefix(broker, "mqtt://"); ok {
+		broker = "tcp://" + rest
+	}
+	clientID := cfg.MQTT.ClientID
+	if clientID == "" {
+		clientID = "crowdwatch-" + cfg.Site.ID
+	}
+	opts := paho.NewClientOptions().
+		AddBroker(broker).
+		SetClientID(clientID).
+		SetUsername(cfg.MQTT.Username).
+		SetPassword(cfg.MQTT.Password).
+		SetCleanSession(false).
+		SetOrderMatters(true).
+		SetAutoAckDisabled(true).
+		SetAutoReconnect(true).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(time.Second).
+		SetMaxReconnectInterval(30*time.Second).
+		SetKeepAlive(30*time.Second).
+		SetWill(c.topics.Service(), "offline", 1, true).
+		SetOnConnectHandler(c.onConnect).
+		SetConnectionLostHandler(func(_ paho.Client, err error) {
+			log.Warn("mqtt: lost the broker connection; reconnecting", "broker", cfg.MQTT.Broker, "error", err)
+		}).
+		SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) {
+			log.Info("mqtt: reconnecting", "broker", cfg.MQTT.Broker)
+		})
+	if strings.HasPrefix(broker, "ssl://") || strings.HasPrefix(broker, "tls://") || strings.HasPrefix(broker, "wss://") ||
+		cfg.MQTT.TLS.CAFile != "" || cfg.MQTT.TLS.CertFile != "" {
+		tc, err := tlsConfig(cfg.MQTT.TLS)
+		if err != nil {
+			return nil, err
+		}
+		opts.SetTLSConfig(tc)
+	}
+	c.client = paho.NewClient(opts)
+	return c, nil
+}
+
+func tlsConfig(t configs.TLS) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // an explicit, documented choice of the operator
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt.tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("mqtt.tls.ca_file: %s holds no PEM certificate", t.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt.tls: client certificate: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// Run connects (retrying with back-off) and serves until ctx ends, then sends the
+// acknowledgements already committed and disconnects. Stop the engine first, so that what it
+// commits while stopping is acknowledged here.
+func (c *Client) Run(ctx context.Context) error {
+	c.ctx = ctx
+	acksDone := make(chan struct{})
+	go c.ackLoop(acksDone)
+	c.client.Connect() // with ConnectRetry it keeps trying in the background
+	<-ctx.Done()
+	close(c.closed)
+	<-acksDone
+	_ = c.client.Publish(c.topics.Service(), 1, true, "offline").WaitTimeout(time.Second)
+	c.client.Disconnect(500)
+	return nil
+}
+
+// Connected reports whether the broker connection is up (the readiness check).
+func (c *Client) Connected() bool { return c.client.IsConnectionOpen() }
+
+// Publish sends a message from the service itself without waiting for the broker.
+func (c *Client) Publish(topic string, payload []byte, retain bool) error {
+	if !c.client.IsConnectionOpen() {
+		return fmt.Errorf("mqtt: not connected")
+	}
+	c.client.Publish(topic, 1, retain, payload)
+	return nil
+}
+
+// onConnect subscribes on every (re)connection: a restored session keeps subscriptions, but
+// subscribing again is harmless and covers a broker that lost its state.
+func (c *Client) onConnect(cl paho.Client) {
+	filters := map[string]byte{}
+	for _, f := range c.topics.Subscriptions() {
+		filters[f] = 1
+	}
+	tok := cl.SubscribeMultiple(filters, c.onMessage)
+	go func() {
+		if tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
+			c.log.Info("mqtt: connected and subscribed", "filters", c.topics.Subscriptions())
+			cl.Publish(c.topics.Service(), 1, true, "online")
+			return
+		}
+		c.log.Error("mqtt: subscribing failed; devices are not being read", "error", tok.Error())
+	}()
+}
+
+// onMessage runs on paho's router goroutine, one message at a time in arrival order. It only
+// decodes and queues; blocking here is back-pressure when the engine's queue is full.
+func (c *Client) onMessage(_ paho.Client, msg paho.Message) {
+	kind, device, ok := c.topics.Parse(msg.Topic())
+	var m *zones.Message
+	if ok {
+		m = Decode(kind, device, msg.Payload(), c.maxPayload)
+	} else {
+		m = &zones.Message{Received: time.Now(), Reject: zones.Reject("bad_topic", "topic %q is not a device topic", msg.Topic())}
+	}
+	m.Retained = msg.Retained()
+	m.Done = func(o zones.Outcome) {
+		if o == zones.Failed {
+			return
+		}
+		select {
+		case c.acks <- msg:
+		case <-c.closed: // shutting down: the broker redelivers it to the next session
+		}
+	}
+	if err := c.engine.Submit(c.ctx, m); err != nil {
+		c.log.Warn("mqtt: message not queued; the broker will redeliver it", "topic", msg.Topic(), "error", err)
+	}
+}
+
+// ackLoop sends acknowledgements in commit order, off the engine goroutine, because paho's
+// Ack can block on the connection.
+func (c *Client) ackLoop(done chan<- struct{}) {
+	defer close(done)
+	for {
+		select {
+		case msg := <-c.acks:
+			msg.Ack()
+		case <-c.closed:
+			for {
+				select {
+				case msg := <-c.acks:
+					msg.Ack()
+				default:
+					return
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,226 @@
+package ingest
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/crowdwatch/crowdwatch/zones"
+)
+
+func TestTopics(t *testing.T) {
+	tp := NewTopics("crowdwatch", "store-042")
+	cases := []struct {
+		topic, kind, device string
+		ok                  bool
+	}{
+		{"crowdwatch/store-042/counter/dc-01", KindCounter, "dc-01", true},
+		{"crowdwatch/store-042/occupancy/cam-07", KindOccupancy, "cam-07", true},
+		{"crowdwatch/store-042/status/dc-01", KindStatus, "dc-01", true},
+		{"crowdwatch/store-042/zone/hall", "", "", false},
+		{"crowdwatch/other/counter/dc-01", "", "", false},
+		{"crowdwatch/store-042/counter/", "", "", false},
+		{"crowdwatch/store-042/counter/a/b", "", "", false},
+		{"crowdwatch/store-042/counter", "", "", false},
+	}
+	for _, tc := range cases {
+		kind, dev, ok := tp.Parse(tc.topic)
+		if kind != tc.kind || dev != tc.device || ok != tc.ok {
+			t.Errorf("Parse(%q) = %q %q %v", tc.topic, kind, dev, ok)
+		}
+	}
+	if got := tp.Device(KindCounter, "dc-01"); got != "crowdwatch/store-042/counter/dc-01" {
+		t.Errorf("Device topic %q", got)
+	}
+}
+
+func TestDecodeCounter(t *testing.T) {
+	cases := []struct {
+		name     string
+		payload  string
+		reject   string // reason, or "" for accepted
+		lines    []zones.LineCount
+		interval bool
+		boot     string
+	}{
+		{"one line", `{"boot":"b1","seq":3,"ts":"2026-11-11T10:00:00+08:00","in":12,"out":4}`, "",
+			[]zones.LineCount{{Line: "1", In: 12, Out: 4}}, false, "b1"},
+		{"several lines sorted", `{"boot":"b1","seq":3,"ts":"2026-11-11T02:00:00Z","lines":{"2":{"in":1,"out":0},"1":{"in":5,"out":6}}}`, "",
+			[]zones.LineCount{{Line: "1", In: 5, Out: 6}, {Line: "2", In: 1, Out: 0}}, false, "b1"},
+		{"interval report", `{"boot":"b1","seq":3,"ts":"2026-11-11T02:00:00Z","period_in":2,"period_out":1}`, "",
+			[]zones.LineCount{{Line: "1", In: 2, Out: 1}}, true, "b1"},
+		{"integer boot", `{"boot":17,"seq":1,"ts":"2026-11-11T02:00:00Z","in":0,"out":0}`, "",
+			[]zones.LineCount{{Line: "1"}}, false, "17"},
+		{"unknown fields are ignored", `{"boot":"b","seq":1,"ts":"2026-11-11T02:00:00Z","in":1,"out":1,"battery":93}`, "",
+			[]zones.LineCount{{Line: "1", In: 1, Out: 1}}, false, "b"},
+		{"not JSON", `in=3 out=4`, "malformed", nil, false, ""},
+		{"JSON array", `[1,2]`, "malformed", nil, false, ""},
+		{"trailing data", `{"boot":"b","seq":1,"ts":"2026-11-11T02:00:00Z","in":1,"out":1} {}`, "malformed", nil, false, ""},
+		{"string where number", `{"boot":"b","seq":1,"ts":"2026-11-11T02:00:00Z","in":"many","out":1}`, "wrong_type", nil, false, ""},
+		{"fraction", `{"boot":"b","seq":1,"ts":"2026-11-11T02:00:00Z","in":1.5,"out":1}`, "wrong_type", nil, false, ""},
+		{"negative", `{"boot":"b","seq":1,"ts":"2026-11-11T02:00:00Z","in":-1,"out":1}`, "negative", nil, false, ""},
+		{"negative seq", `{"boot":"b","seq":-1,"ts":"2026-11-11T02:00:00Z","in":1,"out":1}`, "negative", nil, false, ""},
+		{"huge", `{"boot":"b","seq":1,"ts":"2026-11-11T02:00:00Z","in":99999999999999999999999,"out":1}`, "out_of_range", nil, false, ""},
+		{"missing boot", `{"seq":1,"ts":"2026-11-11T02:00:00Z","in":1,"out":1}`, "missing_field", nil, false, ""},
+		{"empty boot", `{"boot":"","seq":1,"ts":"2026-11-11T02:00:00Z","in":1,"out":1}`, "wrong_type", nil, false, ""},
+		{"missing seq", `{"boot":"b","ts":"2026-11-11T02:00:00Z","in":1,"out":1}`, "missing_field", nil, false, ""},
+		{"missing ts", `{"boot":"b","seq":1,"in":1,"out":1}`, "missing_field", nil, false, ""},
+		{"ts without zone", `{"boot":"b","seq":1,"ts":"2026-11-11 10:00:00","in":1,"out":1}`, "wrong_type", nil, false, ""},
+		{"no counts", `{"boot":"b","seq":1,"ts":"2026-11-11T02:00:00Z"}`, "missing_field", nil, false, ""},
+		{"one direction only", `{"boot":"b","seq":1,"ts":"2026-11-11T02:00:00Z","in":1}`, "missing_field", nil, false, ""},
+		{"both forms", `{"boot":"b","seq":1,"ts":"2026-11-11T02:00:00Z","in":1,"out":1,"lines":{"1":{"in":1,"out":1}}}`, "malformed", nil, false, ""},
+		{"mixed totals and periods", `{"boot":"b","seq":1,"ts":"2026-11-11T02:00:00Z","lines":{"1":{"in":1,"out":1},"2":{"period_in":1,"period_out":1}}}`, "malformed", nil, false, ""},
+		{"empty lines", `{"boot":"b","seq":1,"ts":"2026-11-11T02:00:00Z","lines":{}}`, "missing_field", nil, false, ""},
+		{"lines wrong type", `{"boot":"b","seq":1,"ts":"2026-11-11T02:00:00Z","lines":[1]}`, "wrong_type", nil, false, ""},
+		{"not UTF-8", "{\"boot\":\"\xff\",\"seq\":1}", "malformed", nil, false, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m := Decode(KindCounter, "dc-01", []byte(tc.payload), 4096)
+			if tc.reject != "" {
+				if m.Reject == nil || m.Reject.Reason != tc.reject {
+					t.Fatalf("want rejection %q, got %+v %+v", tc.reject, m.Reject, m.Report)
+				}
+				if !strings.Contains(m.Reject.Error(), `"dc-01"`) {
+					t.Errorf("rejection does not name the device: %v", m.Reject)
+				}
+				return
+			}
+			if m.Reject != nil {
+				t.Fatalf("rejected: %v", m.Reject)
+			}
+			r := m.Report
+			if r.Boot != tc.boot || r.Interval != tc.interval || r.Kind != zones.KindCounter || r.Device != "dc-01" {
+				t.Fatalf("report %+v", r)
+			}
+			if len(r.Lines) != len(tc.lines) {
+				t.Fatalf("lines %+v", r.Lines)
+			}
+			for i := range r.Lines {
+				if r.Lines[i] != tc.lines[i] {
+					t.Fatalf("line %d: %+v, want %+v", i, r.Lines[i], tc.lines[i])
+				}
+			}
+		})
+	}
+}
+
+func TestDecodeOversized(t *testing.T) {
+	payload := `{"boot":"b","seq":1,"ts":"2026-11-11T02:00:00Z","in":1,"out":1,"pad":"` + strings.Repeat("x", 5000) + `"}`
+	m := Decode(KindCounter, "dc-01", []byte(payload), 4096)
+	if m.Reject == nil || m.Reject.Reason != "oversized" {
+		t.Fatalf("oversized payload: %+v", m.Reject)
+	}
+}
+
+func TestDecodeOccupancyAndStatus(t *testing.T) {
+	m := Decode(KindOccupancy, "cam-07", []byte(`{"boot":"x","seq":9,"ts":"2026-11-11T02:00:00Z","count":37}`), 4096)
+	if m.Reject != nil || m.Report.Count != 37 || m.Report.Kind != zones.KindSensor {
+		t.Fatalf("occupancy: %+v %v", m.Report, m.Reject)
+	}
+	if m := Decode(KindOccupancy, "cam-07", []byte(`{"boot":"x","seq":9,"ts":"2026-11-11T02:00:00Z","count":-2}`), 4096); m.Reject == nil || m.Reject.Reason != "negative" {
+		t.Fatalf("negative count: %+v", m.Reject)
+	}
+	if m := Decode(KindOccupancy, "cam-07", []byte(`{"boot":"x","seq":9,"ts":"2026-11-11T02:00:00Z"}`), 4096); m.Reject == nil || m.Reject.Reason != "missing_field" {
+		t.Fatalf("missing count: %+v", m.Reject)
+	}
+	status := []struct {
+		payload string
+		online  bool
+		reject  bool
+	}{
+		{"online", true, false},
+		{"offline", false, false},
+		{`"offline"`, false, false},
+		{`{"ts":"2026-11-11T02:00:00Z","uptime_s":30}`, true, false},
+		{`{"status":"offline"}`, false, false},
+		{`null`, false, true},
+		{`maybe`, false, true},
+	}
+	for _, s := range status {
+		m := Decode(KindStatus, "dc-01", []byte(s.payload), 4096)
+		if s.reject {
+			if m.Reject == nil {
+				t.Errorf("status %q accepted", s.payload)
+			}
+			continue
+		}
+		if m.Reject != nil || m.Status.Online != s.online {
+			t.Errorf("status %q: %+v %v", s.payload, m.Status, m.Reject)
+		}
+	}
+}
+
+// checkDecoded asserts what any accepted message must satisfy.
+func checkDecoded(t *testing.T, kind string, m *zones.Message, payload []byte) {
+	t.Helper()
+	if (m.Report != nil) == (m.Reject != nil) && m.Status == nil {
+		t.Fatalf("%s %q: decoded to %+v", kind, payload, m)
+	}
+	if m.Reject != nil {
+		if m.Reject.Reason == "" || m.Report != nil || m.Status != nil {
+			t.Fatalf("%s %q: rejection without a reason or with a result: %+v", kind, payload, m)
+		}
+		return
+	}
+	if len(payload) > 4096 {
+		t.Fatalf("accepted an oversized payload")
+	}
+	if r := m.Report; r != nil {
+		if r.Boot == "" || r.TS.IsZero() {
+			t.Fatalf("accepted a report without boot or ts: %+v", r)
+		}
+		if kind == KindCounter && (len(r.Lines) == 0 || len(r.Lines) > maxLines) {
+			t.Fatalf("accepted a counter report with %d lines", len(r.Lines))
+		}
+		if r.Count < 0 {
+			t.Fatalf("accepted a negative count")
+		}
+	}
+}
+
+func FuzzDecodeCounter(f *testing.F) {
+	for _, s := range []string{
+		`{"boot":"b1","seq":3,"ts":"2026-11-11T10:00:00+08:00","in":12,"out":4}`,
+		`{"boot":"b1","seq":3,"ts":"2026-11-11T02:00:00Z","lines":{"2":{"in":1,"out":0},"1":{"in":5,"out":6}}}`,
+		`{"boot":7,"seq":3,"ts":"2026-11-11T02:00:00Z","period_in":2,"period_out":1}`,
+		`{"boot":"b","seq":1,"ts":"2026-11-11T02:00:00Z","in":-1,"out":1e5}`,
+		`[]`, `null`, ``,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		checkDecoded(t, KindCounter, Decode(KindCounter, "dc-01", payload, 4096), payload)
+	})
+}
+
+func FuzzDecodeOccupancy(f *testing.F) {
+	f.Add([]byte(`{"boot":"x","seq":9,"ts":"2026-11-11T02:00:00Z","count":37}`))
+	f.Add([]byte(`{"boot":"x","seq":9,"ts":"2026-11-11T02:00:00Z","count":-1}`))
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		checkDecoded(t, KindOccupancy, Decode(KindOccupancy, "cam-07", payload, 4096), payload)
+	})
+}
+
+func FuzzDecodeStatus(f *testing.F) {
+	for _, s := range []string{"online", "offline", `{"uptime_s":3}`, `{"status":"offline"}`, `"x"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		m := Decode(KindStatus, "dc-01", payload, 4096)
+		if (m.Status == nil) == (m.Reject == nil) {
+			t.Fatalf("status %q: %+v", payload, m)
+		}
+	})
+}
+
+func FuzzTopicParse(f *testing.F) {
+	tp := NewTopics("crowdwatch", "s1")
+	f.Add("crowdwatch/s1/counter/dc-01")
+	f.Add("crowdwatch/s1/zone/x")
+	f.Fuzz(func(t *testing.T, topic string) {
+		kind, dev, ok := tp.Parse(topic)
+		if ok && tp.Device(kind, dev) != topic {
+			t.Fatalf("Parse(%q) = %q %q does not round-trip", topic, kind, dev)
+		}
+	})
+}
