@@ -1,7 +1,6 @@
 package configs
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -212,8 +211,28 @@ func (c *Config) Validate() error {
 			bad(key+".role", "%q must be device or reader", u.Role)
 		}
 	}
-	return errors.Join(errs...)
+	if len(errs) == 0 {
+		return nil
+	}
+	return &ValidationError{Problems: errs}
 }
+
+// ValidationError lists every problem found in a config, one per line.
+type ValidationError struct {
+	Problems []error
+}
+
+func (e *ValidationError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d problem(s):", len(e.Problems))
+	for _, p := range e.Problems {
+		b.WriteString("\n  - ")
+		b.WriteString(p.Error())
+	}
+	return b.String()
+}
+
+func (e *ValidationError) Unwrap() []error { return e.Problems }
 
 // parentCycles returns each cycle in the parent relation once, as the ids along it.
 func parentCycles(zs []Zone, idx map[string]int) [][]string {

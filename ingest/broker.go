@@ -55,7 +55,8 @@ func NewBroker(cfg *configs.Config, engine Submitter, log *slog.Logger) (*Broker
 	server := mqtt.New(&mqtt.Options{
 		InlineClient: true,
 		Capabilities: caps,
-		Logger:       log.With("component", "mqtt-broker"),
+		// The broker's own warnings are mostly clients going away; ours say what matters.
+		Logger: slog.New(levelFloor{log.With("component", "mqtt-broker").Handler(), slog.LevelError}),
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &Broker{server: server, listener: ln, topics: NewTopics(cfg.MQTT.TopicPrefix, cfg.Site.ID),
@@ -207,4 +208,21 @@ func (h *deviceHook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
 	}
 	m := Decode(kind, device, pk.Payload, h.broker.maxPayload)
 	_ = h.broker.engine.Submit(h.broker.ctx, m)
+}
+
+// levelFloor drops records below a level.
+type levelFloor struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h levelFloor) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h levelFloor) WithAttrs(a []slog.Attr) slog.Handler {
+	return levelFloor{h.Handler.WithAttrs(a), h.min}
+}
+func (h levelFloor) WithGroup(n string) slog.Handler {
+	return levelFloor{h.Handler.WithGroup(n), h.min}
 }

@@ -61,6 +61,9 @@ func NewClient(cfg *configs.Config, engine Submitter, log *slog.Logger) (*Client
 		SetKeepAlive(30*time.Second).
 		SetWill(c.topics.Service(), "offline", 1, true).
 		SetOnConnectHandler(c.onConnect).
+		// A resumed session delivers queued messages before onConnect subscribes; without a
+		// default handler paho would leave them unacknowledged.
+		SetDefaultPublishHandler(c.onMessage).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			log.Warn("mqtt: lost the broker connection; reconnecting", "broker", cfg.MQTT.Broker, "error", err)
 		}).

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/crowdwatch/crowdwatch/configs"
+)
+
+func newCheckConfigCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "check-config FILE",
+		Short: "Validate a store file and print what it describes",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := configs.Load(args[0], nil)
+			if err != nil {
+				return err
+			}
+			printSummary(cmd.OutOrStdout(), args[0], cfg)
+			return nil
+		},
+	}
+}
+
+func printSummary(w io.Writer, path string, cfg *configs.Config) {
+	fmt.Fprintf(w, "%s: ok\n", path)
+	fmt.Fprintf(w, "site      %s (%s), time zone %s\n", cfg.Site.ID, cfg.Site.Name, cfg.Site.Timezone)
+	fmt.Fprintf(w, "http      %s\n", cfg.HTTP.Listen)
+	fmt.Fprintf(w, "storage   %s\n", cfg.Storage.Path)
+	if cfg.MQTT.Broker != "" {
+		fmt.Fprintf(w, "mqtt      external broker %s, topics %s/%s/...\n", cfg.MQTT.Broker, cfg.MQTT.TopicPrefix, cfg.Site.ID)
+	} else {
+		access := fmt.Sprintf("%d accounts", len(cfg.MQTT.Embedded.Users))
+		if len(cfg.MQTT.Embedded.Users) == 0 {
+			access = "OPEN: no accounts, anyone who can reach it may publish"
+		}
+		fmt.Fprintf(w, "mqtt      embedded broker on %s (%s), topics %s/%s/...\n", cfg.MQTT.Embedded.Listen, access, cfg.MQTT.TopicPrefix, cfg.Site.ID)
+	}
+	fmt.Fprintf(w, "reset     daily at %s\n", cfg.Occupancy.DailyReset)
+	fmt.Fprintf(w, "zones     %d\n", len(cfg.Zones))
+	children := map[string][]configs.Zone{}
+	for _, z := range cfg.Zones {
+		children[z.Parent] = append(children[z.Parent], z)
+	}
+	var walk func(parent string, depth int)
+	walk = func(parent string, depth int) {
+		for _, z := range children[parent] {
+			area := ""
+			if z.AreaM2 > 0 {
+				area = fmt.Sprintf("  %.0f m²", z.AreaM2)
+			}
+			fmt.Fprintf(w, "  %-28s capacity %5d%s\n", strings.Repeat("  ", depth)+z.ID, z.Capacity, area)
+			walk(z.ID, depth+1)
+		}
+	}
+	walk("", 0)
+	fmt.Fprintf(w, "doors     %d\n", len(cfg.Doors))
+	for _, d := range cfg.Doors {
+		counter := "no counter"
+		if d.Counter.Device != "" {
+			counter = fmt.Sprintf("%s line %s (%d-bit)", d.Counter.Device, d.Counter.Line, d.Counter.Width)
+			if d.Counter.Reversed {
+				counter += ", reversed"
+			}
+		}
+		fmt.Fprintf(w, "  %-20s %s -> %s, %.1f m, %s\n", d.ID, d.From, d.To, d.WidthM, counter)
+	}
+	fmt.Fprintf(w, "sensors   %d\n", len(cfg.Sensors))
+	for _, s := range cfg.Sensors {
+		fmt.Fprintf(w, "  %-20s head count for %s\n", s.Device, s.Zone)
+	}
+}
