@@ -22,7 +22,7 @@ type ZoneMessage struct {
 	Capacity  int       `json:"capacity"`
 	Ratio     float64   `json:"ratio"`
 	Density   *float64  `json:"density,omitempty"`
-	Updated   time.Time `json:"updated"`
+	Updated   time.Time `json:"updated,omitzero"`
 }
 
 // Snapshotter is the engine's read side.

@@ -23,7 +23,7 @@ type ZoneState struct {
 	Ratio     float64   `json:"ratio"`
 	AreaM2    float64   `json:"area_m2,omitempty"`
 	Density   *float64  `json:"density,omitempty"` // persons per m², only for zones with an area
-	Updated   time.Time `json:"updated"`
+	Updated   time.Time `json:"updated,omitzero"`
 	// Clamped counts people who would have taken the zone below zero (drift).
 	Clamped int64 `json:"clamped"`
 	// Anchored and LastAnchor are the sizes of area-sensor corrections (sum of absolute

@@ -1,0 +1,259 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+)
+
+// binPath is the crowdwatch binary built once for the integration tests.
+var binPath string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "crowdwatch-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	binPath = filepath.Join(dir, "crowdwatch")
+	args := []string{"build", "-o", binPath}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, ".")...)
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building crowdwatch for the integration tests:", err)
+		os.Exit(2)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// syncBuffer collects a process's output for failure messages.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// service is a running crowdwatch binary.
+type service struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	HTTP string // host:port
+	MQTT string // host:port or broker URL
+	logs *syncBuffer
+	done chan error
+}
+
+var readyLine = regexp.MustCompile(`msg="crowdwatch ready".* http=(\S+) mqtt=(\S+)`)
+
+// startService runs the binary with args and waits until it logs that it is ready.
+func startService(t *testing.T, args ...string) *service {
+	t.Helper()
+	cmd := exec.Command(binPath, args...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &service{t: t, cmd: cmd, logs: &syncBuffer{}, done: make(chan error, 1)}
+	cmd.Stdout = s.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan [2]string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			s.logs.Write([]byte(line + "\n"))
+			if m := readyLine.FindStringSubmatch(line); m != nil {
+				ready <- [2]string{m[1], m[2]}
+			}
+		}
+		_, _ = io.Copy(s.logs, stderr)
+		s.done <- cmd.Wait()
+	}()
+	select {
+	case addrs := <-ready:
+		s.HTTP, s.MQTT = addrs[0], addrs[1]
+	case err := <-s.done:
+		t.Fatalf("crowdwatch exited before it was ready (%v):\n%s", err, s.logs)
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("crowdwatch not ready within 60s:\n%s", s.logs)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-s.done
+		}
+		if t.Failed() {
+			t.Logf("crowdwatch output:\n%s", s.logs)
+		}
+	})
+	return s
+}
+
+// kill ends the process with SIGKILL: no clean-up runs, as in a crash or power cut.
+func (s *service) kill() {
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	<-s.done
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (s *service) stop() {
+	s.t.Helper()
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-s.done:
+		if err != nil {
+			s.t.Fatalf("crowdwatch did not exit cleanly on SIGTERM: %v\n%s", err, s.logs)
+		}
+	case <-time.After(30 * time.Second):
+		s.t.Fatalf("crowdwatch did not stop within 30s of SIGTERM:\n%s", s.logs)
+	}
+}
+
+func (s *service) getJSON(path string, v any) error {
+	resp, err := http.Get("http://" + s.HTTP + path)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("GET %s: %s: %s", path, resp.Status, b)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+func (s *service) occupancy() (map[string]int64, error) {
+	var list struct {
+		Zones []struct {
+			ID        string `json:"id"`
+			Occupancy int64  `json:"occupancy"`
+		} `json:"zones"`
+	}
+	if err := s.getJSON("/api/v1/zones", &list); err != nil {
+		return nil, err
+	}
+	out := map[string]int64{}
+	for _, z := range list.Zones {
+		out[z.ID] = z.Occupancy
+	}
+	return out, nil
+}
+
+func (s *service) metrics() string {
+	resp, err := http.Get("http://" + s.HTTP + "/metrics")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// waitOccupancy polls the API until every listed zone has its wanted figure.
+func (s *service) waitOccupancy(want map[string]int64, within time.Duration) {
+	s.t.Helper()
+	deadline := time.Now().Add(within)
+	var got map[string]int64
+	var err error
+	for time.Now().Before(deadline) {
+		got, err = s.occupancy()
+		if err == nil && matches(got, want) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.t.Fatalf("occupancy %v (err %v), want %v", got, err, want)
+}
+
+func matches(got, want map[string]int64) bool {
+	for k, v := range want {
+		if got[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// writeConfig writes a store file into dir with the storage path inside dir.
+func writeConfig(t *testing.T, dir, yaml string) string {
+	t.Helper()
+	yaml = strings.ReplaceAll(yaml, "$DIR", dir)
+	path := filepath.Join(dir, "store.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// freePort returns a loopback port nobody listens on now, for services that must come back
+// on the same address after a restart.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// mqttClient connects a plain client (the test's stand-in for a device or a sign).
+func mqttClient(t *testing.T, broker, id, user, pass string) (paho.Client, error) {
+	t.Helper()
+	opts := paho.NewClientOptions().AddBroker(broker).SetClientID(id).SetUsername(user).SetPassword(pass).
+		SetConnectTimeout(5 * time.Second).SetAutoReconnect(false)
+	c := paho.NewClient(opts)
+	tok := c.Connect()
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		return nil, fmt.Errorf("connect %s as %q: %v", broker, user, tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(100) })
+	return c, nil
+}
+
+func publish(t *testing.T, c paho.Client, topic, payload string) {
+	t.Helper()
+	tok := c.Publish(topic, 1, false, payload)
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish %s: %v", topic, tok.Error())
+	}
+}
+
+func report(boot string, seq int, in, out uint64) string {
+	return fmt.Sprintf(`{"boot":%q,"seq":%d,"ts":%q,"in":%d,"out":%d}`, boot, seq, time.Now().UTC().Format(time.RFC3339), in, out)
+}
