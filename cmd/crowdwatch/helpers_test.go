@@ -184,6 +184,27 @@ func (s *service) metrics() string {
 	return string(b)
 }
 
+// waitMetrics polls /metrics until it holds every wanted line.
+func (s *service) waitMetrics(want ...string) {
+	s.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	var missing []string
+	for time.Now().Before(deadline) {
+		m := s.metrics()
+		missing = missing[:0]
+		for _, w := range want {
+			if !strings.Contains(m, w) {
+				missing = append(missing, w)
+			}
+		}
+		if len(missing) == 0 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.t.Errorf("metrics lack %q", missing)
+}
+
 // waitOccupancy polls the API until every listed zone has its wanted figure.
 func (s *service) waitOccupancy(want map[string]int64, within time.Duration) {
 	s.t.Helper()
