@@ -52,8 +52,12 @@ type HTTP struct {
 
 type Storage struct {
 	Path string `mapstructure:"path"`
-	// CommitInterval and CommitBatch bound how long an accepted message waits before its
-	// group of messages is written (and acknowledged).
+	// CommitMode "idle" (the default) writes as soon as no message is waiting, so a quiet
+	// store commits each message at once and a busy one in groups; "interval" always waits
+	// CommitInterval to gather a group, for fewer writes on flash storage that wears.
+	CommitMode string `mapstructure:"commit_mode"`
+	// CommitInterval bounds how long an accepted message waits before its group is written
+	// (and acknowledged); CommitBatch caps a group.
 	CommitInterval time.Duration `mapstructure:"commit_interval"`
 	CommitBatch    int           `mapstructure:"commit_batch"`
 }
@@ -152,6 +156,7 @@ var defaults = map[string]any{
 	"site.timezone":                 "UTC",
 	"http.listen":                   ":8080",
 	"storage.path":                  "./data/crowdwatch.db",
+	"storage.commit_mode":           "idle",
 	"storage.commit_interval":       "5ms",
 	"storage.commit_batch":          1000,
 	"mqtt.topic_prefix":             "crowdwatch",

@@ -35,6 +35,9 @@ func (c *Config) Validate() error {
 	if c.Storage.CommitInterval <= 0 || c.Storage.CommitInterval > time.Second {
 		bad("storage.commit_interval", "%v must be between 0 and 1s", c.Storage.CommitInterval)
 	}
+	if c.Storage.CommitMode != "idle" && c.Storage.CommitMode != "interval" {
+		bad("storage.commit_mode", "%q must be idle or interval", c.Storage.CommitMode)
+	}
 	if c.Storage.CommitBatch < 1 {
 		bad("storage.commit_batch", "must be >= 1")
 	}

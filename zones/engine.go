@@ -42,10 +42,12 @@ type Message struct {
 // Options tune the engine; zero values take the defaults noted.
 type Options struct {
 	CommitInterval time.Duration // default 5ms
-	CommitBatch    int           // default 1000
-	QueueSize      int           // default 4096
-	MaxClockSkew   time.Duration // default 2m
-	OfflineAfter   time.Duration // default 30s
+	// CommitOnIdle commits as soon as no message waits (see configs.Storage.CommitMode).
+	CommitOnIdle bool
+	CommitBatch  int           // default 1000
+	QueueSize    int           // default 4096
+	MaxClockSkew time.Duration // default 2m
+	OfflineAfter time.Duration // default 30s
 	// ResetHour and ResetMinute give the daily reset in Location; -1 turns it off.
 	ResetHour, ResetMinute int
 	Location               *time.Location
@@ -202,8 +204,16 @@ func (e *Engine) Run(ctx context.Context) error {
 			return nil
 		case m := <-e.in:
 			e.handle(m)
-			if len(e.dones) >= e.opts.CommitBatch {
+			// Group commit without a fixed delay (CommitOnIdle): while one commit's fsync
+			// runs, messages queue up and the next commit takes them all. A quiet store
+			// commits each message at once, a busy one in batches. The timer bounds the wait
+			// when the queue never empties, or is the only trigger without CommitOnIdle.
+			if len(e.dones) >= e.opts.CommitBatch || (e.opts.CommitOnIdle && len(e.in) == 0) {
 				e.commit()
+				if timerArmed {
+					commitTimer.Stop()
+					timerArmed = false
+				}
 			} else if !timerArmed {
 				commitTimer.Reset(e.opts.CommitInterval)
 				timerArmed = true
@@ -439,6 +449,10 @@ func (e *Engine) commit() bool {
 		}
 	}
 	e.pending.clear()
+	if ok {
+		// Readers see the new state before anyone is told it is committed.
+		e.publish()
+	}
 	now := time.Now()
 	for _, p := range e.dones {
 		outcome := p.outcome
@@ -452,9 +466,6 @@ func (e *Engine) commit() bool {
 	}
 	clear(e.dones)
 	e.dones = e.dones[:0]
-	if ok {
-		e.publish()
-	}
 	return ok
 }
 

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -35,7 +37,7 @@ sensors:
 `
 
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	model  *Model
 	store  *Store
 	engine *Engine
@@ -47,7 +49,7 @@ type harness struct {
 	mu     sync.Mutex
 }
 
-func newHarness(t *testing.T, path string) *harness {
+func newHarness(t testing.TB, path string) *harness {
 	t.Helper()
 	if path == "" {
 		path = filepath.Join(t.TempDir(), "cw.db")
@@ -76,7 +78,8 @@ func (h *harness) start() {
 	}
 	h.reg = prometheus.NewRegistry()
 	h.engine, err = NewEngine(h.model, h.store, NewMetrics(h.reg), Options{
-		ResetHour: -1, Now: h.clock, CommitInterval: time.Millisecond,
+		ResetHour: -1, Now: h.clock, CommitInterval: time.Millisecond, CommitOnIdle: true,
+		Logger: slog.New(slog.NewTextHandler(testWriter{h.t}, nil)),
 	})
 	if err != nil {
 		h.t.Fatal(err)
@@ -476,6 +479,14 @@ func TestOpenStoreRefusesOtherBboltFiles(t *testing.T) {
 	if !errors.Is(err, ErrForeignFile) {
 		t.Fatalf("want ErrForeignFile, got %v", err)
 	}
+}
+
+// testWriter sends engine logs to the test's log, shown only on failure.
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }
 
 func writeFile(t *testing.T, path string, data []byte) {

@@ -22,7 +22,7 @@ site: {id: crash-site, timezone: UTC}
 http: {listen: "$HTTP"}
 # A long group-commit window keeps messages in flight at any instant, so a kill always has
 # something to lose if acknowledgements ever ran ahead of commits.
-storage: {path: $DIR/cw.db, commit_interval: 25ms}
+storage: {path: $DIR/cw.db, commit_mode: interval, commit_interval: 25ms}
 mqtt: {embedded: {listen: "$MQTT"}}
 occupancy: {daily_reset: "off"}
 zones:

@@ -97,6 +97,7 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 	hour, minute, _ := cfg.Occupancy.ResetClock()
 	engine, err := zones.NewEngine(zones.NewModel(cfg), store, zones.NewMetrics(reg), zones.Options{
 		CommitInterval: cfg.Storage.CommitInterval,
+		CommitOnIdle:   cfg.Storage.CommitMode == "idle",
 		CommitBatch:    cfg.Storage.CommitBatch,
 		QueueSize:      cfg.MQTT.QueueSize,
 		MaxClockSkew:   cfg.Occupancy.MaxClockSkew,

@@ -1,0 +1,43 @@
+# The two commands a developer needs are `make demo` (or `go run ./cmd/crowdwatch demo`) and
+# `make test`. Everything else here is what those use.
+GO       ?= go
+FUZZTIME ?= 10s
+
+# Every decoder of outside input has a fuzz target: package and target name.
+FUZZ_TARGETS = \
+	./ingest:FuzzDecodeCounter \
+	./ingest:FuzzDecodeOccupancy \
+	./ingest:FuzzDecodeStatus \
+	./ingest:FuzzTopicParse \
+	./configs:FuzzParse
+
+.PHONY: demo test deps lint unit fuzz bench build
+
+demo:
+	$(GO) run ./cmd/crowdwatch demo
+
+build:
+	$(GO) build -o bin/crowdwatch ./cmd/crowdwatch
+
+test: deps lint unit fuzz
+
+deps:
+	.ci/install-deps
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
+		$(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	done
+
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./...
