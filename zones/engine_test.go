@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -493,5 +494,51 @@ func writeFile(t *testing.T, path string, data []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestFailedCommitRollsBackAndIsNotAcknowledged(t *testing.T) {
+	h := newHarness(t, "")
+	mustApply(t, h.send(counter("dc-01", "b", 1, line("1", 5, 0))))
+	var fail atomic.Bool
+	fail.Store(true)
+	h.store.failCommit = func() error {
+		if fail.Load() {
+			return errors.New("no space left on device")
+		}
+		return nil
+	}
+	if o := h.send(counter("dc-01", "b", 2, line("1", 9, 0))); o != Failed {
+		t.Fatalf("outcome during a failing disk: %v", o)
+	}
+	if h.engine.Healthy() {
+		t.Fatal("engine reports healthy after a failed commit")
+	}
+	h.expect(map[string]int64{"hall": 5, "store": 5})
+	if _, err := h.engine.Correct(context.Background(), "hall", 1, "g", "r"); err == nil {
+		t.Fatal("a correction reported success while the disk fails")
+	}
+	h.expect(map[string]int64{"hall": 5})
+	// The disk recovers; the device resends the report it never got acknowledged.
+	fail.Store(false)
+	mustApply(t, h.send(counter("dc-01", "b", 2, line("1", 9, 0))))
+	h.expect(map[string]int64{"hall": 9, "store": 9})
+	if !h.engine.Healthy() {
+		t.Fatal("engine still unhealthy after a good commit")
+	}
+	h.restart()
+	h.expect(map[string]int64{"hall": 9, "store": 9})
+}
+
+func TestRetainedStatusDoesNotMakeADeviceLive(t *testing.T) {
+	h := newHarness(t, "")
+	mustApply(t, h.send(&Message{Status: &Status{Device: "dc-02", Online: true}, Retained: true}))
+	dev := h.engine.Snapshot().Devices[1]
+	if dev.ID != "dc-02" || dev.Online || dev.LastSeen != nil {
+		t.Fatalf("a retained online status made the device look alive: %+v", dev)
+	}
+	mustApply(t, h.send(&Message{Status: &Status{Device: "dc-02", Online: true}}))
+	if dev := h.engine.Snapshot().Devices[1]; !dev.Online || dev.LastSeen == nil {
+		t.Fatalf("a live status: %+v", dev)
 	}
 }

@@ -18,6 +18,8 @@ import (
 type Store struct {
 	db   *bolt.DB
 	path string
+	// failCommit, set only by tests, makes the next commits fail as a full disk would.
+	failCommit func() error
 }
 
 var (
@@ -132,6 +134,11 @@ func (b *batch) clear() {
 // commit writes one batch in one transaction.
 func (s *Store) commit(b *batch, occ *occupancy) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
+		if s.failCommit != nil {
+			if err := s.failCommit(); err != nil {
+				return err
+			}
+		}
 		devs := tx.Bucket(bucketDevices)
 		for id, d := range b.devices {
 			if err := putJSON(devs, []byte(id), d); err != nil {
