@@ -32,10 +32,11 @@ type benchService struct {
 	engine *zones.Engine
 	broker *Broker
 	store  *zones.Store
-	stop   func()
+	// stopEngine stops only the engine, leaving the broker up; stop stops everything.
+	stopEngine, stop func()
 }
 
-func startBenchService(b *testing.B, devices int) *benchService {
+func startBenchService(b testing.TB, devices int) *benchService {
 	b.Helper()
 	cfg, err := configs.Parse([]byte(benchStore(devices)), map[string]any{"storage.path": filepath.Join(b.TempDir(), "b.db")})
 	if err != nil {
@@ -61,9 +62,11 @@ func startBenchService(b *testing.B, devices int) *benchService {
 	if err := broker.Serve(); err != nil {
 		b.Fatal(err)
 	}
-	return &benchService{engine: engine, broker: broker, store: store, stop: func() {
-		cancel()
-		<-done
+	var once sync.Once
+	return &benchService{engine: engine, broker: broker, store: store, stopEngine: func() {
+		once.Do(func() { cancel(); <-done })
+	}, stop: func() {
+		once.Do(func() { cancel(); <-done })
 		broker.Close()
 		store.Close()
 	}}

@@ -1,0 +1,96 @@
+package ingest
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+)
+
+func connectTB(t *testing.T, svc *benchService, id string, opts ...func(*paho.ClientOptions)) paho.Client {
+	t.Helper()
+	o := paho.NewClientOptions().AddBroker("tcp://" + svc.broker.Addr().String()).SetClientID(id).SetAutoReconnect(false)
+	for _, f := range opts {
+		f(o)
+	}
+	c := paho.NewClient(o)
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(50) })
+	return c
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestBrokerAcknowledgesRejectsButDoesNotForwardThem(t *testing.T) {
+	svc := startBenchService(t, 1)
+	defer svc.stop()
+	forwarded := make(chan string, 10)
+	watcher := connectTB(t, svc, "watcher")
+	watcher.Subscribe("crowdwatch/bench/counter/#", 1, func(_ paho.Client, m paho.Message) { forwarded <- string(m.Payload()) })
+	dev := connectTB(t, svc, "dc-0")
+	tok := dev.Publish("crowdwatch/bench/counter/dc-0", 1, false, "garbage")
+	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("a rejected report was not acknowledged: %v", tok.Error())
+	}
+	good := fmt.Sprintf(`{"boot":"b","seq":1,"ts":%q,"in":4,"out":0}`, time.Now().UTC().Format(time.RFC3339))
+	if tok := dev.Publish("crowdwatch/bench/counter/dc-0", 1, false, good); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	// The PUBACK came after the commit, so the state is already there.
+	if got := svc.engine.Snapshot().Zones[0].Occupancy; got != 4 {
+		t.Fatalf("occupancy right after the acknowledgement: %d", got)
+	}
+	select {
+	case p := <-forwarded:
+		if p != good {
+			t.Fatalf("forwarded %q, want only the good report", p)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the good report was not forwarded")
+	}
+}
+
+func TestBrokerDoesNotAcknowledgeWhatItCannotStore(t *testing.T) {
+	svc := startBenchService(t, 1)
+	defer svc.stop()
+	dev := connectTB(t, svc, "dc-0")
+	svc.stopEngine()
+	tok := dev.Publish("crowdwatch/bench/counter/dc-0", 1, false,
+		fmt.Sprintf(`{"boot":"b","seq":1,"ts":%q,"in":4,"out":0}`, time.Now().UTC().Format(time.RFC3339)))
+	if tok.WaitTimeout(3*time.Second) && tok.Error() == nil {
+		t.Fatal("a report was acknowledged although the engine could not store it")
+	}
+	waitFor(t, "the device to be disconnected", func() bool { return !dev.IsConnectionOpen() })
+	if got := svc.engine.Snapshot().Zones[0].Occupancy; got != 0 {
+		t.Fatalf("occupancy %d", got)
+	}
+}
+
+func TestWillMarksDeviceOffline(t *testing.T) {
+	svc := startBenchService(t, 1)
+	defer svc.stop()
+	dev := connectTB(t, svc, "dc-0", func(o *paho.ClientOptions) {
+		o.SetWill("crowdwatch/bench/status/dc-0", "offline", 1, true)
+	})
+	dev.Publish("crowdwatch/bench/status/dc-0", 1, true, "online").WaitTimeout(5 * time.Second)
+	waitFor(t, "the device online", func() bool { return svc.engine.Snapshot().Devices[0].Online })
+	// The broker ends the session abnormally, as when a device loses power: its will fires.
+	cl, ok := svc.broker.server.Clients.Get("dc-0")
+	if !ok {
+		t.Fatal("device not connected")
+	}
+	cl.Stop(fmt.Errorf("power cut"))
+	waitFor(t, "the will to mark the device offline", func() bool { return !svc.engine.Snapshot().Devices[0].Online })
+}
