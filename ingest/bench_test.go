@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -116,6 +117,10 @@ func BenchmarkIngestEmbedded(b *testing.B) {
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
 			if got := svc.engine.Snapshot().Zones[0].Occupancy; got != int64(b.N) {
 				b.Fatalf("committed occupancy %d after %d messages of one crossing each", got, b.N)
+			}
+			if fi, err := os.Stat(svc.store.Path()); err == nil && b.N >= 10000 {
+				// The file grows in large steps, so this is only meaningful for long runs.
+				b.ReportMetric(float64(fi.Size())/float64(b.N), "dbbytes/msg")
 			}
 			for _, cl := range clients {
 				cl.Disconnect(50)

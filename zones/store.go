@@ -167,6 +167,8 @@ func (s *Store) commit(b *batch, occ *occupancy) error {
 }
 
 func appendEntries(bk *bolt.Bucket, entries []*LogEntry) error {
+	// Keys only ever grow, so pages can be packed full instead of bbolt's default half.
+	bk.FillPercent = 1.0
 	for _, e := range entries {
 		seq, err := bk.NextSequence()
 		if err != nil {
