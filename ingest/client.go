@@ -55,8 +55,6 @@ func NewClient(cfg *configs.Config, engine Submitter, log *slog.Logger) (*Client
 		SetOrderMatters(true).
 		SetAutoAckDisabled(true).
 		SetAutoReconnect(true).
-		SetConnectRetry(true).
-		SetConnectRetryInterval(time.Second).
 		SetMaxReconnectInterval(30*time.Second).
 		SetKeepAlive(30*time.Second).
 		SetWill(c.topics.Service(), "offline", 1, true).
@@ -112,13 +110,37 @@ func (c *Client) Run(ctx context.Context) error {
 	c.ctx = ctx
 	acksDone := make(chan struct{})
 	go c.ackLoop(acksDone)
-	c.client.Connect() // with ConnectRetry it keeps trying in the background
+	c.connect(ctx)
 	<-ctx.Done()
 	close(c.closed)
 	<-acksDone
 	_ = c.client.Publish(c.topics.Service(), 1, true, "offline").WaitTimeout(time.Second)
 	c.client.Disconnect(500)
 	return nil
+}
+
+// connect makes the first connection, retrying with back-off and saying why each attempt
+// failed (paho's own retry is silent); after that, paho's auto-reconnect keeps it up.
+func (c *Client) connect(ctx context.Context) {
+	wait := time.Second
+	for {
+		tok := c.client.Connect()
+		select {
+		case <-tok.Done():
+		case <-ctx.Done():
+			return
+		}
+		if tok.Error() == nil {
+			return
+		}
+		c.log.Error("mqtt: cannot connect to the broker; retrying", "error", tok.Error(), "retry_in", wait)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
 }
 
 // Connected reports whether the broker connection is up (the readiness check).

@@ -6,12 +6,15 @@ import (
 	"log/slog"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/crowdwatch/crowdwatch/zones"
 )
 
 // Publisher sends the service's own messages on the broker.
 type Publisher interface {
 	Publish(topic string, payload []byte, retain bool) error
+	Connected() bool
 }
 
 // ZoneMessage is the retained payload on <prefix>/<site>/zone/<zone>.
@@ -39,8 +42,10 @@ func PublishZones(ctx context.Context, engine Snapshotter, pub Publisher, topics
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	dirty := true
+	complain := rate.Sometimes{Interval: time.Minute}
 	for {
-		if dirty {
+		// While the broker is away the states wait; retained topics only need the latest.
+		if dirty && pub.Connected() {
 			dirty = false
 			for _, z := range engine.Snapshot().Zones {
 				msg := ZoneMessage{Zone: z.ID, Name: z.Name, Occupancy: z.Occupancy, Capacity: z.Capacity,
@@ -50,7 +55,7 @@ func PublishZones(ctx context.Context, engine Snapshotter, pub Publisher, topics
 				}
 				payload, _ := json.Marshal(msg)
 				if err := pub.Publish(topics.Zone(z.ID), payload, true); err != nil {
-					log.Warn("mqtt: zone state not published; will retry", "zone", z.ID, "error", err)
+					complain.Do(func() { log.Warn("mqtt: zone state not published; will retry", "zone", z.ID, "error", err) })
 					dirty = true
 					continue
 				}

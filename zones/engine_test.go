@@ -542,3 +542,26 @@ func TestRetainedStatusDoesNotMakeADeviceLive(t *testing.T) {
 		t.Fatalf("a live status: %+v", dev)
 	}
 }
+
+func TestMetricsLintAndShowState(t *testing.T) {
+	h := newHarness(t, "")
+	mustApply(t, h.send(counter("dc-01", "b", 1, line("1", 7, 2))))
+	problems, err := testutil.GatherAndLint(h.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("metric %s: %s", p.Metric, p.Text)
+	}
+	want := `
+# HELP crowdwatch_zone_occupancy People in the zone now.
+# TYPE crowdwatch_zone_occupancy gauge
+crowdwatch_zone_occupancy{zone="floor2"} 0
+crowdwatch_zone_occupancy{zone="hall"} 5
+crowdwatch_zone_occupancy{zone="shop"} 0
+crowdwatch_zone_occupancy{zone="store"} 5
+`
+	if err := testutil.GatherAndCompare(h.reg, strings.NewReader(want), "crowdwatch_zone_occupancy"); err != nil {
+		t.Error(err)
+	}
+}

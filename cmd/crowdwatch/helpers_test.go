@@ -79,7 +79,12 @@ var readyLine = regexp.MustCompile(`msg="crowdwatch ready".* http=(\S+) mqtt=(\S
 // startService runs the binary with args and waits until it logs that it is ready.
 func startService(t *testing.T, args ...string) *service {
 	t.Helper()
-	cmd := exec.Command(binPath, args...)
+	return startCmd(t, exec.Command(binPath, args...))
+}
+
+// startCmd is startService for a prepared command (its own environment, say).
+func startCmd(t *testing.T, cmd *exec.Cmd) *service {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

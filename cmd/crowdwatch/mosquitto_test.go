@@ -44,7 +44,10 @@ func startMosquitto(t *testing.T) *mosquitto {
 	addr := freePort(t)
 	_, port, _ := net.SplitHostPort(addr)
 	conf := filepath.Join(dir, "mosquitto.conf")
-	err := os.WriteFile(conf, []byte(fmt.Sprintf(`listener %s 127.0.0.1
+	// "user root" stops mosquitto, started as root in CI, from dropping to a user that cannot
+	// read the test's private temporary folder; it is ignored when not root.
+	err := os.WriteFile(conf, []byte(fmt.Sprintf(`user root
+listener %s 127.0.0.1
 allow_anonymous true
 persistence true
 persistence_location %s/
@@ -63,18 +66,7 @@ log_type warning
 		t.Fatal(err)
 	}
 	go func() { m.done <- m.cmd.Wait() }()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mosquitto did not listen on %s: %s", addr, m.logs)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitListening(t, addr, m.logs)
 	t.Cleanup(func() {
 		m.cmd.Process.Kill()
 		<-m.done
