@@ -200,16 +200,24 @@ func count(field string, n json.Number, limit uint64) (uint64, *zones.RejectErro
 	return v, nil
 }
 
-func decodeCounter(device string, payload []byte) (*zones.Report, *zones.RejectError) {
+// decodeReport reads the JSON and the boot/seq/ts header common to every report.
+func decodeReport(device string, kind zones.DeviceKind, payload []byte) (*wireReport, *zones.Report, *zones.RejectError) {
 	var w wireReport
 	if rej := unmarshal(payload, &w); rej != nil {
-		return nil, rej
+		return nil, nil, rej
 	}
 	boot, seq, ts, rej := decodeHeader(&w)
 	if rej != nil {
+		return nil, nil, rej
+	}
+	return &w, &zones.Report{Device: device, Kind: kind, Boot: boot, Seq: seq, TS: ts}, nil
+}
+
+func decodeCounter(device string, payload []byte) (*zones.Report, *zones.RejectError) {
+	w, r, rej := decodeReport(device, zones.KindCounter, payload)
+	if rej != nil {
 		return nil, rej
 	}
-	r := &zones.Report{Device: device, Kind: zones.KindCounter, Boot: boot, Seq: seq, TS: ts}
 	top := w.In != nil || w.Out != nil || w.PeriodIn != nil || w.PeriodOut != nil
 	switch {
 	case w.Lines != nil && top:
@@ -260,11 +268,7 @@ func decodeCounter(device string, payload []byte) (*zones.Report, *zones.RejectE
 }
 
 func decodeOccupancy(device string, payload []byte) (*zones.Report, *zones.RejectError) {
-	var w wireReport
-	if rej := unmarshal(payload, &w); rej != nil {
-		return nil, rej
-	}
-	boot, seq, ts, rej := decodeHeader(&w)
+	w, r, rej := decodeReport(device, zones.KindSensor, payload)
 	if rej != nil {
 		return nil, rej
 	}
@@ -275,7 +279,8 @@ func decodeOccupancy(device string, payload []byte) (*zones.Report, *zones.Rejec
 	if rej != nil {
 		return nil, rej
 	}
-	return &zones.Report{Device: device, Kind: zones.KindSensor, Boot: boot, Seq: seq, TS: ts, Count: int64(n)}, nil
+	r.Count = int64(n)
+	return r, nil
 }
 
 // decodeStatus accepts the will/birth words online and offline, or a heartbeat JSON object.
