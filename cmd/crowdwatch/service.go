@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -11,7 +10,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/crowdwatch/crowdwatch/configs"
 	"github.com/crowdwatch/crowdwatch/ingest"
@@ -115,64 +113,78 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 	if err != nil {
 		return fmt.Errorf("http: cannot listen on %s: %w", cfg.HTTP.Listen, err)
 	}
+	defer httpLn.Close()
 
-	// Each component gets its own context so shutdown can go in order.
+	// Shutdown runs these in order, not in reverse of start-up: the engine goes first so
+	// that what it holds is committed and acknowledged before MQTT goes away.
+	var stops []func()
+	stopAll := func() {
+		for _, stop := range stops {
+			stop()
+		}
+		stops = nil
+	}
+	defer stopAll()
+
 	engineCtx, stopEngine := context.WithCancel(context.Background())
-	mqttCtx, stopMQTT := context.WithCancel(context.Background())
-	httpCtx, stopHTTP := context.WithCancel(context.Background())
-	defer stopEngine()
-	defer stopMQTT()
-	defer stopHTTP()
 	engineDone := make(chan error, 1)
 	go func() { engineDone <- engine.Run(engineCtx) }()
+	stops = append(stops, func() {
+		stopEngine()
+		if err := <-engineDone; err != nil {
+			log.Error("engine", "error", err)
+		}
+	})
 
+	mqttCtx, stopMQTT := context.WithCancel(context.Background())
+	defer stopMQTT()
 	var (
 		mqtt     mqttSide
 		mqttAddr string
-		stopSide func()
 	)
-	g, gctx := errgroup.WithContext(ctx)
+	topics := ingest.NewTopics(cfg.MQTT.TopicPrefix, cfg.Site.ID)
 	if cfg.MQTT.Broker == "" {
 		broker, err := ingest.NewBroker(cfg, engine, log)
 		if err != nil {
-			httpLn.Close()
-			stopEngine()
-			<-engineDone
 			return err
 		}
+		stops = append(stops, broker.Close)
 		if err := broker.Serve(); err != nil {
-			broker.Close()
-			httpLn.Close()
-			stopEngine()
-			<-engineDone
 			return err
 		}
-		mqtt, mqttAddr, stopSide = broker, broker.Addr().String(), broker.Close
-		_ = broker.Publish(ingest.NewTopics(cfg.MQTT.TopicPrefix, cfg.Site.ID).Service(), []byte("online"), true)
+		mqtt, mqttAddr = broker, broker.Addr().String()
+		_ = broker.Publish(topics.Service(), []byte("online"), true)
 	} else {
 		client, err := ingest.NewClient(cfg, engine, log.With("component", "mqtt-client"))
 		if err != nil {
-			httpLn.Close()
-			stopEngine()
-			<-engineDone
 			return err
 		}
 		clientDone := make(chan struct{})
 		go func() { defer close(clientDone); _ = client.Run(mqttCtx) }()
+		stops = append(stops, func() { stopMQTT(); <-clientDone })
 		mqtt, mqttAddr = client, cfg.MQTT.Broker
-		stopSide = func() { stopMQTT(); <-clientDone }
 	}
-
-	topics := ingest.NewTopics(cfg.MQTT.TopicPrefix, cfg.Site.ID)
 	pubDone := make(chan struct{})
 	go func() {
 		defer close(pubDone)
 		ingest.PublishZones(mqttCtx, engine, mqtt, topics, 250*time.Millisecond, log.With("component", "zone-publisher"))
 	}()
+	stops = append(stops, func() { stopMQTT(); <-pubDone })
+
 	log.Warn("http: the API is open to anyone who can reach it; sign-in and roles come with the dashboard")
 	handler := web.NewHandler(web.Options{Engine: engine, Broker: mqtt, Gatherer: reg,
 		Log: log.With("component", "http"), Version: versionString()})
-	g.Go(func() error { return web.Serve(httpCtx, httpLn, handler, log) })
+	httpCtx, stopHTTP := context.WithCancel(context.Background())
+	defer stopHTTP()
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- web.Serve(httpCtx, httpLn, handler, log) }()
+	var httpErr error
+	stops = append(stops, func() {
+		stopHTTP()
+		if err := <-httpDone; err != nil && httpErr == nil {
+			httpErr = err
+		}
+	})
 
 	log.Info("crowdwatch ready", "http", httpLn.Addr().String(), "mqtt", mqttAddr,
 		"storage", cfg.Storage.Path, "zones", len(cfg.Zones), "doors", len(cfg.Doors), "version", versionString())
@@ -184,22 +196,16 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")
-	case <-gctx.Done():
-		runErr = errors.New("a component failed")
+	case httpErr = <-httpDone:
+		httpDone <- httpErr // for the stop function
+		runErr = httpErr
 	case err := <-engineDone:
 		engineDone <- err
 		runErr = fmt.Errorf("occupancy engine stopped: %v", err)
 	}
-	stopEngine()
-	if err := <-engineDone; err != nil {
-		log.Error("engine", "error", err)
-	}
-	stopSide()
-	stopMQTT()
-	<-pubDone
-	stopHTTP()
-	if err := g.Wait(); err != nil {
-		runErr = err
+	stopAll()
+	if runErr == nil {
+		runErr = httpErr
 	}
 	if runErr != nil {
 		log.Error("crowdwatch stopped", "error", runErr)
