@@ -10,6 +10,8 @@ import (
 	"os"
 	"strings"
 	"time"
+	// Edge boxes often lack /usr/share/zoneinfo; site.timezone must resolve anyway.
+	_ "time/tzdata"
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"

@@ -128,6 +128,17 @@ mqtt: {embedded: {users: [{username: ghost, password: p, role: device}, {usernam
 zones: [{id: a, capacity: 1}]`,
 			[]string{`mqtt.embedded.users[0].username: device user "ghost" is not a configured device`, `mqtt.embedded.users[1].role: "admin" must be device or reader`}},
 		{"not yaml", "zones: [", []string{"not valid YAML"}},
+		{"durations without a unit", `
+site: {id: s1, timezone: UTC}
+occupancy: {max_clock_skew: 120}
+devices: {offline_after: 30}
+zones: [{id: a, capacity: 1}]`,
+			[]string{"occupancy.max_clock_skew: 120ns must be at least 1s", "devices.offline_after: 30ns must be at least 1s"}},
+		{"TLS on an unencrypted broker URL", `
+site: {id: s1, timezone: UTC}
+mqtt: {broker: "tcp://broker:1883", tls: {ca_file: /etc/ca.pem}}
+zones: [{id: a, capacity: 1}]`,
+			[]string{"mqtt.tls: is set but tcp:// is unencrypted"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

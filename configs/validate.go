@@ -9,6 +9,10 @@ import (
 	"time"
 )
 
+// MaxPayloadLimit is the largest mqtt.max_payload; the embedded broker cuts off packets a little
+// above it.
+const MaxPayloadLimit = 64 << 10
+
 // idPattern keeps ids safe inside MQTT topics, URLs, metric labels and file names.
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
@@ -32,8 +36,10 @@ func (c *Config) Validate() error {
 	if c.Storage.Path == "" {
 		bad("storage.path", "is required")
 	}
-	if c.Storage.CommitInterval <= 0 || c.Storage.CommitInterval > time.Second {
-		bad("storage.commit_interval", "%v must be between 0 and 1s", c.Storage.CommitInterval)
+	// Durations need a unit ("5ms", "2m"): a bare number is nanoseconds, which the bounds
+	// below catch.
+	if c.Storage.CommitInterval < 100*time.Microsecond || c.Storage.CommitInterval > time.Second {
+		bad("storage.commit_interval", "%v must be between 100µs and 1s (write a unit, e.g. 5ms)", c.Storage.CommitInterval)
 	}
 	if c.Storage.CommitMode != "idle" && c.Storage.CommitMode != "interval" {
 		bad("storage.commit_mode", "%q must be idle or interval", c.Storage.CommitMode)
@@ -49,7 +55,10 @@ func (c *Config) Validate() error {
 		if err != nil || u.Host == "" {
 			bad("mqtt.broker", "%q is not a broker URL such as tcp://host:1883", c.MQTT.Broker)
 		} else if !slices.Contains([]string{"tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss"}, u.Scheme) {
-			bad("mqtt.broker", "scheme %q is not one of tcp, ssl, ws, wss", u.Scheme)
+			bad("mqtt.broker", "scheme %q is not one of tcp, mqtt, ssl, tls, mqtts, ws, wss", u.Scheme)
+		} else if t := c.MQTT.TLS; (t.CAFile != "" || t.CertFile != "" || t.InsecureSkipVerify) &&
+			!slices.Contains([]string{"ssl", "tls", "mqtts", "wss"}, u.Scheme) {
+			bad("mqtt.tls", "is set but %s:// is unencrypted; use ssl:// (or wss://) for TLS", u.Scheme)
 		}
 		if len(c.MQTT.Embedded.Users) > 0 {
 			bad("mqtt.embedded.users", "accounts are for the embedded broker; with mqtt.broker set, configure them on that broker")
@@ -58,8 +67,8 @@ func (c *Config) Validate() error {
 	if (c.MQTT.TLS.CertFile == "") != (c.MQTT.TLS.KeyFile == "") {
 		bad("mqtt.tls", "cert_file and key_file go together")
 	}
-	if c.MQTT.MaxPayload < 64 || c.MQTT.MaxPayload > 1<<20 {
-		bad("mqtt.max_payload", "%d must be between 64 and 1048576 bytes", c.MQTT.MaxPayload)
+	if c.MQTT.MaxPayload < 64 || c.MQTT.MaxPayload > MaxPayloadLimit {
+		bad("mqtt.max_payload", "%d must be between 64 and %d bytes", c.MQTT.MaxPayload, MaxPayloadLimit)
 	}
 	if c.MQTT.QueueSize < 1 {
 		bad("mqtt.queue_size", "must be >= 1")
@@ -67,11 +76,11 @@ func (c *Config) Validate() error {
 	if _, _, err := c.Occupancy.ResetClock(); err != nil {
 		bad("occupancy.daily_reset", "%v", err)
 	}
-	if c.Occupancy.MaxClockSkew <= 0 {
-		bad("occupancy.max_clock_skew", "must be > 0")
+	if c.Occupancy.MaxClockSkew < time.Second {
+		bad("occupancy.max_clock_skew", "%v must be at least 1s (write a unit, e.g. 2m)", c.Occupancy.MaxClockSkew)
 	}
-	if c.Devices.OfflineAfter <= 0 {
-		bad("devices.offline_after", "must be > 0")
+	if c.Devices.OfflineAfter < time.Second {
+		bad("devices.offline_after", "%v must be at least 1s (write a unit, e.g. 30s)", c.Devices.OfflineAfter)
 	}
 
 	zoneIdx := map[string]int{}

@@ -23,6 +23,7 @@ import (
 // Submitter is the engine's input, as ingest sees it.
 type Submitter interface {
 	Submit(ctx context.Context, m *zones.Message) error
+	Stopped() <-chan struct{}
 }
 
 // Broker is the embedded MQTT broker. Device reports are handed to the engine from inside the
@@ -49,9 +50,9 @@ func NewBroker(cfg *configs.Config, engine Submitter, log *slog.Logger) (*Broker
 		return nil, fmt.Errorf("mqtt: cannot listen on %s: %w", cfg.MQTT.Embedded.Listen, err)
 	}
 	caps := mqtt.NewDefaultServerCapabilities()
-	// Far above the protocol's payload limit, so an oversized report reaches the hook and is
+	// Above the largest allowed payload limit, so an oversized report reaches the hook and is
 	// refused with a reason, while a hostile multi-megabyte packet is cut off by the broker.
-	caps.MaximumPacketSize = 256 << 10
+	caps.MaximumPacketSize = configs.MaxPayloadLimit + 4<<10
 	server := mqtt.New(&mqtt.Options{
 		InlineClient: true,
 		Capabilities: caps,
@@ -187,6 +188,8 @@ func (h *deviceHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 		default:
 			return h.refuse(cl, pk, errors.New("the report could not be stored"))
 		}
+	case <-h.broker.engine.Stopped():
+		return h.refuse(cl, pk, zones.ErrStopped)
 	case <-h.broker.ctx.Done():
 		return h.refuse(cl, pk, h.broker.ctx.Err())
 	}

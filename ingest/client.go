@@ -28,13 +28,16 @@ type Client struct {
 	acks       chan paho.Message
 	closed     chan struct{}
 	ctx        context.Context
+	// redeliver asks for a reconnection after a failed commit: a broker resends a session's
+	// unacknowledged messages only when the client reconnects.
+	redeliver chan struct{}
 }
 
 // NewClient prepares the connection; Run connects and keeps it up.
 func NewClient(cfg *configs.Config, engine Submitter, log *slog.Logger) (*Client, error) {
 	c := &Client{topics: NewTopics(cfg.MQTT.TopicPrefix, cfg.Site.ID), maxPayload: cfg.MQTT.MaxPayload,
 		engine: engine, log: log, acks: make(chan paho.Message, 2*cfg.MQTT.QueueSize+cfg.Storage.CommitBatch),
-		closed: make(chan struct{})}
+		closed: make(chan struct{}), redeliver: make(chan struct{}, 1)}
 	broker := cfg.MQTT.Broker
 	// paho names the TLS schemes ssl/tls and the plain one tcp; accept the mqtt(s) spellings too.
 	if rest, ok := strings.CutPrefix(broker, "mqtts://"); ok {
@@ -111,7 +114,14 @@ func (c *Client) Run(ctx context.Context) error {
 	acksDone := make(chan struct{})
 	go c.ackLoop(acksDone)
 	c.connect(ctx)
-	<-ctx.Done()
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case <-c.redeliver:
+			c.reconnect(ctx)
+		}
+	}
 	close(c.closed)
 	<-acksDone
 	_ = c.client.Publish(c.topics.Service(), 1, true, "offline").WaitTimeout(time.Second)
@@ -141,6 +151,19 @@ func (c *Client) connect(ctx context.Context) {
 		}
 		wait = min(2*wait, 30*time.Second)
 	}
+}
+
+// reconnect drops and re-makes the connection so that the broker redelivers what a failed
+// commit left unacknowledged; it waits a little first so a full disk is not hammered.
+func (c *Client) reconnect(ctx context.Context) {
+	c.log.Warn("mqtt: a commit failed; reconnecting so the broker redelivers the unacknowledged messages")
+	select {
+	case <-time.After(2 * time.Second):
+	case <-ctx.Done():
+		return
+	}
+	c.client.Disconnect(250)
+	c.connect(ctx)
 }
 
 // Connected reports whether the broker connection is up (the readiness check).
@@ -186,6 +209,10 @@ func (c *Client) onMessage(_ paho.Client, msg paho.Message) {
 	m.Retained = msg.Retained()
 	m.Done = func(o zones.Outcome) {
 		if o == zones.Failed {
+			select {
+			case c.redeliver <- struct{}{}:
+			default:
+			}
 			return
 		}
 		select {

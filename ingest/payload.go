@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -122,12 +123,15 @@ func unmarshal(payload []byte, v any) *zones.RejectError {
 	dec.UseNumber()
 	if err := dec.Decode(v); err != nil {
 		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field != "" {
+		if errors.As(err, &te) {
+			if te.Field == "" {
+				return zones.Reject("malformed", "payload must be a JSON object, not %s", te.Value)
+			}
 			return zones.Reject("wrong_type", "field %q must be a %s, not %s", te.Field, kindName(te.Type.String()), te.Value)
 		}
 		if strings.Contains(err.Error(), "invalid number literal") {
 			// encoding/json's only signal for a quoted non-number in a number field.
-			return zones.Reject("wrong_type", "counts must be numbers: %v", err)
+			return zones.Reject("wrong_type", "seq, counts and count must be JSON numbers: %v", err)
 		}
 		return zones.Reject("malformed", "payload is not a JSON object: %v", err)
 	}
@@ -137,14 +141,17 @@ func unmarshal(payload []byte, v any) *zones.RejectError {
 	return nil
 }
 
+// kindName says in JSON's words what a Go field type expects.
 func kindName(goType string) string {
-	switch goType {
-	case "json.Number":
+	switch {
+	case goType == "json.Number":
 		return "number"
-	case "string":
+	case goType == "string":
 		return "string"
+	case strings.HasPrefix(goType, "map["), strings.HasPrefix(goType, "ingest."):
+		return "JSON object"
 	}
-	return "JSON " + strings.TrimPrefix(goType, "ingest.")
+	return "different JSON type"
 }
 
 func decodeHeader(w *wireReport) (boot string, seq uint64, ts time.Time, rej *zones.RejectError) {
@@ -152,7 +159,7 @@ func decodeHeader(w *wireReport) (boot string, seq uint64, ts time.Time, rej *zo
 	case len(w.Boot) == 0 || string(w.Boot) == "null":
 		return "", 0, ts, zones.Reject("missing_field", "boot is required")
 	case w.Boot[0] == '"':
-		if err := json.Unmarshal(w.Boot, &boot); err != nil || boot == "" || len(boot) > 64 {
+		if err := json.Unmarshal(w.Boot, &boot); err != nil || boot == "" || utf8.RuneCountInString(boot) > 64 {
 			return "", 0, ts, zones.Reject("wrong_type", "boot must be a non-empty string of at most 64 characters")
 		}
 	default:
@@ -166,7 +173,7 @@ func decodeHeader(w *wireReport) (boot string, seq uint64, ts time.Time, rej *zo
 	if w.Seq == nil {
 		return "", 0, ts, zones.Reject("missing_field", "seq is required")
 	}
-	seq, rej = count("seq", *w.Seq, 1<<63)
+	seq, rej = count("seq", *w.Seq, math.MaxUint64)
 	if rej != nil {
 		return "", 0, ts, rej
 	}
@@ -233,7 +240,7 @@ func decodeCounter(device string, payload []byte) (*zones.Report, *zones.RejectE
 	}
 	interval := -1 // unknown until the first line says
 	for id, l := range w.Lines {
-		if id == "" || len(id) > 32 {
+		if id == "" || utf8.RuneCountInString(id) > 32 {
 			return nil, zones.Reject("wrong_type", "line id %q must be 1 to 32 characters", id)
 		}
 		totals, periods := l.In != nil || l.Out != nil, l.PeriodIn != nil || l.PeriodOut != nil
@@ -254,10 +261,10 @@ func decodeCounter(device string, payload []byte) (*zones.Report, *zones.RejectE
 		if in == nil || out == nil {
 			return nil, zones.Reject("missing_field", "line %q needs both directions", id)
 		}
-		if lc.In, rej = count("in", *in, 1<<63); rej != nil {
+		if lc.In, rej = count("in", *in, math.MaxUint64); rej != nil {
 			return nil, rej
 		}
-		if lc.Out, rej = count("out", *out, 1<<63); rej != nil {
+		if lc.Out, rej = count("out", *out, math.MaxUint64); rej != nil {
 			return nil, rej
 		}
 		r.Lines = append(r.Lines, lc)
@@ -275,7 +282,7 @@ func decodeOccupancy(device string, payload []byte) (*zones.Report, *zones.Rejec
 	if w.Count == nil {
 		return nil, zones.Reject("missing_field", "count is required")
 	}
-	n, rej := count("count", *w.Count, 1<<31)
+	n, rej := count("count", *w.Count, math.MaxInt32)
 	if rej != nil {
 		return nil, rej
 	}

@@ -60,6 +60,8 @@ func TestDecodeCounter(t *testing.T) {
 		{"negative", `{"boot":"b","seq":1,"ts":"2026-11-11T02:00:00Z","in":-1,"out":1}`, "negative", nil, false, ""},
 		{"negative seq", `{"boot":"b","seq":-1,"ts":"2026-11-11T02:00:00Z","in":1,"out":1}`, "negative", nil, false, ""},
 		{"huge", `{"boot":"b","seq":1,"ts":"2026-11-11T02:00:00Z","in":99999999999999999999999,"out":1}`, "out_of_range", nil, false, ""},
+		{"full 64-bit counter", `{"boot":"b","seq":18446744073709551615,"ts":"2026-11-11T02:00:00Z","in":18446744073709551615,"out":1}`, "",
+			[]zones.LineCount{{Line: "1", In: 1<<64 - 1, Out: 1}}, false, "b"},
 		{"missing boot", `{"seq":1,"ts":"2026-11-11T02:00:00Z","in":1,"out":1}`, "missing_field", nil, false, ""},
 		{"empty boot", `{"boot":"","seq":1,"ts":"2026-11-11T02:00:00Z","in":1,"out":1}`, "wrong_type", nil, false, ""},
 		{"missing seq", `{"boot":"b","ts":"2026-11-11T02:00:00Z","in":1,"out":1}`, "missing_field", nil, false, ""},
@@ -71,6 +73,7 @@ func TestDecodeCounter(t *testing.T) {
 		{"mixed totals and periods", `{"boot":"b","seq":1,"ts":"2026-11-11T02:00:00Z","lines":{"1":{"in":1,"out":1},"2":{"period_in":1,"period_out":1}}}`, "malformed", nil, false, ""},
 		{"empty lines", `{"boot":"b","seq":1,"ts":"2026-11-11T02:00:00Z","lines":{}}`, "missing_field", nil, false, ""},
 		{"lines wrong type", `{"boot":"b","seq":1,"ts":"2026-11-11T02:00:00Z","lines":[1]}`, "wrong_type", nil, false, ""},
+		{"line wrong type", `{"boot":"b","seq":1,"ts":"2026-11-11T02:00:00Z","lines":{"1":7}}`, "wrong_type", nil, false, ""},
 		{"not UTF-8", "{\"boot\":\"\xff\",\"seq\":1}", "malformed", nil, false, ""},
 	}
 	for _, tc := range cases {
@@ -82,6 +85,9 @@ func TestDecodeCounter(t *testing.T) {
 				}
 				if !strings.Contains(m.Reject.Error(), `"dc-01"`) {
 					t.Errorf("rejection does not name the device: %v", m.Reject)
+				}
+				if strings.Contains(m.Reject.Error(), "ingest.") || strings.Contains(m.Reject.Error(), "map[") {
+					t.Errorf("rejection speaks Go, not JSON: %v", m.Reject)
 				}
 				return
 			}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"slices"
 	"time"
 )
 
@@ -34,9 +35,14 @@ type Status struct {
 	Online bool
 }
 
-// maxBoots is how many boots per device are remembered, so that a late message from the boot
-// before a restart is still recognised and counted once.
-const maxBoots = 4
+// maxBoots is how many boots per device are remembered in full, so that a late message from
+// a boot before a restart is still recognised and counted once. Beyond that only the ids of
+// up to maxRetired older boots are kept, enough to refuse a very late message instead of
+// counting its totals again from zero.
+const (
+	maxBoots   = 16
+	maxRetired = 64
+)
 
 // seqWindow is how far behind the highest seq an interval report may arrive and still be
 // counted (the bitmask below has this many bits).
@@ -44,10 +50,10 @@ const seqWindow = 64
 
 // deviceState is everything the engine remembers about one device; it is persisted as JSON.
 type deviceState struct {
-	Boots    []*bootState `json:"boots"` // oldest first; the last is the current boot
+	Boots    []*bootState `json:"boots"`             // oldest first; the last is the current boot
+	Retired  []string     `json:"retired,omitempty"` // ids of boots forgotten in full, oldest first
 	LastSeen time.Time    `json:"last_seen"`
 	Online   bool         `json:"online"`
-	Status   string       `json:"status,omitempty"` // last word on the status topic
 	// Reports counts accepted reports, for the devices API.
 	Reports uint64 `json:"reports"`
 }
@@ -94,13 +100,23 @@ func (d *deviceState) current() *bootState {
 	return d.Boots[len(d.Boots)-1]
 }
 
-func (d *deviceState) newBoot(id string) *bootState {
+// newBoot starts remembering a boot never seen before; it refuses one already retired.
+func (d *deviceState) newBoot(id string) (*bootState, error) {
+	if slices.Contains(d.Retired, id) {
+		return nil, Reject("stale_boot", "boot %q ended %d or more restarts ago", id, maxBoots)
+	}
 	b := &bootState{Boot: id}
 	d.Boots = append(d.Boots, b)
-	if len(d.Boots) > maxBoots {
-		d.Boots = d.Boots[len(d.Boots)-maxBoots:]
+	if n := len(d.Boots) - maxBoots; n > 0 {
+		for _, old := range d.Boots[:n] {
+			d.Retired = append(d.Retired, old.Boot)
+		}
+		d.Boots = slices.Clone(d.Boots[n:])
+		if m := len(d.Retired) - maxRetired; m > 0 {
+			d.Retired = slices.Clone(d.Retired[m:])
+		}
 	}
-	return b
+	return b, nil
 }
 
 // markSeq records seq as applied; it reports false if it was applied before or is too old
@@ -145,7 +161,10 @@ func (d *deviceState) applyCounter(r *Report, width int) ([]LineCount, error) {
 	fresh := b == nil
 	if fresh {
 		// A boot never seen: its counters started from zero.
-		b = d.newBoot(r.Boot)
+		var err error
+		if b, err = d.newBoot(r.Boot); err != nil {
+			return nil, err
+		}
 	}
 	if r.Interval {
 		if !b.markSeq(r.Seq, fresh) {
@@ -184,7 +203,11 @@ func (d *deviceState) applySensor(r *Report) error {
 		b.Seq = r.Seq
 		return nil
 	}
-	d.newBoot(r.Boot).Seq = r.Seq
+	b, err := d.newBoot(r.Boot)
+	if err != nil {
+		return err
+	}
+	b.Seq = r.Seq
 	return nil
 }
 

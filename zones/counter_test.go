@@ -2,6 +2,7 @@ package zones
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 )
 
@@ -136,14 +137,29 @@ func TestApplyCounterSequences(t *testing.T) {
 	}
 }
 
-func TestBootsAreBounded(t *testing.T) {
+func TestBootsAreBoundedAndOldOnesRefused(t *testing.T) {
 	d := &deviceState{}
-	for i := range 10 {
-		if _, err := d.applyCounter(&Report{Boot: string(rune('a' + i)), Seq: 1, Lines: []LineCount{{Line: "1", In: 1}}}, 32); err != nil {
+	boot := func(i int) string { return fmt.Sprintf("boot-%d", i) }
+	for i := range maxBoots + maxRetired + 10 {
+		if _, err := d.applyCounter(&Report{Boot: boot(i), Seq: 1, Lines: []LineCount{{Line: "1", In: 1}}}, 32); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if len(d.Boots) != maxBoots || d.current().Boot != "j" {
-		t.Fatalf("kept %d boots, current %q", len(d.Boots), d.current().Boot)
+	last := boot(maxBoots + maxRetired + 9)
+	if len(d.Boots) != maxBoots || len(d.Retired) != maxRetired || d.current().Boot != last {
+		t.Fatalf("kept %d boots and %d retired, current %q", len(d.Boots), len(d.Retired), d.current().Boot)
+	}
+	// A very late report from a retired boot must not count its totals again from zero.
+	_, err := d.applyCounter(&Report{Boot: boot(20), Seq: 2, Lines: []LineCount{{Line: "1", In: 50}}}, 32)
+	var rej *RejectError
+	if !errors.As(err, &rej) || rej.Reason != "stale_boot" {
+		t.Fatalf("late report from a retired boot: %v", err)
+	}
+	if d.current().Boot != last {
+		t.Fatalf("a retired boot became current: %q", d.current().Boot)
+	}
+	// The same for an area sensor: an old boot's reading never displaces the current one.
+	if err := d.applySensor(&Report{Boot: boot(20), Seq: 9}); !errors.As(err, &rej) {
+		t.Fatalf("sensor reading from a retired boot: %v", err)
 	}
 }

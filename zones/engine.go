@@ -152,6 +152,11 @@ func NewEngine(m *Model, s *Store, metrics *Metrics, opts Options) (*Engine, err
 // the broker connection) until ctx ends or the engine stops.
 func (e *Engine) Submit(ctx context.Context, m *Message) error {
 	select {
+	case <-e.stopped:
+		return ErrStopped
+	default:
+	}
+	select {
 	case e.in <- m:
 		return nil
 	case <-ctx.Done():
@@ -160,6 +165,10 @@ func (e *Engine) Submit(ctx context.Context, m *Message) error {
 		return ErrStopped
 	}
 }
+
+// Stopped is closed once Run has returned. A message queued just before that may never get
+// its Done call; whoever waits for one should also wait on this.
+func (e *Engine) Stopped() <-chan struct{} { return e.stopped }
 
 // Healthy reports whether the last commit succeeded.
 func (e *Engine) Healthy() bool { return e.healthy.Load() }
@@ -233,7 +242,8 @@ func (e *Engine) Run(ctx context.Context) error {
 			nextReset, _ = e.nextReset()
 			resetTimer.Reset(nextReset.Sub(e.opts.Now()))
 		case <-liveness.C:
-			if e.livenessChanged() {
+			// Only between commits: a snapshot must never show what is not yet on disk.
+			if len(e.dones) == 0 && e.pending.empty() && e.livenessChanged() {
 				e.publish()
 			}
 		}

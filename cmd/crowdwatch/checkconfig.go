@@ -40,7 +40,11 @@ func printSummary(w io.Writer, path string, cfg *configs.Config) {
 		}
 		fmt.Fprintf(w, "mqtt      embedded broker on %s (%s), topics %s/%s/...\n", cfg.MQTT.Embedded.Listen, access, cfg.MQTT.TopicPrefix, cfg.Site.ID)
 	}
-	fmt.Fprintf(w, "reset     daily at %s\n", cfg.Occupancy.DailyReset)
+	if h, _, _ := cfg.Occupancy.ResetClock(); h < 0 {
+		fmt.Fprintf(w, "reset     off (no daily reset)\n")
+	} else {
+		fmt.Fprintf(w, "reset     daily at %s, %s\n", cfg.Occupancy.DailyReset, cfg.Site.Timezone)
+	}
 	fmt.Fprintf(w, "zones     %d\n", len(cfg.Zones))
 	children := map[string][]configs.Zone{}
 	for _, z := range cfg.Zones {
