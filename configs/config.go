@@ -109,6 +109,9 @@ type Occupancy struct {
 	DailyReset string `mapstructure:"daily_reset"`
 	// MaxClockSkew is how far in the future a device's ts may be before the report is refused.
 	MaxClockSkew time.Duration `mapstructure:"max_clock_skew"`
+	// ClampAfter is how long a zone may stay below zero, with all its counters live, before
+	// the deficit is taken as counting drift and clamped to zero.
+	ClampAfter time.Duration `mapstructure:"clamp_after"`
 }
 
 type Devices struct {
@@ -175,6 +178,7 @@ var defaults = map[string]any{
 	"mqtt.queue_size":               4096,
 	"occupancy.daily_reset":         "04:00",
 	"occupancy.max_clock_skew":      "2m",
+	"occupancy.clamp_after":         "60s",
 	"devices.offline_after":         "30s",
 }
 

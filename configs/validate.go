@@ -79,6 +79,9 @@ func (c *Config) Validate() error {
 	if c.Occupancy.MaxClockSkew < time.Second {
 		bad("occupancy.max_clock_skew", "%v must be at least 1s (write a unit, e.g. 2m)", c.Occupancy.MaxClockSkew)
 	}
+	if c.Occupancy.ClampAfter < time.Second {
+		bad("occupancy.clamp_after", "%v must be at least 1s (write a unit, e.g. 60s)", c.Occupancy.ClampAfter)
+	}
 	if c.Devices.OfflineAfter < time.Second {
 		bad("devices.offline_after", "%v must be at least 1s (write a unit, e.g. 30s)", c.Devices.OfflineAfter)
 	}

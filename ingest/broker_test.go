@@ -2,6 +2,8 @@ package ingest
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"testing"
 	"time"
 
@@ -81,16 +83,37 @@ func TestBrokerDoesNotAcknowledgeWhatItCannotStore(t *testing.T) {
 func TestWillMarksDeviceOffline(t *testing.T) {
 	svc := startBenchService(t, 1)
 	defer svc.stop()
-	dev := connectTB(t, svc, "dc-0", func(o *paho.ClientOptions) {
-		o.SetWill("crowdwatch/bench/status/dc-0", "offline", 1, true)
-	})
+	// The device reaches the broker through a relay whose cable the test can pull.
+	relay, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relay.Close()
+	cut := make(chan struct{})
+	go func() {
+		in, err := relay.Accept()
+		if err != nil {
+			return
+		}
+		out, err := net.Dial("tcp", svc.broker.Addr().String())
+		if err != nil {
+			in.Close()
+			return
+		}
+		go io.Copy(out, in)
+		go io.Copy(in, out)
+		<-cut
+		in.Close()
+		out.Close()
+	}()
+	o := paho.NewClientOptions().AddBroker("tcp://"+relay.Addr().String()).SetClientID("dc-0").SetAutoReconnect(false).
+		SetWill("crowdwatch/bench/status/dc-0", "offline", 1, true)
+	dev := paho.NewClient(o)
+	if tok := dev.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
 	dev.Publish("crowdwatch/bench/status/dc-0", 1, true, "online").WaitTimeout(5 * time.Second)
 	waitFor(t, "the device online", func() bool { return svc.engine.Snapshot().Devices[0].Online })
-	// The broker ends the session abnormally, as when a device loses power: its will fires.
-	cl, ok := svc.broker.server.Clients.Get("dc-0")
-	if !ok {
-		t.Fatal("device not connected")
-	}
-	cl.Stop(fmt.Errorf("power cut"))
+	close(cut) // power cut: the broker sees the connection drop and sends the will
 	waitFor(t, "the will to mark the device offline", func() bool { return !svc.engine.Snapshot().Devices[0].Online })
 }

@@ -48,6 +48,10 @@ type Options struct {
 	QueueSize    int           // default 4096
 	MaxClockSkew time.Duration // default 2m
 	OfflineAfter time.Duration // default 30s
+	// ClampAfter is how long a zone must stay below zero, with all its counters live, before
+	// the deficit is taken as drift and clamped (default 60s). Shorter deficits are reports
+	// arriving out of step and resolve themselves.
+	ClampAfter time.Duration
 	// ResetHour and ResetMinute give the daily reset in Location; -1 turns it off.
 	ResetHour, ResetMinute int
 	Location               *time.Location
@@ -80,6 +84,8 @@ type Engine struct {
 	dones   []pendingDone
 	version uint64
 	logOnce map[string]*rate.Sometimes
+	// negativeSince[z] is when zone z went below zero (zero time while it is not).
+	negativeSince []time.Time
 }
 
 type pendingDone struct {
@@ -118,6 +124,9 @@ func NewEngine(m *Model, s *Store, metrics *Metrics, opts Options) (*Engine, err
 	if opts.OfflineAfter <= 0 {
 		opts.OfflineAfter = 30 * time.Second
 	}
+	if opts.ClampAfter <= 0 {
+		opts.ClampAfter = time.Minute
+	}
 	if opts.Location == nil {
 		opts.Location = time.UTC
 	}
@@ -142,6 +151,7 @@ func NewEngine(m *Model, s *Store, metrics *Metrics, opts Options) (*Engine, err
 	if e.occ, e.devices, err = s.load(m); err != nil {
 		return nil, err
 	}
+	e.negativeSince = make([]time.Time, len(m.Zones))
 	e.healthy.Store(true)
 	metrics.attach(e)
 	e.publish()
@@ -242,6 +252,9 @@ func (e *Engine) Run(ctx context.Context) error {
 			nextReset, _ = e.nextReset()
 			resetTimer.Reset(nextReset.Sub(e.opts.Now()))
 		case <-liveness.C:
+			if e.settle() {
+				e.commit()
+			}
 			// Only between commits: a snapshot must never show what is not yet on disk.
 			if len(e.dones) == 0 && e.pending.empty() && e.livenessChanged() {
 				e.publish()
@@ -573,6 +586,45 @@ func NextReset(now time.Time, loc *time.Location, hour, minute int) time.Time {
 		}
 	}
 	return now.Add(24 * time.Hour) // unreachable: a day always has the time once
+}
+
+// settle clamps the zones that have stayed below zero for ClampAfter while every counter
+// feeding them was live: then the deficit is drift, not a report still on its way. It
+// reports whether it staged anything.
+func (e *Engine) settle() bool {
+	now := e.opts.Now()
+	staged := false
+	for z := range e.model.Zones {
+		if e.occ.zones[z].Occupancy >= 0 {
+			e.negativeSince[z] = time.Time{}
+			continue
+		}
+		if e.negativeSince[z].IsZero() {
+			e.negativeSince[z] = now
+			continue
+		}
+		if now.Sub(e.negativeSince[z]) < e.opts.ClampAfter || !e.devicesLive(z, now) {
+			continue
+		}
+		entry := &LogEntry{At: now, Kind: EntryClamp, Zone: e.model.Zones[z].ID, Before: e.occ.zones[z].Occupancy}
+		e.occ.replay(entry)
+		e.pending.zones[z] = true
+		e.pending.log = append(e.pending.log, entry)
+		e.negativeSince[z] = time.Time{}
+		e.logLimited("clamp:"+entry.Zone, "zone stayed below zero with all its counters live; clamped to zero (counting drift)",
+			"zone", entry.Zone, "deficit", -entry.Before)
+		staged = true
+	}
+	return staged
+}
+
+func (e *Engine) devicesLive(z int, now time.Time) bool {
+	for _, id := range e.model.Zones[z].Devices {
+		if !e.online(e.devices[id], now) {
+			return false
+		}
+	}
+	return true
 }
 
 // livenessChanged reports whether any device has crossed its offline_after allowance since

@@ -84,7 +84,7 @@ func (m *Metrics) observeAnchor(zone string, diff int64) {
 var (
 	descOccupancy = prometheus.NewDesc("crowdwatch_zone_occupancy", "People in the zone now.", []string{"zone"}, nil)
 	descCapacity  = prometheus.NewDesc("crowdwatch_zone_capacity", "Configured capacity of the zone.", []string{"zone"}, nil)
-	descClamped   = prometheus.NewDesc("crowdwatch_zone_clamped_total", "People who would have taken the zone below zero (counting drift).", []string{"zone"}, nil)
+	descClamped   = prometheus.NewDesc("crowdwatch_zone_clamped_total", "People added when a zone that stayed below zero was clamped back to zero (counting drift).", []string{"zone"}, nil)
 	descCorrected = prometheus.NewDesc("crowdwatch_zone_corrected_persons_total", "Sum of the sizes of manual corrections and resets.", []string{"zone"}, nil)
 	descCrossings = prometheus.NewDesc("crowdwatch_door_crossings_total", "Crossings counted through the door since the database was created.", []string{"door", "direction"}, nil)
 	descOnline    = prometheus.NewDesc("crowdwatch_device_online", "1 if the device reported within its allowance.", []string{"device"}, nil)

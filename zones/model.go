@@ -28,6 +28,9 @@ type ZoneInfo struct {
 	AreaM2           float64
 	// Ancestors are this zone's index followed by its parent's, up to the root.
 	Ancestors []int
+	// Devices are the counters whose doors change this zone: the zone's figure is only as
+	// current as the latest of their reports.
+	Devices []string
 }
 
 type DoorInfo struct {
@@ -106,6 +109,16 @@ func NewModel(cfg *configs.Config) *Model {
 		}
 		m.deviceIdx[d.Counter.Device] = len(m.Devices)
 		m.Devices = append(m.Devices, DeviceInfo{ID: d.Counter.Device, Kind: KindCounter, Width: d.Counter.Width, Doors: []string{d.ID}})
+	}
+	for _, d := range m.Doors {
+		if d.Device == "" {
+			continue
+		}
+		for _, z := range append(slices.Clone(d.Gain), d.Lose...) {
+			if !slices.Contains(m.Zones[z].Devices, d.Device) {
+				m.Zones[z].Devices = append(m.Zones[z].Devices, d.Device)
+			}
+		}
 	}
 	for _, s := range cfg.Sensors {
 		m.deviceIdx[s.Device] = len(m.Devices)

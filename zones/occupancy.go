@@ -15,9 +15,13 @@ type occupancy struct {
 
 // zoneRecord is one zone's persisted state.
 type zoneRecord struct {
+	// Occupancy is the exact sum of what the devices reported, and may be below zero for a
+	// while when one door's report arrives before another's (a late or offline counter).
+	// Readers are shown max(0, Occupancy); a deficit that persists is clamped (see clamp).
 	Occupancy int64     `json:"occupancy"`
 	Updated   time.Time `json:"updated"`
-	// Clamped counts people who would have taken the zone below zero: the drift signal.
+	// Clamped counts people added to bring a persistently negative zone back to zero: the
+	// drift signal.
 	Clamped int64 `json:"clamped"`
 	// Anchored sums the absolute size of area-sensor corrections; LastAnchor is the latest.
 	Anchored   int64 `json:"anchored"`
@@ -42,9 +46,8 @@ func newOccupancy(m *Model) *occupancy {
 	return &occupancy{model: m, zones: make([]zoneRecord, len(m.Zones)), doors: make([]doorRecord, len(m.Doors))}
 }
 
-// applyDoors moves people through doors. Within one report the order of crossings is unknown,
-// so each zone gets its net change at once and is clamped at zero once: the result does not
-// depend on how the report lists its lines. It returns whether any zone changed.
+// applyDoors moves people through doors, as exact sums: the order in which reports from
+// different devices arrive does not change the result. It returns whether any zone changed.
 func (o *occupancy) applyDoors(deltas []DoorDelta, at time.Time) bool {
 	net := make(map[int]int64, 4)
 	for _, d := range deltas {
@@ -76,11 +79,20 @@ func (o *occupancy) applyDoors(deltas []DoorDelta, at time.Time) bool {
 func (o *occupancy) add(z int, n int64, at time.Time) {
 	r := &o.zones[z]
 	r.Occupancy += n
-	if r.Occupancy < 0 {
-		r.Clamped += -r.Occupancy
-		r.Occupancy = 0
-	}
 	r.Updated = at
+}
+
+// clamp brings a zone that stayed below zero back to zero and records by how much.
+func (o *occupancy) clamp(z int, at time.Time) int64 {
+	r := &o.zones[z]
+	if r.Occupancy >= 0 {
+		return 0
+	}
+	d := -r.Occupancy
+	r.Clamped += d
+	r.Occupancy = 0
+	r.Updated = at
+	return d
 }
 
 // set re-anchors a zone to an absolute figure and moves its enclosing zones by the same
@@ -109,7 +121,7 @@ func (o *occupancy) reset(at time.Time) {
 type LogEntry struct {
 	Seq  uint64    `json:"-"`
 	At   time.Time `json:"at"`
-	Kind string    `json:"kind"` // crossing, anchor, correction, reset
+	Kind string    `json:"kind"` // crossing, anchor, correction, reset, clamp
 	// crossing and anchor: the device report it came from
 	Device string      `json:"device,omitempty"`
 	Boot   string      `json:"boot,omitempty"`
@@ -129,6 +141,7 @@ const (
 	EntryAnchor     = "anchor"
 	EntryCorrection = "correction"
 	EntryReset      = "reset"
+	EntryClamp      = "clamp"
 )
 
 // replay applies one log entry; the engine applies live changes through the same path.
@@ -148,6 +161,10 @@ func (o *occupancy) replay(e *LogEntry) {
 		}
 	case EntryReset:
 		o.reset(e.At)
+	case EntryClamp:
+		if z, ok := o.model.zoneIdx[e.Zone]; ok {
+			o.clamp(z, e.At)
+		}
 	}
 }
 

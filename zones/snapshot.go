@@ -24,7 +24,10 @@ type ZoneState struct {
 	AreaM2    float64   `json:"area_m2,omitempty"`
 	Density   *float64  `json:"density,omitempty"` // persons per m², only for zones with an area
 	Updated   time.Time `json:"updated,omitzero"`
-	// Clamped counts people who would have taken the zone below zero (drift).
+	// Deficit is how far below zero the reported crossings put the zone now (shown as 0):
+	// a late counter, or drift until it is clamped.
+	Deficit int64 `json:"deficit,omitempty"`
+	// Clamped counts people added to bring a persistently negative zone back to zero (drift).
 	Clamped int64 `json:"clamped"`
 	// Anchored and LastAnchor are the sizes of area-sensor corrections (sum of absolute
 	// values, and the latest signed one); Corrected sums manual corrections and resets.
@@ -65,11 +68,12 @@ func (e *Engine) buildSnapshot() *Snapshot {
 	}
 	for i, z := range e.model.Zones {
 		r := e.occ.zones[i]
-		zs := ZoneState{ID: z.ID, Name: z.Name, Parent: z.Parent, Occupancy: r.Occupancy, Capacity: z.Capacity,
-			Ratio: float64(r.Occupancy) / float64(z.Capacity), AreaM2: z.AreaM2, Updated: r.Updated,
+		shown := max(r.Occupancy, 0)
+		zs := ZoneState{ID: z.ID, Name: z.Name, Parent: z.Parent, Occupancy: shown, Deficit: shown - r.Occupancy,
+			Capacity: z.Capacity, Ratio: float64(shown) / float64(z.Capacity), AreaM2: z.AreaM2, Updated: r.Updated,
 			Clamped: r.Clamped, Anchored: r.Anchored, LastAnchor: r.LastAnchor, Corrected: r.Corrected}
 		if z.AreaM2 > 0 {
-			d := float64(r.Occupancy) / z.AreaM2
+			d := float64(shown) / z.AreaM2
 			zs.Density = &d
 		}
 		s.Zones[i] = zs

@@ -100,6 +100,7 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 		QueueSize:      cfg.MQTT.QueueSize,
 		MaxClockSkew:   cfg.Occupancy.MaxClockSkew,
 		OfflineAfter:   cfg.Devices.OfflineAfter,
+		ClampAfter:     cfg.Occupancy.ClampAfter,
 		ResetHour:      hour,
 		ResetMinute:    minute,
 		Location:       cfg.Location,
