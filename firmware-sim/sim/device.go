@@ -1,0 +1,254 @@
+package sim
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/crowdwatch/crowdwatch/firmware-sim/device"
+	"github.com/crowdwatch/crowdwatch/firmware-sim/scenario"
+)
+
+// simDevice is one counter or area sensor: it counts what the crowd does (with its errors),
+// reports on its own interval in simulated time, and misbehaves as the faults say.
+type simDevice struct {
+	id       string
+	sensor   bool
+	zone     string // sensors
+	width    int
+	interval bool // period_in/period_out reports
+	every    time.Duration
+	nextAt   time.Time
+	faults   scenario.Faults
+	rng      *rand.Rand
+
+	boot     string
+	boots    int
+	seq      uint64
+	totals   map[string][2]uint64 // counted since boot, per line
+	sent     map[string][2]uint64 // covered by interval reports already made
+	held     []byte               // a report held back to be sent after the next one
+	offUntil time.Time
+
+	topic, status string
+	out           chan outbound
+	done          chan struct{}
+	client        paho.Client
+	// Published is how many reports went out (acknowledged), for the run's summary.
+	published, duplicates, malformed, reboots, offlines int
+	lastSeq                                             uint64
+}
+
+// outbound is one thing for the device's connection goroutine to do, in order.
+type outbound struct {
+	payload    []byte
+	disconnect bool
+	connect    bool
+	flushed    chan struct{}
+}
+
+func (d *simDevice) startBoot(now time.Time, wrap16 bool) {
+	d.boots++
+	d.boot = fmt.Sprintf("%s-%d-%d", d.id, now.Unix(), d.boots)
+	d.seq = 0
+	for l := range d.totals {
+		var start uint64
+		if wrap16 && d.width == 16 {
+			// Near the top of a 16-bit counter, equal in both directions so the first report
+			// moves nobody, and the counter wraps within minutes.
+			start = 65535 - uint64(d.rng.IntN(200))
+		}
+		d.totals[l] = [2]uint64{start, start}
+		d.sent[l] = d.totals[l]
+	}
+}
+
+// count records crossings as the sensor head sees them: each may be missed, and extra ones
+// may appear, at the scenario's rates.
+func (d *simDevice) count(line string, in, out uint64) {
+	f := d.faults
+	in, out = thin(d.rng, in, f.MissIn), thin(d.rng, out, f.MissOut)
+	if f.Extra > 0 {
+		in += uint64(binomial(d.rng, int(in)+1, f.Extra))
+		out += uint64(binomial(d.rng, int(out)+1, f.Extra))
+	}
+	t := d.totals[line]
+	t[0], t[1] = t[0]+in, t[1]+out
+	d.totals[line] = t
+}
+
+func thin(rng *rand.Rand, n uint64, miss float64) uint64 {
+	if miss <= 0 || n == 0 {
+		return n
+	}
+	return n - uint64(binomial(rng, int(n), miss))
+}
+
+func binomial(rng *rand.Rand, n int, p float64) int {
+	k := 0
+	for range n {
+		if rng.Float64() < p {
+			k++
+		}
+	}
+	return k
+}
+
+// report makes the device's next report at simulated time now and queues it with its faults.
+func (d *simDevice) report(now time.Time, occupancy int64) {
+	f := d.faults
+	if !d.offUntil.IsZero() {
+		if now.Before(d.offUntil) {
+			if d.interval && !d.sensor {
+				d.queue(d.payload(now, occupancy)) // interval firmware back-fills what it missed
+			}
+			return
+		}
+		d.offUntil = time.Time{}
+		d.out <- outbound{connect: true}
+	}
+	payload := d.payload(now, occupancy)
+	if f.Reorder > 0 && d.held == nil && d.rng.Float64() < f.Reorder {
+		d.held = payload
+		return
+	}
+	d.queue(payload)
+	if d.held != nil {
+		d.queue(d.held)
+		d.held = nil
+	}
+	if f.Duplicate > 0 && d.rng.Float64() < f.Duplicate {
+		d.queue(payload)
+		d.duplicates++
+	}
+	if f.Malformed > 0 && d.rng.Float64() < f.Malformed {
+		d.queue([]byte(`{"boot":"` + d.boot + `","seq":`)) // cut off mid-message
+		d.malformed++
+	}
+	perReport := d.every.Hours()
+	if f.RebootPerHour > 0 && d.held == nil && d.rng.Float64() < f.RebootPerHour*perReport {
+		// Right after a report, so the reboot loses nothing that was counted.
+		d.startBoot(now, false)
+		d.reboots++
+	}
+	if f.OfflinePerHr > 0 && d.held == nil && d.rng.Float64() < f.OfflinePerHr*perReport {
+		d.offUntil = now.Add(f.OfflineFor)
+		d.out <- outbound{disconnect: true}
+		d.offlines++
+	}
+}
+
+// settle ends any outage and reports everything counted so far, without faults.
+func (d *simDevice) settle(now time.Time, occupancy int64) {
+	if !d.offUntil.IsZero() {
+		d.offUntil = time.Time{}
+		d.out <- outbound{connect: true}
+	}
+	d.queue(d.payload(now, occupancy))
+	if d.held != nil {
+		d.queue(d.held)
+		d.held = nil
+	}
+}
+
+func (d *simDevice) queue(p []byte) {
+	d.out <- outbound{payload: p}
+}
+
+func (d *simDevice) payload(now time.Time, occupancy int64) []byte {
+	d.seq++
+	d.lastSeq = d.seq
+	msg := map[string]any{"boot": d.boot, "seq": d.seq, "ts": now.Add(d.faults.ClockSkew).UTC().Format(time.RFC3339Nano)}
+	if d.sensor {
+		msg["count"] = occupancy
+		b, _ := json.Marshal(msg)
+		return b
+	}
+	lines := map[string]map[string]uint64{}
+	for _, l := range slices.Sorted(maps.Keys(d.totals)) {
+		t := d.totals[l]
+		mask := uint64(math.MaxUint64)
+		if d.width < 64 {
+			mask = 1<<d.width - 1
+		}
+		if d.interval {
+			s := d.sent[l]
+			lines[l] = map[string]uint64{"period_in": t[0] - s[0], "period_out": t[1] - s[1]}
+			d.sent[l] = t
+		} else {
+			lines[l] = map[string]uint64{"in": t[0] & mask, "out": t[1] & mask}
+		}
+	}
+	if len(lines) == 1 && lines["1"] != nil {
+		for k, v := range lines["1"] {
+			msg[k] = v
+		}
+	} else {
+		msg["lines"] = lines
+	}
+	b, _ := json.Marshal(msg)
+	return b
+}
+
+// run owns the device's MQTT connection: it sends queued reports in order, each until the
+// broker acknowledges it, and goes offline and back when told.
+func (d *simDevice) run(ctx context.Context, broker, user, pass string) {
+	defer close(d.done)
+	opts := paho.NewClientOptions().AddBroker(broker).SetClientID("sim-"+d.id).
+		SetUsername(user).SetPassword(pass).SetCleanSession(false).
+		SetAutoReconnect(true).SetConnectRetry(true).
+		SetConnectRetryInterval(200*time.Millisecond).SetMaxReconnectInterval(time.Second).
+		SetWill(d.status, "offline", 1, true).
+		SetOnConnectHandler(func(cl paho.Client) { cl.Publish(d.status, 1, true, "online") })
+	d.client = paho.NewClient(opts)
+	d.client.Connect()
+	defer d.client.Disconnect(100)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case o := <-d.out:
+			switch {
+			case o.flushed != nil:
+				close(o.flushed)
+			case o.disconnect:
+				d.client.Publish(d.status, 1, true, "offline").WaitTimeout(time.Second)
+				d.client.Disconnect(50)
+			case o.connect:
+				d.client.Connect()
+			default:
+				if err := device.PublishAcked(ctx, d.client, d.topic, o.payload); err != nil {
+					return
+				}
+				d.published++
+			}
+		}
+	}
+}
+
+// flush waits until everything queued so far has been acknowledged.
+func (d *simDevice) flush(ctx context.Context) error {
+	ch := make(chan struct{})
+	select {
+	case d.out <- outbound{flushed: ch}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-d.done:
+		return fmt.Errorf("device %s stopped", d.id)
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-d.done:
+		return fmt.Errorf("device %s stopped", d.id)
+	}
+}
