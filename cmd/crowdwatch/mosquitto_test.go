@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -31,10 +32,32 @@ func need(t *testing.T, program, pkg string) string {
 // mosquitto is a real mosquitto broker on a loopback port, with persistence so that a
 // client's persistent session and its queued messages survive.
 type mosquitto struct {
-	addr string
-	cmd  *exec.Cmd
-	done chan error
-	logs *syncBuffer
+	addr      string
+	bin, conf string
+	cmd       *exec.Cmd
+	done      chan error
+	logs      *syncBuffer
+}
+
+func (m *mosquitto) start(t *testing.T) {
+	t.Helper()
+	m.cmd = exec.Command(m.bin, "-c", m.conf)
+	m.done = make(chan error, 1)
+	m.cmd.Stdout, m.cmd.Stderr = m.logs, m.logs
+	if err := m.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func(cmd *exec.Cmd, done chan error) { done <- cmd.Wait() }(m.cmd, m.done)
+	waitListening(t, m.addr, m.logs)
+}
+
+// restart stops the broker the way an operator's restart does (it saves its persistent
+// sessions) and starts it again on the same port.
+func (m *mosquitto) restart(t *testing.T) {
+	t.Helper()
+	m.cmd.Process.Signal(syscall.SIGTERM)
+	<-m.done
+	m.start(t)
 }
 
 func startMosquitto(t *testing.T) *mosquitto {
@@ -60,13 +83,8 @@ log_type warning
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &mosquitto{addr: addr, cmd: exec.Command(bin, "-c", conf), done: make(chan error, 1), logs: &syncBuffer{}}
-	m.cmd.Stdout, m.cmd.Stderr = m.logs, m.logs
-	if err := m.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { m.done <- m.cmd.Wait() }()
-	waitListening(t, addr, m.logs)
+	m := &mosquitto{addr: addr, bin: bin, conf: conf, logs: &syncBuffer{}}
+	m.start(t)
 	t.Cleanup(func() {
 		m.cmd.Process.Kill()
 		<-m.done

@@ -36,6 +36,7 @@ type simDevice struct {
 	sent     map[string][2]uint64 // covered by interval reports already made
 	held     []byte               // a report held back to be sent after the next one
 	offUntil time.Time
+	backlog  [][]byte // interval reports made while offline, sent on return
 
 	topic, status string
 	out           chan outbound
@@ -107,12 +108,12 @@ func (d *simDevice) report(now time.Time, occupancy int64) {
 	if !d.offUntil.IsZero() {
 		if now.Before(d.offUntil) {
 			if d.interval && !d.sensor {
-				d.queue(d.payload(now, occupancy)) // interval firmware back-fills what it missed
+				// Interval firmware keeps its reports and back-fills them on return.
+				d.backlog = append(d.backlog, d.payload(now, occupancy))
 			}
 			return
 		}
-		d.offUntil = time.Time{}
-		d.out <- outbound{connect: true}
+		d.reconnect()
 	}
 	payload := d.payload(now, occupancy)
 	if f.Reorder > 0 && d.held == nil && d.rng.Float64() < f.Reorder {
@@ -145,11 +146,20 @@ func (d *simDevice) report(now time.Time, occupancy int64) {
 	}
 }
 
+// reconnect ends an outage: connect first, then the back-filled reports in order.
+func (d *simDevice) reconnect() {
+	d.offUntil = time.Time{}
+	d.out <- outbound{connect: true}
+	for _, p := range d.backlog {
+		d.queue(p)
+	}
+	d.backlog = nil
+}
+
 // settle ends any outage and reports everything counted so far, without faults.
 func (d *simDevice) settle(now time.Time, occupancy int64) {
 	if !d.offUntil.IsZero() {
-		d.offUntil = time.Time{}
-		d.out <- outbound{connect: true}
+		d.reconnect()
 	}
 	d.queue(d.payload(now, occupancy))
 	if d.held != nil {
