@@ -5,7 +5,7 @@ package configs
 
 import (
 	"bytes"
-	_ "embed"
+	"embed"
 	"fmt"
 	"os"
 	"strings"
@@ -23,8 +23,20 @@ const Outside = "outside"
 //go:embed demo-store.yaml
 var demoStore []byte
 
+//go:embed scenarios/*.yaml
+var scenarios embed.FS
+
 // DemoStore returns the YAML of the embedded demo store.
 func DemoStore() []byte { return bytes.Clone(demoStore) }
+
+// Scenario returns the YAML of a shipped simulator scenario (scenarios/NAME.yaml).
+func Scenario(name string) ([]byte, error) {
+	b, err := scenarios.ReadFile("scenarios/" + name + ".yaml")
+	if err != nil {
+		return nil, fmt.Errorf("no shipped scenario %q (see configs/scenarios)", name)
+	}
+	return b, nil
+}
 
 // Config is the whole store file after defaults and environment overrides.
 type Config struct {

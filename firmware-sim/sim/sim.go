@@ -30,6 +30,9 @@ type Options struct {
 	Seed     uint64
 	// Speed is simulated seconds per real second; 0 runs as fast as the broker acknowledges.
 	Speed float64
+	// FastForward skips the first part of the day: the crowd moves but devices stay silent
+	// and nothing waits for the clock; the next reports carry what was counted meanwhile.
+	FastForward time.Duration
 	// Day is the simulated date. Default: yesterday, so no report is stamped in the future.
 	Day time.Time
 	// Truth, when set, receives the true occupancy per zone and crossings per door as CSV
@@ -121,6 +124,10 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		for z, n := range occ {
 			sum.Peak[z] = max(sum.Peak[z], n)
 		}
+		if now.Sub(c.Start()) < o.FastForward {
+			wallStart = time.Now()
+			continue
+		}
 		for _, dev := range devices {
 			if now.Before(dev.nextAt) {
 				continue
@@ -141,7 +148,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 			nextCheck = now.Add(o.CheckpointEvery)
 		}
 		if o.Speed > 0 {
-			due := wallStart.Add(time.Duration(float64(now.Sub(c.Start())) / o.Speed))
+			due := wallStart.Add(time.Duration(float64(now.Sub(c.Start())-o.FastForward) / o.Speed))
 			if wait := time.Until(due); wait > 0 {
 				select {
 				case <-time.After(wait):
