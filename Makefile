@@ -11,7 +11,8 @@ FUZZ_TARGETS = \
 	./ingest:FuzzDecodeOccupancy \
 	./ingest:FuzzDecodeStatus \
 	./ingest:FuzzTopicParse \
-	./configs:FuzzParse
+	./configs:FuzzParse \
+	./firmware-sim/scenario:FuzzParse
 
 .PHONY: demo test deps lint unit fuzz bench build
 
