@@ -12,7 +12,8 @@ FUZZ_TARGETS = \
 	./ingest:FuzzDecodeStatus \
 	./ingest:FuzzTopicParse \
 	./configs:FuzzParse \
-	./firmware-sim/scenario:FuzzParse
+	./firmware-sim/scenario:FuzzParse \
+	./firmware-sim/replay:FuzzLoad
 
 .PHONY: demo test deps lint unit fuzz bench build
 

@@ -8,7 +8,7 @@ import (
 )
 
 func TestShippedConfigsAreValid(t *testing.T) {
-	for _, name := range []string{"demo-store.yaml", "store-example.yaml"} {
+	for _, name := range []string{"demo-store.yaml", "store-example.yaml", "calit2.yaml"} {
 		t.Run(name, func(t *testing.T) {
 			cfg, err := Load(name, nil)
 			if err != nil {

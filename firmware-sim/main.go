@@ -77,7 +77,7 @@ func newRootCmd() *cobra.Command {
 	fl.Float64Var(&f.faults.MissIn, "miss-in", 0, "share of entries a counter misses")
 	fl.Float64Var(&f.faults.MissOut, "miss-out", 0, "share of exits a counter misses")
 	fl.Float64Var(&f.faults.Extra, "extra", 0, "share of crossings counted twice")
-	cmd.AddCommand(newLoadCmd())
+	cmd.AddCommand(newReplayCmd(), newLoadCmd())
 	return cmd
 }
 
