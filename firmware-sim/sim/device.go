@@ -50,6 +50,7 @@ type simDevice struct {
 // outbound is one thing for the device's connection goroutine to do, in order.
 type outbound struct {
 	payload    []byte
+	topic      string // default: the device's report topic
 	disconnect bool
 	connect    bool
 	flushed    chan struct{}
@@ -156,6 +157,15 @@ func (d *simDevice) reconnect() {
 	d.backlog = nil
 }
 
+// heartbeat says the device is alive, on its status topic, unless it is offline.
+func (d *simDevice) heartbeat(now time.Time) {
+	if !d.offUntil.IsZero() {
+		return
+	}
+	b, _ := json.Marshal(map[string]any{"ts": now.UTC().Format(time.RFC3339), "boot": d.boot, "seq": d.seq})
+	d.out <- outbound{payload: b, topic: d.status}
+}
+
 // settle ends any outage and reports everything counted so far, without faults.
 func (d *simDevice) settle(now time.Time, occupancy int64) {
 	if !d.offUntil.IsZero() {
@@ -234,10 +244,16 @@ func (d *simDevice) run(ctx context.Context, broker, user, pass string) {
 			case o.connect:
 				d.client.Connect()
 			default:
-				if err := device.PublishAcked(ctx, d.client, d.topic, o.payload); err != nil {
+				topic := d.topic
+				if o.topic != "" {
+					topic = o.topic
+				}
+				if err := device.PublishAcked(ctx, d.client, topic, o.payload); err != nil {
 					return
 				}
-				d.published++
+				if o.topic == "" {
+					d.published++
+				}
 			}
 		}
 	}

@@ -47,6 +47,9 @@ type Options struct {
 	Log             *slog.Logger
 }
 
+// heartbeatEvery is how often, in simulated time, each device says it is alive.
+const heartbeatEvery = 30 * time.Second
+
 // Summary says what a run did.
 type Summary struct {
 	Start, End   time.Time
@@ -128,6 +131,11 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 			wallStart = time.Now()
 			continue
 		}
+		if beat := now.Sub(c.Start()); beat%heartbeatEvery == 0 {
+			for _, dev := range devices {
+				dev.heartbeat(now)
+			}
+		}
 		for _, dev := range devices {
 			if now.Before(dev.nextAt) {
 				continue
@@ -190,7 +198,11 @@ func buildDevices(o Options, rng *rand.Rand, start time.Time) ([]*simDevice, map
 	byID := map[string]*simDevice{}
 	var devices []*simDevice
 	add := func(id string, sensor bool) *simDevice {
-		d := &simDevice{id: id, sensor: sensor, every: o.Scenario.Devices.Interval, faults: o.Scenario.Faults,
+		faults := o.Scenario.Faults
+		// Real counters differ: each miscounts at its own rate around the scenario's.
+		spread := 0.5 + rng.Float64()
+		faults.MissIn, faults.MissOut, faults.Extra = faults.MissIn*spread, faults.MissOut*spread, faults.Extra*spread
+		d := &simDevice{id: id, sensor: sensor, every: o.Scenario.Devices.Interval, faults: faults,
 			rng: rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64())), totals: map[string][2]uint64{}, sent: map[string][2]uint64{},
 			status: base + "status/" + id, out: make(chan outbound, 8192), done: make(chan struct{}), width: 32}
 		d.topic = base + "counter/" + id
