@@ -42,6 +42,9 @@ func TestCalIt2ReplayThroughService(t *testing.T) {
 		if err := svc.getJSON("/api/v1/doors", &doors); err != nil {
 			t.Fatal(err)
 		}
+		if len(doors.Doors) != 1 || doors.Doors[0].ID != "main" {
+			t.Fatalf("doors %+v", doors.Doors)
+		}
 		return doors.Doors[0].In, doors.Doors[0].Out
 	}
 	const steps = 3
@@ -75,6 +78,9 @@ func TestCalIt2ReplayThroughService(t *testing.T) {
 	}
 	if day != len(want) || prevIn != 19597 || prevOut != 18837 {
 		t.Fatalf("%d days, totals %d in %d out; want %d days, 19,597 and 18,837", day, prevIn, prevOut, len(want))
+	}
+	if m := svc.metrics(); strings.Contains(m, `outcome="rejected"`) {
+		t.Errorf("the service refused some of the replay:\n%s", m)
 	}
 	el := time.Since(start)
 	t.Logf("%d days, %d reports in %s (%.0f reports/s), every day equal to the file", day, seq, el.Round(time.Millisecond), float64(seq)/el.Seconds())
