@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"time"
 
@@ -117,20 +116,29 @@ func (a *api) route(pattern string, need Role, h http.HandlerFunc) {
 // ServeHTTP answers unknown paths and wrong methods with JSON errors like every other.
 func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if _, pattern := a.mux.Handler(r); pattern == "" {
-		rec := httptest.NewRecorder()
+		// The mux answers 404 or 405 (with Allow) in plain text; keep its status and headers,
+		// drop its body, and answer in JSON like every other error.
+		rec := &statusOnly{header: w.Header()}
 		a.mux.ServeHTTP(rec, r)
-		if allow := rec.Header().Get("Allow"); allow != "" {
-			w.Header().Set("Allow", allow)
-		}
 		msg := "no such endpoint: " + r.URL.Path
-		if rec.Code == http.StatusMethodNotAllowed {
+		if rec.code == http.StatusMethodNotAllowed {
 			msg = fmt.Sprintf("%s is not allowed on %s", r.Method, r.URL.Path)
 		}
-		writeError(w, rec.Code, msg)
+		writeError(w, rec.code, msg)
 		return
 	}
 	a.mux.ServeHTTP(w, r)
 }
+
+// statusOnly records a handler's status and headers and discards its body.
+type statusOnly struct {
+	header http.Header
+	code   int
+}
+
+func (s *statusOnly) Header() http.Header         { return s.header }
+func (s *statusOnly) Write(b []byte) (int, error) { return len(b), nil }
+func (s *statusOnly) WriteHeader(code int)        { s.code = code }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
