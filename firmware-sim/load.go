@@ -59,7 +59,7 @@ func newLoadCmd() *cobra.Command {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					cl := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID("load-" + id).SetUsername(id))
+					cl := paho.NewClient(device.Options(url, "load-"+id).SetUsername(id))
 					if tok := cl.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 						fmt.Fprintln(cmd.ErrOrStderr(), "load:", id, tok.Error())
 						return

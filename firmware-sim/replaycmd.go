@@ -35,9 +35,7 @@ func newReplayCmd() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			cl := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID("replay-" + id).SetUsername(id).
-				SetAutoReconnect(true).SetConnectRetry(true))
-			cl.Connect()
+			cl := paho.NewClient(device.Options(url, "replay-"+id).SetUsername(id))
 			defer cl.Disconnect(100)
 			topic := cfg.MQTT.TopicPrefix + "/" + cfg.Site.ID + "/counter/" + id
 			points := replay.Spread(hs, steps)

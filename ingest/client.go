@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -30,7 +31,8 @@ type Client struct {
 	ctx        context.Context
 	// redeliver asks for a reconnection after a failed commit: a broker resends a session's
 	// unacknowledged messages only when the client reconnects.
-	redeliver chan struct{}
+	redeliver  chan struct{}
+	subscribed atomic.Bool
 }
 
 // NewClient prepares the connection; Run connects and keeps it up.
@@ -66,6 +68,7 @@ func NewClient(cfg *configs.Config, engine Submitter, log *slog.Logger) (*Client
 		// default handler paho would leave them unacknowledged.
 		SetDefaultPublishHandler(c.onMessage).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
+			c.subscribed.Store(false)
 			log.Warn("mqtt: lost the broker connection; reconnecting", "broker", cfg.MQTT.Broker, "error", err)
 		}).
 		SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) {
@@ -162,12 +165,15 @@ func (c *Client) reconnect(ctx context.Context) {
 	case <-ctx.Done():
 		return
 	}
+	c.subscribed.Store(false)
 	c.client.Disconnect(250)
 	c.connect(ctx)
 }
 
-// Connected reports whether the broker connection is up (the readiness check).
-func (c *Client) Connected() bool { return c.client.IsConnectionOpen() }
+// Connected reports whether the broker connection is up and the subscriptions are in place
+// (the readiness check). Before the first subscription of a new session a broker drops what
+// devices publish, so "connected" alone would be reported too early.
+func (c *Client) Connected() bool { return c.client.IsConnectionOpen() && c.subscribed.Load() }
 
 // Publish sends a message from the service itself without waiting for the broker.
 func (c *Client) Publish(topic string, payload []byte, retain bool) error {
@@ -188,6 +194,7 @@ func (c *Client) onConnect(cl paho.Client) {
 	tok := cl.SubscribeMultiple(filters, c.onMessage)
 	go func() {
 		if tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
+			c.subscribed.Store(true)
 			c.log.Info("mqtt: connected and subscribed", "filters", c.topics.Subscriptions())
 			cl.Publish(c.topics.Service(), 1, true, "online")
 			return

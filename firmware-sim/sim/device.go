@@ -221,14 +221,11 @@ func (d *simDevice) payload(now time.Time, occupancy int64) []byte {
 // broker acknowledges it, and goes offline and back when told.
 func (d *simDevice) run(ctx context.Context, broker, user, pass string) {
 	defer close(d.done)
-	opts := paho.NewClientOptions().AddBroker(broker).SetClientID("sim-"+d.id).
-		SetUsername(user).SetPassword(pass).SetCleanSession(false).
-		SetAutoReconnect(true).SetConnectRetry(true).
-		SetConnectRetryInterval(200*time.Millisecond).SetMaxReconnectInterval(time.Second).
+	opts := device.Options(broker, "sim-"+d.id).SetUsername(user).SetPassword(pass).
 		SetWill(d.status, "offline", 1, true).
 		SetOnConnectHandler(func(cl paho.Client) { cl.Publish(d.status, 1, true, "online") })
 	d.client = paho.NewClient(opts)
-	d.client.Connect()
+	d.client.Connect().WaitTimeout(3 * time.Second)
 	defer d.client.Disconnect(100)
 	for {
 		select {
@@ -242,7 +239,7 @@ func (d *simDevice) run(ctx context.Context, broker, user, pass string) {
 				d.client.Publish(d.status, 1, true, "offline").WaitTimeout(time.Second)
 				d.client.Disconnect(50)
 			case o.connect:
-				d.client.Connect()
+				d.client.Connect().WaitTimeout(3 * time.Second)
 			default:
 				topic := d.topic
 				if o.topic != "" {
