@@ -1,0 +1,205 @@
+// Package alerting turns zone and device state into alerts for people: per-zone crowd levels
+// with hysteresis, inflow surges, time-to-full and evacuation-time estimates, device and data
+// faults, and evacuations declared by security staff. It keeps each alert's lifecycle (firing,
+// acknowledged, resolved) in bbolt, escalates what nobody acknowledges, and hands notifications
+// to channels (MQTT, webhooks, Alertmanager) that cannot block each other or the ingest.
+package alerting
+
+import (
+	"time"
+)
+
+// Level is a zone's crowd level, in increasing order of danger.
+type Level int
+
+const (
+	LevelNormal Level = iota
+	LevelBusy
+	LevelWarning
+	LevelCritical
+	LevelEvacuate
+)
+
+var levelNames = [...]string{"normal", "busy", "warning", "critical", "evacuate"}
+
+func (l Level) String() string {
+	if l < 0 || int(l) >= len(levelNames) {
+		return "unknown"
+	}
+	return levelNames[l]
+}
+
+// MarshalText writes the level's name, so JSON carries "warning", not 2.
+func (l Level) MarshalText() ([]byte, error) { return []byte(l.String()), nil }
+
+// UnmarshalText reads a level's name.
+func (l *Level) UnmarshalText(b []byte) error {
+	lv, ok := ParseLevel(string(b))
+	if !ok {
+		return &UnknownLevelError{Name: string(b)}
+	}
+	*l = lv
+	return nil
+}
+
+// ParseLevel reads a level's name.
+func ParseLevel(s string) (Level, bool) {
+	for i, n := range levelNames {
+		if n == s {
+			return Level(i), true
+		}
+	}
+	return LevelNormal, false
+}
+
+// UnknownLevelError names a level that does not exist.
+type UnknownLevelError struct{ Name string }
+
+func (e *UnknownLevelError) Error() string {
+	return "unknown level \"" + e.Name + "\" (normal, busy, warning, critical, evacuate)"
+}
+
+// Severity orders notifications and routes them.
+type Severity string
+
+const (
+	SeverityInfo      Severity = "info"
+	SeverityWarning   Severity = "warning"
+	SeverityCritical  Severity = "critical"
+	SeverityEmergency Severity = "emergency" // evacuation: every channel, highest priority
+)
+
+// Rank orders severities: info 0 … emergency 3.
+func (s Severity) Rank() int {
+	switch s {
+	case SeverityWarning:
+		return 1
+	case SeverityCritical:
+		return 2
+	case SeverityEmergency:
+		return 3
+	}
+	return 0
+}
+
+// Kind is what an alert is about.
+type Kind string
+
+const (
+	KindLevel        Kind = "level"         // a zone at warning, critical or evacuate
+	KindSurge        Kind = "surge"         // inflow into a zone above its limit
+	KindTimeToFull   Kind = "time_to_full"  // at the current net inflow the zone fills soon
+	KindEvacTime     Kind = "evac_time"     // estimated evacuation time above the target
+	KindDeviceSilent Kind = "device_silent" // a counter or sensor stopped reporting
+	KindUncertain    Kind = "uncertain"     // a zone whose occupancy has a door without a live counter
+	KindDrift        Kind = "drift"         // unusual clamping of a zone's deficit
+	KindCorrection   Kind = "correction"    // a large manual or sensor correction
+	KindEvacuation   Kind = "evacuation"    // declared (or recommended) evacuation
+)
+
+// State is where an alert is in its lifecycle.
+type State string
+
+const (
+	StateFiring       State = "firing"
+	StateAcknowledged State = "acknowledged"
+	StateResolved     State = "resolved"
+)
+
+// Alert is one alert, identified by its kind and subject (zone, device or site).
+type Alert struct {
+	ID       string   `json:"id"` // kind:subject, e.g. "level:entrance", "device_silent:dc-01"
+	Kind     Kind     `json:"kind"`
+	Zone     string   `json:"zone,omitempty"`
+	Device   string   `json:"device,omitempty"`
+	Doors    []string `json:"doors,omitempty"`
+	Level    Level    `json:"level,omitzero"` // for level alerts: the level reached
+	Severity Severity `json:"severity"`
+	State    State    `json:"state"`
+	Summary  string   `json:"summary"`
+	Detail   string   `json:"detail,omitempty"`
+	// Value is the figure that triggered it: occupancy ratio, density, persons/min, seconds.
+	Value float64 `json:"value"`
+	// Uncertain marks an occupancy alert whose figure depends on a counter that is down.
+	Uncertain bool `json:"uncertain,omitempty"`
+	// Silenced is set while a silence matches; the alert is kept but nobody is notified.
+	Silenced  bool       `json:"silenced,omitempty"`
+	Inhibited bool       `json:"inhibited,omitempty"` // covered by an evacuation of its zone
+	StartsAt  time.Time  `json:"starts_at"`
+	UpdatedAt time.Time  `json:"updated_at"`
+	EndsAt    *time.Time `json:"ends_at,omitempty"`
+	AckBy     string     `json:"ack_by,omitempty"`
+	AckAt     *time.Time `json:"ack_at,omitempty"`
+	AckNote   string     `json:"ack_note,omitempty"`
+	// Escalation is how many steps of the escalation chain have been paged (0 = first group).
+	Escalation int       `json:"escalation"`
+	Notified   time.Time `json:"notified,omitzero"`
+}
+
+// Open reports whether the alert is still firing or acknowledged.
+func (a *Alert) Open() bool { return a.State != StateResolved }
+
+// Evacuation is an evacuation in force for a zone or, with Zone "", for the whole site.
+type Evacuation struct {
+	Zone     string    `json:"zone"` // "" = the whole site
+	Reason   string    `json:"reason"`
+	By       string    `json:"by"`
+	At       time.Time `json:"at"`
+	Affected []string  `json:"affected"` // the zone and every zone inside it
+}
+
+// ZoneStatus is one zone's alerting view: its level and the estimates behind it.
+type ZoneStatus struct {
+	Zone  string `json:"zone"`
+	Level Level  `json:"level"`
+	// Uncertain: a door of this zone has no live counter, so the figure may be off.
+	Uncertain bool `json:"uncertain,omitempty"`
+	// InflowPerMin is people per minute in through the zone's doors over the surge window;
+	// NetPerMin is in minus out.
+	InflowPerMin float64 `json:"inflow_per_min"`
+	NetPerMin    float64 `json:"net_per_min"`
+	// SecondsToFull at the current net inflow; nil when the zone is not filling.
+	SecondsToFull *float64 `json:"seconds_to_full,omitempty"`
+	// EvacSeconds is the estimated evacuation time; nil when the zone has no exit widths.
+	EvacSeconds *float64 `json:"evac_seconds,omitempty"`
+	Evacuating  bool     `json:"evacuating,omitempty"`
+}
+
+// Status is everything screens and reports need at one moment, replaced as a whole on each
+// change and never modified after publication.
+type Status struct {
+	Version     uint64       `json:"version"`
+	At          time.Time    `json:"at"`
+	Zones       []ZoneStatus `json:"zones"`
+	Alerts      []Alert      `json:"alerts"` // open alerts, most severe first
+	Evacuations []Evacuation `json:"evacuations"`
+	// SiteEvacSeconds estimates evacuating the whole site through its outside doors.
+	SiteEvacSeconds *float64 `json:"site_evac_seconds,omitempty"`
+}
+
+// Zone returns a zone's status by id.
+func (s *Status) Zone(id string) (ZoneStatus, bool) {
+	for _, z := range s.Zones {
+		if z.Zone == id {
+			return z, true
+		}
+	}
+	return ZoneStatus{}, false
+}
+
+// Event is one stored transition of an alert or an evacuation, for history and reports.
+type Event struct {
+	Seq     uint64    `json:"seq"`
+	At      time.Time `json:"at"`
+	AlertID string    `json:"alert_id,omitempty"`
+	Kind    Kind      `json:"kind"`
+	Zone    string    `json:"zone,omitempty"`
+	Device  string    `json:"device,omitempty"`
+	// What happened: fired, escalated, acknowledged, resolved, renotified, silenced,
+	// evacuation_declared, evacuation_recommended, evacuation_stood_down.
+	What     string   `json:"what"`
+	Severity Severity `json:"severity,omitempty"`
+	Level    Level    `json:"level,omitzero"`
+	By       string   `json:"by,omitempty"`
+	Note     string   `json:"note,omitempty"`
+}
