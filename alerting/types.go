@@ -132,8 +132,9 @@ type Alert struct {
 	AckAt     *time.Time `json:"ack_at,omitempty"`
 	AckNote   string     `json:"ack_note,omitempty"`
 	// Escalation is how many steps of the escalation chain have been paged (0 = first group).
-	Escalation int       `json:"escalation"`
-	Notified   time.Time `json:"notified,omitzero"`
+	Escalation  int       `json:"escalation"`
+	EscalatedAt time.Time `json:"escalated_at,omitzero"`
+	Notified    time.Time `json:"notified,omitzero"`
 }
 
 // Open reports whether the alert is still firing or acknowledged.

@@ -49,6 +49,7 @@ type Config struct {
 	Zones     []Zone    `mapstructure:"zones"`
 	Doors     []Door    `mapstructure:"doors"`
 	Sensors   []Sensor  `mapstructure:"sensors"`
+	Alerting  Alerting  `mapstructure:"alerting"`
 
 	// Location is Site.Timezone resolved; set by validation.
 	Location *time.Location `mapstructure:"-"`
@@ -137,13 +138,17 @@ type Zone struct {
 	Parent   string  `mapstructure:"parent"`
 	Capacity int     `mapstructure:"capacity"`
 	AreaM2   float64 `mapstructure:"area_m2"`
+	// Alerts overrides alerting.defaults for this zone.
+	Alerts *Thresholds `mapstructure:"alerts"`
 }
 
 type Door struct {
-	ID      string  `mapstructure:"id"`
-	From    string  `mapstructure:"from"`
-	To      string  `mapstructure:"to"`
-	WidthM  float64 `mapstructure:"width_m"`
+	ID     string  `mapstructure:"id"`
+	From   string  `mapstructure:"from"`
+	To     string  `mapstructure:"to"`
+	WidthM float64 `mapstructure:"width_m"`
+	// Stairs marks a stair exit, which passes fewer people per metre than a level door.
+	Stairs  bool    `mapstructure:"stairs"`
 	Counter Counter `mapstructure:"counter"`
 }
 

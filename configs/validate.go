@@ -206,6 +206,8 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	c.validateAlerting(bad, zoneIdx)
+
 	users := map[string]bool{}
 	for i, u := range c.MQTT.Embedded.Users {
 		key := fmt.Sprintf("mqtt.embedded.users[%d]", i)

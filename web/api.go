@@ -63,6 +63,7 @@ type Options struct {
 	Broker   Broker
 	Gatherer prometheus.Gatherer
 	Auth     Authorizer
+	Alerting Alerting // nil: no alert endpoints
 	Log      *slog.Logger
 	Version  string
 }
@@ -91,6 +92,7 @@ func NewHandler(o Options) http.Handler {
 	a.route("POST /api/v1/zones/{id}/correction", RoleSecurity, a.correct)
 	a.route("GET /api/v1/doors", RoleManager, a.listDoors)
 	a.route("GET /api/v1/devices", RoleManager, a.listDevices)
+	a.alertRoutes()
 	a.route("GET /{$}", RolePublic, a.index)
 	return a
 }

@@ -57,7 +57,7 @@ func newDemoCmd(g *globalFlags) *cobra.Command {
 				log.Info("demo: the simulated store is opening; watch the zones",
 					"zones", "http://"+displayAddr(httpAddr)+"/api/v1/zones", "scenario", sc.Name, "speed", speed)
 				go runDemoCrowd(ctx, cfg, sc, speed, fastForward, "tcp://"+displayAddr(mqttAddr), log.With("component", "simulator"))
-			})
+			}, nil)
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", "", "store file (default: the embedded demo store, configs/demo-store.yaml)")

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
+	"github.com/crowdwatch/crowdwatch/alerting"
 	"github.com/crowdwatch/crowdwatch/configs"
 	"github.com/crowdwatch/crowdwatch/ingest"
 	"github.com/crowdwatch/crowdwatch/web"
@@ -58,7 +60,7 @@ func newServeCmd(g *globalFlags) *cobra.Command {
 			}
 			ctx, stop := signalContext()
 			defer stop()
-			return runService(ctx, cfg, log, nil)
+			return runService(ctx, cfg, log, nil, &reloadSource{path: configPath, overrides: sf.overrides()})
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", "", "store file (YAML)")
@@ -76,9 +78,16 @@ type mqttSide interface {
 	Publish(topic string, payload []byte, retain bool) error
 }
 
+// reloadSource is the file a running service reloads its alerting settings from.
+type reloadSource struct {
+	path      string
+	overrides map[string]any
+}
+
 // runService runs the whole service until ctx ends or a component fails, then stops it in
-// order: the engine commits and acknowledges what it holds, then MQTT, HTTP and the file close.
-func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onStart started) error {
+// order: the engine commits and acknowledges what it holds, then MQTT, HTTP, alerting and the
+// files close. With reload set, SIGHUP and file changes reload the alerting settings.
+func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onStart started, reload *reloadSource) error {
 	log = log.With("site", cfg.Site.ID)
 	store, err := zones.OpenStore(cfg.Storage.Path, cfg.Site.ID)
 	if err != nil {
@@ -172,8 +181,13 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 	}()
 	stops = append(stops, func() { stopMQTT(); <-pubDone })
 
+	alerts, stopAlerting, err := startAlerting(cfg, engine, mqtt, reg, log, reload)
+	if err != nil {
+		return err
+	}
+
 	log.Warn("http: the API is open to anyone who can reach it; sign-in and roles come with the dashboard")
-	handler := web.NewHandler(web.Options{Engine: engine, Broker: mqtt, Gatherer: reg,
+	handler := web.NewHandler(web.Options{Engine: engine, Broker: mqtt, Gatherer: reg, Alerting: alerts,
 		Log: log.With("component", "http"), Version: versionString()})
 	httpCtx, stopHTTP := context.WithCancel(context.Background())
 	defer stopHTTP()
@@ -186,6 +200,7 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 			httpErr = err
 		}
 	})
+	stops = append(stops, stopAlerting)
 
 	log.Info("crowdwatch ready", "http", httpLn.Addr().String(), "mqtt", mqttAddr,
 		"storage", cfg.Storage.Path, "zones", len(cfg.Zones), "doors", len(cfg.Doors), "version", versionString())
@@ -214,4 +229,57 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 	}
 	log.Info("crowdwatch stopped cleanly")
 	return nil
+}
+
+// startAlerting starts the alert manager, its notification channels and, for a service run
+// from a file, the reloader. The returned function stops them in that order's reverse.
+func startAlerting(cfg *configs.Config, engine *zones.Engine, mqtt mqttSide, reg *prometheus.Registry,
+	log *slog.Logger, reload *reloadSource) (*alerting.Manager, func(), error) {
+	metrics := alerting.NewMetrics(reg)
+	alog := log.With("component", "alerting")
+	dispatcher := alerting.NewDispatcher(mqtt, metrics, alog)
+	manager, err := alerting.New(alerting.Options{Config: cfg, Model: engine.Model(), Source: engine,
+		Notifier: dispatcher, Metrics: metrics, Logger: alog})
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); dispatcher.Run(ctx, cfg) }()
+	go func() { defer wg.Done(); _ = manager.Run(ctx) }()
+	if reload != nil {
+		current := cfg
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			configs.Watch(ctx, reload.path, reload.overrides, cfg.Alerting.Reload.WatchFile, cfg.Alerting.Reload.Debounce,
+				func(next *configs.Config) {
+					if err := manager.Reload(ctx, next); err != nil {
+						metrics.Reloaded(false)
+						alog.Error("config reload rejected; the previous settings stay in force", "path", reload.path, "error", err)
+						return
+					}
+					dispatcher.Reload(next)
+					metrics.Reloaded(true)
+					if current.NeedsRestart(next) {
+						alog.Warn("config reloaded: alerting settings applied; other changes (zones, doors, devices, MQTT, storage, HTTP) take effect after a restart", "path", reload.path)
+					} else {
+						alog.Info("config reloaded: alerting settings applied", "path", reload.path)
+					}
+					current = next
+				},
+				func(err error) {
+					metrics.Reloaded(false)
+					alog.Error("config reload rejected; the previous settings stay in force", "path", reload.path, "error", err)
+				})
+		}()
+	}
+	return manager, func() {
+		cancel()
+		wg.Wait()
+		if err := manager.Close(); err != nil {
+			log.Error("alerting: closing the alert database", "error", err)
+		}
+	}, nil
 }

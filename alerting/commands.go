@@ -1,0 +1,260 @@
+package alerting
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/crowdwatch/crowdwatch/configs"
+)
+
+// ErrInvalid wraps a request that cannot be carried out as asked.
+var ErrInvalid = errors.New("invalid request")
+
+// Filter selects alerts; empty fields match all. State "open" means firing or acknowledged.
+type Filter struct {
+	State string
+	Zone  string
+	Kind  string
+}
+
+func (f Filter) match(a *Alert) bool {
+	switch f.State {
+	case "":
+	case "open":
+		if !a.Open() {
+			return false
+		}
+	default:
+		if string(a.State) != f.State {
+			return false
+		}
+	}
+	return (f.Zone == "" || a.Zone == f.Zone) && (f.Kind == "" || string(a.Kind) == f.Kind)
+}
+
+// Alerts lists the open alerts and the recently resolved ones that match, most severe and
+// newest first.
+func (m *Manager) Alerts(ctx context.Context, f Filter) ([]Alert, error) {
+	if f.State != "" && !slices.Contains([]string{"open", "firing", "acknowledged", "resolved"}, f.State) {
+		return nil, fmt.Errorf("%w: state %q must be open, firing, acknowledged or resolved", ErrInvalid, f.State)
+	}
+	v, err := m.do(ctx, func(time.Time) (any, error) {
+		var out []Alert
+		for _, a := range m.alerts {
+			if f.match(a) {
+				out = append(out, *a)
+			}
+		}
+		sortAlerts(out)
+		for i := len(m.resolved) - 1; i >= 0; i-- {
+			if f.match(m.resolved[i]) {
+				out = append(out, *m.resolved[i])
+			}
+		}
+		return out, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.([]Alert), nil
+}
+
+// Ack acknowledges a firing alert: escalation and repeats stop; it resolves on its own when
+// the condition clears.
+func (m *Manager) Ack(ctx context.Context, id, by, note string) (Alert, error) {
+	if by == "" {
+		return Alert{}, fmt.Errorf("%w: an acknowledgement needs the name of who acknowledges", ErrInvalid)
+	}
+	v, err := m.do(ctx, func(now time.Time) (any, error) {
+		a := m.alerts[id]
+		if a == nil {
+			return nil, fmt.Errorf("%w: no open alert %q", ErrNotFound, id)
+		}
+		if a.State == StateAcknowledged {
+			return *a, nil
+		}
+		t := now
+		a.State, a.AckBy, a.AckAt, a.AckNote, a.UpdatedAt = StateAcknowledged, by, &t, note, now
+		m.metrics.ackSeconds.Observe(now.Sub(a.StartsAt).Seconds())
+		m.record(now, a, "acknowledged", by, note)
+		m.log.Info("alert acknowledged", "id", id, "by", by, "note", note)
+		m.notify(a, "acknowledged")
+		return *a, nil
+	})
+	if err != nil {
+		return Alert{}, err
+	}
+	return v.(Alert), nil
+}
+
+// Declare puts an evacuation in force for a zone (and every zone inside it) or, with zone "",
+// for the whole site. Screens of the affected zones switch to exit guidance and every channel
+// is notified at emergency priority.
+func (m *Manager) Declare(ctx context.Context, zone, by, reason string) (Evacuation, error) {
+	if by == "" || strings.TrimSpace(reason) == "" {
+		return Evacuation{}, fmt.Errorf("%w: declaring an evacuation needs who declares it and a reason", ErrInvalid)
+	}
+	v, err := m.do(ctx, func(now time.Time) (any, error) {
+		affected, err := m.affected(zone)
+		if err != nil {
+			return nil, err
+		}
+		if ev := m.evacs[zone]; ev != nil {
+			return *ev, nil
+		}
+		ev := &Evacuation{Zone: zone, Reason: reason, By: by, At: now, Affected: affected}
+		m.evacs[zone] = ev
+		m.pending.evacs[zone] = ev
+		m.pending.events = append(m.pending.events, &Event{At: now, Kind: KindEvacuation, Zone: zone,
+			What: "evacuation_declared", Severity: SeverityEmergency, By: by, Note: reason})
+		m.log.Warn("EVACUATION declared", "zone", cmpOrSite(zone), "by", by, "reason", reason)
+		return *ev, nil
+	})
+	if err != nil {
+		return Evacuation{}, err
+	}
+	return v.(Evacuation), nil
+}
+
+// StandDown ends an evacuation.
+func (m *Manager) StandDown(ctx context.Context, zone, by, reason string) error {
+	if by == "" || strings.TrimSpace(reason) == "" {
+		return fmt.Errorf("%w: standing down needs who does it and a reason", ErrInvalid)
+	}
+	_, err := m.do(ctx, func(now time.Time) (any, error) {
+		if m.evacs[zone] == nil {
+			return nil, fmt.Errorf("%w: no evacuation in force for %s", ErrNotFound, cmpOrSite(zone))
+		}
+		delete(m.evacs, zone)
+		m.pending.evacs[zone] = nil
+		m.pending.events = append(m.pending.events, &Event{At: now, Kind: KindEvacuation, Zone: zone,
+			What: "evacuation_stood_down", Severity: SeverityEmergency, By: by, Note: reason})
+		if a := m.alerts[alertID(&Alert{Kind: KindEvacuation, Zone: zone})]; a != nil {
+			a.Detail = fmt.Sprintf("stood down by %s: %s", by, reason)
+		}
+		m.log.Warn("evacuation stood down", "zone", cmpOrSite(zone), "by", by, "reason", reason)
+		return nil, nil
+	})
+	return err
+}
+
+func cmpOrSite(zone string) string {
+	if zone == "" {
+		return "the whole site"
+	}
+	return zone
+}
+
+func (m *Manager) affected(zone string) ([]string, error) {
+	if zone == "" {
+		var all []string
+		for _, z := range m.set.topo.zones {
+			all = append(all, z.ID)
+		}
+		return all, nil
+	}
+	for i, z := range m.set.topo.zones {
+		if z.ID == zone {
+			return slices.Clone(m.set.topo.descendants[i]), nil
+		}
+	}
+	return nil, fmt.Errorf("%w: unknown zone %q", ErrNotFound, zone)
+}
+
+// Silences lists the silences in force or still to come.
+func (m *Manager) Silences(ctx context.Context) ([]Silence, error) {
+	v, err := m.do(ctx, func(time.Time) (any, error) {
+		var out []Silence
+		for _, s := range m.silences {
+			out = append(out, *s)
+		}
+		slices.SortFunc(out, func(a, b Silence) int { return a.End.Compare(b.End) })
+		return out, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.([]Silence), nil
+}
+
+// AddSilence stores a silence; Start defaults to now. Evacuations cannot be silenced.
+func (m *Manager) AddSilence(ctx context.Context, s Silence) (Silence, error) {
+	switch {
+	case s.By == "":
+		return Silence{}, fmt.Errorf("%w: a silence needs its creator", ErrInvalid)
+	case strings.TrimSpace(s.Comment) == "":
+		return Silence{}, fmt.Errorf("%w: a silence needs a comment saying why", ErrInvalid)
+	case s.End.IsZero():
+		return Silence{}, fmt.Errorf("%w: a silence needs an end time", ErrInvalid)
+	case s.Kind == KindEvacuation:
+		return Silence{}, fmt.Errorf("%w: evacuations cannot be silenced", ErrInvalid)
+	case s.Kind != "" && !slices.Contains(configs.AlertKinds, string(s.Kind)):
+		return Silence{}, fmt.Errorf("%w: kind %q must be one of %v", ErrInvalid, s.Kind, configs.AlertKinds)
+	}
+	v, err := m.do(ctx, func(now time.Time) (any, error) {
+		if s.Start.IsZero() {
+			s.Start = now
+		}
+		if !s.End.After(now) || !s.End.After(s.Start) {
+			return nil, fmt.Errorf("%w: the silence ends before it starts or in the past", ErrInvalid)
+		}
+		if s.Zone != "" {
+			if _, err := m.affected(s.Zone); err != nil {
+				return nil, err
+			}
+		}
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		s.ID = hex.EncodeToString(b[:])
+		m.silences[s.ID] = &s
+		m.pending.silences[s.ID] = &s
+		m.pending.events = append(m.pending.events, &Event{At: now, Kind: s.Kind, Zone: s.Zone, Device: s.Device,
+			What: "silenced", By: s.By, Note: fmt.Sprintf("until %s: %s", s.End.Format(time.RFC3339), s.Comment)})
+		m.log.Info("silence added", "id", s.ID, "by", s.By, "kind", s.Kind, "zone", s.Zone, "device", s.Device, "end", s.End, "comment", s.Comment)
+		return s, nil
+	})
+	if err != nil {
+		return Silence{}, err
+	}
+	return v.(Silence), nil
+}
+
+// DeleteSilence ends a silence now.
+func (m *Manager) DeleteSilence(ctx context.Context, id, by string) error {
+	_, err := m.do(ctx, func(now time.Time) (any, error) {
+		s := m.silences[id]
+		if s == nil {
+			return nil, fmt.Errorf("%w: no silence %q", ErrNotFound, id)
+		}
+		delete(m.silences, id)
+		m.pending.silences[id] = nil
+		m.pending.events = append(m.pending.events, &Event{At: now, Kind: s.Kind, Zone: s.Zone, Device: s.Device,
+			What: "silence_removed", By: by})
+		m.log.Info("silence removed", "id", id, "by", by)
+		return nil, nil
+	})
+	return err
+}
+
+// Events returns the stored transitions between from and to, for history and reports.
+func (m *Manager) Events(from, to time.Time) ([]Event, error) { return m.store.events(from, to) }
+
+// Reload swaps in new thresholds, escalation and routes; the zones and doors must be the
+// same (they need a restart).
+func (m *Manager) Reload(ctx context.Context, cfg *configs.Config) error {
+	set, err := newSettings(cfg, m.opts.Model)
+	if err != nil {
+		return err
+	}
+	_, err = m.do(ctx, func(time.Time) (any, error) {
+		m.set = set
+		return nil, nil
+	})
+	return err
+}

@@ -1,0 +1,783 @@
+package alerting
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/crowdwatch/crowdwatch/configs"
+	"github.com/crowdwatch/crowdwatch/zones"
+)
+
+// Source is what the manager reads: the occupancy engine's committed snapshots.
+type Source interface {
+	Snapshot() *zones.Snapshot
+	Subscribe() <-chan struct{}
+}
+
+// Silence mutes notifications of matching alerts until End. Empty matchers match anything.
+type Silence struct {
+	ID      string    `json:"id"`
+	Kind    Kind      `json:"kind,omitempty"`
+	Zone    string    `json:"zone,omitempty"`
+	Device  string    `json:"device,omitempty"`
+	Start   time.Time `json:"start"`
+	End     time.Time `json:"end"`
+	By      string    `json:"by"`
+	Comment string    `json:"comment"`
+}
+
+func (s *Silence) matches(a *Alert, now time.Time) bool {
+	return !now.Before(s.Start) && now.Before(s.End) &&
+		(s.Kind == "" || s.Kind == a.Kind) && (s.Zone == "" || s.Zone == a.Zone) && (s.Device == "" || s.Device == a.Device)
+}
+
+// Options wire a manager.
+type Options struct {
+	Config   *configs.Config
+	Model    *zones.Model
+	Source   Source
+	Notifier Notifier // where notifications go; nil drops them
+	Metrics  *Metrics
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// Notifier takes notifications for delivery; it must not block.
+type Notifier interface {
+	Notify(n Notification, routes []string)
+}
+
+// settings are the reloadable part of the config, resolved.
+type settings struct {
+	cfg    *configs.Config
+	limits []Limits
+	topo   *topology
+}
+
+func newSettings(cfg *configs.Config, m *zones.Model) (*settings, error) {
+	s := &settings{cfg: cfg, topo: newTopology(m, cfg), limits: make([]Limits, len(m.Zones))}
+	byID := map[string]*configs.Thresholds{}
+	for i := range cfg.Zones {
+		byID[cfg.Zones[i].ID] = cfg.Zones[i].Alerts
+	}
+	var errs []error
+	for i, z := range m.Zones {
+		l, err := ResolveLimits(byID[z.ID], &cfg.Alerting.Defaults)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("zone %q: %w", z.ID, err))
+		}
+		s.limits[i] = l
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("alerting: %w", errors.Join(errs...))
+	}
+	return s, nil
+}
+
+// Manager evaluates alerts. Run owns all of its state; the API methods talk to it through a
+// command channel and read the latest Status through an atomic pointer.
+type Manager struct {
+	opts    Options
+	store   *store
+	log     *slog.Logger
+	metrics *Metrics
+	cmds    chan command
+	stopped chan struct{}
+	status  atomic.Pointer[Status]
+	subMu   sync.Mutex
+	subs    map[int]chan struct{}
+	nextSub int
+
+	// Owned by Run.
+	set      *settings
+	levels   []levelTracker
+	conds    map[string]*condTracker
+	alerts   map[string]*Alert // open ones
+	resolved []*Alert          // recently resolved, newest last, bounded
+	silences map[string]*Silence
+	evacs    map[string]*Evacuation
+	trends   []trend
+	drift    [][]driftSample
+	lastCorr []int64
+	started  time.Time
+	version  uint64
+	pending  *changes
+	outbox   []outgoing
+	// The latest evaluation's per-zone figures, for the published Status.
+	zoneStatus []ZoneStatus
+	siteEvac   *float64
+}
+
+type driftSample struct {
+	at      time.Time
+	clamped int64
+}
+
+type outgoing struct {
+	n      Notification
+	routes []string
+}
+
+type command struct {
+	run   func(now time.Time) (any, error)
+	reply chan commandResult
+}
+
+type commandResult struct {
+	val any
+	err error
+}
+
+// ErrStopped is returned once the manager has stopped.
+var ErrStopped = errors.New("alerting stopped")
+
+// ErrNotFound is returned for an unknown alert, zone or silence.
+var ErrNotFound = errors.New("not found")
+
+const keepResolved = 1000
+
+// New opens the alert database and brings back the open alerts, silences and evacuations.
+func New(o Options) (*Manager, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(nil)
+	}
+	set, err := newSettings(o.Config, o.Model)
+	if err != nil {
+		return nil, err
+	}
+	st, err := openStore(o.Config.AlertsPath(), o.Config.Site.ID)
+	if err != nil {
+		return nil, err
+	}
+	l, err := st.load()
+	if err != nil {
+		st.close()
+		return nil, err
+	}
+	n := len(o.Model.Zones)
+	m := &Manager{opts: o, store: st, log: o.Logger, metrics: o.Metrics, cmds: make(chan command),
+		stopped: make(chan struct{}), subs: map[int]chan struct{}{}, set: set,
+		levels: make([]levelTracker, n), conds: map[string]*condTracker{}, alerts: map[string]*Alert{},
+		silences: l.silences, evacs: l.evacs, trends: make([]trend, n), drift: make([][]driftSample, n),
+		lastCorr: make([]int64, n), started: o.Now(), pending: newChanges()}
+	for id, a := range l.alerts {
+		if !a.Open() {
+			m.resolved = append(m.resolved, a)
+			continue
+		}
+		m.alerts[id] = a
+		// An alert open before the restart is still held: it must neither fire again nor
+		// wait out its hold-down, so nobody is paged twice for it.
+		m.conds[id] = &condTracker{Fired: true, Above: a.StartsAt}
+		if a.Kind == KindLevel {
+			if z, ok := o.Model.Zone(a.Zone); ok && a.Level > m.levels[z].Level {
+				m.levels[z] = levelTracker{Level: a.Level, Since: a.StartsAt}
+			}
+		}
+	}
+	slices.SortFunc(m.resolved, func(a, b *Alert) int { return a.EndsAt.Compare(*b.EndsAt) })
+	if len(m.resolved) > keepResolved {
+		m.resolved = m.resolved[len(m.resolved)-keepResolved:]
+	}
+	if snap := o.Source.Snapshot(); snap != nil {
+		for z := range m.lastCorr {
+			m.lastCorr[z] = snap.Zones[z].Corrected + snap.Zones[z].Anchored
+		}
+	}
+	m.publish(o.Now(), o.Source.Snapshot())
+	return m, nil
+}
+
+// Close closes the alert database; call it after Run has returned.
+func (m *Manager) Close() error { return m.store.close() }
+
+// Status returns the latest alerting view. It never blocks.
+func (m *Manager) Status() *Status { return m.status.Load() }
+
+// Subscribe returns a channel signalled (coalesced) after each new Status, and a function
+// that unsubscribes.
+func (m *Manager) Subscribe() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	m.subMu.Lock()
+	id := m.nextSub
+	m.nextSub++
+	m.subs[id] = ch
+	m.subMu.Unlock()
+	return ch, func() {
+		m.subMu.Lock()
+		delete(m.subs, id)
+		m.subMu.Unlock()
+	}
+}
+
+// Run evaluates on every occupancy change and every alerting.evaluate_every until ctx ends.
+func (m *Manager) Run(ctx context.Context) error {
+	defer close(m.stopped)
+	changed := m.opts.Source.Subscribe()
+	tick := time.NewTicker(m.set.cfg.Alerting.EvaluateEvery)
+	defer tick.Stop()
+	m.step(m.opts.Now())
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changed:
+		case <-tick.C:
+		case c := <-m.cmds:
+			now := m.opts.Now()
+			v, err := c.run(now)
+			m.step(now)
+			c.reply <- commandResult{v, err}
+			continue
+		}
+		m.step(m.opts.Now())
+	}
+}
+
+// step evaluates, stores the transitions, publishes the new status, then hands the
+// notifications to the channels: people are paged only for what is on disk.
+func (m *Manager) step(now time.Time) {
+	snap := m.opts.Source.Snapshot()
+	if snap == nil {
+		return
+	}
+	m.evaluate(now, snap)
+	m.flush(now, snap)
+}
+
+func (m *Manager) flush(now time.Time, snap *zones.Snapshot) {
+	if !m.pending.empty() {
+		if err := m.store.write(m.pending); err != nil {
+			m.metrics.storeErrors.Inc()
+			m.log.Error("alerting: storing alert transitions failed; alerts keep working but a restart may repeat them",
+				"path", m.store.path, "error", err)
+		}
+		m.pending = newChanges()
+	}
+	m.publish(now, snap)
+	for _, o := range m.outbox {
+		if m.opts.Notifier != nil {
+			m.opts.Notifier.Notify(o.n, o.routes)
+		}
+	}
+	m.outbox = m.outbox[:0]
+}
+
+// do runs fn inside Run and waits for its effects to be stored.
+func (m *Manager) do(ctx context.Context, fn func(now time.Time) (any, error)) (any, error) {
+	c := command{run: fn, reply: make(chan commandResult, 1)}
+	select {
+	case m.cmds <- c:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-m.stopped:
+		return nil, ErrStopped
+	}
+	select {
+	case r := <-c.reply:
+		return r.val, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// condTracker is the hold-down and clearing of a non-level condition.
+type condTracker struct {
+	Fired bool
+	Above time.Time // since when the condition has held
+	Below time.Time // since when it has been clear (while fired)
+}
+
+// candidate is an alert condition found by one evaluation.
+type candidate struct {
+	alert Alert
+	// active: the trigger is met; held: the figure is still above its clear line.
+	active, held bool
+	hold, clear  time.Duration
+	// unknown: the figures to judge it are not there yet (a trend warming up); an open alert
+	// stays as it is.
+	unknown bool
+}
+
+func (m *Manager) evaluate(now time.Time, snap *zones.Snapshot) {
+	set := m.set
+	a := &set.cfg.Alerting
+	status := make([]ZoneStatus, len(snap.Zones))
+	var cands []candidate
+
+	// A device never heard from counts as live until the service has waited offline_after
+	// for it, so a start-up does not page anyone before the devices have had a chance.
+	grace := now.Sub(m.started) < set.cfg.Devices.OfflineAfter
+	live := map[string]bool{}
+	for _, d := range snap.Devices {
+		live[d.ID] = d.Online || (d.LastSeen == nil && grace)
+	}
+	uncertainDoors := func(z int) []string {
+		var out []string
+		for _, d := range append(slices.Clone(set.topo.doorsIn[z]), set.topo.doorsOut[z]...) {
+			door := set.topo.doors[d]
+			if door.Device == "" || !live[door.Device] {
+				out = append(out, door.ID)
+			}
+		}
+		slices.Sort(out)
+		return slices.Compact(out)
+	}
+
+	for z, zs := range snap.Zones {
+		l := &set.limits[z]
+		info := set.topo.zones[z]
+		level := m.levels[z].step(l, zs.Ratio, zs.Density, now)
+		st := ZoneStatus{Zone: zs.ID, Level: level}
+		weak := uncertainDoors(z)
+		st.Uncertain = len(weak) > 0
+
+		in, out := set.topo.zoneFlows(z, snap.Doors)
+		m.trends[z].add(flowSample{at: now, in: in, out: out}, l.SurgeWindow)
+		inflow, net, trendOK := m.trends[z].rates(l.SurgeWindow)
+		st.InflowPerMin, st.NetPerMin = round1(inflow), round1(net)
+		var toFull float64
+		if trendOK && net > 0 {
+			toFull = max(0, float64(int64(info.Capacity)-zs.Occupancy)/net*60)
+			st.SecondsToFull = ptr(round1(toFull))
+		}
+		if t, ok := evacSeconds(zs.Occupancy, set.topo.exits[z], a.Evacuation.PreMovement); ok {
+			st.EvacSeconds = ptr(round1(t))
+		}
+		status[z] = st
+
+		name := cmp.Or(info.Name, info.ID)
+		if level >= LevelWarning {
+			al := Alert{Kind: KindLevel, Zone: zs.ID, Level: level, Severity: level.severity(), Value: zs.Ratio,
+				Uncertain: st.Uncertain, Doors: weak}
+			al.Summary = fmt.Sprintf("%s %s: %d people, %.0f%% of capacity %d", name, level, zs.Occupancy, zs.Ratio*100, info.Capacity)
+			if zs.Density != nil {
+				al.Summary += fmt.Sprintf(", %.1f persons/m²", *zs.Density)
+			}
+			if level == LevelEvacuate {
+				al.Summary = "Evacuation recommended: " + al.Summary
+			}
+			if st.Uncertain {
+				al.Detail = "uncertain: no live counter on " + strings.Join(weak, ", ")
+			}
+			cands = append(cands, candidate{alert: al, active: true, held: true})
+		}
+		if l.SurgePerMin > 0 {
+			cands = append(cands, candidate{alert: Alert{Kind: KindSurge, Zone: zs.ID, Severity: SeverityWarning, Value: round1(inflow),
+				Summary: fmt.Sprintf("%s: %.0f people/min coming in (limit %.0f)", name, inflow, l.SurgePerMin), Uncertain: st.Uncertain},
+				active: trendOK && inflow >= l.SurgePerMin, held: trendOK && inflow >= l.SurgePerMin*l.ClearFactor,
+				clear: l.ClearAfter, unknown: !trendOK})
+		}
+		if l.FullHorizon > 0 {
+			near := trendOK && net > 0 && toFull <= l.FullHorizon.Seconds() && level < LevelCritical
+			cands = append(cands, candidate{alert: Alert{Kind: KindTimeToFull, Zone: zs.ID, Severity: SeverityWarning, Value: round1(toFull),
+				Summary: fmt.Sprintf("%s full in about %s at %.0f people/min net", name, humanDuration(toFull), net), Uncertain: st.Uncertain},
+				active: near, held: near || (trendOK && net > 0 && toFull <= l.FullHorizon.Seconds()/l.ClearFactor),
+				hold: l.FullFor, clear: l.ClearAfter, unknown: !trendOK})
+		}
+		if st.EvacSeconds != nil {
+			target := a.Evacuation.Target.Seconds()
+			cands = append(cands, candidate{alert: Alert{Kind: KindEvacTime, Zone: zs.ID, Severity: SeverityWarning, Value: *st.EvacSeconds,
+				Summary: fmt.Sprintf("%s would take about %s to evacuate (target %s)", name, humanDuration(*st.EvacSeconds), humanDuration(target))},
+				active: *st.EvacSeconds > target, held: *st.EvacSeconds > target*l.ClearFactor, hold: l.For[LevelWarning], clear: l.ClearAfter})
+		}
+		if len(weak) > 0 {
+			cands = append(cands, candidate{alert: Alert{Kind: KindUncertain, Zone: zs.ID, Severity: SeverityInfo, Doors: weak,
+				Summary: fmt.Sprintf("%s count uncertain: no live counter on %s", name, strings.Join(weak, ", "))}, active: true, held: true})
+		}
+		// Drift: people clamped in over the window.
+		ds := append(m.drift[z], driftSample{at: now, clamped: zs.Clamped})
+		for len(ds) > 1 && now.Sub(ds[1].at) >= a.DriftWindow {
+			ds = ds[1:]
+		}
+		m.drift[z] = ds
+		if d := zs.Clamped - ds[0].clamped; d >= a.DriftThreshold || m.alerts["drift:"+zs.ID] != nil {
+			cands = append(cands, candidate{alert: Alert{Kind: KindDrift, Zone: zs.ID, Severity: SeverityWarning, Value: float64(d),
+				Summary: fmt.Sprintf("%s: %d people added by drift clamping in the last %s; check the counters of %s", name, d, a.DriftWindow, strings.Join(info.Devices, ", "))},
+				active: d >= a.DriftThreshold, held: d >= a.DriftThreshold/2})
+		}
+		// A large correction: a one-off event, open for event_hold.
+		corr := zs.Corrected + zs.Anchored
+		if d := corr - m.lastCorr[z]; d >= a.CorrectionThreshold || d <= -a.CorrectionThreshold {
+			if d < 0 {
+				d = -d
+			}
+			id := "correction:" + zs.ID
+			al := Alert{Kind: KindCorrection, Zone: zs.ID, Severity: SeverityWarning, Value: float64(d),
+				Summary: fmt.Sprintf("%s corrected by %d people (manual correction, area sensor or daily reset)", name, d)}
+			m.conds[id] = &condTracker{}
+			cands = append(cands, candidate{alert: al, active: true, held: true})
+		} else if open := m.alerts["correction:"+zs.ID]; open != nil {
+			cands = append(cands, candidate{alert: *open, active: false, held: now.Sub(open.StartsAt) < a.EventHold})
+		}
+		m.lastCorr[z] = corr
+	}
+
+	for _, d := range snap.Devices {
+		if d.Online {
+			continue
+		}
+		if live[d.ID] {
+			continue
+		}
+		var doors, zonesHit []string
+		for _, di := range set.topo.deviceDoors[d.ID] {
+			doors = append(doors, set.topo.doors[di].ID)
+			zonesHit = append(zonesHit, set.topo.doorZones[di]...)
+		}
+		if d.Zone != "" {
+			zonesHit = append(zonesHit, d.Zone)
+		}
+		slices.Sort(zonesHit)
+		zonesHit = slices.Compact(zonesHit)
+		since := "never reported"
+		if d.LastSeen != nil {
+			since = "silent since " + d.LastSeen.In(set.cfg.Location).Format("15:04:05")
+		}
+		what := "door " + strings.Join(doors, ", ")
+		if d.Kind == zones.KindSensor {
+			what = "the head count"
+		}
+		cands = append(cands, candidate{alert: Alert{Kind: KindDeviceSilent, Device: d.ID, Doors: doors, Severity: SeverityWarning,
+			Summary: fmt.Sprintf("%s %s %s; %s of %s is not counted", d.Kind, d.ID, since, what, strings.Join(zonesHit, ", "))},
+			active: true, held: true})
+	}
+
+	var siteEvac *float64
+	var siteN int64
+	for _, r := range set.topo.roots {
+		siteN += snap.Zones[r].Occupancy
+	}
+	if t, ok := evacSeconds(siteN, set.topo.siteExits, a.Evacuation.PreMovement); ok {
+		siteEvac = ptr(round1(t))
+		target := a.Evacuation.Target.Seconds()
+		cands = append(cands, candidate{alert: Alert{Kind: KindEvacTime, Severity: SeverityWarning, Value: *siteEvac,
+			Summary: fmt.Sprintf("The whole site would take about %s to evacuate (target %s)", humanDuration(t), humanDuration(target))},
+			active: t > target, held: t > target*0.9, hold: time.Minute, clear: 30 * time.Second})
+	}
+
+	for zone, ev := range m.evacs {
+		where := "the whole site"
+		if zone != "" {
+			where = zone
+		}
+		cands = append(cands, candidate{alert: Alert{Kind: KindEvacuation, Zone: zone, Severity: SeverityEmergency,
+			Summary: fmt.Sprintf("EVACUATION of %s declared by %s: %s", where, ev.By, ev.Reason)}, active: true, held: true})
+	}
+
+	m.reconcile(now, cands)
+	m.zoneStatus, m.siteEvac = status, siteEvac
+}
+
+func alertID(a *Alert) string {
+	subject := cmp.Or(a.Zone, a.Device, "site")
+	return string(a.Kind) + ":" + subject
+}
+
+// reconcile turns this evaluation's candidates into alert transitions.
+func (m *Manager) reconcile(now time.Time, cands []candidate) {
+	seen := map[string]bool{}
+	for i := range cands {
+		c := &cands[i]
+		id := alertID(&c.alert)
+		seen[id] = true
+		t := m.conds[id]
+		if t == nil {
+			t = &condTracker{}
+			m.conds[id] = t
+		}
+		if c.unknown {
+			continue
+		}
+		if c.active {
+			if t.Above.IsZero() {
+				t.Above = now
+			}
+		} else {
+			t.Above = time.Time{}
+		}
+		switch {
+		case !t.Fired && c.active && now.Sub(t.Above) >= c.hold:
+			t.Fired, t.Below = true, time.Time{}
+			m.fire(now, id, &c.alert)
+		case t.Fired && c.held:
+			t.Below = time.Time{}
+			m.update(now, id, &c.alert)
+		case t.Fired:
+			if t.Below.IsZero() {
+				t.Below = now
+			}
+			if now.Sub(t.Below) >= c.clear {
+				t.Fired = false
+				m.resolve(now, id)
+			}
+		}
+	}
+	for id, t := range m.conds {
+		if seen[id] {
+			continue
+		}
+		// The condition is gone altogether (the level fell below warning, the device came
+		// back, the evacuation was stood down): level hysteresis already happened in the
+		// level tracker, and nothing else has a clearing delay to wait out.
+		if t.Fired {
+			m.resolve(now, id)
+		}
+		delete(m.conds, id)
+	}
+	m.inhibitSilenceEscalate(now)
+}
+
+func (m *Manager) fire(now time.Time, id string, c *Alert) {
+	if a := m.alerts[id]; a != nil { // restored open alert whose tracker was reset
+		m.update(now, id, c)
+		return
+	}
+	a := *c
+	a.ID, a.State, a.StartsAt, a.UpdatedAt, a.Notified, a.EscalatedAt = id, StateFiring, now, now, now, now
+	m.alerts[id] = &a
+	a.Inhibited, a.Silenced = m.muted(&a, now)
+	m.metrics.fired.WithLabelValues(string(a.Kind), string(a.Severity)).Inc()
+	m.record(now, &a, "fired", "", "")
+	if a.Kind == KindLevel && a.Level == LevelEvacuate {
+		m.record(now, &a, "evacuation_recommended", "", "")
+	}
+	m.log.Warn("alert fired", "id", id, "severity", a.Severity, "summary", a.Summary)
+	m.notify(&a, "fired")
+}
+
+func (m *Manager) update(now time.Time, id string, c *Alert) {
+	a := m.alerts[id]
+	if a == nil {
+		return
+	}
+	worse := c.Severity.Rank() > a.Severity.Rank() || (c.Kind == KindLevel && c.Level > a.Level)
+	changed := a.Summary != c.Summary || a.Uncertain != c.Uncertain || a.Level != c.Level || a.Severity != c.Severity
+	a.Value, a.Summary, a.Detail, a.Uncertain, a.Doors = c.Value, c.Summary, c.Detail, c.Uncertain, c.Doors
+	prevLevel := a.Level
+	a.Level, a.Severity = c.Level, c.Severity
+	if !changed {
+		return
+	}
+	a.UpdatedAt = now
+	m.pending.alerts[id] = a
+	if worse {
+		// A worse level pages again from the start, even if the milder one was acknowledged.
+		a.State, a.AckBy, a.AckAt, a.AckNote = StateFiring, "", nil, ""
+		a.Escalation, a.Notified, a.EscalatedAt = 0, now, now
+		m.record(now, a, "worsened", "", "")
+		if a.Kind == KindLevel && a.Level == LevelEvacuate && prevLevel < LevelEvacuate {
+			m.record(now, a, "evacuation_recommended", "", "")
+		}
+		m.log.Warn("alert worsened", "id", id, "severity", a.Severity, "summary", a.Summary)
+		m.notify(a, "worsened")
+	}
+}
+
+func (m *Manager) resolve(now time.Time, id string) {
+	a := m.alerts[id]
+	if a == nil {
+		return
+	}
+	delete(m.alerts, id)
+	end := now
+	a.State, a.EndsAt, a.UpdatedAt = StateResolved, &end, now
+	m.pending.alerts[id] = a
+	m.resolved = append(m.resolved, a)
+	if len(m.resolved) > keepResolved {
+		m.resolved = slices.Delete(m.resolved, 0, len(m.resolved)-keepResolved)
+	}
+	m.record(now, a, "resolved", "", "")
+	m.log.Info("alert resolved", "id", id, "summary", a.Summary)
+	m.notify(a, "resolved")
+}
+
+func (m *Manager) record(now time.Time, a *Alert, what, by, note string) {
+	m.pending.alerts[a.ID] = a
+	m.pending.events = append(m.pending.events, &Event{At: now, AlertID: a.ID, Kind: a.Kind, Zone: a.Zone, Device: a.Device,
+		What: what, Severity: a.Severity, Level: a.Level, By: by, Note: note})
+}
+
+// inhibitSilenceEscalate applies evacuations and silences, then pages the next group for
+// what nobody acknowledged and repeats what is still firing.
+func (m *Manager) inhibitSilenceEscalate(now time.Time) {
+	for id, s := range m.silences {
+		if !now.Before(s.End) {
+			delete(m.silences, id)
+			m.pending.silences[id] = nil
+		}
+	}
+	a := &m.set.cfg.Alerting
+	for _, al := range m.alerts {
+		inhibited, silenced := m.muted(al, now)
+		if inhibited != al.Inhibited || silenced != al.Silenced {
+			al.Inhibited, al.Silenced = inhibited, silenced
+			m.pending.alerts[al.ID] = al
+		}
+		if al.State != StateFiring || inhibited || silenced {
+			continue
+		}
+		if al.Escalation+1 < len(a.Escalation.Groups) && now.Sub(al.EscalatedAt) >= a.Escalation.After {
+			al.Escalation++
+			al.EscalatedAt, al.Notified = now, now
+			m.record(now, al, "escalated", "", a.Escalation.Groups[al.Escalation])
+			m.log.Warn("alert escalated", "id", al.ID, "group", a.Escalation.Groups[al.Escalation])
+			m.notify(al, "escalated")
+			continue
+		}
+		if now.Sub(al.Notified) >= a.RepeatInterval {
+			al.Notified = now
+			m.pending.alerts[al.ID] = al
+			m.notify(al, "repeat")
+		}
+	}
+}
+
+// muted says whether an evacuation of the alert's zone inhibits it and whether a silence
+// matches it. Evacuations themselves are never muted.
+func (m *Manager) muted(al *Alert, now time.Time) (inhibited, silenced bool) {
+	if al.Kind == KindEvacuation {
+		return false, false
+	}
+	if al.Zone != "" && slices.Contains([]Kind{KindLevel, KindSurge, KindTimeToFull, KindEvacTime}, al.Kind) {
+		for _, ev := range m.evacs {
+			if slices.Contains(ev.Affected, al.Zone) {
+				inhibited = true
+			}
+		}
+	}
+	for _, s := range m.silences {
+		if s.matches(al, now) {
+			silenced = true
+		}
+	}
+	return inhibited, silenced
+}
+
+// notify routes a notification: the routes whose filters match and whose escalation group
+// has been reached; an evacuation goes to every route.
+func (m *Manager) notify(a *Alert, what string) {
+	if (a.Silenced || a.Inhibited) && what != "resolved" {
+		return
+	}
+	cfg := &m.set.cfg.Alerting
+	groupIdx := func(g string) int { return slices.Index(cfg.Escalation.Groups, g) }
+	var chans []string
+	for _, r := range cfg.Routes {
+		if a.Severity != SeverityEmergency {
+			if r.MinSeverity != "" && a.Severity.Rank() < Severity(r.MinSeverity).Rank() {
+				continue
+			}
+			if len(r.Zones) > 0 && !slices.Contains(r.Zones, a.Zone) {
+				continue
+			}
+			if len(r.Kinds) > 0 && !slices.Contains(r.Kinds, string(a.Kind)) {
+				continue
+			}
+			if r.Group != "" {
+				g := groupIdx(r.Group)
+				if g > a.Escalation || (what == "escalated" && g != a.Escalation) {
+					continue
+				}
+			}
+		}
+		if !slices.Contains(chans, r.Channel) {
+			chans = append(chans, r.Channel)
+		}
+	}
+	group := ""
+	if a.Escalation < len(cfg.Escalation.Groups) {
+		group = cfg.Escalation.Groups[a.Escalation]
+	}
+	m.outbox = append(m.outbox, outgoing{n: Notification{What: what, Site: m.set.cfg.Site.ID, SiteName: m.set.cfg.Site.Name,
+		Group: group, Alert: *a}, routes: chans})
+}
+
+func (m *Manager) publish(now time.Time, snap *zones.Snapshot) {
+	m.version++
+	s := &Status{Version: m.version, At: now, Zones: m.zoneStatus, SiteEvacSeconds: m.siteEvac}
+	if s.Zones == nil && snap != nil {
+		for _, z := range snap.Zones {
+			s.Zones = append(s.Zones, ZoneStatus{Zone: z.ID})
+		}
+	}
+	affected := map[string]bool{}
+	for _, ev := range m.evacs {
+		s.Evacuations = append(s.Evacuations, *ev)
+		for _, z := range ev.Affected {
+			affected[z] = true
+		}
+	}
+	for i := range s.Zones {
+		s.Zones[i].Evacuating = affected[s.Zones[i].Zone]
+	}
+	slices.SortFunc(s.Evacuations, func(a, b Evacuation) int { return cmp.Compare(a.Zone, b.Zone) })
+	for _, a := range m.alerts {
+		s.Alerts = append(s.Alerts, *a)
+	}
+	sortAlerts(s.Alerts)
+	counts := map[[2]string]float64{}
+	for _, a := range m.alerts {
+		if a.State == StateFiring {
+			counts[[2]string{string(a.Kind), string(a.Severity)}]++
+		}
+	}
+	m.metrics.setFiring(counts)
+	m.status.Store(s)
+	m.subMu.Lock()
+	for _, ch := range m.subs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	m.subMu.Unlock()
+}
+
+// sortAlerts puts the most severe first, then unacknowledged, then the oldest.
+func sortAlerts(as []Alert) {
+	slices.SortFunc(as, func(a, b Alert) int {
+		return cmp.Or(-cmp.Compare(a.Severity.Rank(), b.Severity.Rank()),
+			cmp.Compare(firingFirst(a.State), firingFirst(b.State)), a.StartsAt.Compare(b.StartsAt), cmp.Compare(a.ID, b.ID))
+	})
+}
+
+func firingFirst(s State) int {
+	if s == StateFiring {
+		return 0
+	}
+	return 1
+}
+
+func round1(v float64) float64 { return float64(int64(v*10+0.5*sign(v))) / 10 }
+
+func sign(v float64) float64 {
+	if v < 0 {
+		return -1
+	}
+	return 1
+}
+
+func humanDuration(seconds float64) string {
+	switch {
+	case seconds < 90:
+		return fmt.Sprintf("%.0f s", seconds)
+	case seconds < 5400:
+		return fmt.Sprintf("%.0f min", seconds/60)
+	}
+	return fmt.Sprintf("%.1f h", seconds/3600)
+}

@@ -1,0 +1,231 @@
+package alerting
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// store is the alert database. Only the manager goroutine writes to it.
+type store struct {
+	db   *bolt.DB
+	path string
+}
+
+var (
+	bucketMeta     = []byte("meta")
+	bucketAlerts   = []byte("alerts") // id -> Alert (open and recently resolved)
+	bucketEvents   = []byte("events") // time+seq -> Event
+	bucketSilences = []byte("silences")
+	bucketEvacs    = []byte("evacuations") // zone ("" = site) -> Evacuation
+	keyFormat      = []byte("format")
+	keySite        = []byte("site")
+)
+
+const storeFormat = "crowdwatch-alerts/1"
+
+func openStore(path, site string) (*store, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("alerting: cannot create the folder for %s: %w", path, err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, FreelistType: bolt.FreelistMapType})
+	switch {
+	case errors.Is(err, bolterrors.ErrTimeout):
+		return nil, fmt.Errorf("alerting: %s is locked by another process (is crowdwatch already running?): %w", path, err)
+	case err != nil:
+		return nil, fmt.Errorf("alerting: cannot open %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
+		}
+		if meta.Get(keyFormat) == nil {
+			_ = meta.Put(keyFormat, []byte(storeFormat))
+			_ = meta.Put(keySite, []byte(site))
+		}
+		if f := string(meta.Get(keyFormat)); f != storeFormat {
+			return fmt.Errorf("alerting: %s is not a Crowdwatch alert database (format %q)", path, f)
+		}
+		if s := string(meta.Get(keySite)); s != site {
+			return fmt.Errorf("alerting: %s belongs to site %q, the config says %q", path, s, site)
+		}
+		for _, b := range [][]byte{bucketAlerts, bucketEvents, bucketSilences, bucketEvacs} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &store{db: db, path: path}, nil
+}
+
+func (s *store) close() error { return s.db.Close() }
+
+// changes is what one evaluation or command writes, in one transaction.
+type changes struct {
+	alerts   map[string]*Alert
+	events   []*Event
+	silences map[string]*Silence // nil value: deleted
+	evacs    map[string]*Evacuation
+}
+
+func newChanges() *changes {
+	return &changes{alerts: map[string]*Alert{}, silences: map[string]*Silence{}, evacs: map[string]*Evacuation{}}
+}
+
+func (c *changes) empty() bool {
+	return len(c.alerts) == 0 && len(c.events) == 0 && len(c.silences) == 0 && len(c.evacs) == 0
+}
+
+func (s *store) write(c *changes) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		ab := tx.Bucket(bucketAlerts)
+		for id, a := range c.alerts {
+			if err := putJSON(ab, []byte(id), a); err != nil {
+				return err
+			}
+		}
+		eb := tx.Bucket(bucketEvents)
+		eb.FillPercent = 1.0 // keys only grow
+		for _, e := range c.events {
+			seq, err := eb.NextSequence()
+			if err != nil {
+				return err
+			}
+			e.Seq = seq
+			if err := putJSON(eb, eventKey(e.At, seq), e); err != nil {
+				return err
+			}
+		}
+		sb := tx.Bucket(bucketSilences)
+		for id, si := range c.silences {
+			if si == nil {
+				if err := sb.Delete([]byte(id)); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := putJSON(sb, []byte(id), si); err != nil {
+				return err
+			}
+		}
+		vb := tx.Bucket(bucketEvacs)
+		for zone, ev := range c.evacs {
+			zone = evacKey(zone)
+			if ev == nil {
+				if err := vb.Delete([]byte(zone)); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := putJSON(vb, []byte(zone), ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func eventKey(at time.Time, seq uint64) []byte {
+	k := make([]byte, 16)
+	binary.BigEndian.PutUint64(k, uint64(at.UnixNano()))
+	binary.BigEndian.PutUint64(k[8:], seq)
+	return k
+}
+
+func putJSON(b *bolt.Bucket, key []byte, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(key, data)
+}
+
+// loaded is the state a restart brings back.
+type loaded struct {
+	alerts   map[string]*Alert
+	silences map[string]*Silence
+	evacs    map[string]*Evacuation
+}
+
+func (s *store) load() (*loaded, error) {
+	l := &loaded{alerts: map[string]*Alert{}, silences: map[string]*Silence{}, evacs: map[string]*Evacuation{}}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketAlerts).ForEach(func(k, v []byte) error {
+			var a Alert
+			if err := json.Unmarshal(v, &a); err != nil {
+				return fmt.Errorf("alert %q: %w", k, err)
+			}
+			l.alerts[string(k)] = &a
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketSilences).ForEach(func(k, v []byte) error {
+			var si Silence
+			if err := json.Unmarshal(v, &si); err != nil {
+				return fmt.Errorf("silence %q: %w", k, err)
+			}
+			l.silences[string(k)] = &si
+			return nil
+		}); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketEvacs).ForEach(func(k, v []byte) error {
+			var ev Evacuation
+			if err := json.Unmarshal(v, &ev); err != nil {
+				return fmt.Errorf("evacuation %q: %w", k, err)
+			}
+			l.evacs[ev.Zone] = &ev
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("alerting: reading %s: %w", s.path, err)
+	}
+	return l, nil
+}
+
+// events returns the stored transitions between from and to (to zero: no end).
+func (s *store) events(from, to time.Time) ([]Event, error) {
+	var out []Event
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketEvents).Cursor()
+		k, v := c.First()
+		if !from.IsZero() {
+			k, v = c.Seek(eventKey(from, 0))
+		}
+		for ; k != nil; k, v = c.Next() {
+			var e Event
+			if err := json.Unmarshal(v, &e); err != nil {
+				return err
+			}
+			if !to.IsZero() && !e.At.Before(to) {
+				break
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// evacKey stores a site-wide evacuation (zone "") under "*", which no zone id can be.
+func evacKey(zone string) string {
+	if zone == "" {
+		return "*"
+	}
+	return zone
+}
