@@ -147,19 +147,19 @@ type (
 		Name string `json:"name"`
 	}
 	feedMessage struct {
-		Type         string                `json:"type"` // snapshot, update, heartbeat, guidance
-		Seq          uint64                `json:"seq"`
-		At           time.Time             `json:"at"`
-		Site         *siteView             `json:"site,omitempty"`
-		Alerting     *bool                 `json:"alerting,omitempty"`
-		StaleAfterMS int64                 `json:"stale_after_ms,omitempty"`
-		Floors       []floorView           `json:"floors,omitempty"`
-		Zones        []zoneView            `json:"zones,omitempty"`
-		Devices      []zones.DeviceStatus  `json:"devices,omitempty"`
-		Alerts       *[]alerting.Alert     `json:"alerts,omitempty"`
+		Type         string                 `json:"type"` // snapshot, update, heartbeat, guidance
+		Seq          uint64                 `json:"seq"`
+		At           time.Time              `json:"at"`
+		Site         *siteView              `json:"site,omitempty"`
+		Alerting     *bool                  `json:"alerting,omitempty"`
+		StaleAfterMS int64                  `json:"stale_after_ms,omitempty"`
+		Floors       []floorView            `json:"floors,omitempty"`
+		Zones        []zoneView             `json:"zones,omitempty"`
+		Devices      []zones.DeviceStatus   `json:"devices,omitempty"`
+		Alerts       *[]alerting.Alert      `json:"alerts,omitempty"`
 		Evacuations  *[]alerting.Evacuation `json:"evacuations,omitempty"`
-		Screens      []guidance.Guidance   `json:"screens,omitempty"`
-		Guidance     *guidance.Guidance    `json:"guidance,omitempty"`
+		Screens      []guidance.Guidance    `json:"screens,omitempty"`
+		Guidance     *guidance.Guidance     `json:"guidance,omitempty"`
 	}
 )
 

@@ -31,7 +31,7 @@ func TestCatalogueComplete(t *testing.T) {
 		}
 	}
 	// Keys used in the pages: t("key") in scripts and data-i18n="key" in HTML.
-	use := regexp.MustCompile(`\bt\(\s*["']([a-z0-9_.]+)["']|data-i18n(?:-[a-z]+)?="([a-z0-9_.]+)"`)
+	use := regexp.MustCompile(`\bt\(\s*["']([a-z0-9_.]+)["']\s*[,)]|data-i18n(?:-[a-z]+)?="([a-z0-9_.]+)"`)
 	var missing []string
 	err = fs.WalkDir(FS(), ".", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !(strings.HasSuffix(path, ".js") || strings.HasSuffix(path, ".html")) {
