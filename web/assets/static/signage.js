@@ -13,6 +13,7 @@ let conn = "connecting";
 let shown = "";
 let languages = (params.get("lang") || "zh,en").split(",").filter(Boolean);
 
+const GLYPH = { right: "→", left: "←", up: "↑", down: "↓", "up-right": "↗", "up-left": "↖", "down-right": "↘", "down-left": "↙" };
 const ANGLE = { right: 0, "down-right": 45, down: 90, "down-left": 135, left: 180, "up-left": 225, up: 270, "up-right": 315 };
 
 function arrow(dir) {
@@ -31,7 +32,7 @@ function pictogram(state, dir) {
       return svg("svg", { viewBox: "0 0 100 100" }, svg("path", { d: "M50 8 L95 90 H5 Z", fill: "none", stroke: "currentColor", "stroke-width": 8, "stroke-linejoin": "round" }),
         svg("rect", { x: 45, y: 35, width: 10, height: 32, fill: "currentColor" }), svg("rect", { x: 45, y: 73, width: 10, height: 10, fill: "currentColor" }));
     case "full":
-      return dir ? arrow(dir) : null;
+      return null; // the red X across the whole sign says it; no arrow that invites people in
     default:
       return svg("svg", { viewBox: "0 0 100 100" }, svg("circle", { cx: 50, cy: 28, r: 14, fill: "currentColor" }),
         svg("path", { d: "M28 92 V60 Q28 46 42 46 H58 Q72 46 72 60 V92 Z", fill: "currentColor" }));
@@ -60,7 +61,8 @@ function render() {
     if (tx.detail) {
       const d = document.createElement("div");
       d.className = "detail";
-      d.textContent = tx.detail;
+      // Full points to the alternative in words, with an arrow glyph; no big arrow.
+      d.textContent = tx.detail + (fresh && state === "full" && GLYPH[guidance.arrow] ? " " + GLYPH[guidance.arrow] : "");
       block.append(d);
     }
     texts.append(block);
@@ -69,7 +71,7 @@ function render() {
   document.getElementById("pict").replaceChildren(...(p ? [p] : []));
   const cross = document.getElementById("cross");
   cross.replaceChildren(...(state === "full" ? [svg("svg", { viewBox: "0 0 100 100", preserveAspectRatio: "none" },
-    svg("path", { d: "M4 4 L96 96 M96 4 L4 96", stroke: "currentColor", "stroke-width": 7, "vector-effect": "non-scaling-stroke" }))] : []));
+    svg("path", { d: "M6 6 L94 94 M94 6 L6 94", stroke: "currentColor", "stroke-width": 5, "stroke-linecap": "round" }))] : []));
   document.getElementById("foot").textContent = screen;
 }
 
