@@ -239,4 +239,3 @@ func TestBrowserDashboardAndScreen(t *testing.T) {
 	shot(t, sign, "signage-neutral.png")
 	step(t, ctx, "dashboard says the connection is lost", chromedp.WaitVisible(`#conn[data-state="reconnecting"]`))
 }
-
