@@ -5,6 +5,7 @@
 package guidance
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -69,8 +70,11 @@ type Guidance struct {
 	Since        time.Time `json:"since"`
 	At           time.Time `json:"at"`
 	StaleAfterMS int64     `json:"stale_after_ms"`
-	// label is each pointed-to place's label per language, for rendering.
-	label map[string]string
+	// label is each pointed-to place's label per language, for rendering; acceptable lists
+	// the alternatives people may be sent to now and alt the least loaded of them.
+	label      map[string]string
+	acceptable []string
+	alt        pointer
 }
 
 // Reading is one zone's figures and the level they put it at.
@@ -135,67 +139,97 @@ func Compute(s configs.Screen, readings map[string]Reading, evacuating map[strin
 		g.Level, g.Occupancy, g.Capacity = r.Level, r.Zone.Occupancy, r.Zone.Capacity
 		g.PlacesLeft = max(0, int64(r.Zone.Capacity)-r.Zone.Occupancy)
 	}
-	switch {
-	case evacuating[s.Zone]:
-		g.State, g.Arrow, g.Target, g.label = Evacuate, s.Exit.Arrow, s.Exit.Zone, s.Exit.Label
-		return g
-	case !ok || r.Uncertain:
-		g.State = Neutral
-		return g
-	case r.Level >= alerting.LevelCritical:
-		g.State = Full
-	case r.Level >= alerting.LevelBusy:
-		g.State = Busy
-	default:
-		g.State = Welcome
-		return g
-	}
+	// The alternatives people may be sent to now, and the least loaded of them.
 	best := -1
 	var bestRatio float64
 	for i, alt := range s.Alternatives {
-		ar, ok := readings[alt.Zone]
-		if !ok || ar.Uncertain || evacuating[alt.Zone] || ar.Level >= alerting.LevelWarning || ar.Zone.Ratio >= r.Zone.Ratio {
+		ar, found := readings[alt.Zone]
+		if !found || ar.Uncertain || evacuating[alt.Zone] || ar.Level >= alerting.LevelWarning || (ok && ar.Zone.Ratio >= r.Zone.Ratio) {
 			continue
 		}
+		g.acceptable = append(g.acceptable, alt.Zone)
 		if best < 0 || ar.Zone.Ratio < bestRatio {
 			best, bestRatio = i, ar.Zone.Ratio
 		}
 	}
 	if best >= 0 {
 		alt := s.Alternatives[best]
-		g.Arrow, g.Target, g.label = alt.Arrow, alt.Zone, alt.Label
-		if g.label == nil {
-			if ar := readings[alt.Zone]; ar.Zone.Name != "" {
-				g.label = map[string]string{"en": ar.Zone.Name, "zh": ar.Zone.Name}
+		g.alt = pointer{zone: alt.Zone, arrow: alt.Arrow, label: alt.Label}
+		if g.alt.label == nil {
+			name := readings[alt.Zone].Zone.Name
+			if name == "" {
+				name = alt.Zone
 			}
+			g.alt.label = map[string]string{"en": name, "zh": name}
 		}
-		if g.label == nil {
-			g.label = map[string]string{"en": alt.Zone, "zh": alt.Zone}
-		}
+	}
+	switch {
+	case evacuating[s.Zone]:
+		g.State = Evacuate
+		g.point(pointer{zone: s.Exit.Zone, arrow: s.Exit.Arrow, label: s.Exit.Label})
+	case !ok || r.Uncertain:
+		g.State = Neutral
+	case r.Level >= alerting.LevelCritical:
+		g.State = Full
+		g.point(g.alt)
+	case r.Level >= alerting.LevelBusy:
+		g.State = Busy
+		g.point(g.alt)
+	default:
+		g.State = Welcome
 	}
 	return g
 }
 
-// Hold applies the minimum display time: a more urgent state (and evacuation) shows at once;
-// a milder state, or the same state pointing elsewhere, only once the shown state has been up
-// for hold. Figures (places left) of the same state are always updated. shown is the guidance
-// on the screen now; ok is false for a screen that shows nothing yet.
+// pointer is a place a screen can point to.
+type pointer struct {
+	zone, arrow string
+	label       map[string]string
+}
+
+func (g *Guidance) point(p pointer) {
+	g.Target, g.Arrow, g.label = p.zone, p.arrow, p.label
+}
+
+func (g *Guidance) pointing() pointer { return pointer{zone: g.Target, arrow: g.Arrow, label: g.label} }
+
+// accepts reports whether people may still be sent to zone ("" always).
+func (g *Guidance) accepts(zone string) bool { return zone == "" || slices.Contains(g.acceptable, zone) }
+
+// Hold applies the minimum display time. A more urgent state (and evacuation) shows at once;
+// a milder one only once the shown state has been up for hold. Meanwhile the screen keeps its
+// state with fresh figures, and keeps pointing where it pointed while that place may still
+// take people; a place that may not is never pointed to, held or not (the least loaded
+// acceptable place, or none, replaces it at once). shown is the guidance on the screen now;
+// ok is false for a screen that shows nothing yet.
 func Hold(shown Guidance, ok bool, next Guidance, hold time.Duration) Guidance {
-	if !ok {
+	if !ok || next.State.Rank() > shown.State.Rank() {
 		return next
 	}
-	switch {
-	case next.State.Rank() > shown.State.Rank():
-		return next
-	case next.State == shown.State && next.Target == shown.Target:
+	relaxed := next.At.Sub(shown.Since) >= hold
+	if next.State == shown.State {
 		next.Since = shown.Since
-		return next
-	case next.At.Sub(shown.Since) >= hold:
+		if next.Target != shown.Target && !relaxed && shown.Target != "" && next.accepts(shown.Target) {
+			next.point(shown.pointing()) // do not swap arrows back and forth
+		}
 		return next
 	}
-	// Keep the shown state, with fresh time so the screen knows it is live.
-	shown.At = next.At
-	return shown
+	if relaxed {
+		return next
+	}
+	held := next
+	held.State, held.Since = shown.State, shown.Since
+	switch {
+	case shown.State == Evacuate:
+		held.point(shown.pointing()) // the exit
+	case shown.State != Busy && shown.State != Full:
+		held.point(pointer{})
+	case shown.Target != "" && next.accepts(shown.Target):
+		held.point(shown.pointing())
+	default:
+		held.point(next.alt)
+	}
+	return held
 }
 
 // Catalogue is the message catalogue: language -> key -> text with {placeholders}.

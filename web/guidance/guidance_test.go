@@ -195,3 +195,40 @@ func TestRender(t *testing.T) {
 		})
 	}
 }
+
+// A screen never points to a place that may not take people, held or not.
+func TestHoldTargets(t *testing.T) {
+	t0 := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	hold := 30 * time.Second
+	g := func(s State, target string, at time.Duration, acceptable ...string) Guidance {
+		x := Guidance{State: s, Target: target, At: t0.Add(at), Since: t0.Add(at), acceptable: acceptable}
+		if len(acceptable) > 0 {
+			x.alt = pointer{zone: acceptable[0]}
+		}
+		return x
+	}
+	cases := []struct {
+		name        string
+		shown, next Guidance
+		state       State
+		target      string
+	}{
+		{"other alternative waits while the old one takes people", g(Busy, "b", 0), g(Busy, "c", 10*time.Second, "c", "b"), Busy, "b"},
+		{"other alternative after the hold", g(Busy, "b", 0), g(Busy, "c", 30*time.Second, "c", "b"), Busy, "c"},
+		{"an alternative that fills is dropped at once", g(Busy, "b", 0), g(Busy, "", 10*time.Second), Busy, ""},
+		{"an alternative that fills is replaced at once", g(Busy, "b", 0), g(Busy, "c", 10*time.Second, "c"), Busy, "c"},
+		{"held busy keeps an acceptable arrow", g(Busy, "b", 0), g(Welcome, "", 10*time.Second, "c", "b"), Busy, "b"},
+		{"held busy drops an arrow to a full place", g(Busy, "b", 0), g(Welcome, "", 10*time.Second, "c"), Busy, "c"},
+		{"held full without alternatives", g(Full, "b", 0), g(Busy, "", 10*time.Second), Full, ""},
+		{"held evacuation keeps its exit", g(Evacuate, "exit", 0), g(Welcome, "", 10*time.Second), Evacuate, "exit"},
+		{"held neutral points nowhere", g(Neutral, "", 0), g(Welcome, "", 10*time.Second, "c"), Neutral, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := Hold(c.shown, true, c.next, hold)
+			if got.State != c.state || got.Target != c.target {
+				t.Errorf("got %s -> %q, want %s -> %q", got.State, got.Target, c.state, c.target)
+			}
+		})
+	}
+}
