@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -124,7 +125,7 @@ func startLive(t testing.TB, alerts AlertSource, buffer int) *liveFixture {
 	f := &liveFixture{engine: newLiveEngine(0), pub: &recorder{msgs: map[string][]byte{}}}
 	f.live = NewLive(LiveOptions{Config: liveConfig(), Engine: f.engine, Alerts: alerts, Catalogue: cat,
 		Publisher: f.pub, GuidanceTopic: func(s string) string { return "cw/s1/guidance/" + s },
-		Interval: 5 * time.Millisecond, Heartbeat: time.Hour, SendBuffer: buffer})
+		Interval: 5 * time.Millisecond, Heartbeat: time.Hour, SendBuffer: buffer, Log: slog.New(slog.DiscardHandler)})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); f.live.Run(ctx) }()
