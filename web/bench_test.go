@@ -28,8 +28,7 @@ func BenchmarkFanout(b *testing.B) {
 }
 
 func benchFanout(b *testing.B, clients, rate int) {
-	f := startLive(b, nil, 64)
-	f.live.o.Interval = time.Millisecond // coalescing off the critical path: every change goes out
+	f := startLiveEvery(b, nil, 64, time.Millisecond) // coalescing off the critical path: every change goes out
 	runtime.GC()
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)

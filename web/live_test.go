@@ -117,6 +117,10 @@ type liveFixture struct {
 }
 
 func startLive(t testing.TB, alerts AlertSource, buffer int) *liveFixture {
+	return startLiveEvery(t, alerts, buffer, 5*time.Millisecond)
+}
+
+func startLiveEvery(t testing.TB, alerts AlertSource, buffer int, interval time.Duration) *liveFixture {
 	t.Helper()
 	cat, err := assets.Messages()
 	if err != nil {
@@ -125,7 +129,7 @@ func startLive(t testing.TB, alerts AlertSource, buffer int) *liveFixture {
 	f := &liveFixture{engine: newLiveEngine(0), pub: &recorder{msgs: map[string][]byte{}}}
 	f.live = NewLive(LiveOptions{Config: liveConfig(), Engine: f.engine, Alerts: alerts, Catalogue: cat,
 		Publisher: f.pub, GuidanceTopic: func(s string) string { return "cw/s1/guidance/" + s },
-		Interval: 5 * time.Millisecond, Heartbeat: time.Hour, SendBuffer: buffer, Log: slog.New(slog.DiscardHandler)})
+		Interval: interval, Heartbeat: time.Hour, SendBuffer: buffer, Log: slog.New(slog.DiscardHandler)})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); f.live.Run(ctx) }()

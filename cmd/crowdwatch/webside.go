@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"strings"
 
 	"github.com/crowdwatch/crowdwatch/configs"
 	"github.com/crowdwatch/crowdwatch/ingest"
@@ -60,4 +62,39 @@ func listenTLS(cfg *configs.Config, ln net.Listener) (net.Listener, error) {
 		return nil, fmt.Errorf("http.tls: cannot load the certificate and key: %w", err)
 	}
 	return tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), nil
+}
+
+// printWebSummary is check-config's account of the floors, screens and sign-in.
+func printWebSummary(w io.Writer, cfg *configs.Config) {
+	fmt.Fprintf(w, "floors    %d\n", len(cfg.Floors))
+	for _, f := range cfg.Floors {
+		var zs []string
+		for _, z := range f.Zones {
+			zs = append(zs, z.Zone)
+		}
+		plan := ""
+		if f.Plan != "" {
+			plan = ", plan " + f.Plan
+		}
+		fmt.Fprintf(w, "  %-20s %s%s\n", f.ID, strings.Join(zs, " "), plan)
+	}
+	fmt.Fprintf(w, "screens   %d (hold %v, stale after %v)\n", len(cfg.Screens), cfg.Signage.Hold, cfg.Signage.StaleAfter)
+	for _, s := range cfg.Screens {
+		var alts []string
+		for _, a := range s.Alternatives {
+			alts = append(alts, a.Zone+" "+a.Arrow)
+		}
+		fmt.Fprintf(w, "  %-20s guards %s, alternatives [%s]\n", s.ID, s.Zone, strings.Join(alts, ", "))
+	}
+	switch {
+	case len(cfg.Auth.Users) == 0 && len(cfg.Auth.Tokens) == 0:
+		fmt.Fprintf(w, "sign-in   OFF: no users or tokens; reads are open and security actions are refused\n")
+	case len(cfg.Auth.Users) == 0:
+		fmt.Fprintf(w, "sign-in   %d tokens, no users: security actions are refused\n", len(cfg.Auth.Tokens))
+	default:
+		fmt.Fprintf(w, "sign-in   %d users, %d tokens\n", len(cfg.Auth.Users), len(cfg.Auth.Tokens))
+	}
+	if cfg.HTTP.TLS.CertFile != "" {
+		fmt.Fprintf(w, "https     certificate %s\n", cfg.HTTP.TLS.CertFile)
+	}
 }
