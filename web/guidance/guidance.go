@@ -194,7 +194,9 @@ func (g *Guidance) point(p pointer) {
 func (g *Guidance) pointing() pointer { return pointer{zone: g.Target, arrow: g.Arrow, label: g.label} }
 
 // accepts reports whether people may still be sent to zone ("" always).
-func (g *Guidance) accepts(zone string) bool { return zone == "" || slices.Contains(g.acceptable, zone) }
+func (g *Guidance) accepts(zone string) bool {
+	return zone == "" || slices.Contains(g.acceptable, zone)
+}
 
 // Hold applies the minimum display time. A more urgent state (and evacuation) shows at once;
 // a milder one only once the shown state has been up for hold. Meanwhile the screen keeps its
