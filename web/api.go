@@ -1,5 +1,6 @@
-// Package web serves the HTTP side of the service: the JSON API, health and readiness checks
-// and Prometheus metrics (and, with later issues, the dashboard and guidance screens).
+// Package web serves the HTTP side of the service: the JSON API, health and readiness checks,
+// Prometheus metrics, the security dashboard and guidance screens (embedded from web/assets),
+// and their live WebSocket feed (Live).
 package web
 
 import (
@@ -51,8 +52,7 @@ type Authorizer interface {
 // ErrUnauthenticated means the request carries no valid identity.
 var ErrUnauthenticated = errors.New("sign-in required")
 
-// Open lets every request through. Sign-in and roles arrive with the dashboard; until then the
-// service logs that its API is open.
+// Open lets every request through (tests; the service uses web/auth).
 type Open struct{}
 
 func (Open) Authorize(*http.Request, Role) (string, error) { return "", nil }

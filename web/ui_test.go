@@ -1,8 +1,14 @@
 package web
 
 import (
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestDecodeLogin(t *testing.T) {
@@ -37,4 +43,48 @@ func FuzzDecodeLogin(f *testing.F) {
 			t.Errorf("accepted %q as %+v", body, req)
 		}
 	})
+}
+
+// A floor's plan image is served to managers with a sandbox policy; pages carry a CSP.
+func TestPlanAndPages(t *testing.T) {
+	dir := t.TempDir()
+	plan := filepath.Join(dir, "ground.svg")
+	if err := os.WriteFile(plan, []byte(`<svg xmlns="http://www.w3.org/2000/svg"/>`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := liveConfig()
+	cfg.Floors[0].Plan = plan
+	l := NewLive(LiveOptions{Config: cfg, Engine: newLiveEngine(0)})
+	h := NewHandler(Options{Engine: newLiveEngine(0), Broker: fakeBroker(true), Gatherer: prometheus.NewRegistry(), Live: l})
+	cases := []struct {
+		path, header, want string
+		status             int
+	}{
+		{"/plans/g", "Content-Security-Policy", "sandbox", 200},
+		{"/plans/nope", "", "", 404},
+		{"/dashboard", "Content-Security-Policy", "script-src 'self'", 200},
+		{"/login", "Content-Security-Policy", "frame-ancestors 'none'", 200},
+		{"/signage/door", "Content-Type", "text/html", 200},
+		{"/signage/nope", "", "", 404},
+		{"/static/i18n.json", "Content-Type", "application/json", 200},
+		{"/static/nope.js", "", "", 404},
+	}
+	for _, c := range cases {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", c.path, nil))
+		if rec.Code != c.status || (c.header != "" && !strings.Contains(rec.Header().Get(c.header), c.want)) {
+			t.Errorf("GET %s: %d, %s: %q", c.path, rec.Code, c.header, rec.Header().Get(c.header))
+		}
+	}
+	if fv := l.floors[0]; fv.Plan != "/plans/g" {
+		t.Errorf("floor plan URL %q", fv.Plan)
+	}
+	// A browser asking for / gets the dashboard.
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("GET", "/", nil)
+	req.Header.Set("Accept", "text/html,application/xhtml+xml")
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/dashboard" {
+		t.Errorf("GET / from a browser: %d %q", rec.Code, rec.Header().Get("Location"))
+	}
 }
