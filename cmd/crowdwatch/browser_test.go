@@ -206,7 +206,27 @@ func TestBrowserDashboardAndScreen(t *testing.T) {
 		t.Errorf("the correction is not logged with the user:\n%s", svc.logs)
 	}
 
-	// Alerts and evacuation need the alerting package (GET /api/v1/evacuation).
+	// Alerts and evacuation need the alerting package. Until it is wired into this build these
+	// steps say so and skip; the entrance is full (critical) here, so alerting raises one.
+	t.Run("acknowledge", func(t *testing.T) {
+		resp, err := http.Get(base + "/api/v1/alerts")
+		if err == nil {
+			resp.Body.Close()
+		}
+		if err != nil || resp.StatusCode == http.StatusNotFound {
+			t.Skip("alerting is not wired into this build yet: the acknowledge step runs once it is")
+		}
+		step(t, ctx, "a critical alert for the entrance appears and is acknowledged",
+			chromedp.WaitVisible(`#alerts li.alert.sev-critical[data-alert^="level:entrance"] button.ack`),
+			chromedp.Click(`#alerts li.alert.sev-critical[data-alert^="level:entrance"] button.ack`),
+			chromedp.WaitVisible("#confirm[open] #confirm-note"),
+			chromedp.SendKeys("#confirm-note", "on my way"),
+			chromedp.Click("#confirm-ok"),
+			chromedp.Poll[chromedp.Void](`[...document.querySelectorAll('#alerts li[data-alert^="level:entrance"] .meta')].some(e => e.textContent.includes("guard"))`),
+		)
+		shot(t, ctx, "dashboard-alert-acknowledged.png")
+	})
+
 	t.Run("evacuation", func(t *testing.T) {
 		resp, err := http.Get(base + "/api/v1/evacuation")
 		if err == nil {
