@@ -229,8 +229,9 @@ func (z *Authorizer) parseSession(v string) (user string, exp time.Time, ok bool
 	if !found {
 		return "", time.Time{}, false
 	}
-	payload, err1 := base64.RawURLEncoding.DecodeString(p64)
-	mac, err2 := base64.RawURLEncoding.DecodeString(mac64)
+	strict := base64.RawURLEncoding.Strict() // one spelling per cookie
+	payload, err1 := strict.DecodeString(p64)
+	mac, err2 := strict.DecodeString(mac64)
 	if err1 != nil || err2 != nil {
 		return "", time.Time{}, false
 	}
