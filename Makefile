@@ -13,7 +13,10 @@ FUZZ_TARGETS = \
 	./ingest:FuzzTopicParse \
 	./configs:FuzzParse \
 	./firmware-sim/scenario:FuzzParse \
-	./firmware-sim/replay:FuzzLoad
+	./firmware-sim/replay:FuzzLoad \
+	./web:FuzzDecodeLogin \
+	./web/auth:FuzzParseSession \
+	./web/auth:FuzzParseBearer
 
 .PHONY: demo test deps lint unit fuzz bench build
 

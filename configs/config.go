@@ -50,6 +50,10 @@ type Config struct {
 	Doors     []Door    `mapstructure:"doors"`
 	Sensors   []Sensor  `mapstructure:"sensors"`
 	Alerting  Alerting  `mapstructure:"alerting"`
+	Floors    []Floor   `mapstructure:"floors"`  // dashboard map (configs/web.go)
+	Screens   []Screen  `mapstructure:"screens"` // guidance screens (configs/web.go)
+	Signage   Signage   `mapstructure:"signage"`
+	Auth      Auth      `mapstructure:"auth"` // sign-in: users and API tokens
 
 	// Location is Site.Timezone resolved; set by validation.
 	Location *time.Location `mapstructure:"-"`
@@ -62,7 +66,8 @@ type Site struct {
 }
 
 type HTTP struct {
-	Listen string `mapstructure:"listen"`
+	Listen string  `mapstructure:"listen"`
+	TLS    HTTPTLS `mapstructure:"tls"` // configs/web.go
 }
 
 type Storage struct {

@@ -228,6 +228,7 @@ func (c *Config) Validate() error {
 			bad(key+".role", "%q must be device or reader", u.Role)
 		}
 	}
+	c.validateWeb(bad) // floors, screens, users, tokens, HTTPS: configs/web.go
 	if len(errs) == 0 {
 		return nil
 	}

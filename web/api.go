@@ -1,5 +1,6 @@
-// Package web serves the HTTP side of the service: the JSON API, health and readiness checks
-// and Prometheus metrics (and, with later issues, the dashboard and guidance screens).
+// Package web serves the HTTP side of the service: the JSON API, health and readiness checks,
+// Prometheus metrics, the security dashboard and guidance screens (embedded from web/assets),
+// and their live WebSocket feed (Live).
 package web
 
 import (
@@ -51,8 +52,7 @@ type Authorizer interface {
 // ErrUnauthenticated means the request carries no valid identity.
 var ErrUnauthenticated = errors.New("sign-in required")
 
-// Open lets every request through. Sign-in and roles arrive with the dashboard; until then the
-// service logs that its API is open.
+// Open lets every request through (tests; the service uses web/auth).
 type Open struct{}
 
 func (Open) Authorize(*http.Request, Role) (string, error) { return "", nil }
@@ -66,11 +66,16 @@ type Options struct {
 	Alerting Alerting // nil: no alert endpoints
 	Log      *slog.Logger
 	Version  string
+	// Live, when set, serves the dashboard, the guidance screens and their WebSocket feed;
+	// SignIn the sign-in endpoints (web/ui.go).
+	Live   *Live
+	SignIn SignIn
 }
 
 type api struct {
 	Options
-	mux *http.ServeMux
+	mux  *http.ServeMux
+	csrf *http.CrossOriginProtection
 }
 
 type whoKey struct{}
@@ -83,7 +88,7 @@ func NewHandler(o Options) http.Handler {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	a := &api{Options: o, mux: http.NewServeMux()}
+	a := &api{Options: o, mux: http.NewServeMux(), csrf: http.NewCrossOriginProtection()}
 	a.route("GET /healthz", RolePublic, a.healthz)
 	a.route("GET /readyz", RolePublic, a.readyz)
 	a.route("GET /metrics", RoleManager, promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{}).ServeHTTP)
@@ -94,25 +99,68 @@ func NewHandler(o Options) http.Handler {
 	a.route("GET /api/v1/devices", RoleManager, a.listDevices)
 	a.alertRoutes()
 	a.route("GET /{$}", RolePublic, a.index)
+	a.routeUI() // dashboard, screens, sign-in, live feed: web/ui.go
 	return a
 }
 
 func (a *api) route(pattern string, need Role, h http.HandlerFunc) {
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		changes := !safeMethod(r.Method)
+		// State-changing requests from another site (a page the officer's browser has open
+		// elsewhere) are refused whatever cookies they carry.
+		if changes {
+			if err := a.csrf.Check(r); err != nil {
+				a.Log.Warn("http: cross-site request refused", "method", r.Method, "path", r.URL.Path, "origin", r.Header.Get("Origin"))
+				writeError(w, http.StatusForbidden, "cross-site request refused: "+err.Error())
+				return
+			}
+		}
+		who := ""
 		if need != RolePublic {
-			who, err := a.Auth.Authorize(r, need)
+			var err error
+			who, err = a.Auth.Authorize(r, need)
 			if err != nil {
-				status := http.StatusForbidden
-				if errors.Is(err, ErrUnauthenticated) {
-					status = http.StatusUnauthorized
+				if changes {
+					a.Log.Warn("http: action refused", "method", r.Method, "path", r.URL.Path, "error", err)
 				}
-				writeError(w, status, err.Error())
+				a.refuse(w, err)
 				return
 			}
 			r = r.WithContext(context.WithValue(r.Context(), whoKey{}, who))
 		}
-		h(w, r)
+		if !changes {
+			h(w, r)
+			return
+		}
+		// Every state-changing action is logged with who did it and how it ended.
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		h(rec, r)
+		a.Log.Info("http: action", "who", who, "method", r.Method, "path", r.URL.Path, "status", rec.code)
 	})
+}
+
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
+// refuse answers an authorizer's refusal: 401 when nobody is signed in, 403 otherwise.
+func (a *api) refuse(w http.ResponseWriter, err error) {
+	status := http.StatusForbidden
+	if errors.Is(err, ErrUnauthenticated) {
+		status = http.StatusUnauthorized
+	}
+	writeError(w, status, err.Error())
+}
+
+// statusRecorder passes a response through and remembers its status.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
 }
 
 // ServeHTTP answers unknown paths and wrong methods with JSON errors like every other.
@@ -154,7 +202,11 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]string{"error": msg})
 }
 
-func (a *api) index(w http.ResponseWriter, _ *http.Request) {
+func (a *api) index(w http.ResponseWriter, r *http.Request) {
+	if a.Live != nil && strings.Contains(r.Header.Get("Accept"), "text/html") {
+		http.Redirect(w, r, "/dashboard", http.StatusSeeOther) // a browser wants the dashboard
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"service": "crowdwatch", "version": a.Version,
 		"endpoints": []string{"/api/v1/zones", "/api/v1/doors", "/api/v1/devices", "/healthz", "/readyz", "/metrics"},

@@ -40,6 +40,12 @@ func newDemoCmd(g *globalFlags) *cobra.Command {
 			if cfg.MQTT.Broker != "" || len(cfg.MQTT.Embedded.Users) > 0 {
 				return fmt.Errorf("demo: the demo runs its devices against an open embedded broker; use serve for %s", configPath)
 			}
+			// No default password: the demo makes a user and a token per screen for this run
+			// and prints them once the service is up.
+			access, err := addDemoAccess(cfg)
+			if err != nil {
+				return err
+			}
 			yaml, err := configs.Scenario(scenarioName)
 			if err != nil {
 				return err
@@ -56,6 +62,7 @@ func newDemoCmd(g *globalFlags) *cobra.Command {
 			return runService(ctx, cfg, log, func(httpAddr, mqttAddr string) {
 				log.Info("demo: the simulated store is opening; watch the zones",
 					"zones", "http://"+displayAddr(httpAddr)+"/api/v1/zones", "scenario", sc.Name, "speed", speed)
+				access.print(cmd.OutOrStdout(), scheme(cfg)+displayAddr(httpAddr))
 				go runDemoCrowd(ctx, cfg, sc, speed, fastForward, "tcp://"+displayAddr(mqttAddr), log.With("component", "simulator"))
 			}, nil)
 		},

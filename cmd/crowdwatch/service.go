@@ -186,8 +186,17 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 		return err
 	}
 
-	log.Warn("http: the API is open to anyone who can reach it; sign-in and roles come with the dashboard")
-	handler := web.NewHandler(web.Options{Engine: engine, Broker: mqtt, Gatherer: reg, Alerting: alerts,
+	// The dashboard, guidance screens and their live feed, and sign-in (web/...).
+	authz, live, err := startWeb(cfg, engine, alerts, mqtt, topics, log, &stops)
+	if err != nil {
+		stopAlerting()
+		return err
+	}
+	if httpLn, err = listenTLS(cfg, httpLn); err != nil {
+		stopAlerting()
+		return err
+	}
+	handler := web.NewHandler(web.Options{Engine: engine, Broker: mqtt, Gatherer: reg, Auth: authz, SignIn: authz, Live: live, Alerting: alerts,
 		Log: log.With("component", "http"), Version: versionString()})
 	httpCtx, stopHTTP := context.WithCancel(context.Background())
 	defer stopHTTP()

@@ -1,0 +1,287 @@
+package configs
+
+import (
+	"encoding/hex"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+)
+
+// This file holds the store file's sections for the web side: floor plans for the security
+// dashboard, guidance screens, sign-in (users and API tokens) and HTTPS.
+
+// Floor is one floor of the dashboard's map: a drawing area of Width x Height plan units, an
+// optional background image, and a polygon per zone drawn on it.
+type Floor struct {
+	ID   string `mapstructure:"id"`
+	Name string `mapstructure:"name"`
+	// Plan is the path of a background image (PNG, JPEG or SVG) stretched over the drawing
+	// area. Relative paths are relative to the service's working directory.
+	Plan   string      `mapstructure:"plan"`
+	Width  float64     `mapstructure:"width"`
+	Height float64     `mapstructure:"height"`
+	Zones  []FloorZone `mapstructure:"zones"`
+}
+
+// FloorZone places a zone on a floor as a polygon of at least three [x, y] points in plan
+// units.
+type FloorZone struct {
+	Zone    string       `mapstructure:"zone"`
+	Polygon [][2]float64 `mapstructure:"polygon"`
+}
+
+// Signage holds the defaults every guidance screen uses.
+type Signage struct {
+	// Hold is the least time a screen keeps a state before relaxing to a milder one.
+	// Escalation (and evacuation) shows at once.
+	Hold time.Duration `mapstructure:"hold"`
+	// StaleAfter: a screen that has heard nothing for this long shows the neutral "please
+	// follow staff instructions" instead of its last state.
+	StaleAfter time.Duration `mapstructure:"stale_after"`
+}
+
+// Screen is one guidance screen at /signage/<id>, guarding one zone.
+type Screen struct {
+	ID   string `mapstructure:"id"`
+	Zone string `mapstructure:"zone"`
+	// Alternatives are where the screen sends people when its zone is busy; it points to the
+	// least loaded one.
+	Alternatives []Pointer `mapstructure:"alternatives"`
+	// Exit is the way out shown during an evacuation.
+	Exit Pointer `mapstructure:"exit"`
+	// Languages shown at once, first is the largest: "zh", "en".
+	Languages   []string `mapstructure:"languages"`
+	Orientation string   `mapstructure:"orientation"` // landscape or portrait
+}
+
+// Pointer is a place a screen points to, with the arrow's direction and a label per language.
+type Pointer struct {
+	Zone  string            `mapstructure:"zone"`
+	Arrow string            `mapstructure:"arrow"`
+	Label map[string]string `mapstructure:"label"`
+}
+
+// Auth holds the people and machines that may sign in.
+type Auth struct {
+	Users  []WebUser  `mapstructure:"users"`
+	Tokens []APIToken `mapstructure:"tokens"`
+	// SessionTTL is how long a sign-in lasts.
+	SessionTTL time.Duration `mapstructure:"session_ttl"`
+}
+
+// WebUser is a person who signs in to the dashboard. PasswordHash is a bcrypt hash made by
+// `crowdwatch hash-password`; the password itself is never in the file.
+type WebUser struct {
+	Username     string `mapstructure:"username"`
+	Name         string `mapstructure:"name"`
+	PasswordHash string `mapstructure:"password_hash"`
+	Role         string `mapstructure:"role"`
+}
+
+// APIToken is a machine's (or a display screen's) credential, stored as the hex SHA-256 of the
+// token (`crowdwatch new-token` makes both). A display token names the one screen it may read.
+type APIToken struct {
+	Name   string `mapstructure:"name"`
+	SHA256 string `mapstructure:"sha256"`
+	Role   string `mapstructure:"role"`
+	Screen string `mapstructure:"screen"`
+}
+
+// HTTPTLS turns on HTTPS for http.listen.
+type HTTPTLS struct {
+	CertFile string `mapstructure:"cert_file"`
+	KeyFile  string `mapstructure:"key_file"`
+}
+
+// Roles a user or token may have, from least to most.
+var WebRoles = []string{"display", "manager", "security", "admin"}
+
+// Arrow directions a pointer may use.
+var Arrows = []string{"left", "right", "up", "down", "up-left", "up-right", "down-left", "down-right"}
+
+// Languages the screens and dashboard have catalogues for.
+var Languages = []string{"zh", "en"}
+
+func init() {
+	for k, v := range map[string]any{
+		"http.tls.cert_file":  "",
+		"http.tls.key_file":   "",
+		"signage.hold":        "30s",
+		"signage.stale_after": "10s",
+		"auth.session_ttl":    "12h",
+	} {
+		defaults[k] = v
+	}
+}
+
+// validateWeb checks floors, screens, users, tokens and HTTPS; bad reports each problem.
+func (c *Config) validateWeb(bad func(key, format string, args ...any)) {
+	zoneIDs := map[string]bool{}
+	for _, z := range c.Zones {
+		zoneIDs[z.ID] = true
+	}
+	floorIDs := map[string]int{}
+	for i, f := range c.Floors {
+		key := fmt.Sprintf("floors[%d]", i)
+		switch {
+		case !idPattern.MatchString(f.ID):
+			bad(key+".id", "%q must be letters, digits, '.', '_' or '-' (at most 64)", f.ID)
+		default:
+			if j, dup := floorIDs[f.ID]; dup {
+				bad(key+".id", "duplicate floor %q (also floors[%d])", f.ID, j)
+			}
+			floorIDs[f.ID] = i
+		}
+		if f.Width <= 0 || f.Height <= 0 {
+			bad(key, "width and height must be > 0 (plan units the polygons are drawn in)")
+		}
+		if f.Plan != "" {
+			ext := strings.ToLower(f.Plan[strings.LastIndex(f.Plan, ".")+1:])
+			if !slices.Contains([]string{"png", "jpg", "jpeg", "svg", "webp"}, ext) {
+				bad(key+".plan", "%q must be a .png, .jpg, .svg or .webp image", f.Plan)
+			} else if st, err := os.Stat(f.Plan); err != nil || st.IsDir() {
+				bad(key+".plan", "%q cannot be read (relative paths start at the working directory)", f.Plan)
+			}
+		}
+		seen := map[string]bool{}
+		for j, fz := range f.Zones {
+			zkey := fmt.Sprintf("%s.zones[%d]", key, j)
+			if !zoneIDs[fz.Zone] {
+				bad(zkey+".zone", "unknown zone %q", fz.Zone)
+			} else if seen[fz.Zone] {
+				bad(zkey+".zone", "zone %q is already drawn on this floor", fz.Zone)
+			}
+			seen[fz.Zone] = true
+			if len(fz.Polygon) < 3 {
+				bad(zkey+".polygon", "needs at least 3 points [x, y]")
+			}
+			for _, p := range fz.Polygon {
+				if p[0] < 0 || p[1] < 0 || p[0] > f.Width || p[1] > f.Height {
+					bad(zkey+".polygon", "point [%g, %g] is outside the floor (0..%g, 0..%g)", p[0], p[1], f.Width, f.Height)
+					break
+				}
+			}
+		}
+	}
+
+	if c.Signage.Hold < 0 || c.Signage.Hold > 10*time.Minute {
+		bad("signage.hold", "%v must be between 0s and 10m (write a unit, e.g. 30s)", c.Signage.Hold)
+	}
+	if c.Signage.StaleAfter < 2*time.Second || c.Signage.StaleAfter > 5*time.Minute {
+		bad("signage.stale_after", "%v must be between 2s and 5m (write a unit, e.g. 10s)", c.Signage.StaleAfter)
+	}
+	screenIDs := map[string]int{}
+	pointer := func(key string, p Pointer, needZone bool) {
+		if p.Zone != "" && !zoneIDs[p.Zone] {
+			bad(key+".zone", "unknown zone %q", p.Zone)
+		}
+		if needZone && p.Zone == "" {
+			bad(key+".zone", "is required")
+		}
+		if p.Arrow != "" && !slices.Contains(Arrows, p.Arrow) {
+			bad(key+".arrow", "%q must be one of %s", p.Arrow, strings.Join(Arrows, ", "))
+		}
+		for lang := range p.Label {
+			if !slices.Contains(Languages, lang) {
+				bad(key+".label", "language %q must be one of %s", lang, strings.Join(Languages, ", "))
+			}
+		}
+	}
+	for i, s := range c.Screens {
+		key := fmt.Sprintf("screens[%d]", i)
+		if !idPattern.MatchString(s.ID) {
+			bad(key+".id", "%q must be letters, digits, '.', '_' or '-' (at most 64)", s.ID)
+		} else if j, dup := screenIDs[s.ID]; dup {
+			bad(key+".id", "duplicate screen %q (also screens[%d])", s.ID, j)
+		} else {
+			screenIDs[s.ID] = i
+		}
+		if !zoneIDs[s.Zone] {
+			bad(key+".zone", "unknown zone %q (the zone this screen guards)", s.Zone)
+		}
+		for j, a := range s.Alternatives {
+			pointer(fmt.Sprintf("%s.alternatives[%d]", key, j), a, true)
+			if a.Zone == s.Zone && s.Zone != "" {
+				bad(fmt.Sprintf("%s.alternatives[%d].zone", key, j), "%q is the zone the screen guards", a.Zone)
+			}
+		}
+		pointer(key+".exit", s.Exit, false)
+		for _, l := range s.Languages {
+			if !slices.Contains(Languages, l) {
+				bad(key+".languages", "%q must be one of %s", l, strings.Join(Languages, ", "))
+			}
+		}
+		if s.Orientation != "" && s.Orientation != "landscape" && s.Orientation != "portrait" {
+			bad(key+".orientation", "%q must be landscape or portrait", s.Orientation)
+		}
+	}
+
+	users := map[string]bool{}
+	for i, u := range c.Auth.Users {
+		key := fmt.Sprintf("auth.users[%d]", i)
+		if !idPattern.MatchString(u.Username) {
+			bad(key+".username", "%q must be letters, digits, '.', '_' or '-' (at most 64)", u.Username)
+		} else if users[u.Username] {
+			bad(key+".username", "duplicate user %q", u.Username)
+		}
+		users[u.Username] = true
+		if !strings.HasPrefix(u.PasswordHash, "$2") || len(u.PasswordHash) != 60 {
+			bad(key+".password_hash", "must be a bcrypt hash (make one with `crowdwatch hash-password`)")
+		}
+		if !slices.Contains(WebRoles, u.Role) || u.Role == "display" {
+			bad(key+".role", "%q must be manager, security or admin (screens use tokens)", u.Role)
+		}
+	}
+	tokenNames := map[string]bool{}
+	hashes := map[string]bool{}
+	for i, t := range c.Auth.Tokens {
+		key := fmt.Sprintf("auth.tokens[%d]", i)
+		if t.Name == "" {
+			bad(key+".name", "is required (it is who the token acts as in the log)")
+		} else if tokenNames[t.Name] {
+			bad(key+".name", "duplicate token %q", t.Name)
+		}
+		tokenNames[t.Name] = true
+		if b, err := hex.DecodeString(t.SHA256); err != nil || len(b) != 32 {
+			bad(key+".sha256", "must be 64 hex digits (make one with `crowdwatch new-token`)")
+		} else if hashes[strings.ToLower(t.SHA256)] {
+			bad(key+".sha256", "the same token is listed twice")
+		}
+		hashes[strings.ToLower(t.SHA256)] = true
+		if !slices.Contains(WebRoles, t.Role) {
+			bad(key+".role", "%q must be one of %s", t.Role, strings.Join(WebRoles, ", "))
+		}
+		if t.Role == "display" {
+			if _, ok := screenIDs[t.Screen]; !ok {
+				bad(key+".screen", "display token needs the id of a configured screen, not %q", t.Screen)
+			}
+		} else if t.Screen != "" {
+			bad(key+".screen", "only display tokens name a screen")
+		}
+	}
+	if c.Auth.SessionTTL < time.Minute || c.Auth.SessionTTL > 7*24*time.Hour {
+		bad("auth.session_ttl", "%v must be between 1m and 168h", c.Auth.SessionTTL)
+	}
+	if (c.HTTP.TLS.CertFile == "") != (c.HTTP.TLS.KeyFile == "") {
+		bad("http.tls", "cert_file and key_file go together")
+	}
+	for _, f := range []struct{ key, path string }{{"http.tls.cert_file", c.HTTP.TLS.CertFile}, {"http.tls.key_file", c.HTTP.TLS.KeyFile}} {
+		if f.path != "" {
+			if _, err := os.Stat(f.path); err != nil {
+				bad(f.key, "%q cannot be read", f.path)
+			}
+		}
+	}
+}
+
+// Screen returns a screen by id.
+func (c *Config) Screen(id string) (Screen, bool) {
+	for _, s := range c.Screens {
+		if s.ID == id {
+			return s, true
+		}
+	}
+	return Screen{}, false
+}

@@ -1,0 +1,515 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/crowdwatch/crowdwatch/alerting"
+	"github.com/crowdwatch/crowdwatch/configs"
+	"github.com/crowdwatch/crowdwatch/web/guidance"
+	"github.com/crowdwatch/crowdwatch/zones"
+)
+
+// AlertSource is what the live feed needs from alerting: the latest status (per-zone level,
+// open alerts, evacuations) and a signal after each new one. Subscribe's channel is coalesced
+// and never blocks the sender; the returned func unsubscribes.
+type AlertSource interface {
+	Status() *alerting.Status
+	Subscribe() (<-chan struct{}, func())
+}
+
+// Snapshotter is the occupancy engine's read side.
+type Snapshotter interface {
+	Snapshot() *zones.Snapshot
+	Subscribe() <-chan struct{}
+}
+
+// Publisher publishes the guidance on MQTT (the embedded broker or the external client).
+type Publisher interface {
+	Publish(topic string, payload []byte, retain bool) error
+	Connected() bool
+}
+
+// LiveOptions configure the live feed.
+type LiveOptions struct {
+	Config *configs.Config
+	Engine Snapshotter
+	// Alerts, when set, gives each zone's level, the open alerts and the evacuations. When
+	// nil, levels come from guidance.DefaultLevel and there are no alerts or evacuations.
+	Alerts AlertSource
+	// Publisher and GuidanceTopic, when set, publish each screen's guidance retained.
+	Publisher     Publisher
+	GuidanceTopic func(screen string) string
+	// Catalogue renders the guidance texts (assets.Messages()).
+	Catalogue guidance.Catalogue
+	// Interval is the least time between two updates (coalescing); default 250 ms.
+	Interval time.Duration
+	// Heartbeat is how often an idle feed says it is alive; default 2 s.
+	Heartbeat time.Duration
+	// SendBuffer is how many messages may wait for one client before it is dropped; default 32.
+	SendBuffer int
+	Now        func() time.Time
+	Log        *slog.Logger
+}
+
+// Live is the live feed: one goroutine (Run) owns the latest view, the guidance each screen
+// shows and the set of clients; it sends every client its messages through the client's
+// bounded queue and drops a client whose queue is full.
+type Live struct {
+	o          LiveOptions
+	register   chan *client
+	unregister chan *client
+	done       chan struct{}
+	guidance   atomic.Pointer[map[string]guidance.Guidance]
+	floors     []floorView
+	clients    atomic.Int64
+	drops      atomic.Int64
+}
+
+// NewLive builds the feed; Run starts it.
+func NewLive(o LiveOptions) *Live {
+	if o.Interval <= 0 {
+		o.Interval = 250 * time.Millisecond
+	}
+	if o.Heartbeat <= 0 {
+		o.Heartbeat = 2 * time.Second
+	}
+	if o.SendBuffer <= 0 {
+		o.SendBuffer = 32
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	l := &Live{o: o, register: make(chan *client), unregister: make(chan *client), done: make(chan struct{})}
+	for _, f := range o.Config.Floors {
+		fv := floorView{ID: f.ID, Name: f.Name, Width: f.Width, Height: f.Height, Zones: []floorZone{}}
+		if f.Plan != "" {
+			fv.Plan = "/plans/" + f.ID
+		}
+		for _, z := range f.Zones {
+			fv.Zones = append(fv.Zones, floorZone{Zone: z.Zone, Polygon: z.Polygon})
+		}
+		l.floors = append(l.floors, fv)
+	}
+	empty := map[string]guidance.Guidance{}
+	l.guidance.Store(&empty)
+	return l
+}
+
+// Guidance returns what a screen shows now.
+func (l *Live) Guidance(screen string) (guidance.Guidance, bool) {
+	g, ok := (*l.guidance.Load())[screen]
+	return g, ok
+}
+
+// Clients is the number of connected feed clients; Drops counts clients dropped as too slow.
+func (l *Live) Clients() int64 { return l.clients.Load() }
+func (l *Live) Drops() int64   { return l.drops.Load() }
+
+// Messages of the feed (docs/api.md, "Live feed").
+type (
+	zoneView struct {
+		ID        string         `json:"id"`
+		Name      string         `json:"name"`
+		Parent    string         `json:"parent,omitempty"`
+		Occupancy int64          `json:"occupancy"`
+		Capacity  int            `json:"capacity"`
+		Ratio     float64        `json:"ratio"`
+		Density   *float64       `json:"density,omitempty"`
+		Level     alerting.Level `json:"level"`
+		Uncertain bool           `json:"uncertain,omitempty"`
+		Updated   time.Time      `json:"updated,omitzero"`
+	}
+	floorView struct {
+		ID     string      `json:"id"`
+		Name   string      `json:"name"`
+		Plan   string      `json:"plan,omitempty"`
+		Width  float64     `json:"width"`
+		Height float64     `json:"height"`
+		Zones  []floorZone `json:"zones"`
+	}
+	floorZone struct {
+		Zone    string       `json:"zone"`
+		Polygon [][2]float64 `json:"polygon"`
+	}
+	siteView struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+	}
+	feedMessage struct {
+		Type         string                 `json:"type"` // snapshot, update, heartbeat, guidance
+		Seq          uint64                 `json:"seq"`
+		At           time.Time              `json:"at"`
+		Site         *siteView              `json:"site,omitempty"`
+		Alerting     *bool                  `json:"alerting,omitempty"`
+		StaleAfterMS int64                  `json:"stale_after_ms,omitempty"`
+		Floors       []floorView            `json:"floors,omitempty"`
+		Zones        []zoneView             `json:"zones,omitempty"`
+		Devices      []zones.DeviceStatus   `json:"devices,omitempty"`
+		Alerts       *[]alerting.Alert      `json:"alerts,omitempty"`
+		Evacuations  *[]alerting.Evacuation `json:"evacuations,omitempty"`
+		Screens      []guidance.Guidance    `json:"screens,omitempty"`
+		Guidance     *guidance.Guidance     `json:"guidance,omitempty"`
+	}
+)
+
+// view is everything the feed shows at one moment.
+type view struct {
+	zones       []zoneView
+	devices     []zones.DeviceStatus
+	alerts      []alerting.Alert
+	evacuations []alerting.Evacuation
+	screens     map[string]guidance.Guidance
+}
+
+// client is one WebSocket connection. screen is "" for the dashboard feed.
+type client struct {
+	screen string
+	send   chan *websocket.PreparedMessage
+}
+
+// Run owns the feed until ctx ends, then closes every client.
+func (l *Live) Run(ctx context.Context) {
+	defer close(l.done)
+	engineCh := l.o.Engine.Subscribe()
+	var alertCh <-chan struct{}
+	if l.o.Alerts != nil {
+		ch, unsubscribe := l.o.Alerts.Subscribe()
+		defer unsubscribe()
+		alertCh = ch
+	}
+	pubCh := make(chan map[string][]byte, 1)
+	if l.o.Publisher != nil && l.o.GuidanceTopic != nil {
+		pubDone := make(chan struct{})
+		pubCtx, stop := context.WithCancel(context.Background())
+		go func() { defer close(pubDone); l.publish(pubCtx, pubCh) }()
+		defer func() { stop(); <-pubDone }()
+	}
+	clients := map[*client]bool{}
+	defer func() {
+		for c := range clients {
+			close(c.send)
+		}
+		l.clients.Store(0)
+	}()
+	var seq uint64
+	tick := time.NewTicker(l.o.Interval)
+	defer tick.Stop()
+	beat := time.NewTicker(l.o.Heartbeat)
+	defer beat.Stop()
+	staleAfter := l.o.Config.Signage.StaleAfter
+	if staleAfter <= 0 {
+		staleAfter = 10 * time.Second
+	}
+	republish := time.Duration(0)
+	cur := l.build(nil)
+	l.storeGuidance(cur)
+	l.offer(pubCh, cur, nil)
+
+	drop := func(c *client) {
+		if clients[c] {
+			delete(clients, c)
+			close(c.send)
+			l.clients.Store(int64(len(clients)))
+		}
+	}
+	// deliver queues msg for c, dropping c when its queue is full.
+	deliver := func(c *client, msg *websocket.PreparedMessage) {
+		select {
+		case c.send <- msg:
+		default:
+			l.drops.Add(1)
+			l.o.Log.Warn("live feed: client too slow; dropped", "screen", c.screen)
+			drop(c)
+		}
+	}
+	broadcast := func(dash *websocket.PreparedMessage, screens map[string]*websocket.PreparedMessage) {
+		for c := range clients {
+			if c.screen == "" {
+				if dash != nil {
+					deliver(c, dash)
+				}
+			} else if m := screens[c.screen]; m != nil {
+				deliver(c, m)
+			}
+		}
+	}
+	dirty := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case c := <-l.register:
+			clients[c] = true
+			l.clients.Store(int64(len(clients)))
+			seq++
+			if c.screen == "" {
+				deliver(c, l.prepare(l.snapshotMessage(cur, seq)))
+			} else {
+				g := cur.screens[c.screen]
+				deliver(c, l.prepare(feedMessage{Type: "guidance", Seq: seq, At: l.o.Now(), Guidance: &g}))
+			}
+		case c := <-l.unregister:
+			drop(c)
+		case <-engineCh:
+			dirty = true
+		case <-alertCh:
+			dirty = true
+		case <-tick.C:
+			if !dirty {
+				continue
+			}
+			dirty = false
+			next := l.build(cur.screens)
+			seq++
+			dash, screens := l.diff(cur, next, seq)
+			l.storeGuidance(next)
+			l.offer(pubCh, next, cur.screens)
+			cur = next
+			broadcast(dash, screens)
+		case <-beat.C:
+			// Re-evaluate guidance (a held state may now relax) and tell everyone the feed is
+			// alive: dashboards get a heartbeat (or an update), screens their guidance again.
+			next := l.build(cur.screens)
+			seq++
+			dash, screens := l.diff(cur, next, seq)
+			if dash == nil {
+				dash = l.prepare(feedMessage{Type: "heartbeat", Seq: seq, At: l.o.Now()})
+			}
+			for id, g := range next.screens {
+				if screens[id] == nil {
+					screens[id] = l.prepare(feedMessage{Type: "guidance", Seq: seq, At: g.At, Guidance: &g})
+				}
+			}
+			l.storeGuidance(next)
+			republish += l.o.Heartbeat
+			if republish >= staleAfter/2 {
+				republish = 0
+				l.offer(pubCh, next, nil) // retained payloads stay fresh for signs that check their age
+			} else {
+				l.offer(pubCh, next, cur.screens)
+			}
+			cur = next
+			broadcast(dash, screens)
+		}
+	}
+}
+
+// build makes the view from the latest snapshot and alert status; prev is what each screen
+// shows now (for the hold).
+func (l *Live) build(prev map[string]guidance.Guidance) view {
+	now := l.o.Now()
+	snap := l.o.Engine.Snapshot()
+	var status *alerting.Status
+	if l.o.Alerts != nil {
+		status = l.o.Alerts.Status()
+	}
+	v := view{devices: snap.Devices, alerts: []alerting.Alert{}, evacuations: []alerting.Evacuation{},
+		screens: map[string]guidance.Guidance{}}
+	readings := map[string]guidance.Reading{}
+	for _, z := range snap.Zones {
+		r := guidance.Reading{Zone: z, Level: guidance.DefaultLevel(z)}
+		if status != nil {
+			if zs, ok := status.Zone(z.ID); ok {
+				r.Level, r.Uncertain = zs.Level, zs.Uncertain
+			}
+		}
+		readings[z.ID] = r
+		v.zones = append(v.zones, zoneView{ID: z.ID, Name: z.Name, Parent: z.Parent, Occupancy: z.Occupancy,
+			Capacity: z.Capacity, Ratio: z.Ratio, Density: z.Density, Level: r.Level, Uncertain: r.Uncertain, Updated: z.Updated})
+	}
+	evacuating := map[string]bool{}
+	if status != nil {
+		if status.Alerts != nil {
+			v.alerts = status.Alerts
+		}
+		if status.Evacuations != nil {
+			v.evacuations = status.Evacuations
+		}
+		for _, e := range status.Evacuations {
+			if e.Zone == "" {
+				for _, z := range snap.Zones {
+					evacuating[z.ID] = true
+				}
+			}
+			evacuating[e.Zone] = true
+			for _, z := range e.Affected {
+				evacuating[z] = true
+			}
+		}
+	}
+	for _, s := range l.o.Config.Screens {
+		g := guidance.Compute(s, readings, evacuating, now)
+		shown, ok := prev[s.ID]
+		g = guidance.Hold(shown, ok, g, l.o.Config.Signage.Hold)
+		g.StaleAfterMS = l.o.Config.Signage.StaleAfter.Milliseconds()
+		guidance.Render(&g, l.o.Catalogue)
+		v.screens[s.ID] = g
+	}
+	return v
+}
+
+func (l *Live) snapshotMessage(v view, seq uint64) feedMessage {
+	yes := l.o.Alerts != nil
+	m := feedMessage{Type: "snapshot", Seq: seq, At: l.o.Now(), Site: &siteView{ID: l.o.Config.Site.ID, Name: l.o.Config.Site.Name},
+		Alerting: &yes, StaleAfterMS: l.o.Config.Signage.StaleAfter.Milliseconds(), Floors: l.floors,
+		Zones: v.zones, Devices: v.devices, Alerts: &v.alerts, Evacuations: &v.evacuations}
+	if m.Floors == nil {
+		m.Floors = []floorView{}
+	}
+	for _, s := range l.o.Config.Screens {
+		m.Screens = append(m.Screens, v.screens[s.ID])
+	}
+	return m
+}
+
+// diff returns the dashboard update (nil when nothing changed) and the guidance message of
+// each screen whose guidance changed.
+func (l *Live) diff(old, next view, seq uint64) (*websocket.PreparedMessage, map[string]*websocket.PreparedMessage) {
+	m := feedMessage{Type: "update", Seq: seq, At: l.o.Now()}
+	changed := false
+	oldZones := map[string]zoneView{}
+	for _, z := range old.zones {
+		oldZones[z.ID] = z
+	}
+	for _, z := range next.zones {
+		o, ok := oldZones[z.ID]
+		if !ok || o.Occupancy != z.Occupancy || o.Level != z.Level || o.Uncertain != z.Uncertain || o.Capacity != z.Capacity {
+			m.Zones = append(m.Zones, z)
+		}
+	}
+	if !slices.EqualFunc(old.devices, next.devices, sameDevice) {
+		m.Devices = next.devices
+	}
+	if !sameJSON(old.alerts, next.alerts) {
+		m.Alerts = &next.alerts
+	}
+	if !sameJSON(old.evacuations, next.evacuations) {
+		m.Evacuations = &next.evacuations
+	}
+	screens := map[string]*websocket.PreparedMessage{}
+	for _, s := range l.o.Config.Screens {
+		o, n := old.screens[s.ID], next.screens[s.ID]
+		if o.State != n.State || o.Target != n.Target || o.PlacesLeft != n.PlacesLeft || o.Level != n.Level {
+			m.Screens = append(m.Screens, n)
+			screens[s.ID] = l.prepare(feedMessage{Type: "guidance", Seq: seq, At: n.At, Guidance: &n})
+		}
+	}
+	changed = len(m.Zones) > 0 || m.Devices != nil || m.Alerts != nil || m.Evacuations != nil || len(m.Screens) > 0
+	if !changed {
+		return nil, screens
+	}
+	return l.prepare(m), screens
+}
+
+func sameDevice(a, b zones.DeviceStatus) bool {
+	return a.ID == b.ID && a.Online == b.Online && a.Reports == b.Reports && a.Seq == b.Seq && a.Boot == b.Boot
+}
+
+func sameJSON(a, b any) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return string(x) == string(y)
+}
+
+// prepare encodes a message once for every client.
+func (l *Live) prepare(m feedMessage) *websocket.PreparedMessage {
+	b, err := json.Marshal(m)
+	if err != nil {
+		l.o.Log.Error("live feed: cannot encode a message", "error", err)
+		b = []byte(`{"type":"error"}`)
+	}
+	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, b)
+	if err != nil {
+		l.o.Log.Error("live feed: cannot prepare a message", "error", err)
+	}
+	return pm
+}
+
+func (l *Live) storeGuidance(v view) {
+	g := maps.Clone(v.screens)
+	l.guidance.Store(&g)
+}
+
+// offer hands the guidance that changed since prev (all of it when prev is nil) to the MQTT
+// publisher, replacing anything it has not taken yet (only the latest matters).
+func (l *Live) offer(ch chan map[string][]byte, v view, prev map[string]guidance.Guidance) {
+	if l.o.Publisher == nil || l.o.GuidanceTopic == nil {
+		return
+	}
+	out := map[string][]byte{}
+	for id, g := range v.screens {
+		if p, ok := prev[id]; ok && prev != nil && p.State == g.State && p.Target == g.Target && p.PlacesLeft == g.PlacesLeft {
+			continue
+		}
+		b, _ := json.Marshal(g)
+		out[id] = b
+	}
+	if len(out) == 0 {
+		return
+	}
+	select {
+	case old := <-ch: // not taken yet: merge, newer wins
+		for id, b := range old {
+			if _, ok := out[id]; !ok {
+				out[id] = b
+			}
+		}
+	default:
+	}
+	ch <- out // cannot block: this goroutine is the only sender and the slot is empty
+}
+
+// publish sends guidance to the broker, retained; while it is away the latest waits.
+func (l *Live) publish(ctx context.Context, ch chan map[string][]byte) {
+	pending := map[string][]byte{}
+	retry := time.NewTicker(time.Second)
+	defer retry.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-ch:
+			maps.Copy(pending, m)
+		case <-retry.C:
+		}
+		if !l.o.Publisher.Connected() {
+			continue
+		}
+		for id, b := range pending {
+			if err := l.o.Publisher.Publish(l.o.GuidanceTopic(id), b, true); err != nil {
+				l.o.Log.Warn("mqtt: guidance not published; will retry", "screen", id, "error", err)
+				continue
+			}
+			delete(pending, id)
+		}
+	}
+}
+
+// join adds a client to the feed; false when the feed has stopped.
+func (l *Live) join(c *client) bool {
+	select {
+	case l.register <- c:
+		return true
+	case <-l.done:
+		return false
+	}
+}
+
+// leave removes a client (its queue is closed, which ends its writer).
+func (l *Live) leave(c *client) {
+	select {
+	case l.unregister <- c:
+	case <-l.done:
+	}
+}
