@@ -229,3 +229,14 @@ func evacKey(zone string) string {
 	}
 	return zone
 }
+
+// ReadEvents reads the stored transitions from an alert database that no running service
+// holds (reports, tests).
+func ReadEvents(path string, from, to time.Time) ([]Event, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 2 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("alerting: cannot open %s: %w", path, err)
+	}
+	defer db.Close()
+	return (&store{db: db, path: path}).events(from, to)
+}

@@ -20,7 +20,9 @@ type Comparer struct {
 	URL    string // http://127.0.0.1:8080
 	Config *configs.Config
 	// Exact makes any difference an error (for faults the protocol recovers from).
-	Exact  bool
+	Exact bool
+	// Token is sent as "Authorization: Bearer" to a service with sign-in (a manager token).
+	Token  string
 	client http.Client
 	stats  map[string]*ZoneError
 }
@@ -118,6 +120,9 @@ func (c *Comparer) lagging(ctx context.Context, sent map[string]Mark) (string, e
 
 func (c *Comparer) get(ctx context.Context, path string, v any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(c.URL, "/")+path, nil)
+	if err == nil && c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
 	if err != nil {
 		return err
 	}
