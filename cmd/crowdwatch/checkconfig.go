@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/crowdwatch/crowdwatch/alerting"
 	"github.com/crowdwatch/crowdwatch/configs"
 )
 
@@ -78,4 +79,40 @@ func printSummary(w io.Writer, path string, cfg *configs.Config) {
 		fmt.Fprintf(w, "  %-20s head count for %s\n", s.Device, s.Zone)
 	}
 	printWebSummary(w, cfg) // floors, screens, sign-in: webside.go
+	printAlertSummary(w, cfg)
+}
+
+func printAlertSummary(w io.Writer, cfg *configs.Config) {
+	a := cfg.Alerting
+	fmt.Fprintf(w, "alerting  %s; escalation every %s through %s; repeat %s\n", cfg.AlertsPath(), a.Escalation.After,
+		strings.Join(a.Escalation.Groups, " -> "), a.RepeatInterval)
+	for _, z := range cfg.Zones {
+		l, err := alerting.ResolveLimits(z.Alerts, &a.Defaults)
+		if err != nil {
+			continue // Validate reported it
+		}
+		fmt.Fprintf(w, "  %-20s warning %.2f / %.1f/m² for %s, critical %.2f / %.1f/m² for %s, evacuate %.1f/m²", z.ID,
+			l.Ratio[alerting.LevelWarning], l.Density[alerting.LevelWarning], l.For[alerting.LevelWarning],
+			l.Ratio[alerting.LevelCritical], l.Density[alerting.LevelCritical], l.For[alerting.LevelCritical], l.Density[alerting.LevelEvacuate])
+		if l.SurgePerMin > 0 {
+			fmt.Fprintf(w, ", surge %.0f/min", l.SurgePerMin)
+		}
+		fmt.Fprintln(w)
+	}
+	if len(a.Channels) == 0 {
+		fmt.Fprintln(w, "  no channels: alerts show on the dashboard and the API only")
+	}
+	for _, ch := range a.Channels {
+		fmt.Fprintf(w, "  channel %-12s %s %s\n", ch.Name, ch.Type, ch.URL)
+	}
+	for _, r := range a.Routes {
+		fmt.Fprintf(w, "  route -> %-12s group %q, from %s, zones %v, kinds %v\n", r.Channel, r.Group, cmpOr(r.MinSeverity, "info"), r.Zones, r.Kinds)
+	}
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
