@@ -82,6 +82,17 @@ func newSettings(cfg *configs.Config, m *zones.Model) (*settings, error) {
 	return s, nil
 }
 
+// CheckLimits reports zones whose thresholds, merged over the defaults, are out of order.
+func CheckLimits(cfg *configs.Config) error {
+	var errs []error
+	for i, z := range cfg.Zones {
+		if _, err := ResolveLimits(z.Alerts, &cfg.Alerting.Defaults); err != nil {
+			errs = append(errs, fmt.Errorf("zones[%d].alerts (zone %q, merged over alerting.defaults): %w", i, z.ID, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Manager evaluates alerts. Run owns all of its state; the API methods talk to it through a
 // command channel and read the latest Status through an atomic pointer.
 type Manager struct {
@@ -154,6 +165,9 @@ func New(o Options) (*Manager, error) {
 	}
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(nil)
+	}
+	if err := CheckLimits(o.Config); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
 	}
 	set, err := newSettings(o.Config, o.Model)
 	if err != nil {

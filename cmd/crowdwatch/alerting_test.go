@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -496,4 +497,68 @@ func containsInOrder(got, want []string) bool {
 		}
 	}
 	return i == len(want)
+}
+
+// TestReloadOnSIGHUP rewrites the store file under a running service: a bad file is refused
+// (logged, in a metric) and the old thresholds keep running; a good one is swapped in.
+func TestReloadOnSIGHUP(t *testing.T) {
+	dir := t.TempDir()
+	httpAddr, mqttAddr := freePort(t), freePort(t)
+	yaml := strings.NewReplacer("$HTTP", httpAddr, "$MQTT", mqttAddr, "$SUM", tokenSum(securityToken)).Replace(`
+site: {id: reload-site, timezone: UTC}
+http: {listen: "$HTTP"}
+storage: {path: $DIR/cw.db}
+mqtt: {embedded: {listen: "$MQTT"}}
+auth:
+  tokens: [{name: officer, sha256: "$SUM", role: security}]
+alerting:
+  evaluate_every: 200ms
+  reload: {watch_file: false}
+  defaults: {critical_ratio: CRIT, warning_ratio: WARN, critical_for: 0s, warning_for: 0s}
+zones:
+  - {id: hall, capacity: 10}
+doors:
+  - {id: d, from: outside, to: hall, counter: {device: dc-01}}
+`)
+	write := func(warn, crit string) string {
+		return writeConfig(t, dir, strings.NewReplacer("WARN", warn, "CRIT", crit).Replace(yaml))
+	}
+	cfgPath := write("0.85", "1.0")
+	svc := startService(t, "serve", "--config", cfgPath)
+	dev := paho.NewClient(device.Options("tcp://"+mqttAddr, "dc-01"))
+	defer dev.Disconnect(100)
+	p := fmt.Sprintf(`{"boot":"b","seq":1,"ts":%q,"in":7,"out":0}`, time.Now().UTC().Format(time.RFC3339Nano))
+	if err := device.PublishAcked(context.Background(), dev, "crowdwatch/reload-site/counter/dc-01", []byte(p)); err != nil {
+		t.Fatal(err)
+	}
+	level := func() string {
+		var st alerting.Status
+		if err := json.Unmarshal([]byte(svc.get("/api/v1/status")), &st); err != nil {
+			return err.Error()
+		}
+		z, _ := st.Zone("hall")
+		return z.Level.String()
+	}
+	waitFor(t, 10*time.Second, "hall busy at 70%", func() bool { return level() == "busy" })
+
+	write("0.9", "0.5") // warning above critical: refused
+	if err := svc.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the bad file refused in the metric", func() bool {
+		return strings.Contains(svc.get("/metrics"), "crowdwatch_config_last_reload_successful 0")
+	})
+	if !strings.Contains(svc.logs.String(), "config reload rejected") || level() != "busy" {
+		t.Fatalf("bad reload: level %s, logs:\n%s", level(), svc.logs)
+	}
+
+	write("0.62", "0.65") // 70% is now critical
+	if err := svc.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the new thresholds applied", func() bool { return level() == "critical" })
+	if m := svc.get("/metrics"); !strings.Contains(m, "crowdwatch_config_last_reload_successful 1") ||
+		!strings.Contains(m, `crowdwatch_config_reloads_total{result="success"} 1`) {
+		t.Fatalf("reload metrics:\n%s", grepLines(m, "reload"))
+	}
 }

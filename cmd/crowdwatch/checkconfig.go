@@ -21,6 +21,10 @@ func newCheckConfigCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// Zone thresholds merged over the defaults must stay ordered; only the merge shows it.
+			if err := alerting.CheckLimits(cfg); err != nil {
+				return fmt.Errorf("config %s: %w", args[0], err)
+			}
 			printSummary(cmd.OutOrStdout(), args[0], cfg)
 			return nil
 		},
