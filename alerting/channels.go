@@ -368,3 +368,9 @@ func cmpOr(a, b string) string {
 	}
 	return b
 }
+
+func (d *Dispatcher) workerCount() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.workers)
+}

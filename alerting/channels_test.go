@@ -1,0 +1,116 @@
+package alerting
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/crowdwatch/crowdwatch/configs"
+)
+
+func TestWebhookTemplates(t *testing.T) {
+	n := Notification{What: "fired", Site: "s1", SiteName: "Flagship", Alert: Alert{ID: "level:entrance", Kind: KindLevel,
+		Severity: SeverityCritical, Summary: "Entrance critical: 161 people"}}
+	cases := map[string]func(map[string]any) bool{
+		"json": func(v map[string]any) bool { return v["what"] == "fired" && v["alert"].(map[string]any)["id"] == "level:entrance" },
+		"slack": func(v map[string]any) bool {
+			return strings.HasPrefix(v["text"].(string), "[CRITICAL] Entrance critical")
+		},
+		"wecom": func(v map[string]any) bool {
+			return v["msgtype"] == "markdown" && strings.Contains(v["markdown"].(map[string]any)["content"].(string), "fired · level:entrance · site Flagship")
+		},
+		"dingtalk": func(v map[string]any) bool {
+			md := v["markdown"].(map[string]any)
+			return v["msgtype"] == "markdown" && md["title"] == "[CRITICAL] Entrance critical: 161 people" && strings.HasPrefix(md["text"].(string), "### ")
+		},
+		"feishu": func(v map[string]any) bool {
+			return v["msg_type"] == "text" && strings.Contains(v["content"].(map[string]any)["text"].(string), "[CRITICAL]")
+		},
+	}
+	for tmpl, ok := range cases {
+		body, err := webhookBody(tmpl, n)
+		if err != nil {
+			t.Fatalf("%s: %v", tmpl, err)
+		}
+		var v map[string]any
+		if err := json.Unmarshal(body, &v); err != nil || !ok(v) {
+			t.Errorf("%s: %s (%v)", tmpl, body, err)
+		}
+	}
+	if _, err := webhookBody("teams", n); err == nil {
+		t.Error("unknown template accepted")
+	}
+}
+
+// TestDownChannelBlocksNobody: a webhook that hangs delays neither another channel nor the
+// caller of Notify, and its bounded queue drops the oldest notifications.
+func TestDownChannelBlocksNobody(t *testing.T) {
+	release := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer slow.Close()
+	defer close(release)
+	var mu sync.Mutex
+	var got []string
+	fast := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		var n Notification
+		_ = json.Unmarshal(b, &n)
+		mu.Lock()
+		got = append(got, n.Alert.ID)
+		mu.Unlock()
+	}))
+	defer fast.Close()
+
+	cfg := &configs.Config{Site: configs.Site{ID: "s"}, MQTT: configs.MQTT{TopicPrefix: "crowdwatch"},
+		Alerting: configs.Alerting{Channels: []configs.AlertChannel{
+			{Name: "slow", Type: "webhook", URL: slow.URL, Template: "json", Timeout: time.Minute, QueueSize: 2, MaxAttempts: 1, ResendEvery: time.Minute},
+			{Name: "fast", Type: "webhook", URL: fast.URL, Template: "json", Timeout: time.Minute, QueueSize: 16, MaxAttempts: 1, ResendEvery: time.Minute},
+		}}}
+	metrics := NewMetrics(nil)
+	d := NewDispatcher(nil, metrics, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); d.Run(ctx, cfg) }()
+	defer func() { cancel(); <-done }()
+	for d.workerCount() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	d.Notify(Notification{What: "fired", Alert: Alert{ID: "a"}}, []string{"slow", "fast"})
+	for testutil.ToFloat64(metrics.queued.WithLabelValues("slow")) != 0 {
+		time.Sleep(time.Millisecond) // until the slow worker holds "a"
+	}
+	for _, id := range []string{"b", "c", "d", "e"} {
+		d.Notify(Notification{What: "fired", Alert: Alert{ID: id}}, []string{"slow", "fast"})
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		if n == 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the fast channel got %d of 5 while the slow one hung", n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The slow worker holds "a"; of b..e its queue of 2 keeps the newest.
+	if dropped := testutil.ToFloat64(metrics.sent.WithLabelValues("slow", "dropped")); dropped != 2 {
+		t.Fatalf("slow channel dropped %v, want 2", dropped)
+	}
+}
