@@ -21,7 +21,9 @@ func TestWebhookTemplates(t *testing.T) {
 	n := Notification{What: "fired", Site: "s1", SiteName: "Flagship", Alert: Alert{ID: "level:entrance", Kind: KindLevel,
 		Severity: SeverityCritical, Summary: "Entrance critical: 161 people"}}
 	cases := map[string]func(map[string]any) bool{
-		"json": func(v map[string]any) bool { return v["what"] == "fired" && v["alert"].(map[string]any)["id"] == "level:entrance" },
+		"json": func(v map[string]any) bool {
+			return v["what"] == "fired" && v["alert"].(map[string]any)["id"] == "level:entrance"
+		},
 		"slack": func(v map[string]any) bool {
 			return strings.HasPrefix(v["text"].(string), "[CRITICAL] Entrance critical")
 		},

@@ -43,7 +43,7 @@ type fakeSource struct {
 	ch   chan struct{}
 }
 
-func (f *fakeSource) Snapshot() *zones.Snapshot { f.mu.Lock(); defer f.mu.Unlock(); return f.snap }
+func (f *fakeSource) Snapshot() *zones.Snapshot  { f.mu.Lock(); defer f.mu.Unlock(); return f.snap }
 func (f *fakeSource) Subscribe() <-chan struct{} { return f.ch }
 
 type recorded struct {
