@@ -398,15 +398,14 @@ func TestDoorbusterRaisesAcknowledgesAndResolves(t *testing.T) {
 	}
 	// Hold-downs are in wall time and the simulator runs as fast as it can, pausing at each
 	// checkpoint; short holds keep the test quick without changing what is tested.
-	extra := fmt.Sprintf(`
-auth:
-  tokens: [{name: officer, sha256: %q, role: security}]
-alerting:
-  evaluate_every: 200ms
-  defaults: {critical_for: 2s, warning_for: 2s, clear_after: 2s}
-`, tokenSum(securityToken))
+	auth := fmt.Sprintf("\nauth:\n  tokens: [{name: officer, sha256: %q, role: security}]\n", tokenSum(securityToken))
+	quick := "alerting:\n  evaluate_every: 200ms\n  defaults: {critical_for: 2s, warning_for: 2s, clear_after: 2s}\n"
+	if !bytes.Contains(base, []byte("\nalerting:\n")) {
+		t.Fatal("the demo store has no alerting block to add the test's hold-downs to")
+	}
+	yaml := strings.Replace(string(base), "\nalerting:\n", "\n"+quick, 1) + auth
 	cfgPath := filepath.Join(dir, "store.yaml")
-	if err := os.WriteFile(cfgPath, append(base, []byte(extra)...), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	httpAddr, mqttAddr := freePort(t), freePort(t)
