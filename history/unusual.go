@@ -18,7 +18,7 @@ type UnusualOptions struct {
 
 // DefaultUnusual is what reports use; docs/accuracy.md has its precision and recall on the
 // CalIt2 data.
-var DefaultUnusual = UnusualOptions{Weeks: 8, MinWeeks: 2, Z: 3, MinExcess: 10}
+var DefaultUnusual = UnusualOptions{Weeks: 8, MinWeeks: 2, Z: 5, MinExcess: 10}
 
 // UnusualSlot is a flagged half hour.
 type UnusualSlot struct {
