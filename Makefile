@@ -13,7 +13,8 @@ FUZZ_TARGETS = \
 	./ingest:FuzzTopicParse \
 	./configs:FuzzParse \
 	./firmware-sim/scenario:FuzzParse \
-	./firmware-sim/replay:FuzzLoad
+	./firmware-sim/replay:FuzzLoad \
+	./history:FuzzParseParams
 
 .PHONY: demo test deps lint unit fuzz bench build
 

@@ -65,6 +65,7 @@ type Options struct {
 	Auth     Authorizer
 	Log      *slog.Logger
 	Version  string
+	History  HistoryReader // nil: the history endpoints answer 503
 }
 
 type api struct {
@@ -91,6 +92,7 @@ func NewHandler(o Options) http.Handler {
 	a.route("POST /api/v1/zones/{id}/correction", RoleSecurity, a.correct)
 	a.route("GET /api/v1/doors", RoleManager, a.listDoors)
 	a.route("GET /api/v1/devices", RoleManager, a.listDevices)
+	a.historyRoutes() // history and reports (web/history.go)
 	a.route("GET /{$}", RolePublic, a.index)
 	return a
 }
