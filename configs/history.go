@@ -2,13 +2,15 @@ package configs
 
 import (
 	"path/filepath"
+	"strings"
 	"time"
 )
 
 // History configures the occupancy history (package history): its own bbolt file beside the
 // main database, sampling, flushing and retention per resolution.
 type History struct {
-	// Path is the history file; empty means history.db in the folder of storage.path.
+	// Path is the history file; empty means beside storage.path, named after it with
+	// .history.db (./data/demo.db -> ./data/demo.history.db).
 	Path string `mapstructure:"path"`
 	// SampleInterval: every zone is sampled this often (unchanged zones write nothing); level
 	// changes are recorded when they happen.
@@ -39,12 +41,15 @@ func init() {
 	}
 }
 
-// HistoryPath is the history file: history.path, or history.db beside storage.path.
+// HistoryPath is the history file: history.path, or NAME.history.db beside storage.path
+// (NAME.db). Not a fixed history.db: the shipped stores all keep their databases in ./data,
+// and each site needs its own history.
 func (c *Config) HistoryPath() string {
 	if c.History.Path != "" {
 		return c.History.Path
 	}
-	return filepath.Join(filepath.Dir(c.Storage.Path), "history.db")
+	base := strings.TrimSuffix(filepath.Base(c.Storage.Path), filepath.Ext(c.Storage.Path))
+	return filepath.Join(filepath.Dir(c.Storage.Path), base+".history.db")
 }
 
 // validateHistory adds the history section's problems.

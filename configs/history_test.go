@@ -16,7 +16,7 @@ func TestHistoryDefaultsAndPath(t *testing.T) {
 		h.RetainMinutes != 9600*time.Hour || h.RetainHours != 0 || h.BufferBytes != 16<<20 {
 		t.Errorf("history defaults: %+v", h)
 	}
-	if p := cfg.HistoryPath(); p != "/var/lib/cw/history.db" {
+	if p := cfg.HistoryPath(); p != "/var/lib/cw/main.history.db" {
 		t.Errorf("default history path %q", p)
 	}
 	t.Setenv("CROWDWATCH_HISTORY_PATH", "/srv/h.db")

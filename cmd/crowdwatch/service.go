@@ -137,6 +137,11 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 		}
 	})
 
+	// History (package history): its own file, recorder and reader; it stops right after
+	// the engine so that the engine's last state is recorded.
+	historyReader, stopHistory := startHistory(cfg, engine, reg, log)
+	stops = append(stops, stopHistory)
+
 	mqttCtx, stopMQTT := context.WithCancel(context.Background())
 	defer stopMQTT()
 	var (
@@ -174,7 +179,7 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 
 	log.Warn("http: the API is open to anyone who can reach it; sign-in and roles come with the dashboard")
 	handler := web.NewHandler(web.Options{Engine: engine, Broker: mqtt, Gatherer: reg,
-		Log: log.With("component", "http"), Version: versionString()})
+		Log: log.With("component", "http"), Version: versionString(), History: historyReader})
 	httpCtx, stopHTTP := context.WithCancel(context.Background())
 	defer stopHTTP()
 	httpDone := make(chan error, 1)
