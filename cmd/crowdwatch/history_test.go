@@ -57,11 +57,11 @@ func TestHistoryThroughService(t *testing.T) {
 				Occupancy float64 `json:"occupancy"`
 			} `json:"bands"`
 			Points []struct {
-				Max     *int64            `json:"max"`
-				Last    *int64            `json:"last"`
-				Level   *string           `json:"level"`
-				Entries int64             `json:"entries"`
-				Exits   int64             `json:"exits"`
+				Max     *int64  `json:"max"`
+				Last    *int64  `json:"last"`
+				Level   *string `json:"level"`
+				Entries int64   `json:"entries"`
+				Exits   int64   `json:"exits"`
 			} `json:"points"`
 		} `json:"zones"`
 	}
