@@ -172,6 +172,25 @@ func TestUnusualTrafficOnCalIt2(t *testing.T) {
 			t.Logf("flagged %s %d visitors, baseline %.1f over %d weeks", s.Start.Format("Mon 2006-01-02 15:04"), s.Visitors, s.Baseline, s.Weeks)
 		}
 	}
+	// A daily report reads only the same day of past weeks; it must flag what the whole run did.
+	day := time.Date(2005, 10, 24, 0, 0, 0, 0, loc)
+	rep, err := h.reader().Daily(context.Background(), day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, s := range flagged {
+		if s.Start.Format(time.DateOnly) == "2005-10-24" {
+			want = append(want, s.Start.Format("15:04"))
+		}
+	}
+	var got []string
+	for _, s := range rep.Unusual {
+		got = append(got, s.Start.Format("15:04"))
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") || len(want) == 0 {
+		t.Errorf("daily report flags %v, the whole run %v", got, want)
+	}
 	if precision < 0.45 || recall < 0.7 {
 		t.Errorf("precision %.2f or recall %.2f below the floors of 0.45 and 0.7", precision, recall)
 	}

@@ -107,16 +107,42 @@ func blockKey(start int64) []byte {
 
 func keyTime(k []byte) int64 { return int64(binary.BigEndian.Uint64(k)) }
 
+// Flags of a raw sample: the level in the low bits, then which optional figures follow.
+// Most samples carry only an occupancy and a few crossings, so zeros are not written.
+const (
+	sampleLevel     = 0x07
+	sampleCrossings = 0x08
+	sampleCorrected = 0x10
+	sampleClamped   = 0x20
+	sampleDeficit   = 0x40
+	sampleEnd       = 0x80
+)
+
 // appendSample encodes a raw sample relative to its block start.
 func appendSample(b []byte, block int64, s Sample) []byte {
 	b = binary.AppendUvarint(b, uint64(s.At-block))
-	flags := byte(s.Level)
-	if s.End {
-		flags |= 0x80
+	flags := byte(s.Level) & sampleLevel
+	for _, f := range [...]struct {
+		on  bool
+		bit byte
+	}{{s.Entries > 0 || s.Exits > 0, sampleCrossings}, {s.Corrected > 0, sampleCorrected}, {s.Clamped > 0, sampleClamped}, {s.Deficit > 0, sampleDeficit}, {s.End, sampleEnd}} {
+		if f.on {
+			flags |= f.bit
+		}
 	}
 	b = append(b, flags)
-	for _, v := range [...]int64{s.Occupancy, s.Deficit, s.Entries, s.Exits, s.Clamped, s.Corrected} {
-		b = binary.AppendUvarint(b, uint64(max(v, 0)))
+	b = binary.AppendUvarint(b, uint64(max(s.Occupancy, 0)))
+	if flags&sampleCrossings != 0 {
+		b = binary.AppendUvarint(b, uint64(max(s.Entries, 0)))
+		b = binary.AppendUvarint(b, uint64(max(s.Exits, 0)))
+	}
+	for _, f := range [...]struct {
+		bit byte
+		v   int64
+	}{{sampleCorrected, s.Corrected}, {sampleClamped, s.Clamped}, {sampleDeficit, s.Deficit}} {
+		if flags&f.bit != 0 {
+			b = binary.AppendUvarint(b, uint64(f.v))
+		}
 	}
 	return b
 }
@@ -167,12 +193,24 @@ func decodeSamples(block int64, b []byte, out []Sample) ([]Sample, error) {
 		var s Sample
 		s.At = block + r.uv()
 		f := r.byte()
-		s.End = f&0x80 != 0
-		s.Level = alerting.Level(f & 0x7f)
+		s.End = f&sampleEnd != 0
+		s.Level = alerting.Level(f & sampleLevel)
 		if int(s.Level) >= NumLevels {
 			r.err = errCorrupt
 		}
-		s.Occupancy, s.Deficit, s.Entries, s.Exits, s.Clamped, s.Corrected = r.uv(), r.uv(), r.uv(), r.uv(), r.uv(), r.uv()
+		s.Occupancy = r.uv()
+		if f&sampleCrossings != 0 {
+			s.Entries, s.Exits = r.uv(), r.uv()
+		}
+		if f&sampleCorrected != 0 {
+			s.Corrected = r.uv()
+		}
+		if f&sampleClamped != 0 {
+			s.Clamped = r.uv()
+		}
+		if f&sampleDeficit != 0 {
+			s.Deficit = r.uv()
+		}
 		if r.err == nil {
 			out = append(out, s)
 		}

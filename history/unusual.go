@@ -65,22 +65,21 @@ func FlagUnusual(counts map[int64]int64, since int64, slots []int64, loc *time.L
 }
 
 // visitorsByHalfHour sums visitors (in from outside) per local half hour over [a, b).
-func (q *txq) visitorsByHalfHour(a, b int64) (map[int64]int64, error) {
-	counts := map[int64]int64{}
+func (q *txq) visitorsByHalfHour(a, b int64, counts map[int64]int64) error {
 	for _, d := range q.site.Doors {
 		if v, _ := q.site.visitorFlow(d, DoorCount{In: 1, Out: 1}); v == 0 {
 			continue
 		}
 		cs, err := q.doors(d.ID, a, b, Minute)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, c := range cs {
 			v, _ := q.site.visitorFlow(d, c)
 			counts[q.halfHour(c.Start)] += v
 		}
 	}
-	return counts, nil
+	return nil
 }
 
 // halfHour is the start of the local half hour containing t.
@@ -107,13 +106,26 @@ func (q *txq) firstRecord() int64 {
 	return first
 }
 
-// unusual flags the half hours of [a, b).
+// unusual flags the half hours of [a, b). Only the same days of past weeks are read, unless
+// the period is a week or longer.
 func (q *txq) unusual(a, b int64, o UnusualOptions) ([]UnusualSlot, error) {
-	lt := time.UnixMilli(a).In(q.site.Loc)
-	from := time.Date(lt.Year(), lt.Month(), lt.Day()-7*o.Weeks, 0, 0, 0, 0, q.site.Loc).UnixMilli()
-	counts, err := q.visitorsByHalfHour(from, b)
-	if err != nil {
-		return nil, err
+	loc := q.site.Loc
+	weeksBack := func(t int64, k int) int64 {
+		lt := time.UnixMilli(t).In(loc)
+		return time.Date(lt.Year(), lt.Month(), lt.Day()-7*k, lt.Hour(), lt.Minute(), 0, 0, loc).UnixMilli()
+	}
+	ranges := [][2]int64{{weeksBack(q.halfHour(a), o.Weeks), b}}
+	if b-a < 7*24*hourMs {
+		ranges = ranges[:0]
+		for k := 0; k <= o.Weeks; k++ {
+			ranges = append(ranges, [2]int64{weeksBack(q.halfHour(a), k), weeksBack(b, k)})
+		}
+	}
+	counts := map[int64]int64{}
+	for _, r := range ranges {
+		if err := q.visitorsByHalfHour(r[0], r[1], counts); err != nil {
+			return nil, err
+		}
 	}
 	var slots []int64
 	for s := q.halfHour(a); s < b; s += 30 * minuteMs {
@@ -121,7 +133,7 @@ func (q *txq) unusual(a, b int64, o UnusualOptions) ([]UnusualSlot, error) {
 			slots = append(slots, s)
 		}
 	}
-	out := FlagUnusual(counts, q.firstRecord(), slots, q.site.Loc, o)
+	out := FlagUnusual(counts, q.firstRecord(), slots, loc, o)
 	if out == nil {
 		out = []UnusualSlot{}
 	}
