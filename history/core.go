@@ -8,23 +8,22 @@ import (
 // core is the recorder's state: the zones' open windows and what waits to be written. Only
 // the recorder goroutine touches it; it reads no clock, so tests drive it with any times.
 type core struct {
-	tz          tz
-	site        Site
-	zones       []*zoneRec
-	doors       []*doorRec
-	zoneIdx     map[string]int
-	doorIdx     map[string]int
-	gain, lose  [][]int
-	pending     *batch
-	at          int64 // windows are closed up to here
-	started     bool
-	limit       int        // bytes of raw records that may wait; beyond, raw records are dropped
-	held        func() int // bytes the writer holds but could not write yet
-	suppress    bool       // replaying what the file already has: emit nothing
-	dropped     int64
-	samples     int64
-	levelOf     LevelFunc
-	levelSource Levels
+	tz         tz
+	site       Site
+	zones      []*zoneRec
+	doors      []*doorRec
+	zoneIdx    map[string]int
+	doorIdx    map[string]int
+	gain, lose [][]int
+	pending    *batch
+	at         int64 // windows are closed up to here
+	started    bool
+	limit      int        // bytes of raw records that may wait; beyond, raw records are dropped
+	held       func() int // bytes the writer holds but could not write yet
+	suppress   bool       // replaying what the file already has: emit nothing
+	dropped    int64
+	samples    int64
+	levelOf    LevelFunc
 }
 
 type flatRun struct {

@@ -50,6 +50,11 @@ type txq struct {
 // view runs fn in a read transaction, waiting while the recorder writes (it holds the file
 // for one write at a time, well under a second) until ctx ends.
 func (r *Reader) view(ctx context.Context, fn func(q *txq) error) error {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	g := gate(r.path)
+	g.RLock()
+	defer g.RUnlock()
 	var db *bolt.DB
 	for {
 		var err error

@@ -132,7 +132,7 @@ func NewRecorder(src Source, reg prometheus.Registerer, o Options) (*Recorder, e
 // Run records until ctx ends, then writes what it holds and marks the series as stopped.
 func (r *Recorder) Run(ctx context.Context) error {
 	c := newCore(r.o.Site, r.o.BufferBytes, func() int { return int(r.held.Load()) })
-	c.levelOf, c.levelSource = r.o.LevelOf, r.o.Levels
+	c.levelOf = r.o.LevelOf
 	st, raw, doors, err := r.load(ctx)
 	if err != nil {
 		return err
@@ -216,6 +216,9 @@ func (r *Recorder) load(ctx context.Context) (*persisted, map[string][]Sample, m
 }
 
 func (r *Recorder) resumeBlocks(at int64) (map[string][]Sample, map[string][]DoorCount, error) {
+	g := gate(r.o.Path)
+	g.RLock()
+	defer g.RUnlock()
 	db, err := openFile(r.o.Path, true, r.o.LockTimeout)
 	if err != nil {
 		return nil, nil, err

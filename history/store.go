@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -94,6 +95,16 @@ func (b *batch) absorb(o *batch) {
 	}
 }
 
+// gates give the writer precedence over readers in the same process: sync.RWMutex blocks new
+// readers once a writer waits, so frequent API queries cannot keep the file's shared lock
+// held and starve the flushes. Readers in other processes (the report command) are rare.
+var gates sync.Map // path -> *sync.RWMutex
+
+func gate(path string) *sync.RWMutex {
+	g, _ := gates.LoadOrStore(filepath.Clean(path), &sync.RWMutex{})
+	return g.(*sync.RWMutex)
+}
+
 // openFile opens the history file; read-only opens take a shared lock and can run together.
 func openFile(path string, readOnly bool, timeout time.Duration) (*bolt.DB, error) {
 	if readOnly {
@@ -140,6 +151,9 @@ type file struct {
 
 // init creates the file's meta on first use and reads the recorder's state.
 func (f *file) init() (*persisted, error) {
+	g := gate(f.path)
+	g.Lock()
+	defer g.Unlock()
 	db, err := openFile(f.path, false, f.timeout)
 	if err != nil {
 		return nil, err
@@ -147,39 +161,9 @@ func (f *file) init() (*persisted, error) {
 	defer db.Close()
 	var st *persisted
 	err = db.Update(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
-		if meta == nil {
-			empty := true
-			_ = tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
-			if !empty {
-				return fmt.Errorf("history: %s is another program's database (it has no meta bucket)", f.path)
-			}
-			meta, err = tx.CreateBucket(bucketMeta)
-			if err != nil {
-				return err
-			}
-			for k, v := range map[string]string{string(keyFormat): historyFormat, string(keySite): f.site, string(keyZone): f.zone} {
-				if err := meta.Put([]byte(k), []byte(v)); err != nil {
-					return err
-				}
-			}
-		}
-		if err := checkMeta(tx, f.path, f.site); err != nil {
+		meta, err := f.ensureMeta(tx)
+		if err != nil {
 			return err
-		}
-		// The time zone only aligns blocks; records carry absolute times, so a changed zone
-		// keeps old history readable. Keep the latest for the report command.
-		if err := meta.Put(keyZone, []byte(f.zone)); err != nil {
-			return err
-		}
-		if f.layout != nil {
-			js, err := json.Marshal(layoutOf(*f.layout))
-			if err != nil {
-				return err
-			}
-			if err := meta.Put(keyLayout, js); err != nil {
-				return err
-			}
 		}
 		if b := meta.Get(keyState); b != nil {
 			st = &persisted{}
@@ -192,13 +176,62 @@ func (f *file) init() (*persisted, error) {
 	return st, err
 }
 
+// ensureMeta creates the file's meta on first use, checks it is this site's history, and
+// records the time zone and the site's layout for the report command.
+func (f *file) ensureMeta(tx *bolt.Tx) (*bolt.Bucket, error) {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil {
+		empty := true
+		_ = tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
+		if !empty {
+			return nil, fmt.Errorf("history: %s is another program's database (it has no meta bucket)", f.path)
+		}
+		var err error
+		if meta, err = tx.CreateBucket(bucketMeta); err != nil {
+			return nil, err
+		}
+		for k, v := range map[string]string{string(keyFormat): historyFormat, string(keySite): f.site} {
+			if err := meta.Put([]byte(k), []byte(v)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := checkMeta(tx, f.path, f.site); err != nil {
+		return nil, err
+	}
+	// The time zone only aligns blocks; records carry absolute times, so a changed zone
+	// keeps old history readable. Keep the latest for the report command.
+	if err := meta.Put(keyZone, []byte(f.zone)); err != nil {
+		return nil, err
+	}
+	if f.layout != nil {
+		js, err := json.Marshal(layoutOf(*f.layout))
+		if err != nil {
+			return nil, err
+		}
+		if err := meta.Put(keyLayout, js); err != nil {
+			return nil, err
+		}
+	}
+	return meta, nil
+}
+
 // write appends a batch in one transaction.
 func (f *file) write(b *batch) error {
+	g := gate(f.path)
+	g.Lock()
+	defer g.Unlock()
 	db, err := openFile(f.path, false, f.timeout)
 	if err != nil {
 		return err
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketMeta) == nil {
+			// The file was moved away while the service ran: start a new one properly.
+			if _, err := f.ensureMeta(tx); err != nil {
+				return err
+			}
+		}
 		refs := make([]blockRef, 0, len(b.blocks))
 		for r := range b.blocks {
 			refs = append(refs, r)
@@ -261,6 +294,9 @@ type Retention struct {
 // of at most maxPerTx deletions so that a flush never waits long behind it.
 func (f *file) prune(ctx context.Context, now time.Time, keep Retention, maxPerTx int) (map[Resolution]int, error) {
 	deleted := map[Resolution]int{}
+	g := gate(f.path)
+	g.Lock()
+	defer g.Unlock()
 	db, err := openFile(f.path, false, f.timeout)
 	if err != nil {
 		return deleted, err
