@@ -118,9 +118,10 @@ const (
 	sampleEnd       = 0x80
 )
 
-// appendSample encodes a raw sample relative to its block start.
-func appendSample(b []byte, block int64, s Sample) []byte {
-	b = binary.AppendUvarint(b, uint64(s.At-block))
+// appendSample encodes a raw sample relative to the previous one in its block (prev is the
+// block start for the first): five seconds take two bytes, not four.
+func appendSample(b []byte, prev int64, s Sample) []byte {
+	b = binary.AppendUvarint(b, uint64(s.At-prev))
 	flags := byte(s.Level) & sampleLevel
 	for _, f := range [...]struct {
 		on  bool
@@ -189,9 +190,11 @@ func (r *reader) level() alerting.Level {
 // decodeSamples reads a raw block.
 func decodeSamples(block int64, b []byte, out []Sample) ([]Sample, error) {
 	r := reader{b: b}
+	prev := block
 	for len(r.b) > 0 && r.err == nil {
 		var s Sample
-		s.At = block + r.uv()
+		s.At = prev + r.uv()
+		prev = s.At
 		f := r.byte()
 		s.End = f&sampleEnd != 0
 		s.Level = alerting.Level(f & sampleLevel)
@@ -243,7 +246,9 @@ func appendRollup(b []byte, res Resolution, block int64, r Rollup) []byte {
 	if r.hasValue() {
 		maxAt = uint64(r.MaxAt-r.Start) + 1
 	}
-	b = binary.AppendUvarint(b, uint64(r.Covered))
+	// Most windows are covered whole and spend it at one level: write what is missing and
+	// only the levels held, the last one implied.
+	b = binary.AppendUvarint(b, uint64(r.End-r.Start-r.Covered))
 	b = binary.AppendUvarint(b, maxAt)
 	for _, v := range [...]int64{r.Min, r.Max, r.Last} {
 		b = binary.AppendUvarint(b, uint64(v))
@@ -252,8 +257,21 @@ func appendRollup(b []byte, res Resolution, block int64, r Rollup) []byte {
 	for _, v := range [...]int64{r.Integral, r.Entries, r.Exits, r.Clamped, r.Corrected} {
 		b = binary.AppendUvarint(b, uint64(v))
 	}
+	var mask byte
+	held := 0
+	for l, v := range r.AtLevel {
+		if v > 0 {
+			mask |= 1 << l
+			held++
+		}
+	}
+	b = append(b, mask)
+	// The times at levels add up to Covered by construction (window.advance adds both).
 	for _, v := range r.AtLevel {
-		b = binary.AppendUvarint(b, uint64(v))
+		if v > 0 && held > 1 {
+			b = binary.AppendUvarint(b, uint64(v))
+			held--
+		}
 	}
 	return b
 }
@@ -276,15 +294,33 @@ func decodeRollups(res Resolution, block int64, b []byte, out []Rollup) ([]Rollu
 			}
 		case recFull:
 			x := Rollup{Start: start, End: start + span}
-			x.Covered = r.uv()
+			x.Covered = span - r.uv()
 			if m := r.uv(); m > 0 {
 				x.MaxAt = start + m - 1
 			}
 			x.Min, x.Max, x.Last = r.uv(), r.uv(), r.uv()
 			x.LastLevel = r.level()
 			x.Integral, x.Entries, x.Exits, x.Clamped, x.Corrected = r.uv(), r.uv(), r.uv(), r.uv(), r.uv()
-			for i := range x.AtLevel {
-				x.AtLevel[i] = r.uv()
+			mask := r.byte()
+			rest, last := x.Covered, -1
+			for l := range NumLevels {
+				if mask&(1<<l) != 0 {
+					last = l
+				}
+			}
+			for l := range NumLevels {
+				if mask&(1<<l) == 0 {
+					continue
+				}
+				if l == last {
+					x.AtLevel[l] = rest
+				} else {
+					x.AtLevel[l] = r.uv()
+					rest -= x.AtLevel[l]
+				}
+			}
+			if mask>>NumLevels != 0 || rest < 0 || x.Covered < 0 {
+				r.err = errCorrupt
 			}
 			if r.err == nil {
 				out = appendMerged(out, x)

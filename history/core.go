@@ -47,6 +47,9 @@ type zoneRec struct {
 	baseKnown bool
 	pendIn    int64
 	pendOut   int64
+	// rawBlock and rawAt: the last sample in the file or the batch, which the next one in
+	// the same block is encoded against.
+	rawBlock, rawAt int64
 }
 
 type doorRec struct {
@@ -100,11 +103,22 @@ func (c *core) emit(kind byte, res Resolution, series string, block int64, rec [
 }
 
 func (c *core) emitSample(z *zoneRec, s Sample) {
-	if !c.suppress {
-		c.samples++
-	}
 	block := c.tz.block(Raw, s.At)
-	c.emit(kindZone, Raw, z.id, block, appendSample(nil, block, s))
+	prev := block
+	if z.rawBlock == block {
+		prev = z.rawAt
+	}
+	if c.suppress {
+		// Replaying what the file holds: it is there, so the next sample follows it.
+		z.rawBlock, z.rawAt = block, s.At
+		return
+	}
+	c.samples++
+	before := c.dropped
+	c.emit(kindZone, Raw, z.id, block, appendSample(nil, prev, s))
+	if c.dropped == before {
+		z.rawBlock, z.rawAt = block, s.At
+	}
 }
 
 func (c *core) flushRun(z *zoneRec, res Resolution) {
