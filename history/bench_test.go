@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/crowdwatch/crowdwatch/zones"
+	bolt "go.etcd.io/bbolt"
 )
 
 // benchDir holds the generated year, shared by the benchmarks of one run.
@@ -147,6 +148,13 @@ func loadBench(b *testing.B) (*harness, *Reader, time.Time) {
 			return
 		}
 		defer db.Close()
+		_ = db.View(func(tx *bolt.Tx) error {
+			return tx.ForEach(func(name []byte, bk *bolt.Bucket) error {
+				st := bk.Stats()
+				b.Logf("bucket %-4s %7.1f MB in use (%d keys)", name, float64(st.LeafInuse+st.BranchInuse)/(1<<20), st.KeyN)
+				return nil
+			})
+		})
 		free := db.Stats().FreePageN + db.Stats().PendingPageN
 		b.ReportMetric(float64(st.Size()-int64(free*db.Info().PageSize))/(1<<20), "used-MB")
 	})
