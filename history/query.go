@@ -218,7 +218,14 @@ func (q *txq) fromRaw(zone string, a, b int64, edges []int64) ([]Rollup, error) 
 	if err != nil {
 		return nil, err
 	}
-	if edges == nil {
+	if edges != nil {
+		// Nothing is known after the watermark: the last value must not run on to `to`.
+		clipped := make([]int64, 0, len(edges))
+		for _, e := range edges {
+			clipped = append(clipped, max(min(e, b), a))
+		}
+		edges = clipped
+	} else {
 		edges = []int64{a}
 		for t := q.ceil(Minute, a+1); t < b; t += minuteMs {
 			if t > a {
