@@ -21,8 +21,8 @@ func TestQueryResolutionsAgree(t *testing.T) {
 	to := a.AddDate(0, 0, 1)
 	type total struct {
 		entries, exits, max int64
-		covered           float64
-		points            int
+		covered             float64
+		points              int
 	}
 	var want total
 	for i, step := range []string{"5s", "1m", "15m", "1h", "1d"} {

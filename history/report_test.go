@@ -48,7 +48,7 @@ func TestReportAlertsSection(t *testing.T) {
 			{At: at(3), AlertID: "level:entrance", What: "acknowledged", By: "late"}, // only the first counts
 			{At: at(10), AlertID: "level:entrance", What: "resolved"},
 			{At: at(12), AlertID: "level:entrance", Kind: alerting.KindLevel, What: "fired"}, // fires again: a new alert
-			{At: at(13), AlertID: "device_silent:dc-01", What: "resolved"},                 // fired before the period
+			{At: at(13), AlertID: "device_silent:dc-01", What: "resolved"},                   // fired before the period
 			{At: at(14), Kind: alerting.KindEvacuation, What: "evacuation_declared", By: "guard"},
 			{At: at(16), AlertID: "level:floor", Kind: alerting.KindLevel, What: "fired"},
 			{At: at(20), AlertID: "level:floor", What: "acknowledged", By: "wang"},
