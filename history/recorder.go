@@ -55,6 +55,9 @@ type Recorder struct {
 	m       *metrics
 	held    atomic.Int64
 	writeCh chan *batch
+	// first is the engine's state when the recorder was made: on a first start it is the
+	// baseline for door crossings, so that crossings between then and Run are not lost.
+	first *zones.Snapshot
 }
 
 type metrics struct {
@@ -93,7 +96,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
-// NewRecorder checks the options; nothing is opened until Run.
+// NewRecorder checks the options and takes the engine's state as it is now; nothing is
+// opened until Run. Make it before devices can report (before MQTT starts), so that on a
+// first start every crossing from then on is recorded.
 func NewRecorder(src Source, reg prometheus.Registerer, o Options) (*Recorder, error) {
 	if o.Path == "" {
 		return nil, errors.New("history: no file path")
@@ -126,7 +131,7 @@ func NewRecorder(src Source, reg prometheus.Registerer, o Options) (*Recorder, e
 		o.Log = slog.Default()
 	}
 	f := &file{path: o.Path, site: o.Site.ID, zone: o.Site.Loc.String(), timeout: o.LockTimeout, loc: tz{o.Site.Loc}, layout: &o.Site}
-	return &Recorder{o: o, src: src, file: f, m: newMetrics(reg), writeCh: make(chan *batch, 1)}, nil
+	return &Recorder{o: o, src: src, file: f, m: newMetrics(reg), writeCh: make(chan *batch, 1), first: src.Snapshot()}, nil
 }
 
 // Run records until ctx ends, then writes what it holds and marks the series as stopped.
@@ -154,6 +159,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 		}
 		return r.o.Levels.Status()
 	}
+	c.observe(now(), r.first, status(), true)
 	c.observe(now(), r.src.Snapshot(), status(), true)
 	var lastSamples, lastDropped int64
 	count := func() {
