@@ -16,7 +16,8 @@ FUZZ_TARGETS = \
 	./firmware-sim/replay:FuzzLoad \
 	./web:FuzzDecodeLogin \
 	./web/auth:FuzzParseSession \
-	./web/auth:FuzzParseBearer
+	./web/auth:FuzzParseBearer \
+	./history:FuzzParseParams
 
 .PHONY: demo test deps lint unit fuzz bench build
 

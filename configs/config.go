@@ -46,6 +46,7 @@ type Config struct {
 	MQTT      MQTT      `mapstructure:"mqtt"`
 	Occupancy Occupancy `mapstructure:"occupancy"`
 	Devices   Devices   `mapstructure:"devices"`
+	History   History   `mapstructure:"history"`
 	Zones     []Zone    `mapstructure:"zones"`
 	Doors     []Door    `mapstructure:"doors"`
 	Sensors   []Sensor  `mapstructure:"sensors"`

@@ -86,6 +86,8 @@ func (c *Config) Validate() error {
 		bad("devices.offline_after", "%v must be at least 1s (write a unit, e.g. 30s)", c.Devices.OfflineAfter)
 	}
 
+	c.validateHistory(bad)
+
 	zoneIdx := map[string]int{}
 	if len(c.Zones) == 0 {
 		bad("zones", "at least one zone is required")

@@ -70,6 +70,7 @@ type Options struct {
 	// SignIn the sign-in endpoints (web/ui.go).
 	Live   *Live
 	SignIn SignIn
+	History  HistoryReader // nil: the history endpoints answer 503
 }
 
 type api struct {
@@ -98,6 +99,7 @@ func NewHandler(o Options) http.Handler {
 	a.route("GET /api/v1/doors", RoleManager, a.listDoors)
 	a.route("GET /api/v1/devices", RoleManager, a.listDevices)
 	a.alertRoutes()
+	a.historyRoutes() // history and reports (web/history.go)
 	a.route("GET /{$}", RolePublic, a.index)
 	a.routeUI() // dashboard, screens, sign-in, live feed: web/ui.go
 	return a

@@ -146,6 +146,12 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 		}
 	})
 
+	// History (package history): its own file, recorder and reader; it stops right after
+	// the engine so that the engine's last state is recorded.
+	link := &alertLink{}
+	historyReader, stopHistory := startHistory(cfg, engine, link, reg, log)
+	stops = append(stops, stopHistory)
+
 	mqttCtx, stopMQTT := context.WithCancel(context.Background())
 	defer stopMQTT()
 	var (
@@ -185,6 +191,7 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 	if err != nil {
 		return err
 	}
+	link.m.Store(alerts)
 
 	// The dashboard, guidance screens and their live feed, and sign-in (web/...).
 	authz, live, err := startWeb(cfg, engine, alerts, mqtt, topics, log, &stops)
@@ -197,7 +204,7 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 		return err
 	}
 	handler := web.NewHandler(web.Options{Engine: engine, Broker: mqtt, Gatherer: reg, Auth: authz, SignIn: authz, Live: live, Alerting: alerts,
-		Log: log.With("component", "http"), Version: versionString()})
+		Log: log.With("component", "http"), Version: versionString(), History: historyReader})
 	httpCtx, stopHTTP := context.WithCancel(context.Background())
 	defer stopHTTP()
 	httpDone := make(chan error, 1)

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/crowdwatch/crowdwatch/alerting"
+	"github.com/crowdwatch/crowdwatch/configs"
+	"github.com/crowdwatch/crowdwatch/history"
+)
+
+// newReportCmd is `crowdwatch report`: the after-event report from the history file, read-only,
+// while the service runs or not.
+func newReportCmd() *cobra.Command {
+	var (
+		configPath, dbPath, site, from, to, date, format string
+		cmpFrom, cmpTo                                   string
+		timeout                                          time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "report (--config FILE | --db FILE) (--date DAY | --from T --to T) [--format md|csv|json]",
+		Short: "Print the crowd report of a day or period from the history file (works while the service runs)",
+		Long: `Print the crowd report of a day or a period: per zone peak occupancy and when, time at
+or above each level, entries, average visit, busiest hour, drift and corrections; visitors
+through the outside doors; unusual half hours. With --compare-from and --compare-to, compare
+the period (A) with another (B) zone by zone.
+
+Times are in the site's time zone: a date (2026-11-11, midnight), a local time
+(2026-11-11T10:00) or RFC 3339. The history file is opened read-only and shares it with a
+running service, which writes to it every few seconds.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var st *history.Site
+			var alertsPath string
+			var bands func(history.ZoneInfo) []history.Band
+			if configPath != "" {
+				cfg, err := configs.Load(configPath, nil)
+				if err != nil {
+					return err
+				}
+				s := history.SiteFromConfig(cfg)
+				st = &s
+				alertsPath = cfg.AlertsPath()
+				bands = bandsFromConfig(cfg)
+				if dbPath == "" {
+					dbPath = cfg.HistoryPath()
+				}
+			}
+			if dbPath == "" {
+				return errors.New("give --config (the store file) or --db (the history file)")
+			}
+			if format != "md" && format != "csv" && format != "json" {
+				return fmt.Errorf("--format %q must be md, csv or json", format)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			r := history.NewReader(dbPath, st, timeout)
+			if alertsPath != "" {
+				r.Events = alertFile(alertsPath)
+				r.BandsOf = bands
+			}
+			s, err := r.Site(ctx)
+			if err != nil {
+				return err
+			}
+			if site != "" && s.ID != site {
+				return fmt.Errorf("%s is the history of site %q, not %q", dbPath, s.ID, site)
+			}
+			a, b, err := period(date, from, to, s.Loc)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if cmpFrom != "" || cmpTo != "" {
+				ca, cb, err := period("", cmpFrom, cmpTo, s.Loc)
+				if err != nil {
+					return fmt.Errorf("compare: %w", err)
+				}
+				c, err := r.Compare(ctx, a, b, ca, cb)
+				if err != nil {
+					return err
+				}
+				return writeOut(out, format, c, func() error { return history.WriteComparisonCSV(out, c) },
+					func() error { return history.WriteComparisonMarkdown(out, c) })
+			}
+			rep, err := r.Report(ctx, a, b)
+			if err != nil {
+				return err
+			}
+			return writeOut(out, format, rep, func() error { return history.WriteReportCSV(out, rep) },
+				func() error { return history.WriteReportMarkdown(out, rep) })
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&configPath, "config", "", "store file (YAML); the history file is history.path or beside storage.path")
+	f.StringVar(&dbPath, "db", "", "history file (overrides the one the store file names)")
+	f.StringVar(&site, "site", "", "refuse a history file of another site")
+	f.StringVar(&date, "date", "", "one local day, YYYY-MM-DD")
+	f.StringVar(&from, "from", "", "start of the period")
+	f.StringVar(&to, "to", "", "end of the period (exclusive)")
+	f.StringVar(&cmpFrom, "compare-from", "", "start of a period B to compare with")
+	f.StringVar(&cmpTo, "compare-to", "", "end of period B")
+	f.StringVar(&format, "format", "md", "md, csv or json")
+	f.DurationVar(&timeout, "timeout", 30*time.Second, "give up when the file stays busy this long")
+	return cmd
+}
+
+// period reads --date or --from/--to.
+func period(date, from, to string, loc *time.Location) (time.Time, time.Time, error) {
+	if date != "" {
+		if from != "" || to != "" {
+			return time.Time{}, time.Time{}, errors.New("give --date or --from and --to, not both")
+		}
+		d, err := time.ParseInLocation(time.DateOnly, date, loc)
+		if err != nil {
+			return time.Time{}, time.Time{}, fmt.Errorf("--date %q must be YYYY-MM-DD", date)
+		}
+		return d, time.Date(d.Year(), d.Month(), d.Day()+1, 0, 0, 0, 0, loc), nil
+	}
+	if from == "" || to == "" {
+		return time.Time{}, time.Time{}, errors.New("give --date, or --from and --to")
+	}
+	return history.Range(from, to, loc, time.Now(), 0)
+}
+
+func writeOut(w io.Writer, format string, v any, csv, md func() error) error {
+	switch format {
+	case "csv":
+		return csv()
+	case "md":
+		return md()
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// alertFile reads alert history from the alert database. A running service holds that file
+// exclusively, so while it runs the report says the alert section is not available and the
+// service's own /api/v1/reports endpoints carry it.
+type alertFile string
+
+func (f alertFile) Events(from, to time.Time) ([]alerting.Event, error) {
+	evs, err := alerting.ReadEvents(string(f), from, to)
+	if err != nil {
+		return nil, fmt.Errorf("%w (while the service runs, GET /api/v1/reports/daily includes the alerts)", err)
+	}
+	return evs, nil
+}

@@ -1,0 +1,89 @@
+package history
+
+import (
+	"time"
+
+	"github.com/crowdwatch/crowdwatch/alerting"
+	"github.com/crowdwatch/crowdwatch/zones"
+)
+
+// Levels is where the recorder takes each zone's crowd level from: the alerting manager once
+// it is wired (its levels have hysteresis and evacuations). Status may return nil.
+type Levels interface {
+	Status() *alerting.Status
+}
+
+// LevelFunc gives a zone's level from its state when no Levels source is wired, or when the
+// source does not know the zone yet.
+type LevelFunc func(z zones.ZoneState) alerting.Level
+
+// Default thresholds of DefaultLevel. They match the alerting issue's documented defaults so
+// that history recorded before alerting is wired reads the same way.
+const (
+	BusyRatio       = 0.6
+	WarningRatio    = 0.85
+	CriticalRatio   = 1.0
+	WarningDensity  = 2.0 // persons per m²
+	CriticalDensity = 3.5
+	EvacuateDensity = 5.0
+)
+
+// DefaultLevel is the higher of the level by occupancy ratio (busy 0.6, warning 0.85,
+// critical 1.0) and the level by density (warning 2, critical 3.5, evacuate 5 persons/m²).
+func DefaultLevel(z zones.ZoneState) alerting.Level {
+	l := alerting.LevelNormal
+	switch {
+	case z.Ratio >= CriticalRatio:
+		l = alerting.LevelCritical
+	case z.Ratio >= WarningRatio:
+		l = alerting.LevelWarning
+	case z.Ratio >= BusyRatio:
+		l = alerting.LevelBusy
+	}
+	if z.Density != nil {
+		d := *z.Density
+		switch {
+		case d >= EvacuateDensity:
+			l = max(l, alerting.LevelEvacuate)
+		case d >= CriticalDensity:
+			l = max(l, alerting.LevelCritical)
+		case d >= WarningDensity:
+			l = max(l, alerting.LevelWarning)
+		}
+	}
+	return l
+}
+
+// Band is the occupancy at which a zone enters a level, for charts.
+type Band struct {
+	Level     alerting.Level `json:"level"`
+	Occupancy float64        `json:"occupancy"`
+}
+
+// DefaultBands are DefaultLevel's thresholds in persons for a zone: the lower of the ratio
+// and density thresholds for each level.
+func DefaultBands(capacity int, areaM2 float64) []Band {
+	byRatio := map[alerting.Level]float64{alerting.LevelBusy: BusyRatio, alerting.LevelWarning: WarningRatio, alerting.LevelCritical: CriticalRatio}
+	byDensity := map[alerting.Level]float64{alerting.LevelWarning: WarningDensity, alerting.LevelCritical: CriticalDensity, alerting.LevelEvacuate: EvacuateDensity}
+	var out []Band
+	for l := alerting.LevelBusy; l <= alerting.LevelEvacuate; l++ {
+		occ, ok := 0.0, false
+		if r, has := byRatio[l]; has && capacity > 0 {
+			occ, ok = r*float64(capacity), true
+		}
+		if d, has := byDensity[l]; has && areaM2 > 0 {
+			if v := d * areaM2; !ok || v < occ {
+				occ, ok = v, true
+			}
+		}
+		if ok {
+			out = append(out, Band{Level: l, Occupancy: occ})
+		}
+	}
+	return out
+}
+
+// Events is where reports take alert history from: the alerting manager's stored events.
+type Events interface {
+	Events(from, to time.Time) ([]alerting.Event, error)
+}

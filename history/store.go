@@ -1,0 +1,381 @@
+package history
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// The history file has its own bbolt file, not a bucket in the main database: bbolt holds an
+// exclusive lock on a file open for writing, and the main database is open for the service's
+// whole life, so `crowdwatch report` could never read it while the service runs. The history
+// file is opened only for each flush and closed after it, so readers get a shared lock in
+// between.
+
+const historyFormat = "crowdwatch-history/1"
+
+var (
+	bucketMeta = []byte("meta")
+	keyFormat  = []byte("format")
+	keySite    = []byte("site")
+	keyZone    = []byte("timezone")
+	keyState   = []byte("state")
+	keyLayout  = []byte("layout")
+)
+
+// bucketName is the top-level bucket of a series kind and resolution; each zone or door has
+// a bucket inside it, keyed by block start.
+func bucketName(kind byte, res Resolution) []byte {
+	return []byte{kind, ':', "rmh"[res]}
+}
+
+const (
+	kindZone = 'z'
+	kindDoor = 'd'
+)
+
+// ErrNoHistory means the history file does not exist yet.
+var ErrNoHistory = errors.New("no history recorded yet")
+
+// ErrLocked means another process held the file for longer than the timeout.
+var ErrLocked = errors.New("the history file is busy (the service is writing to it, or a long report is reading it); try again")
+
+// persisted is what the recorder needs to continue after a restart, written with each flush.
+type persisted struct {
+	// At: every sample and every window that ended by At is in the file.
+	At int64 `json:"at"`
+	// Doors are door totals (in, out) as last seen; Zones are cumulative clamped and
+	// corrected. Differences from these give the first sample's figures after a restart.
+	Doors map[string][2]uint64 `json:"doors"`
+	Zones map[string][2]int64  `json:"zones"`
+}
+
+type blockRef struct {
+	kind   byte
+	res    Resolution
+	series string
+	start  int64
+}
+
+// batch is what the recorder hands to the writer: bytes to append to blocks, and the state.
+type batch struct {
+	blocks map[blockRef][]byte
+	state  *persisted
+	size   int
+}
+
+func newBatch() *batch { return &batch{blocks: map[blockRef][]byte{}} }
+
+func (b *batch) add(ref blockRef, rec []byte) {
+	b.blocks[ref] = append(b.blocks[ref], rec...)
+	b.size += len(rec)
+}
+
+// absorb appends a later batch to b.
+func (b *batch) absorb(o *batch) {
+	refs := make([]blockRef, 0, len(o.blocks))
+	for r := range o.blocks {
+		refs = append(refs, r)
+	}
+	for _, r := range refs {
+		b.add(r, o.blocks[r])
+	}
+	if o.state != nil {
+		b.state = o.state
+	}
+}
+
+// gates give the writer precedence over readers in the same process: sync.RWMutex blocks new
+// readers once a writer waits, so frequent API queries cannot keep the file's shared lock
+// held and starve the flushes. Readers in other processes (the report command) are rare.
+var gates sync.Map // path -> *sync.RWMutex
+
+func gate(path string) *sync.RWMutex {
+	g, _ := gates.LoadOrStore(filepath.Clean(path), &sync.RWMutex{})
+	return g.(*sync.RWMutex)
+}
+
+// openFile opens the history file; read-only opens take a shared lock and can run together.
+func openFile(path string, readOnly bool, timeout time.Duration) (*bolt.DB, error) {
+	if readOnly {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("history: %s: %w", path, ErrNoHistory)
+		}
+	} else if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("history: cannot create the folder for %s: %w", path, err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, ReadOnly: readOnly, FreelistType: bolt.FreelistMapType})
+	switch {
+	case errors.Is(err, bolterrors.ErrTimeout):
+		return nil, fmt.Errorf("history: %s: %w", path, ErrLocked)
+	case errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrVersionMismatch), errors.Is(err, bolterrors.ErrChecksum):
+		return nil, fmt.Errorf("history: %s is damaged or not a database file (move it away to start a new history): %w", path, err)
+	case err != nil:
+		return nil, fmt.Errorf("history: cannot open %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// checkMeta refuses another program's file or another site's history.
+func checkMeta(tx *bolt.Tx, path, site string) error {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil {
+		return fmt.Errorf("history: %s is not a Crowdwatch history file (no meta bucket)", path)
+	}
+	if f := string(meta.Get(keyFormat)); f != historyFormat {
+		return fmt.Errorf("history: %s has format %q, this version reads %q", path, f, historyFormat)
+	}
+	if s := string(meta.Get(keySite)); site != "" && s != site {
+		return fmt.Errorf("history: %s belongs to site %q, not %q", path, s, site)
+	}
+	return nil
+}
+
+// file is the writer side: it owns every write transaction on the history file.
+type file struct {
+	path, site, zone string
+	timeout          time.Duration
+	loc              tz
+	layout           *Site // written to meta so the report command can work from the file alone
+}
+
+// init creates the file's meta on first use and reads the recorder's state.
+func (f *file) init() (*persisted, error) {
+	g := gate(f.path)
+	g.Lock()
+	defer g.Unlock()
+	db, err := openFile(f.path, false, f.timeout)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	var st *persisted
+	err = db.Update(func(tx *bolt.Tx) error {
+		meta, err := f.ensureMeta(tx)
+		if err != nil {
+			return err
+		}
+		if b := meta.Get(keyState); b != nil {
+			st = &persisted{}
+			if err := json.Unmarshal(b, st); err != nil {
+				return fmt.Errorf("history: %s: the recorder state is damaged: %w", f.path, err)
+			}
+		}
+		return nil
+	})
+	return st, err
+}
+
+// ensureMeta creates the file's meta on first use, checks it is this site's history, and
+// records the time zone and the site's layout for the report command.
+func (f *file) ensureMeta(tx *bolt.Tx) (*bolt.Bucket, error) {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil {
+		empty := true
+		_ = tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
+		if !empty {
+			return nil, fmt.Errorf("history: %s is another program's database (it has no meta bucket)", f.path)
+		}
+		var err error
+		if meta, err = tx.CreateBucket(bucketMeta); err != nil {
+			return nil, err
+		}
+		for k, v := range map[string]string{string(keyFormat): historyFormat, string(keySite): f.site} {
+			if err := meta.Put([]byte(k), []byte(v)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := checkMeta(tx, f.path, f.site); err != nil {
+		return nil, err
+	}
+	// The time zone only aligns blocks; records carry absolute times, so a changed zone
+	// keeps old history readable. Keep the latest for the report command.
+	if err := meta.Put(keyZone, []byte(f.zone)); err != nil {
+		return nil, err
+	}
+	if f.layout != nil {
+		js, err := json.Marshal(layoutOf(*f.layout))
+		if err != nil {
+			return nil, err
+		}
+		if err := meta.Put(keyLayout, js); err != nil {
+			return nil, err
+		}
+	}
+	return meta, nil
+}
+
+// write appends a batch in one transaction.
+func (f *file) write(b *batch) error {
+	g := gate(f.path)
+	g.Lock()
+	defer g.Unlock()
+	db, err := openFile(f.path, false, f.timeout)
+	if err != nil {
+		return err
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketMeta) == nil {
+			// The file was moved away while the service ran: start a new one properly.
+			if _, err := f.ensureMeta(tx); err != nil {
+				return err
+			}
+		}
+		refs := make([]blockRef, 0, len(b.blocks))
+		for r := range b.blocks {
+			refs = append(refs, r)
+		}
+		// In key order, so bbolt appends to pages instead of splitting them.
+		sort.Slice(refs, func(i, j int) bool {
+			a, c := refs[i], refs[j]
+			if a.kind != c.kind || a.res != c.res {
+				return a.kind < c.kind || (a.kind == c.kind && a.res < c.res)
+			}
+			if a.series != c.series {
+				return a.series < c.series
+			}
+			return a.start < c.start
+		})
+		for _, r := range refs {
+			top, err := tx.CreateBucketIfNotExists(bucketName(r.kind, r.res))
+			if err != nil {
+				return err
+			}
+			bk, err := top.CreateBucketIfNotExists([]byte(r.series))
+			if err != nil {
+				return err
+			}
+			bk.FillPercent = 0.95
+			key := blockKey(r.start)
+			old := bk.Get(key)
+			v := make([]byte, 0, len(old)+len(b.blocks[r]))
+			v = append(append(v, old...), b.blocks[r]...)
+			if err := bk.Put(key, v); err != nil {
+				return err
+			}
+		}
+		if b.state != nil {
+			js, err := json.Marshal(b.state)
+			if err != nil {
+				return err
+			}
+			return tx.Bucket(bucketMeta).Put(keyState, js)
+		}
+		return nil
+	})
+	if cerr := db.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("history: writing %s: %w", f.path, err)
+	}
+	return nil
+}
+
+// Retention is how long each resolution is kept; 0 keeps it for ever.
+type Retention struct {
+	Raw, Minute, Hour time.Duration
+}
+
+// prune deletes every block that ended at least its resolution's retention before now. A
+// block is deleted whole, so a record lives until the last record of its block is due: raw
+// and minute blocks are one local hour, hour blocks one local day. It works in transactions
+// of at most maxPerTx deletions so that a flush never waits long behind it.
+func (f *file) prune(ctx context.Context, now time.Time, keep Retention, maxPerTx int) (map[Resolution]int, error) {
+	deleted := map[Resolution]int{}
+	g := gate(f.path)
+	g.Lock()
+	defer g.Unlock()
+	db, err := openFile(f.path, false, f.timeout)
+	if err != nil {
+		return deleted, err
+	}
+	defer db.Close()
+	for res, d := range map[Resolution]time.Duration{Raw: keep.Raw, Minute: keep.Minute, Hour: keep.Hour} {
+		if d <= 0 {
+			continue
+		}
+		cutoff := now.Add(-d).UnixMilli()
+		for _, kind := range []byte{kindZone, kindDoor} {
+			for {
+				if ctx.Err() != nil {
+					return deleted, ctx.Err()
+				}
+				n := 0
+				err := db.Update(func(tx *bolt.Tx) error {
+					top := tx.Bucket(bucketName(kind, res))
+					if top == nil {
+						return nil
+					}
+					return top.ForEachBucket(func(name []byte) error {
+						bk := top.Bucket(name)
+						c := bk.Cursor()
+						for k, _ := c.First(); k != nil && n < maxPerTx; k, _ = c.First() {
+							start := keyTime(k)
+							end := start + hourMs
+							if res == Hour {
+								end = f.loc.nextDay(start)
+							}
+							if end > cutoff {
+								break
+							}
+							if err := c.Delete(); err != nil {
+								return err
+							}
+							n++
+						}
+						return nil
+					})
+				})
+				deleted[res] += n
+				if err != nil {
+					return deleted, fmt.Errorf("history: pruning %s: %w", f.path, err)
+				}
+				if n < maxPerTx {
+					break
+				}
+			}
+		}
+	}
+	return deleted, nil
+}
+
+// layout is the site as stored in the file's meta.
+type layout struct {
+	Site     string     `json:"site"`
+	TimeZone string     `json:"timezone"`
+	Zones    []ZoneInfo `json:"zones"`
+	Doors    []DoorInfo `json:"doors"`
+}
+
+func layoutOf(s Site) layout {
+	return layout{Site: s.ID, TimeZone: s.Loc.String(), Zones: s.Zones, Doors: s.Doors}
+}
+
+// readLayout gives the site a history file was recorded for.
+func readLayout(tx *bolt.Tx) (Site, error) {
+	meta := tx.Bucket(bucketMeta)
+	var l layout
+	if meta == nil || meta.Get(keyLayout) == nil {
+		return Site{}, errors.New("history: the file does not describe its site; give the store file (--config)")
+	}
+	if err := json.Unmarshal(meta.Get(keyLayout), &l); err != nil {
+		return Site{}, fmt.Errorf("history: the site description in the file is damaged: %w", err)
+	}
+	loc, err := time.LoadLocation(l.TimeZone)
+	if err != nil {
+		return Site{}, fmt.Errorf("history: the file's time zone %q: %w", l.TimeZone, err)
+	}
+	return Site{ID: l.Site, Loc: loc, Zones: l.Zones, Doors: l.Doors}, nil
+}

@@ -1,0 +1,247 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/crowdwatch/crowdwatch/history"
+)
+
+// HistoryReader is what the history and report endpoints need (history.Reader).
+type HistoryReader interface {
+	Site(ctx context.Context) (history.Site, error)
+	History(ctx context.Context, q history.Query) (*history.Series, error)
+	DoorFlows(ctx context.Context, q history.Query) (*history.DoorSeries, error)
+	Report(ctx context.Context, from, to time.Time) (*history.Report, error)
+	Daily(ctx context.Context, date time.Time) (*history.Report, error)
+	Compare(ctx context.Context, aFrom, aTo, bFrom, bTo time.Time) (*history.Comparison, error)
+}
+
+// historyRoutes registers the history and report endpoints (manager role).
+func (a *api) historyRoutes() {
+	a.route("GET /api/v1/history", RoleManager, a.history)
+	a.route("GET /api/v1/history.csv", RoleManager, a.historyCSV)
+	a.route("GET /api/v1/history/doors", RoleManager, a.historyDoors)
+	a.route("GET /api/v1/reports/daily", RoleManager, a.reportDaily)
+	a.route("GET /api/v1/reports/period", RoleManager, a.reportPeriod)
+	a.route("GET /api/v1/reports/compare", RoleManager, a.reportCompare)
+}
+
+// autoSteps are the steps chosen when a query gives none: the finest with at most 2000 points.
+var autoSteps = []string{"5s", "1m", "5m", "15m", "1h", "1d"}
+
+// historyQuery reads zone (or door), from, to and step.
+func (a *api) historyQuery(w http.ResponseWriter, r *http.Request, key string) (history.Query, bool) {
+	if a.History == nil {
+		writeError(w, http.StatusServiceUnavailable, "history is not recorded by this service")
+		return history.Query{}, false
+	}
+	site, err := a.History.Site(r.Context())
+	if err != nil {
+		a.historyError(w, err)
+		return history.Query{}, false
+	}
+	v := r.URL.Query()
+	from, to, err := history.Range(v.Get("from"), v.Get("to"), site.Loc, time.Now(), 24*time.Hour)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return history.Query{}, false
+	}
+	q := history.Query{From: from, To: to}
+	for _, z := range v[key] {
+		for id := range strings.SplitSeq(z, ",") {
+			if id != "" {
+				q.Zones = append(q.Zones, id)
+			}
+		}
+	}
+	if s := v.Get("step"); s != "" {
+		if q.Step, err = history.ParseStep(s); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return history.Query{}, false
+		}
+	} else {
+		for _, s := range autoSteps {
+			q.Step, _ = history.ParseStep(s)
+			if q.Step.Days > 0 || to.Sub(from)/q.Step.D <= 2000 {
+				break
+			}
+		}
+	}
+	return q, true
+}
+
+func (a *api) historyError(w http.ResponseWriter, err error) {
+	var qe *history.QueryError
+	switch {
+	case errors.As(err, &qe):
+		writeError(w, http.StatusBadRequest, qe.Error())
+	case errors.Is(err, history.ErrNoHistory), errors.Is(err, history.ErrLocked):
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+	default:
+		a.Log.Error("history query failed", "error", err)
+		writeError(w, http.StatusInternalServerError, err.Error())
+	}
+}
+
+func (a *api) history(w http.ResponseWriter, r *http.Request) {
+	q, ok := a.historyQuery(w, r, "zone")
+	if !ok {
+		return
+	}
+	s, err := a.History.History(r.Context(), q)
+	if err != nil {
+		a.historyError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s)
+}
+
+func (a *api) historyCSV(w http.ResponseWriter, r *http.Request) {
+	q, ok := a.historyQuery(w, r, "zone")
+	if !ok {
+		return
+	}
+	s, err := a.History.History(r.Context(), q)
+	if err != nil {
+		a.historyError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="history.csv"`)
+	w.Header().Set("Cache-Control", "no-store")
+	_ = history.WriteSeriesCSV(w, s)
+}
+
+func (a *api) historyDoors(w http.ResponseWriter, r *http.Request) {
+	q, ok := a.historyQuery(w, r, "door")
+	if !ok {
+		return
+	}
+	s, err := a.History.DoorFlows(r.Context(), q)
+	if err != nil {
+		a.historyError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s)
+}
+
+// writeReport answers in JSON, or CSV or Markdown with format=csv|md.
+func (a *api) writeReport(w http.ResponseWriter, r *http.Request, rep *history.Report, cmp *history.Comparison) {
+	format := r.URL.Query().Get("format")
+	w.Header().Set("Cache-Control", "no-store")
+	switch format {
+	case "", "json":
+		if cmp != nil {
+			writeJSON(w, http.StatusOK, cmp)
+		} else {
+			writeJSON(w, http.StatusOK, rep)
+		}
+	case "csv":
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		if cmp != nil {
+			_ = history.WriteComparisonCSV(w, cmp)
+		} else {
+			_ = history.WriteReportCSV(w, rep)
+		}
+	case "md":
+		w.Header().Set("Content-Type", "text/markdown; charset=utf-8")
+		if cmp != nil {
+			_ = history.WriteComparisonMarkdown(w, cmp)
+		} else {
+			_ = history.WriteReportMarkdown(w, rep)
+		}
+	default:
+		writeError(w, http.StatusBadRequest, "format must be json, csv or md")
+	}
+}
+
+func (a *api) reportDaily(w http.ResponseWriter, r *http.Request) {
+	if a.History == nil {
+		writeError(w, http.StatusServiceUnavailable, "history is not recorded by this service")
+		return
+	}
+	v := r.URL.Query()
+	if v.Get("date") == "" {
+		a.reportPeriod(w, r)
+		return
+	}
+	site, err := a.History.Site(r.Context())
+	if err != nil {
+		a.historyError(w, err)
+		return
+	}
+	d, err := time.ParseInLocation(time.DateOnly, v.Get("date"), site.Loc)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "date must be YYYY-MM-DD (a day in the site's time zone)")
+		return
+	}
+	rep, err := a.History.Daily(r.Context(), d)
+	if err != nil {
+		a.historyError(w, err)
+		return
+	}
+	a.writeReport(w, r, rep, nil)
+}
+
+func (a *api) reportPeriod(w http.ResponseWriter, r *http.Request) {
+	if a.History == nil {
+		writeError(w, http.StatusServiceUnavailable, "history is not recorded by this service")
+		return
+	}
+	site, err := a.History.Site(r.Context())
+	if err != nil {
+		a.historyError(w, err)
+		return
+	}
+	v := r.URL.Query()
+	if v.Get("from") == "" || v.Get("to") == "" {
+		writeError(w, http.StatusBadRequest, "give date=YYYY-MM-DD, or from and to")
+		return
+	}
+	from, to, err := history.Range(v.Get("from"), v.Get("to"), site.Loc, time.Now(), 0)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	rep, err := a.History.Report(r.Context(), from, to)
+	if err != nil {
+		a.historyError(w, err)
+		return
+	}
+	a.writeReport(w, r, rep, nil)
+}
+
+func (a *api) reportCompare(w http.ResponseWriter, r *http.Request) {
+	if a.History == nil {
+		writeError(w, http.StatusServiceUnavailable, "history is not recorded by this service")
+		return
+	}
+	site, err := a.History.Site(r.Context())
+	if err != nil {
+		a.historyError(w, err)
+		return
+	}
+	v := r.URL.Query()
+	var t [4]time.Time
+	for i, pair := range [2][2]string{{"a_from", "a_to"}, {"b_from", "b_to"}} {
+		if v.Get(pair[0]) == "" || v.Get(pair[1]) == "" {
+			writeError(w, http.StatusBadRequest, "give a_from, a_to, b_from and b_to")
+			return
+		}
+		t[2*i], t[2*i+1], err = history.Range(v.Get(pair[0]), v.Get(pair[1]), site.Loc, time.Now(), 0)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, pair[0][:1]+": "+err.Error())
+			return
+		}
+	}
+	cmp, err := a.History.Compare(r.Context(), t[0], t[1], t[2], t[3])
+	if err != nil {
+		a.historyError(w, err)
+		return
+	}
+	a.writeReport(w, r, nil, cmp)
+}
