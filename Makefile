@@ -1,4 +1,4 @@
-# The two commands a developer needs are `make demo` (or `go run ./cmd/crowdwatch demo`) and
+# The two commands a developer needs are `make demo` and
 # `make test`. Everything else here is what those use.
 GO       ?= go
 FUZZTIME ?= 10s
@@ -19,15 +19,26 @@ FUZZ_TARGETS = \
 	./web/auth:FuzzParseBearer \
 	./history:FuzzParseParams
 
-.PHONY: demo test deps lint unit fuzz bench build
+.PHONY: demo test deps assets lint unit fuzz bench build
 
-demo:
+demo: assets
 	$(GO) run ./cmd/crowdwatch demo
 
-build:
+build: assets
 	$(GO) build -o bin/crowdwatch ./cmd/crowdwatch
 
-test: deps lint unit fuzz
+test: deps assets lint unit fuzz
+
+# The manager pages' chart library (uPlot) comes from the npm registry, pinned by
+# web/charts/package-lock.json, and is copied where the binary embeds it.
+VENDOR = web/assets/static/vendor
+assets: $(VENDOR)/uPlot.esm.js $(VENDOR)/uPlot.min.css
+
+$(VENDOR)/uPlot.esm.js $(VENDOR)/uPlot.min.css: web/charts/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm is missing: run 'make deps' or 'apt-get install npm'"; exit 1; }
+	cd web/charts && npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(VENDOR)
+	cp web/charts/node_modules/uplot/dist/uPlot.esm.js web/charts/node_modules/uplot/dist/uPlot.min.css $(VENDOR)/
 
 deps:
 	.ci/install-deps

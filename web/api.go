@@ -68,9 +68,9 @@ type Options struct {
 	Version  string
 	// Live, when set, serves the dashboard, the guidance screens and their WebSocket feed;
 	// SignIn the sign-in endpoints (web/ui.go).
-	Live   *Live
-	SignIn SignIn
-	History  HistoryReader // nil: the history endpoints answer 503
+	Live    *Live
+	SignIn  SignIn
+	History HistoryReader // nil: the history endpoints answer 503
 }
 
 type api struct {

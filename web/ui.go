@@ -42,6 +42,7 @@ func (a *api) routeUI() {
 	}
 	a.route("GET /dashboard", RolePublic, page("dashboard.html"))
 	a.route("GET /login", RolePublic, page("login.html"))
+	a.route("GET /manager", RolePublic, page("manager.html")) // its data needs the manager role
 	a.route("GET /signage/{screen}", RolePublic, func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := a.Live.o.Config.Screen(r.PathValue("screen")); !ok {
 			writeError(w, http.StatusNotFound, fmt.Sprintf("no screen %q", r.PathValue("screen")))

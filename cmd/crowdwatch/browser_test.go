@@ -6,9 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 
 	"github.com/crowdwatch/crowdwatch/web/auth"
@@ -244,3 +246,89 @@ func TestBrowserDashboardAndScreen(t *testing.T) {
 	shot(t, sign, "signage-neutral.png")
 	step(t, ctx, "dashboard says the connection is lost", chromedp.WaitVisible(`#conn[data-state="reconnecting"]`))
 }
+
+const managerStore = `
+site: {id: mgr-store, name: "Manager test store", timezone: UTC}
+http: {listen: "127.0.0.1:0"}
+storage: {path: $DIR/cw.db}
+mqtt: {embedded: {listen: "127.0.0.1:0"}}
+history: {sample_interval: 200ms, flush_interval: 300ms}
+zones:
+  - {id: store, name: Store, capacity: 200}
+  - {id: entrance, name: Entrance, parent: store, capacity: 10}
+doors:
+  - {id: main-door, from: outside, to: entrance, counter: {device: dc-01}}
+auth:
+  users:
+    - {username: boss, password_hash: "%s", role: manager}
+`
+
+// TestBrowserManagerPage signs a manager in, shows the entrance's day as a uPlot chart with
+// data and the daily report, and downloads the CSV.
+func TestBrowserManagerPage(t *testing.T) {
+	ctx := browser(t)
+	hash, err := auth.HashPassword("boss-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	svc := startService(t, "serve", "--config", writeConfig(t, dir, fmt.Sprintf(managerStore, hash)))
+	base := "http://" + svc.HTTP
+	topic := "crowdwatch/mgr-store/counter/dc-01"
+	mosquittoPub(t, svc.MQTT, topic, report("b1", 1, 3, 0))
+	mosquittoPub(t, svc.MQTT, topic, report("b1", 2, 7, 2))
+
+	step(t, ctx, "sign in as a manager and land on the manager page",
+		chromedp.Navigate(base+"/manager?zone=entrance"),
+		chromedp.WaitVisible("#username"),
+		chromedp.SendKeys("#username", "boss"),
+		chromedp.SendKeys("#password", "boss-password"),
+		chromedp.Click("#submit"),
+		chromedp.WaitVisible(`body[data-ready="true"]`),
+	)
+	// The history is written every 300 ms; ask again until the day shows the peak of 5.
+	step(t, ctx, "the chart and the daily report show the entrance's day",
+		chromedp.Poll[chromedp.Void](`(() => {
+			const row = document.querySelector('#report tr[data-zone="entrance"]');
+			if (document.querySelector('#zone').value === "entrance" && row && row.dataset.peak === "5" &&
+				Number(document.querySelector('#chart').dataset.points) > 0) return true;
+			document.querySelector('#load').click();
+			return false;
+		})()`, chromedp.WithPollingInterval(time.Second)),
+		chromedp.WaitVisible(`#chart .uplot canvas`),
+	)
+	shot(t, ctx, "manager.png")
+
+	downloads := filepath.Join(dir, "downloads")
+	progress := chromedp.Events(ctx, cdpbrowser.DownloadProgress)
+	step(t, ctx, "download the CSV",
+		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := chromedp.Call(ctx, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{
+				Behavior: cdpbrowser.SetDownloadBehaviorBehaviorAllowAndName, DownloadPath: downloads, EventsEnabled: ptrTo(true)})
+			return err
+		}),
+		chromedp.Click("#csv"),
+	)
+	var file string
+	for ev, err := range progress {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.State == cdpbrowser.DownloadProgressStateCompleted {
+			file = filepath.Join(downloads, ev.GUID)
+			break
+		}
+		if ev.State == cdpbrowser.DownloadProgressStateCanceled {
+			t.Fatal("the CSV download was cancelled")
+		}
+	}
+	csv, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(csv), "\nentrance,") || strings.Contains(string(csv), "\nstore,") {
+		t.Fatalf("downloaded CSV:\n%s", csv)
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
