@@ -17,6 +17,7 @@ FUZZ_TARGETS = \
 	./web:FuzzDecodeLogin \
 	./web/auth:FuzzParseSession \
 	./web/auth:FuzzParseBearer \
+	./web:FuzzAlertRequests \
 	./history:FuzzParseParams
 
 .PHONY: demo test deps assets lint unit fuzz bench build
