@@ -81,6 +81,10 @@ type Storage struct {
 	// (and acknowledged); CommitBatch caps a group.
 	CommitInterval time.Duration `mapstructure:"commit_interval"`
 	CommitBatch    int           `mapstructure:"commit_batch"`
+	// LogRetention keeps the crossing log (every report's effect, for audits and replays)
+	// this long; older entries are folded into a base and deleted. 0 keeps it for ever. The
+	// figures themselves, the history and the audit trail of corrections are not affected.
+	LogRetention time.Duration `mapstructure:"log_retention"`
 }
 
 type MQTT struct {
@@ -187,6 +191,7 @@ var defaults = map[string]any{
 	"storage.commit_mode":           "idle",
 	"storage.commit_interval":       "5ms",
 	"storage.commit_batch":          1000,
+	"storage.log_retention":         "168h",
 	"mqtt.topic_prefix":             "crowdwatch",
 	"mqtt.embedded.listen":          ":1883",
 	"mqtt.broker":                   "",

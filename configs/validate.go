@@ -44,6 +44,9 @@ func (c *Config) Validate() error {
 	if c.Storage.CommitMode != "idle" && c.Storage.CommitMode != "interval" {
 		bad("storage.commit_mode", "%q must be idle or interval", c.Storage.CommitMode)
 	}
+	if c.Storage.LogRetention != 0 && c.Storage.LogRetention < time.Hour {
+		bad("storage.log_retention", "%v must be 0 (keep for ever) or at least 1h (write a unit, e.g. 168h)", c.Storage.LogRetention)
+	}
 	if c.Storage.CommitBatch < 1 {
 		bad("storage.commit_batch", "must be >= 1")
 	}

@@ -52,6 +52,9 @@ type Options struct {
 	// the deficit is taken as drift and clamped (default 60s). Shorter deficits are reports
 	// arriving out of step and resolve themselves.
 	ClampAfter time.Duration
+	// LogRetention keeps crossing-log entries this long; older ones are folded into the log's
+	// base and deleted. 0 keeps them for ever.
+	LogRetention time.Duration
 	// ResetHour and ResetMinute give the daily reset in Location; -1 turns it off.
 	ResetHour, ResetMinute int
 	Location               *time.Location
@@ -86,6 +89,8 @@ type Engine struct {
 	logOnce map[string]*rate.Sometimes
 	// negativeSince[z] is when zone z went below zero (zero time while it is not).
 	negativeSince []time.Time
+	// lastPrune is when the crossing log was last pruned to its retention.
+	lastPrune time.Time
 }
 
 type pendingDone struct {
@@ -454,8 +459,20 @@ func (e *Engine) commit() bool {
 	}
 	ok := true
 	if !e.pending.empty() {
+		now := e.opts.Now()
+		if e.opts.LogRetention > 0 && now.Sub(e.lastPrune) >= pruneEvery {
+			e.pending.pruneBefore = now.Add(-e.opts.LogRetention)
+		}
 		start := time.Now()
 		err := e.store.commit(&e.pending, e.occ)
+		if err == nil && !e.pending.pruneBefore.IsZero() {
+			if e.pending.pruned < pruneChunk {
+				e.lastPrune = now // caught up; a full chunk means more is waiting for the next commit
+			}
+			if e.pending.pruned > 0 {
+				e.log.Debug("storage: crossing log pruned", "entries", e.pending.pruned, "before", e.pending.pruneBefore)
+			}
+		}
 		e.metrics.observeCommit(time.Since(start), len(e.dones), err)
 		if err != nil {
 			ok = false
@@ -491,6 +508,9 @@ func (e *Engine) commit() bool {
 	e.dones = e.dones[:0]
 	return ok
 }
+
+// pruneEvery is how often the crossing log is trimmed to its retention.
+const pruneEvery = 10 * time.Minute
 
 // do runs fn in the engine goroutine and waits for its commit.
 func (e *Engine) do(ctx context.Context, fn func() (any, error)) (any, error) {

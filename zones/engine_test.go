@@ -48,6 +48,8 @@ type harness struct {
 	path   string
 	now    time.Time
 	mu     sync.Mutex
+	// retention is the crossing log's retention for the engines this harness starts.
+	retention time.Duration
 }
 
 func newHarness(t testing.TB, path string) *harness {
@@ -97,7 +99,7 @@ func (h *harness) start() {
 	}
 	h.reg = prometheus.NewRegistry()
 	h.engine, err = NewEngine(h.model, h.store, NewMetrics(h.reg), Options{
-		ResetHour: -1, Now: h.clock, CommitInterval: time.Millisecond, CommitOnIdle: true,
+		ResetHour: -1, Now: h.clock, CommitInterval: time.Millisecond, CommitOnIdle: true, LogRetention: h.retention,
 		Logger: slog.New(slog.NewTextHandler(testWriter{h.t}, nil)),
 	})
 	if err != nil {
@@ -607,5 +609,61 @@ crowdwatch_zone_occupancy{zone="store"} 5
 `
 	if err := testutil.GatherAndCompare(h.reg, strings.NewReader(want), "crowdwatch_zone_occupancy"); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestLogPruning keeps the crossing log to its retention: old entries are folded into the
+// log's base and deleted, in chunks, and the base plus what is kept still replays to exactly
+// the stored figures, across a restart.
+func TestLogPruning(t *testing.T) {
+	h := newHarness(t, "")
+	h.stop()
+	h.retention = time.Hour
+	h.start()
+	var in, out uint64
+	seq := uint64(0)
+	send := func(n int) {
+		for range n {
+			seq++
+			in += 3
+			out += 1
+			h.send(counter("dc-01", "b", seq, line("1", in, out)))
+		}
+	}
+	count := func() int {
+		n := 0
+		if err := h.store.Entries("log", func(*LogEntry) error { n++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	send(pruneChunk + 300) // all of them soon older than the retention
+	if _, err := h.engine.Correct(context.Background(), "hall", 7, "t", "head count"); err != nil {
+		t.Fatal(err)
+	}
+	before := count()
+	h.advance(2 * time.Hour)
+	send(1) // a commit: prunes one chunk
+	if got := count(); got != before+1-pruneChunk {
+		t.Fatalf("after the first prune %d entries, want %d", got, before+1-pruneChunk)
+	}
+	send(1) // the backlog goes on the next commit, not after ten minutes
+	if got := count(); got != 2 {
+		t.Fatalf("after the backlog %d entries, want the 2 recent ones", got)
+	}
+	h.restart()
+	replayed, err := Replay(h.store, h.model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, z := range h.engine.Snapshot().Zones {
+		if max(replayed[i], 0) != z.Occupancy {
+			t.Errorf("zone %s: replay %d, state %d", z.ID, replayed[i], z.Occupancy)
+		}
+	}
+	audit := 0
+	_ = h.store.Entries("audit", func(*LogEntry) error { audit++; return nil })
+	if audit != 1 {
+		t.Fatalf("the audit trail lost its correction: %d entries", audit)
 	}
 }

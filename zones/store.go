@@ -30,8 +30,9 @@ var (
 	bucketLog     = []byte("log")
 	bucketAudit   = []byte("audit")
 
-	keyFormat = []byte("format")
-	keySite   = []byte("site")
+	keyFormat  = []byte("format")
+	keySite    = []byte("site")
+	keyLogBase = []byte("log_base")
 )
 
 // formatVersion names the file layout; a file with another value is refused.
@@ -117,6 +118,10 @@ type batch struct {
 	doors   bool
 	log     []*LogEntry
 	audit   []*LogEntry
+	// pruneBefore, when set, folds crossing-log entries older than it into the log's base
+	// and deletes them (at most pruneChunk per commit); pruned reports how many went.
+	pruneBefore time.Time
+	pruned      int
 }
 
 func (b *batch) empty() bool {
@@ -129,6 +134,7 @@ func (b *batch) clear() {
 	b.doors = false
 	b.log = b.log[:0]
 	b.audit = b.audit[:0]
+	b.pruneBefore, b.pruned = time.Time{}, 0
 }
 
 // commit writes one batch in one transaction.
@@ -162,8 +168,94 @@ func (s *Store) commit(b *batch, occ *occupancy) error {
 		if err := appendEntries(tx.Bucket(bucketLog), b.log); err != nil {
 			return err
 		}
-		return appendEntries(tx.Bucket(bucketAudit), b.audit)
+		if err := appendEntries(tx.Bucket(bucketAudit), b.audit); err != nil {
+			return err
+		}
+		if !b.pruneBefore.IsZero() {
+			n, err := pruneLog(tx, occ.model, b.pruneBefore)
+			if err != nil {
+				return fmt.Errorf("pruning the crossing log: %w", err)
+			}
+			b.pruned = n
+		}
+		return nil
 	})
+}
+
+// pruneChunk bounds the entries one commit prunes, so a long backlog never makes one commit
+// (and the acknowledgements waiting on it) slow.
+const pruneChunk = 5000
+
+// logBase is the fold of every crossing-log entry pruned so far, by zone and door id, so
+// that the base plus the entries still kept replays to the same figures.
+type logBase struct {
+	Zones   map[string]zoneRecord `json:"zones"`
+	Doors   map[string]doorRecord `json:"doors"`
+	Through uint64                `json:"through"` // the last pruned entry's sequence
+}
+
+func readBase(tx *bolt.Tx, m *Model) (*occupancy, uint64, error) {
+	occ := newOccupancy(m)
+	raw := tx.Bucket(bucketMeta).Get(keyLogBase)
+	if raw == nil {
+		return occ, 0, nil
+	}
+	var b logBase
+	if err := json.Unmarshal(raw, &b); err != nil {
+		return nil, 0, fmt.Errorf("the crossing log's base: %w", err)
+	}
+	for id, z := range b.Zones {
+		if i, ok := m.zoneIdx[id]; ok {
+			occ.zones[i] = z
+		}
+	}
+	for id, d := range b.Doors {
+		if i, ok := m.doorIdx[id]; ok {
+			occ.doors[i] = d
+		}
+	}
+	return occ, b.Through, nil
+}
+
+// pruneLog folds the oldest crossing-log entries recorded before cutoff into the base and
+// deletes them. The audit bucket (corrections and resets, with who and why) is kept whole.
+func pruneLog(tx *bolt.Tx, m *Model, cutoff time.Time) (int, error) {
+	base, through, err := readBase(tx, m)
+	if err != nil {
+		return 0, err
+	}
+	var keys [][]byte
+	c := tx.Bucket(bucketLog).Cursor()
+	for k, v := c.First(); k != nil && len(keys) < pruneChunk; k, v = c.Next() {
+		e := &LogEntry{Seq: binary.BigEndian.Uint64(k)}
+		if err := json.Unmarshal(v, e); err != nil {
+			return 0, fmt.Errorf("entry %d: %w", e.Seq, err)
+		}
+		if !e.At.Before(cutoff) {
+			break
+		}
+		base.replay(e)
+		through = e.Seq
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return 0, nil
+	}
+	// Deleting under a moving cursor skips entries in bbolt; delete once the walk is done.
+	lb := tx.Bucket(bucketLog)
+	for _, k := range keys {
+		if err := lb.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	b := logBase{Zones: map[string]zoneRecord{}, Doors: map[string]doorRecord{}, Through: through}
+	for i, z := range m.Zones {
+		b.Zones[z.ID] = base.zones[i]
+	}
+	for i, d := range m.Doors {
+		b.Doors[d.ID] = base.doors[i]
+	}
+	return len(keys), putJSON(tx.Bucket(bucketMeta), keyLogBase, &b)
 }
 
 func appendEntries(bk *bolt.Bucket, entries []*LogEntry) error {
@@ -253,9 +345,17 @@ func (s *Store) Entries(which string, fn func(*LogEntry) error) error {
 	})
 }
 
-// Replay rebuilds zone occupancy from the crossing log alone, for checking the stored state.
+// Replay rebuilds zone occupancy from the crossing log alone (its pruned base, then every
+// entry kept), for checking the stored state.
 func Replay(s *Store, m *Model) ([]int64, error) {
-	occ := newOccupancy(m)
+	var occ *occupancy
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		occ, _, err = readBase(tx, m)
+		return err
+	}); err != nil {
+		return nil, err
+	}
 	if err := s.Entries("log", func(e *LogEntry) error { occ.replay(e); return nil }); err != nil {
 		return nil, err
 	}

@@ -110,6 +110,7 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 		MaxClockSkew:   cfg.Occupancy.MaxClockSkew,
 		OfflineAfter:   cfg.Devices.OfflineAfter,
 		ClampAfter:     cfg.Occupancy.ClampAfter,
+		LogRetention:   cfg.Storage.LogRetention,
 		ResetHour:      hour,
 		ResetMinute:    minute,
 		Location:       cfg.Location,
