@@ -178,3 +178,11 @@ func (t *levelTracker) step(l *Limits, ratio float64, density *float64, now time
 	}
 	return t.Level
 }
+
+// InstantLevel is a zone's level by the built-in thresholds alone, without hold-downs or
+// hysteresis: the fallback of screens and history for a zone the alert manager has not
+// evaluated yet.
+func InstantLevel(ratio float64, density *float64) Level {
+	l, _ := ResolveLimits(nil, nil)
+	return l.reached(ratio, density, 1)
+}

@@ -31,27 +31,7 @@ const (
 // DefaultLevel is the higher of the level by occupancy ratio (busy 0.6, warning 0.85,
 // critical 1.0) and the level by density (warning 2, critical 3.5, evacuate 5 persons/m²).
 func DefaultLevel(z zones.ZoneState) alerting.Level {
-	l := alerting.LevelNormal
-	switch {
-	case z.Ratio >= CriticalRatio:
-		l = alerting.LevelCritical
-	case z.Ratio >= WarningRatio:
-		l = alerting.LevelWarning
-	case z.Ratio >= BusyRatio:
-		l = alerting.LevelBusy
-	}
-	if z.Density != nil {
-		d := *z.Density
-		switch {
-		case d >= EvacuateDensity:
-			l = max(l, alerting.LevelEvacuate)
-		case d >= CriticalDensity:
-			l = max(l, alerting.LevelCritical)
-		case d >= WarningDensity:
-			l = max(l, alerting.LevelWarning)
-		}
-	}
-	return l
+	return alerting.InstantLevel(z.Ratio, z.Density)
 }
 
 // Band is the occupancy at which a zone enters a level, for charts.

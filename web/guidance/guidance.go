@@ -98,27 +98,7 @@ const (
 // 85% or 2 persons/m², critical at 100% or 3.5 persons/m², evacuate at 5 persons/m². The
 // alerting package's levels (with hysteresis and hold-down) replace it when present.
 func DefaultLevel(z zones.ZoneState) alerting.Level {
-	l := alerting.LevelNormal
-	switch {
-	case z.Ratio >= CriticalRatio:
-		l = alerting.LevelCritical
-	case z.Ratio >= WarningRatio:
-		l = alerting.LevelWarning
-	case z.Ratio >= BusyRatio:
-		l = alerting.LevelBusy
-	}
-	if z.Density != nil {
-		d := *z.Density
-		switch {
-		case d >= EvacuationDensity:
-			l = max(l, alerting.LevelEvacuate)
-		case d >= CriticalDensity:
-			l = max(l, alerting.LevelCritical)
-		case d >= WarningDensity:
-			l = max(l, alerting.LevelWarning)
-		}
-	}
-	return l
+	return alerting.InstantLevel(z.Ratio, z.Density)
 }
 
 // Compute is the guidance for a screen from the readings now, before any hold: evacuation of
