@@ -40,7 +40,7 @@ func newRootCmd() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "debug, info, warn or error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "text or json")
-	root.AddCommand(newServeCmd(g), newDemoCmd(g), newCheckConfigCmd(), newVersionCmd(), newHashPasswordCmd(), newTokenCmd())
+	root.AddCommand(newServeCmd(g), newDemoCmd(g), newCheckConfigCmd(), newVersionCmd(), newHashPasswordCmd(), newTokenCmd(), newBenchCmd())
 	return root
 }
 
