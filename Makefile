@@ -20,7 +20,7 @@ FUZZ_TARGETS = \
 	./web:FuzzAlertRequests \
 	./history:FuzzParseParams
 
-.PHONY: demo test deps assets lint unit fuzz bench build
+.PHONY: demo test deps assets lint unit fuzz bench build loadbench soak
 
 demo: assets
 	$(GO) run ./cmd/crowdwatch demo
@@ -61,3 +61,14 @@ fuzz:
 
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./...
+
+# Issue 7: the whole path against the bare broker, and the soak (docs/benchmarks.md).
+loadbench: build
+	bin/crowdwatch bench --devices 100 --rate 0 --clients 0 --duration 10s
+	bin/crowdwatch bench --devices 100 --rate 0 --clients 0 --duration 10s --broker mosquitto
+	bin/crowdwatch bench --devices 200 --rate 10 --clients 500 --zones 200 --duration 20s
+	bin/crowdwatch bench --devices 200 --rate 10 --clients 500 --zones 200 --duration 20s --broker mosquitto
+
+SOAK_MINUTES ?= 60
+soak:
+	.ci/soak $(SOAK_MINUTES)

@@ -41,7 +41,7 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "debug, info, warn or error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "text or json")
 	root.AddCommand(newServeCmd(g), newDemoCmd(g), newCheckConfigCmd(), newVersionCmd(), newHashPasswordCmd(), newTokenCmd())
-	root.AddCommand(newReportCmd()) // cmd/crowdwatch/report.go
+	root.AddCommand(newReportCmd(), newBenchCmd()) // cmd/crowdwatch/report.go
 	return root
 }
 
