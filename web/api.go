@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -98,6 +99,12 @@ func NewHandler(o Options) http.Handler {
 	a.route("POST /api/v1/zones/{id}/correction", RoleSecurity, a.correct)
 	a.route("GET /api/v1/doors", RoleManager, a.listDoors)
 	a.route("GET /api/v1/devices", RoleManager, a.listDevices)
+	// Go's profiler, for diagnosing a live service (memory growth, CPU under load) without a
+	// restart; admin only, since a CPU profile costs the service while it runs.
+	a.route("GET /debug/pprof/", RoleAdmin, pprof.Index)
+	a.route("GET /debug/pprof/profile", RoleAdmin, pprof.Profile)
+	a.route("GET /debug/pprof/trace", RoleAdmin, pprof.Trace)
+	a.route("GET /debug/pprof/symbol", RoleAdmin, pprof.Symbol)
 	a.alertRoutes()
 	a.historyRoutes() // history and reports (web/history.go)
 	a.route("GET /{$}", RolePublic, a.index)
