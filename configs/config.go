@@ -67,8 +67,12 @@ type Site struct {
 }
 
 type HTTP struct {
-	Listen string  `mapstructure:"listen"`
-	TLS    HTTPTLS `mapstructure:"tls"` // configs/web.go
+	Listen string `mapstructure:"listen"`
+	// LiveInterval is the least time between two updates of the live feed: a change is sent
+	// at once when the last update is older, else when this much has passed since it, so a
+	// burst of commits becomes one update and a quiet store's change shows immediately.
+	LiveInterval time.Duration `mapstructure:"live_interval"`
+	TLS          HTTPTLS       `mapstructure:"tls"` // configs/web.go
 }
 
 type Storage struct {
@@ -187,6 +191,7 @@ var defaults = map[string]any{
 	"site.name":                     "",
 	"site.timezone":                 "UTC",
 	"http.listen":                   ":8080",
+	"http.live_interval":            "50ms",
 	"storage.path":                  "./data/crowdwatch.db",
 	"storage.commit_mode":           "idle",
 	"storage.commit_interval":       "5ms",

@@ -104,6 +104,11 @@ sensors: [{device: x, zone: a}]`,
 site: {id: s1, timezone: UTC}
 zones: [{id: a, capacity: 0}, {id: b, capacity: -5}]`,
 			[]string{`zones[0].capacity: must be > 0`, `zones[1].capacity: must be > 0`}},
+		{"live interval", `
+site: {id: s1, timezone: UTC}
+http: {live_interval: 5}
+zones: [{id: a, capacity: 1}]`,
+			[]string{`http.live_interval: 5ns must be between 10ms and 2s`}},
 		{"time zone", `
 site: {id: s1, timezone: Mars/Olympus}
 zones: [{id: a, capacity: 1}]`,

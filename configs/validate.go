@@ -41,6 +41,9 @@ func (c *Config) Validate() error {
 	if c.Storage.CommitInterval < 100*time.Microsecond || c.Storage.CommitInterval > time.Second {
 		bad("storage.commit_interval", "%v must be between 100µs and 1s (write a unit, e.g. 5ms)", c.Storage.CommitInterval)
 	}
+	if c.HTTP.LiveInterval < 10*time.Millisecond || c.HTTP.LiveInterval > 2*time.Second {
+		bad("http.live_interval", "%v must be between 10ms and 2s (write a unit, e.g. 50ms)", c.HTTP.LiveInterval)
+	}
 	if c.Storage.CommitMode != "idle" && c.Storage.CommitMode != "interval" {
 		bad("storage.commit_mode", "%q must be idle or interval", c.Storage.CommitMode)
 	}

@@ -49,7 +49,8 @@ type LiveOptions struct {
 	GuidanceTopic func(screen string) string
 	// Catalogue renders the guidance texts (assets.Messages()).
 	Catalogue guidance.Catalogue
-	// Interval is the least time between two updates (coalescing); default 250 ms.
+	// Interval is the least time between two updates: a change goes out at once when the
+	// last update is older, else when Interval has passed since it; default 50 ms.
 	Interval time.Duration
 	// Heartbeat is how often an idle feed says it is alive; default 2 s.
 	Heartbeat time.Duration
@@ -76,7 +77,7 @@ type Live struct {
 // NewLive builds the feed; Run starts it.
 func NewLive(o LiveOptions) *Live {
 	if o.Interval <= 0 {
-		o.Interval = 250 * time.Millisecond
+		o.Interval = 50 * time.Millisecond
 	}
 	if o.Heartbeat <= 0 {
 		o.Heartbeat = 2 * time.Second
@@ -203,8 +204,13 @@ func (l *Live) Run(ctx context.Context) {
 		l.clients.Store(0)
 	}()
 	var seq uint64
-	tick := time.NewTicker(l.o.Interval)
-	defer tick.Stop()
+	// Leading-edge coalescing: the first change after a quiet spell goes out at once (a
+	// surge at an entrance reaches the screens within a commit), later ones wait for the
+	// interval since the last update, so a busy store sends at most one update per interval.
+	pace := time.NewTimer(time.Hour)
+	pace.Stop()
+	paced := false
+	var lastSent time.Time
 	beat := time.NewTicker(l.o.Heartbeat)
 	defer beat.Stop()
 	staleAfter := l.o.Config.Signage.StaleAfter
@@ -265,18 +271,8 @@ func (l *Live) Run(ctx context.Context) {
 			dirty = true
 		case <-alertCh:
 			dirty = true
-		case <-tick.C:
-			if !dirty {
-				continue
-			}
-			dirty = false
-			next := l.build(cur.screens)
-			seq++
-			dash, screens := l.diff(cur, next, seq)
-			l.storeGuidance(next)
-			l.offer(pubCh, next, cur.screens)
-			cur = next
-			broadcast(dash, screens)
+		case <-pace.C:
+			paced = false
 		case <-beat.C:
 			// Re-evaluate guidance (a held state may now relax) and tell everyone the feed is
 			// alive: dashboards get a heartbeat (or an update), screens their guidance again.
@@ -299,6 +295,24 @@ func (l *Live) Run(ctx context.Context) {
 			} else {
 				l.offer(pubCh, next, cur.screens)
 			}
+			cur = next
+			broadcast(dash, screens)
+		}
+		if dirty && !paced {
+			if wait := l.o.Interval - time.Since(lastSent); wait > 0 {
+				pace.Reset(wait)
+				paced = true
+				continue
+			}
+			dirty = false
+			next := l.build(cur.screens)
+			seq++
+			dash, screens := l.diff(cur, next, seq)
+			if dash != nil || len(screens) > 0 {
+				lastSent = time.Now() // only what clients see is paced
+			}
+			l.storeGuidance(next)
+			l.offer(pubCh, next, cur.screens)
 			cur = next
 			broadcast(dash, screens)
 		}
@@ -412,8 +426,18 @@ func (l *Live) diff(old, next view, seq uint64) (*websocket.PreparedMessage, map
 	return l.prepare(m), screens
 }
 
+// sameDevice compares what the dashboard shows of a device (online or not, and since when it
+// is silent). Report counts and sequence numbers change with every report; sending them
+// would put every counter of a busy store in every update to every client.
 func sameDevice(a, b zones.DeviceStatus) bool {
-	return a.ID == b.ID && a.Online == b.Online && a.Reports == b.Reports && a.Seq == b.Seq && a.Boot == b.Boot
+	return a.ID == b.ID && a.Online == b.Online && a.Boot == b.Boot && (a.Online || sameTime(a.LastSeen, b.LastSeen))
+}
+
+func sameTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(*b)
 }
 
 func sameJSON(a, b any) bool {

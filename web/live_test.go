@@ -153,6 +153,7 @@ type anyMessage struct {
 	Seq         uint64                 `json:"seq"`
 	At          time.Time              `json:"at"`
 	Zones       []zoneView             `json:"zones"`
+	Devices     []zones.DeviceStatus   `json:"devices"`
 	Floors      []floorView            `json:"floors"`
 	Alerts      *[]alerting.Alert      `json:"alerts"`
 	Evacuations *[]alerting.Evacuation `json:"evacuations"`
@@ -227,6 +228,50 @@ func TestFeedCoalesces(t *testing.T) {
 	})
 	if updates >= changes {
 		t.Errorf("%d updates for %d changes: not coalesced", updates, changes)
+	}
+}
+
+// The first change after a quiet spell goes out at once, not at the next interval; the
+// next one waits for the interval (an hour here, so it must not arrive).
+func TestFeedSendsFirstChangeAtOncePacesTheNext(t *testing.T) {
+	f := startLiveEvery(t, nil, 32, time.Hour)
+	c := f.dial(t, "")
+	read(t, c)
+	f.engine.set(3)
+	if m := read(t, c); m.Type != "update" || len(m.Zones) != 1 || m.Zones[0].Occupancy != 3 {
+		t.Fatalf("got %+v, want the update with the entrance at 3 at once", m)
+	}
+	f.engine.set(5)
+	_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	var m anyMessage
+	if err := c.ReadJSON(&m); err == nil {
+		t.Fatalf("got %+v within the interval after the last update, want nothing", m)
+	}
+}
+
+// Devices are in an update only when what the dashboard shows of them changes (online or
+// not), not with every report they send.
+func TestFeedSendsDevicesOnlyWhenTheirStateChanges(t *testing.T) {
+	f := startLive(t, nil, 32)
+	c := f.dial(t, "")
+	read(t, c)
+	seen := time.Now()
+	put := func(occupancy int64, reports uint64, online bool) {
+		f.engine.snap.Store(&zones.Snapshot{Taken: time.Now(), Zones: []zones.ZoneState{
+			{ID: "entrance", Name: "Entrance", Occupancy: occupancy, Capacity: 10, Ratio: float64(occupancy) / 10},
+			{ID: "hall", Name: "Hall", Occupancy: 1, Capacity: 100, Ratio: 0.01},
+		}, Devices: []zones.DeviceStatus{{ID: "dc-01", Kind: zones.KindCounter, Online: online, Reports: reports, Seq: reports, LastSeen: &seen}}})
+		f.engine.ch <- struct{}{}
+	}
+	put(2, 10, true)
+	m := readUntil(t, c, "the entrance at 2", func(m anyMessage) bool { return len(m.Zones) > 0 && m.Zones[0].Occupancy == 2 })
+	if m.Devices != nil {
+		t.Errorf("update carries devices %+v after a report only; want none", m.Devices)
+	}
+	put(2, 10, false)
+	m = readUntil(t, c, "an update", func(m anyMessage) bool { return m.Type == "update" })
+	if len(m.Devices) != 1 || m.Devices[0].Online {
+		t.Errorf("update devices %+v, want dc-01 offline", m.Devices)
 	}
 }
 

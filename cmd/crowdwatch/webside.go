@@ -44,7 +44,7 @@ func startWeb(cfg *configs.Config, engine web.Snapshotter, alerts web.AlertSourc
 	}
 	live := web.NewLive(web.LiveOptions{Config: cfg, Engine: engine, Alerts: alerts, Publisher: publisher,
 		GuidanceTopic: func(screen string) string { return topics.Base() + "guidance/" + screen },
-		Catalogue:     cat, Log: log.With("component", "live")})
+		Catalogue:     cat, Interval: cfg.HTTP.LiveInterval, Log: log.With("component", "live")})
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); live.Run(ctx) }()
