@@ -155,3 +155,25 @@ func TestTrendRates(t *testing.T) {
 		t.Fatalf("%d samples kept for a 60 s window of 5 s samples", n)
 	}
 }
+
+// Fed far more often than its resolution (an evaluation per commit in a busy store), a
+// trend keeps a bounded number of samples and still gives the exact rate.
+func TestTrendStaysBoundedWhenFedOften(t *testing.T) {
+	base := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
+	var tr trend
+	window := time.Minute
+	// One sample per millisecond for 5 minutes: 3 in and 1 out per 100 ms.
+	for ms := 0; ms <= 300_000; ms++ {
+		tr.add(flowSample{at: base.Add(time.Duration(ms) * time.Millisecond), in: uint64(ms / 100 * 3), out: uint64(ms / 100)}, window)
+	}
+	if n := len(tr.samples); n > seriesPoints+2 {
+		t.Errorf("%d samples kept, want at most %d", n, seriesPoints+2)
+	}
+	in, net, ok := tr.rates(window)
+	if !ok || math.Abs(in-1800) > 9 || math.Abs(net-1200) > 6 { // counts step every 100 ms: within 0.5 %
+		t.Errorf("in %v net %v ok %v, want 1800 and 1200 per minute", in, net, ok)
+	}
+	if span := tr.samples[len(tr.samples)-1].at.Sub(tr.samples[0].at); span < window || span > window+window/seriesPoints {
+		t.Errorf("samples span %v, want the window (%v) to within one step", span, window)
+	}
+}

@@ -116,7 +116,7 @@ type Manager struct {
 	silences map[string]*Silence
 	evacs    map[string]*Evacuation
 	trends   []trend
-	drift    [][]driftSample
+	drift    []series[driftSample]
 	lastCorr []int64
 	started  time.Time
 	version  uint64
@@ -131,6 +131,8 @@ type driftSample struct {
 	at      time.Time
 	clamped int64
 }
+
+func (s driftSample) when() time.Time { return s.at }
 
 type outgoing struct {
 	n      Notification
@@ -186,7 +188,7 @@ func New(o Options) (*Manager, error) {
 	m := &Manager{opts: o, store: st, log: o.Logger, metrics: o.Metrics, cmds: make(chan command),
 		stopped: make(chan struct{}), subs: map[int]chan struct{}{}, set: set,
 		levels: make([]levelTracker, n), conds: map[string]*condTracker{}, alerts: map[string]*Alert{},
-		silences: l.silences, evacs: l.evacs, trends: make([]trend, n), drift: make([][]driftSample, n),
+		silences: l.silences, evacs: l.evacs, trends: make([]trend, n), drift: make([]series[driftSample], n),
 		lastCorr: make([]int64, n), started: o.Now(), pending: newChanges()}
 	for id, a := range l.alerts {
 		if !a.Open() {
@@ -414,12 +416,8 @@ func (m *Manager) evaluate(now time.Time, snap *zones.Snapshot) {
 				Summary: fmt.Sprintf("%s count uncertain: no live counter on %s", name, strings.Join(weak, ", "))}, active: true, held: true})
 		}
 		// Drift: people clamped in over the window.
-		ds := append(m.drift[z], driftSample{at: now, clamped: zs.Clamped})
-		for len(ds) > 1 && now.Sub(ds[1].at) >= a.DriftWindow {
-			ds = ds[1:]
-		}
-		m.drift[z] = ds
-		if d := zs.Clamped - ds[0].clamped; d >= a.DriftThreshold || m.alerts["drift:"+zs.ID] != nil {
+		m.drift[z].add(driftSample{at: now, clamped: zs.Clamped}, a.DriftWindow)
+		if d := zs.Clamped - m.drift[z].samples[0].clamped; d >= a.DriftThreshold || m.alerts["drift:"+zs.ID] != nil {
 			cands = append(cands, candidate{alert: Alert{Kind: KindDrift, Zone: zs.ID, Severity: SeverityWarning, Value: float64(d),
 				Summary: fmt.Sprintf("%s: %d people added by drift clamping in the last %s; check the counters of %s", name, d, a.DriftWindow, strings.Join(info.Devices, ", "))},
 				active: d >= a.DriftThreshold, held: d >= a.DriftThreshold/2})
