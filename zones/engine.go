@@ -149,7 +149,7 @@ func NewEngine(m *Model, s *Store, metrics *Metrics, opts Options) (*Engine, err
 		in:      make(chan *Message, opts.QueueSize),
 		cmds:    make(chan command),
 		stopped: make(chan struct{}),
-		pending: batch{devices: map[string]*deviceState{}, zones: map[int]bool{}},
+		pending: batch{devices: map[string]*deviceState{}, zones: map[int]bool{}, doors: map[int]bool{}},
 		logOnce: map[string]*rate.Sometimes{},
 	}
 	var err error
@@ -380,7 +380,9 @@ func (e *Engine) applyCounter(d *deviceState, info DeviceInfo, r *Report, now ti
 	entry := &LogEntry{At: now, Kind: EntryCrossing, Device: r.Device, Boot: r.Boot, DSeq: r.Seq, TS: &ts, Doors: doors}
 	e.occ.replay(entry)
 	e.stageZones(entry)
-	e.pending.doors = true
+	for _, d := range doors {
+		e.pending.doors[e.model.doorIdx[d.Door]] = true
+	}
 	e.pending.log = append(e.pending.log, entry)
 	return nil
 }

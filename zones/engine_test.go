@@ -417,10 +417,14 @@ func TestStateSurvivesRestartAndLogReplays(t *testing.T) {
 			}
 		}
 	}
-	before := h.occupancy()
+	before, doorsBefore := h.occupancy(), h.engine.Snapshot().Doors
 	h.restart()
 	if after := h.occupancy(); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Fatalf("restart changed state: %v -> %v", before, after)
+	}
+	// Each commit rewrites only the doors it changed; every door's totals must come back.
+	if after := h.engine.Snapshot().Doors; fmt.Sprint(after) != fmt.Sprint(doorsBefore) {
+		t.Fatalf("restart changed door totals: %+v -> %+v", doorsBefore, after)
 	}
 	// A repeat of the last report after the restart is still a duplicate.
 	if o := h.send(counter("dc-01", "b", seq["dc-01"], line("1", totals["dc-01"][0], totals["dc-01"][1]))); o != Duplicate {

@@ -115,7 +115,7 @@ func (s *Store) Path() string { return s.path }
 type batch struct {
 	devices map[string]*deviceState
 	zones   map[int]bool
-	doors   bool
+	doors   map[int]bool // doors whose totals changed: only these are rewritten
 	log     []*LogEntry
 	audit   []*LogEntry
 	// pruneBefore, when set, folds crossing-log entries older than it into the log's base
@@ -125,13 +125,13 @@ type batch struct {
 }
 
 func (b *batch) empty() bool {
-	return len(b.devices) == 0 && len(b.zones) == 0 && !b.doors && len(b.log) == 0 && len(b.audit) == 0
+	return len(b.devices) == 0 && len(b.zones) == 0 && len(b.doors) == 0 && len(b.log) == 0 && len(b.audit) == 0
 }
 
 func (b *batch) clear() {
 	clear(b.devices)
 	clear(b.zones)
-	b.doors = false
+	clear(b.doors)
 	b.log = b.log[:0]
 	b.audit = b.audit[:0]
 	b.pruneBefore, b.pruned = time.Time{}, 0
@@ -157,12 +157,10 @@ func (s *Store) commit(b *batch, occ *occupancy) error {
 				return err
 			}
 		}
-		if b.doors {
-			ds := tx.Bucket(bucketDoors)
-			for i := range occ.doors {
-				if err := putJSON(ds, []byte(occ.model.Doors[i].ID), &occ.doors[i]); err != nil {
-					return err
-				}
+		ds := tx.Bucket(bucketDoors)
+		for i := range b.doors {
+			if err := putJSON(ds, []byte(occ.model.Doors[i].ID), &occ.doors[i]); err != nil {
+				return err
 			}
 		}
 		if err := appendEntries(tx.Bucket(bucketLog), b.log); err != nil {

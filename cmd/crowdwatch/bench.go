@@ -38,6 +38,7 @@ type benchFlags struct {
 	duration                time.Duration
 	broker                  string // embedded or mosquitto
 	baseline                bool
+	measure                 int
 }
 
 // newBenchCmd is issue 7's load tool: N counters through a broker into a crowdwatch service
@@ -69,6 +70,7 @@ func newBenchCmd() *cobra.Command {
 	cmd.Flags().IntVar(&f.zones, "zones", 200, "zones in the generated store")
 	cmd.Flags().DurationVar(&f.duration, "duration", 10*time.Second, "load time per phase (at most 10m)")
 	cmd.Flags().StringVar(&f.broker, "broker", "embedded", "embedded or mosquitto (an external mosquitto on a free loopback port)")
+	cmd.Flags().IntVar(&f.measure, "measure-clients", 20, "clients that decode every message and measure latency; the others read every frame without decoding it, as a browser on its own device costs the service the same")
 	cmd.Flags().BoolVar(&f.baseline, "baseline", true, "also run the same load against the bare broker")
 	return cmd
 }
@@ -271,8 +273,8 @@ func runBench(ctx context.Context, out io.Writer, f benchFlags) error {
 	if f.rate > 0 {
 		perDevice = int(f.rate*f.duration.Seconds()) + 10
 	}
-	fmt.Fprintf(out, "bench: %d counters at %s each, %d WebSocket clients, %d zones, %s per phase, broker %s\n",
-		f.devices, rateString(f.rate), f.clients, f.zones, f.duration, f.broker)
+	fmt.Fprintf(out, "bench: %d counters at %s each, %d WebSocket clients (%d measuring), %d zones, %s per phase, broker %s\n",
+		f.devices, rateString(f.rate), f.clients, min(f.measure, f.clients), f.zones, f.duration, f.broker)
 
 	var brokerURL string
 	mqPID := 0
@@ -402,7 +404,24 @@ func runBench(ctx context.Context, out io.Writer, f benchFlags) error {
 			defer conn.Close()
 			go func() { <-wsCtx.Done(); conn.Close() }()
 			last := make([]int, f.devices)
+			measure := c < f.measure
 			for {
+				if !measure {
+					// Read the whole frame and throw it away: the service's cost of this
+					// client without the bench process paying for decoding it.
+					_, r, err := conn.NextReader()
+					if err == nil {
+						_, err = io.Copy(io.Discard, r)
+					}
+					if err != nil {
+						if wsCtx.Err() == nil {
+							dropped.Add(1)
+						}
+						return
+					}
+					msgs.Add(1)
+					continue
+				}
 				_, data, err := conn.ReadMessage()
 				if err != nil {
 					if wsCtx.Err() == nil {
