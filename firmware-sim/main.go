@@ -28,14 +28,14 @@ func main() {
 }
 
 type runFlags struct {
-	config, scenario, broker, username, password, day, truth, compare string
-	seed                                                              uint64
-	speed                                                             float64
-	sample, checkpoint                                                time.Duration
-	exact                                                             bool
-	sensorNoise                                                       float64
-	faults                                                            scenario.Faults
-	set                                                               func(name string) bool
+	config, scenario, broker, username, password, day, truth, compare, token string
+	seed                                                                     uint64
+	speed                                                                    float64
+	sample, checkpoint                                                       time.Duration
+	exact                                                                    bool
+	sensorNoise                                                              float64
+	faults                                                                   scenario.Faults
+	set                                                                      func(name string) bool
 }
 
 func newRootCmd() *cobra.Command {
@@ -63,6 +63,7 @@ func newRootCmd() *cobra.Command {
 	fl.DurationVar(&f.sample, "sample", 10*time.Second, "truth sampling interval, simulated time")
 	fl.StringVar(&f.compare, "compare", "", "service URL (http://127.0.0.1:8080): compare its zones with the truth at checkpoints")
 	fl.DurationVar(&f.checkpoint, "checkpoint", 10*time.Minute, "simulated time between comparisons")
+	fl.StringVar(&f.token, "token", os.Getenv("CROWDWATCH_TOKEN"), "with --compare: a manager API token for a service with sign-in (default $CROWDWATCH_TOKEN)")
 	fl.BoolVar(&f.exact, "exact", false, "with --compare: fail at the first checkpoint that differs")
 	fl.Float64Var(&f.sensorNoise, "sensor-noise", 1, "standard deviation of area sensors' head counts, persons")
 	fl.Float64Var(&f.faults.Duplicate, "duplicate", 0, "share of reports sent twice")
@@ -149,7 +150,7 @@ func runScenario(cmd *cobra.Command, f *runFlags) error {
 	}
 	var cmp *sim.Comparer
 	if f.compare != "" {
-		cmp = &sim.Comparer{URL: f.compare, Config: cfg, Exact: f.exact}
+		cmp = &sim.Comparer{URL: f.compare, Token: f.token, Config: cfg, Exact: f.exact}
 		opts.Checkpoint, opts.CheckpointEvery = cmp.Checkpoint, f.checkpoint
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
