@@ -3,6 +3,7 @@ package web
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"slices"
 	"sync"
@@ -10,6 +11,9 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/crowdwatch/crowdwatch/configs"
+	"github.com/crowdwatch/crowdwatch/zones"
 )
 
 // BenchmarkFanout measures the live feed end to end over loopback WebSockets: one zone
@@ -104,4 +108,45 @@ func benchFanout(b *testing.B, clients, rate int) {
 	b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/float64(clients)/1024, "heap-KB/client")
 	b.ReportMetric(float64(f.live.Drops()), "dropped")
 	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkFeedUpdate is the feed's work per update for a store of 200 zones, of which
+// `changed` moved since the last update: build the view from the snapshot, diff it with the
+// last one, encode the update once for every client. No clients: fan-out is BenchmarkFanout.
+func BenchmarkFeedUpdate(b *testing.B) {
+	const zoneCount = 200
+	cfg := &configs.Config{Site: configs.Site{ID: "s1", Name: "Store"}}
+	for i := range zoneCount {
+		cfg.Zones = append(cfg.Zones, configs.Zone{ID: fmt.Sprintf("z%d", i), Capacity: 100})
+	}
+	snapshot := func(round int) *zones.Snapshot {
+		s := &zones.Snapshot{Taken: time.Now()}
+		for i := range zoneCount {
+			occ := int64(i % 50)
+			if i < round%zoneCount+20 && i >= round%zoneCount { // 20 zones move each round
+				occ += int64(round % 7)
+			}
+			s.Zones = append(s.Zones, zones.ZoneState{ID: fmt.Sprintf("z%d", i), Name: "Zone", Occupancy: occ, Capacity: 100, Ratio: float64(occ) / 100})
+			s.Devices = append(s.Devices, zones.DeviceStatus{ID: fmt.Sprintf("dc-%d", i), Online: true, Reports: uint64(round), Seq: uint64(round)})
+		}
+		return s
+	}
+	snaps := make([]*zones.Snapshot, 70)
+	for i := range snaps {
+		snaps[i] = snapshot(i)
+	}
+	eng := &liveEngine{ch: make(chan struct{}, 1)}
+	eng.snap.Store(snaps[0])
+	l := NewLive(LiveOptions{Config: cfg, Engine: eng, Log: slog.New(slog.DiscardHandler)})
+	cur := l.build(nil)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		eng.snap.Store(snaps[(i+1)%len(snaps)])
+		next := l.build(cur.screens)
+		if dash, _ := l.diff(cur, next, uint64(i)); dash == nil {
+			b.Fatal("no update for a changed snapshot")
+		}
+		cur = next
+	}
 }
