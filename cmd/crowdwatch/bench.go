@@ -39,6 +39,7 @@ type benchFlags struct {
 	broker                  string // embedded or mosquitto
 	baseline                bool
 	measure                 int
+	profile                 string
 }
 
 // newBenchCmd is issue 7's load tool: N counters through a broker into a crowdwatch service
@@ -71,6 +72,7 @@ func newBenchCmd() *cobra.Command {
 	cmd.Flags().DurationVar(&f.duration, "duration", 10*time.Second, "load time per phase (at most 10m)")
 	cmd.Flags().StringVar(&f.broker, "broker", "embedded", "embedded or mosquitto (an external mosquitto on a free loopback port)")
 	cmd.Flags().IntVar(&f.measure, "measure-clients", 20, "clients that decode every message and measure latency; the others read every frame without decoding it, as a browser on its own device costs the service the same")
+	cmd.Flags().StringVar(&f.profile, "profile", "", "directory to save the service's CPU profile (over the load) and heap profile (after it) for go tool pprof")
 	cmd.Flags().BoolVar(&f.baseline, "baseline", true, "also run the same load against the bare broker")
 	return cmd
 }
@@ -460,12 +462,28 @@ func runBench(ctx context.Context, out io.Writer, f benchFlags) error {
 		}()
 	}
 	pid := svc.Process.Pid
+	profiled := make(chan error, 1)
+	if f.profile != "" {
+		go func() {
+			secs := max(1, int(f.duration.Seconds()))
+			profiled <- saveProfile(ctx, httpAddr, token, fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), filepath.Join(f.profile, "cpu.pb.gz"))
+		}()
+	}
 	cpu0, _ := procStat(pid)
 	acked, el, err := drive(ctx, url, topicBase, f, times)
 	cpu1, rss := procStat(pid)
 	if err != nil {
 		stopWS()
 		return err
+	}
+	if f.profile != "" {
+		if err := <-profiled; err != nil {
+			return err
+		}
+		if err := saveProfile(ctx, httpAddr, token, "/debug/pprof/heap", filepath.Join(f.profile, "heap.pb.gz")); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "profiles: go tool pprof %s %s\n", exe, filepath.Join(f.profile, "cpu.pb.gz"))
 	}
 	time.Sleep(time.Second) // the feed's last tick
 	stopWS()
@@ -526,7 +544,7 @@ func benchStore(f benchFlags, brokerURL, tokenSHA, dbPath string) string {
 	} else {
 		b.WriteString("mqtt: {embedded: {listen: \"127.0.0.1:0\"}}\n")
 	}
-	fmt.Fprintf(&b, "occupancy: {daily_reset: \"off\"}\nauth:\n  tokens: [{name: bench, sha256: %q, role: manager}]\nzones:\n", tokenSHA)
+	fmt.Fprintf(&b, "occupancy: {daily_reset: \"off\"}\nauth:\n  tokens: [{name: bench, sha256: %q, role: admin}]\nzones:\n", tokenSHA)
 	for z := range f.zones {
 		fmt.Fprintf(&b, "  - {id: z%04d, capacity: 10000000}\n", z)
 	}
@@ -535,6 +553,28 @@ func benchStore(f benchFlags, brokerURL, tokenSHA, dbPath string) string {
 		fmt.Fprintf(&b, "  - {id: d%04d, from: outside, to: z%04d, counter: {device: dev-%04d, line: \"1\"}}\n", d, d, d)
 	}
 	return b.String()
+}
+
+// saveProfile fetches one of the service's pprof profiles into a file.
+func saveProfile(ctx context.Context, httpAddr, token, path, file string) error {
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return fmt.Errorf("bench: --profile: %w", err)
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+httpAddr+path, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("bench: fetching %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("bench: fetching %s: HTTP %d", path, resp.StatusCode)
+	}
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("bench: fetching %s: %w", path, err)
+	}
+	return os.WriteFile(file, data, 0o644)
 }
 
 // doorTotals sums the crossings in over all doors.
