@@ -2,7 +2,10 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"testing"
 	"time"
 
@@ -58,5 +61,30 @@ func TestSeqOf(t *testing.T) {
 		if got := seqOf([]byte(p)); got != want {
 			t.Errorf("seqOf(%s) = %d, want %d", p, got, want)
 		}
+	}
+}
+
+// The load tool on a small load: the bare broker delivers everything it acknowledged, the
+// service loses nothing, and the WebSocket clients measure latency.
+func TestBenchCommandMeasuresWholePath(t *testing.T) {
+	out, err := exec.Command(binPath, "bench", "--devices", "3", "--rate", "20", "--clients", "3", "--measure-clients", "2",
+		"--zones", "5", "--duration", "2s").CombinedOutput()
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, out)
+	}
+	bare := regexp.MustCompile(`bare embedded: (\d+) acknowledged .* delivered (\d+);`).FindSubmatch(out)
+	svc := regexp.MustCompile(`service on embedded: (\d+) acknowledged .* crossings applied (\d+) \(lost (-?\d+)\); publish-to-WebSocket .*\((\d+) samples\); (\d+) WebSocket messages, (\d+) clients dropped`).FindSubmatch(out)
+	if bare == nil || svc == nil {
+		t.Fatalf("bench output lacks its result lines:\n%s", out)
+	}
+	n := func(b []byte) int { v, _ := strconv.Atoi(string(b)); return v }
+	if n(bare[1]) == 0 || n(bare[1]) != n(bare[2]) {
+		t.Errorf("bare broker: %s acknowledged, %s delivered; want equal and > 0", bare[1], bare[2])
+	}
+	if n(svc[1]) == 0 || n(svc[3]) != 0 || n(svc[1]) != n(svc[2]) {
+		t.Errorf("service: %s acknowledged, %s applied, lost %s; want all applied", svc[1], svc[2], svc[3])
+	}
+	if n(svc[4]) == 0 || n(svc[5]) == 0 || n(svc[6]) != 0 {
+		t.Errorf("service: %s latency samples, %s WebSocket messages, %s clients dropped; want samples and messages, no drops", svc[4], svc[5], svc[6])
 	}
 }
