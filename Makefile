@@ -20,7 +20,7 @@ FUZZ_TARGETS = \
 	./web:FuzzAlertRequests \
 	./history:FuzzParseParams
 
-.PHONY: demo test deps assets lint unit fuzz bench build loadbench soak
+.PHONY: demo test deps assets lint unit fuzz bench build loadbench faults soak
 
 demo: assets
 	$(GO) run ./cmd/crowdwatch demo
@@ -68,6 +68,9 @@ loadbench: build
 	bin/crowdwatch bench --devices 100 --rate 0 --clients 0 --duration 10s --broker mosquitto
 	bin/crowdwatch bench --devices 200 --rate 10 --clients 500 --zones 200 --duration 20s
 	bin/crowdwatch bench --devices 200 --rate 10 --clients 500 --zones 200 --duration 20s --broker mosquitto
+
+faults:
+	.ci/faults
 
 SOAK_MINUTES ?= 60
 soak:
