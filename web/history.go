@@ -34,14 +34,24 @@ func (a *api) historyRoutes() {
 var autoSteps = []string{"5s", "1m", "5m", "15m", "1h", "1d"}
 
 // historyQuery reads zone (or door), from, to and step.
-func (a *api) historyQuery(w http.ResponseWriter, r *http.Request, key string) (history.Query, bool) {
+// historySite answers 503 when this service keeps no history, and gives the site's time zone
+// and name otherwise.
+func (a *api) historySite(w http.ResponseWriter, r *http.Request) (history.Site, bool) {
 	if a.History == nil {
 		writeError(w, http.StatusServiceUnavailable, "history is not recorded by this service")
-		return history.Query{}, false
+		return history.Site{}, false
 	}
 	site, err := a.History.Site(r.Context())
 	if err != nil {
 		a.historyError(w, err)
+		return history.Site{}, false
+	}
+	return site, true
+}
+
+func (a *api) historyQuery(w http.ResponseWriter, r *http.Request, key string) (history.Query, bool) {
+	site, ok := a.historySite(w, r)
+	if !ok {
 		return history.Query{}, false
 	}
 	v := r.URL.Query()
@@ -160,18 +170,13 @@ func (a *api) writeReport(w http.ResponseWriter, r *http.Request, rep *history.R
 }
 
 func (a *api) reportDaily(w http.ResponseWriter, r *http.Request) {
-	if a.History == nil {
-		writeError(w, http.StatusServiceUnavailable, "history is not recorded by this service")
-		return
-	}
 	v := r.URL.Query()
 	if v.Get("date") == "" {
 		a.reportPeriod(w, r)
 		return
 	}
-	site, err := a.History.Site(r.Context())
-	if err != nil {
-		a.historyError(w, err)
+	site, ok := a.historySite(w, r)
+	if !ok {
 		return
 	}
 	d, err := time.ParseInLocation(time.DateOnly, v.Get("date"), site.Loc)
@@ -188,13 +193,8 @@ func (a *api) reportDaily(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) reportPeriod(w http.ResponseWriter, r *http.Request) {
-	if a.History == nil {
-		writeError(w, http.StatusServiceUnavailable, "history is not recorded by this service")
-		return
-	}
-	site, err := a.History.Site(r.Context())
-	if err != nil {
-		a.historyError(w, err)
+	site, ok := a.historySite(w, r)
+	if !ok {
 		return
 	}
 	v := r.URL.Query()
@@ -216,13 +216,8 @@ func (a *api) reportPeriod(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) reportCompare(w http.ResponseWriter, r *http.Request) {
-	if a.History == nil {
-		writeError(w, http.StatusServiceUnavailable, "history is not recorded by this service")
-		return
-	}
-	site, err := a.History.Site(r.Context())
-	if err != nil {
-		a.historyError(w, err)
+	site, ok := a.historySite(w, r)
+	if !ok {
 		return
 	}
 	v := r.URL.Query()
@@ -232,8 +227,8 @@ func (a *api) reportCompare(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, "give a_from, a_to, b_from and b_to")
 			return
 		}
-		t[2*i], t[2*i+1], err = history.Range(v.Get(pair[0]), v.Get(pair[1]), site.Loc, time.Now(), 0)
-		if err != nil {
+		var err error
+		if t[2*i], t[2*i+1], err = history.Range(v.Get(pair[0]), v.Get(pair[1]), site.Loc, time.Now(), 0); err != nil {
 			writeError(w, http.StatusBadRequest, pair[0][:1]+": "+err.Error())
 			return
 		}
