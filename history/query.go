@@ -335,43 +335,39 @@ func (q *txq) edges(a, b int64, s Step) []int64 {
 
 // bucketize merges windows into buckets by their start.
 func bucketize(ws []Rollup, edges []int64) []Rollup {
-	out := make([]Rollup, len(edges)-1)
-	for i := range out {
-		out[i] = Rollup{Start: edges[i], End: edges[i+1]}
-	}
-	k := 0
-	for _, w := range ws {
-		for k < len(out) && w.Start >= out[k].End {
-			k++
-		}
-		if k == len(out) {
-			break
-		}
-		if w.Start >= out[k].Start {
-			start := out[k].Start
-			out[k].Merge(w)
-			out[k].Start, out[k].End = start, edges[k+1]
-		}
-	}
-	return out
+	return bucket(ws, edges, func(w Rollup) int64 { return w.Start },
+		func(start, end int64) Rollup { return Rollup{Start: start, End: end} },
+		func(b *Rollup, w Rollup) {
+			start, end := b.Start, b.End
+			b.Merge(w)
+			b.Start, b.End = start, end
+		})
 }
 
 func bucketDoors(cs []DoorCount, edges []int64) []DoorCount {
-	out := make([]DoorCount, len(edges)-1)
+	return bucket(cs, edges, func(c DoorCount) int64 { return c.Start },
+		func(start, end int64) DoorCount { return DoorCount{Start: start, End: end} },
+		func(b *DoorCount, c DoorCount) { b.In += c.In; b.Out += c.Out })
+}
+
+// bucket adds items (sorted by start) into the buckets between consecutive edges, each into
+// the bucket its start falls in; items before the first edge or after the last are left out.
+func bucket[T any](items []T, edges []int64, start func(T) int64, empty func(start, end int64) T, add func(*T, T)) []T {
+	out := make([]T, len(edges)-1)
 	for i := range out {
-		out[i] = DoorCount{Start: edges[i], End: edges[i+1]}
+		out[i] = empty(edges[i], edges[i+1])
 	}
 	k := 0
-	for _, c := range cs {
-		for k < len(out) && c.Start >= out[k].End {
+	for _, it := range items {
+		at := start(it)
+		for k < len(out) && at >= edges[k+1] {
 			k++
 		}
 		if k == len(out) {
 			break
 		}
-		if c.Start >= out[k].Start {
-			out[k].In += c.In
-			out[k].Out += c.Out
+		if at >= edges[k] {
+			add(&out[k], it)
 		}
 	}
 	return out
