@@ -492,3 +492,49 @@ func TestAlertsFilter(t *testing.T) {
 	}
 	_ = fmt.Sprint(filepath.Separator)
 }
+
+// Changes arriving faster than minChangeGap are evaluated together, and the latest one is
+// always evaluated (a burst never leaves the status behind the occupancy): the entrance's
+// evacuation time follows its occupancy, so it names the snapshot evaluated.
+func TestRunEvaluatesTheLatestOfABurst(t *testing.T) {
+	h := newHarness(t, testStore)
+	evac := func() float64 {
+		z, ok := h.m.Status().Zone("entrance")
+		if !ok || z.EvacSeconds == nil {
+			return -1
+		}
+		return *z.EvacSeconds
+	}
+	h.occ["entrance"], h.occ["store"] = 120, 120
+	h.at(0)
+	want := evac()
+	h.occ["entrance"], h.occ["store"] = 0, 0
+	h.at(0)
+	if want < 0 || evac() == want {
+		t.Fatalf("evacuation time %v at 120 people and %v at 0: cannot tell snapshots apart", want, evac())
+	}
+	h.m.set.cfg.Alerting.EvaluateEvery = time.Hour // only changes cause evaluations here
+	v0 := h.m.Status().Version
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = h.m.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	for h.m.Status().Version == v0 { // Run's first evaluation, before the burst
+		time.Sleep(time.Millisecond)
+	}
+	for n := int64(1); n <= 120; n++ {
+		h.occ["entrance"], h.occ["store"] = n, n
+		h.publish()
+		select {
+		case h.src.ch <- struct{}{}:
+		default:
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for evac() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the burst the entrance's evacuation time is %v, want %v (120 people)", evac(), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
