@@ -142,3 +142,22 @@ func TestRolesSlotIn(t *testing.T) {
 		t.Fatalf("security correction: %d %v", rec.Code, f.corrected)
 	}
 }
+
+// The profiler is for admins only: a manager (who may read metrics) gets 403, an admin a heap
+// profile.
+func TestProfilerIsAdminOnly(t *testing.T) {
+	get := func(auth roleAuth) *httptest.ResponseRecorder {
+		_, h := newTestAPI(true, true, auth)
+		req := httptest.NewRequest("GET", "/debug/pprof/heap", nil)
+		req.Header.Set("Authorization", "Bearer t")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	if rec := get(roleAuth{RoleManager: true}); rec.Code != 403 {
+		t.Errorf("manager: %d, want 403", rec.Code)
+	}
+	if rec := get(roleAuth{RoleAdmin: true}); rec.Code != 200 || rec.Body.Len() == 0 {
+		t.Errorf("admin: %d with %d bytes, want 200 and a profile", rec.Code, rec.Body.Len())
+	}
+}
