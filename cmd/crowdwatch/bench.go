@@ -392,6 +392,7 @@ func runBench(ctx context.Context, out io.Writer, f benchFlags) error {
 	var lat latHist
 	var dropped, msgs atomic.Int64
 	wsCtx, stopWS := context.WithCancel(ctx)
+	defer stopWS()
 	var wsWG sync.WaitGroup
 	hdr := http.Header{"Authorization": {"Bearer " + token}}
 	for c := range f.clients {
