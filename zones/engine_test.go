@@ -671,3 +671,37 @@ func TestLogPruning(t *testing.T) {
 		t.Fatalf("the audit trail lost its correction: %d entries", audit)
 	}
 }
+
+// The storage gauges read the live file: its size and bbolt's free pages.
+func TestStoreMetrics(t *testing.T) {
+	h := newHarness(t, "")
+	reg := prometheus.NewRegistry()
+	h.store.RegisterMetrics(reg)
+	for i := range uint64(50) {
+		h.send(counter("dc-01", "b", i+1, line("1", i+1, 0)))
+	}
+	fi, err := os.Stat(h.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := testutil.GatherAndCount(reg); err != nil || n != 3 {
+		t.Fatalf("%d metrics (%v), want 3", n, err)
+	}
+	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) > 0 {
+		t.Fatalf("lint: %v %v", problems, err)
+	}
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		v := mf.GetMetric()[0].GetGauge().GetValue()
+		switch mf.GetName() {
+		case "crowdwatch_storage_file_bytes":
+			if v != float64(fi.Size()) {
+				t.Errorf("file bytes %v, want %d", v, fi.Size())
+			}
+		case "crowdwatch_storage_free_pages":
+			if v <= 0 {
+				t.Errorf("free pages %v after 50 commits, want some (copy-on-write frees pages)", v)
+			}
+		}
+	}
+}

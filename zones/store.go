@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 )
@@ -110,6 +111,26 @@ func (s *Store) Close() error { return s.db.Close() }
 
 // Path is the file's path.
 func (s *Store) Path() string { return s.path }
+
+// RegisterMetrics exposes the file's size and bbolt's free-page bookkeeping, read at scrape
+// time. The free-page map lives in the Go heap and grows with the file, which is what the
+// soak's slow heap growth follows (docs/benchmarks.md).
+func (s *Store) RegisterMetrics(reg prometheus.Registerer) {
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "crowdwatch_storage_file_bytes", Help: "Size of the occupancy database file."},
+			func() float64 {
+				fi, err := os.Stat(s.path)
+				if err != nil {
+					return 0
+				}
+				return float64(fi.Size())
+			}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "crowdwatch_storage_free_pages", Help: "Free and pending pages in the occupancy database."},
+			func() float64 { st := s.db.Stats(); return float64(st.FreePageN + st.PendingPageN) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "crowdwatch_storage_freelist_bytes", Help: "Bytes bbolt's free-page list takes in the file (its in-memory map grows alike)."},
+			func() float64 { return float64(s.db.Stats().FreelistInuse) }),
+	)
+}
 
 // batch is what one commit writes.
 type batch struct {

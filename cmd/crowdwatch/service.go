@@ -100,6 +100,7 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 	}()
 
 	reg := prometheus.NewRegistry()
+	store.RegisterMetrics(reg)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	hour, minute, _ := cfg.Occupancy.ResetClock()
 	engine, err := zones.NewEngine(zones.NewModel(cfg), store, zones.NewMetrics(reg), zones.Options{
