@@ -113,8 +113,8 @@ func (s *Store) Close() error { return s.db.Close() }
 func (s *Store) Path() string { return s.path }
 
 // RegisterMetrics exposes the file's size and bbolt's free-page bookkeeping, read at scrape
-// time. The free-page map lives in the Go heap and grows with the file, which is what the
-// soak's slow heap growth follows (docs/benchmarks.md).
+// time. bbolt also keeps in the Go heap, per page written since the file was opened and still
+// in use, which transaction wrote it, so the heap grows with the file (docs/benchmarks.md).
 func (s *Store) RegisterMetrics(reg prometheus.Registerer) {
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "crowdwatch_storage_file_bytes", Help: "Size of the occupancy database file."},
@@ -127,7 +127,7 @@ func (s *Store) RegisterMetrics(reg prometheus.Registerer) {
 			}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "crowdwatch_storage_free_pages", Help: "Free and pending pages in the occupancy database."},
 			func() float64 { st := s.db.Stats(); return float64(st.FreePageN + st.PendingPageN) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "crowdwatch_storage_freelist_bytes", Help: "Bytes bbolt's free-page list takes in the file (its in-memory map grows alike)."},
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "crowdwatch_storage_freelist_bytes", Help: "Bytes bbolt's free-page list takes in the file."},
 			func() float64 { return float64(s.db.Stats().FreelistInuse) }),
 	)
 }
