@@ -64,7 +64,7 @@ func newReplayCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&config, "config", "configs/demo-store.yaml", "store file")
 	cmd.Flags().StringVar(&broker, "broker", "", "broker URL (default from the store file)")
-	cmd.Flags().StringVar(&file, "file", "../shared/data/calit2/CalIt2.data", "CalIt2-format file")
+	cmd.Flags().StringVar(&file, "file", "testdata/calit2/CalIt2.data", "CalIt2-format file")
 	cmd.Flags().StringVar(&id, "device", "dc-01", "counter device to report as")
 	cmd.Flags().IntVar(&steps, "steps", 3, "reports per half hour, the crossings spread evenly over them")
 	cmd.Flags().Float64Var(&speed, "speed", 0, "recorded seconds per real second; 0 = as fast as acknowledged")

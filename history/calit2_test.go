@@ -13,7 +13,8 @@ import (
 	"github.com/crowdwatch/crowdwatch/zones"
 )
 
-const calit2Dir = "../../shared/data/calit2/"
+// calit2Dir holds the real door counts, copied into the repository (SOURCE.md says from where).
+const calit2Dir = "../testdata/calit2/"
 
 // importCalIt2 records the CalIt2 file through the recorder's core as the service would see
 // it: the door's cumulative totals three times per half hour (replay.Spread), each stamped
@@ -21,7 +22,7 @@ const calit2Dir = "../../shared/data/calit2/"
 func importCalIt2(t testing.TB) (*harness, []replay.HalfHour) {
 	hs, err := replay.LoadFile(calit2Dir + "CalIt2.data")
 	if err != nil {
-		t.Skipf("CalIt2 data not available: %v", err)
+		t.Fatalf("CalIt2 data (part of the repository): %v", err)
 	}
 	loc, _ := time.LoadLocation(replay.Zone)
 	site := Site{ID: "calit2", Loc: loc, Zones: []ZoneInfo{{ID: "building", Capacity: 5000}},

@@ -17,7 +17,7 @@ import (
 // into the real service and checks that every day's entries and exits, as the service counted
 // them, equal the sums computed directly from the file.
 func TestCalIt2ReplayThroughService(t *testing.T) {
-	hs, err := replay.LoadFile("../../../shared/data/calit2/CalIt2.data")
+	hs, err := replay.LoadFile("../../testdata/calit2/CalIt2.data")
 	if err != nil {
 		t.Fatal(err)
 	}

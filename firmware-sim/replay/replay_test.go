@@ -19,16 +19,16 @@ func mustLoc(name string) *time.Location {
 	return loc
 }
 
-// dataPath is where the real CalIt2 file is: beside the repository, or CALIT2_DATA.
+// dataPath is where the real CalIt2 file is: testdata/calit2 in the repository, or CALIT2_DATA.
 func dataPath() string {
 	if p := os.Getenv("CALIT2_DATA"); p != "" {
 		return p
 	}
-	return "../../../shared/data/calit2/CalIt2.data"
+	return "../../testdata/calit2/CalIt2.data"
 }
 
 // dataFile is dataPath; without the file the test is skipped, except under CI=true where it
-// fails (CI always has ../shared beside the repository).
+// fails (the file is part of the repository).
 func dataFile(t testing.TB) string {
 	p := dataPath()
 	if _, err := os.Stat(p); err != nil {
