@@ -35,6 +35,9 @@ func (f Filter) match(a *Alert) bool {
 			return false
 		}
 	}
+	if f.Kind == "" && a.Kind == KindSecurity {
+		return false // listed only when asked for by kind (admins: GET /api/v1/security/alerts)
+	}
 	return (f.Zone == "" || a.Zone == f.Zone) && (f.Kind == "" || string(a.Kind) == f.Kind)
 }
 

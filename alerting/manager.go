@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/crowdwatch/crowdwatch/configs"
+	"github.com/crowdwatch/crowdwatch/security"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
 
@@ -125,6 +126,8 @@ type Manager struct {
 	// The latest evaluation's per-zone figures, for the published Status.
 	zoneStatus []ZoneStatus
 	siteEvac   *float64
+	// Open security findings by alert id (security.go).
+	security map[string]security.Finding
 }
 
 type driftSample struct {
@@ -199,6 +202,7 @@ func New(o Options) (*Manager, error) {
 		// An alert open before the restart is still held: it must neither fire again nor
 		// wait out its hold-down, so nobody is paged twice for it.
 		m.conds[id] = &condTracker{Fired: true, Above: a.StartsAt}
+		m.restoreSecurity(a)
 		if a.Kind == KindLevel {
 			if z, ok := o.Model.Zone(a.Zone); ok && a.Level > m.levels[z].Level {
 				m.levels[z] = levelTracker{Level: a.Level, Since: a.StartsAt}
@@ -513,11 +517,15 @@ func (m *Manager) evaluate(now time.Time, snap *zones.Snapshot) {
 			Summary: fmt.Sprintf("EVACUATION of %s declared by %s: %s", where, ev.By, ev.Reason)}, active: true, held: true})
 	}
 
+	cands = append(cands, m.securityCandidates(now)...)
 	m.reconcile(now, cands)
 	m.zoneStatus, m.siteEvac = status, siteEvac
 }
 
 func alertID(a *Alert) string {
+	if a.Kind == KindSecurity {
+		return securityAlertID(a.SecurityKind, a.Source)
+	}
 	subject := cmp.Or(a.Zone, a.Device, "site")
 	return string(a.Kind) + ":" + subject
 }
@@ -662,8 +670,8 @@ func (m *Manager) inhibitSilenceEscalate(now time.Time) {
 			al.Inhibited, al.Silenced = inhibited, silenced
 			m.pending.alerts[al.ID] = al
 		}
-		if al.State != StateFiring || inhibited || silenced {
-			continue
+		if al.State != StateFiring || inhibited || silenced || al.Kind == KindSecurity {
+			continue // security alerts are told once, to their own route (security.go)
 		}
 		if al.Escalation+1 < len(a.Escalation.Groups) && now.Sub(al.EscalatedAt) >= a.Escalation.After {
 			al.Escalation++
@@ -712,6 +720,9 @@ func (m *Manager) notify(a *Alert, what string) {
 	groupIdx := func(g string) int { return slices.Index(cfg.Escalation.Groups, g) }
 	var chans []string
 	for _, r := range cfg.Routes {
+		if a.Kind == KindSecurity && !slices.Contains(r.Kinds, string(KindSecurity)) {
+			continue // security alerts go only to the routes made for them
+		}
 		if a.Severity != SeverityEmergency {
 			if r.MinSeverity != "" && a.Severity.Rank() < Severity(r.MinSeverity).Rank() {
 				continue
@@ -761,8 +772,13 @@ func (m *Manager) publish(now time.Time, snap *zones.Snapshot) {
 	}
 	slices.SortFunc(s.Evacuations, func(a, b Evacuation) int { return cmp.Compare(a.Zone, b.Zone) })
 	for _, a := range m.alerts {
+		if a.Kind == KindSecurity {
+			s.Security = append(s.Security, *a)
+			continue
+		}
 		s.Alerts = append(s.Alerts, *a)
 	}
+	sortAlerts(s.Security)
 	sortAlerts(s.Alerts)
 	counts := map[[2]string]float64{}
 	for _, a := range m.alerts {

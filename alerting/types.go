@@ -122,6 +122,9 @@ type Alert struct {
 	Value float64 `json:"value"`
 	// Uncertain marks an occupancy alert whose figure depends on a counter that is down.
 	Uncertain bool `json:"uncertain,omitempty"`
+	// Security alerts: the event kind (package security) and the address it came from.
+	SecurityKind string `json:"security_kind,omitempty"`
+	Source       string `json:"source,omitempty"`
 	// Silenced is set while a silence matches; the alert is kept but nobody is notified.
 	Silenced  bool       `json:"silenced,omitempty"`
 	Inhibited bool       `json:"inhibited,omitempty"` // covered by an evacuation of its zone
@@ -169,10 +172,13 @@ type ZoneStatus struct {
 // Status is everything screens and reports need at one moment, replaced as a whole on each
 // change and never modified after publication.
 type Status struct {
-	Version     uint64       `json:"version"`
-	At          time.Time    `json:"at"`
-	Zones       []ZoneStatus `json:"zones"`
-	Alerts      []Alert      `json:"alerts"` // open alerts, most severe first
+	Version uint64       `json:"version"`
+	At      time.Time    `json:"at"`
+	Zones   []ZoneStatus `json:"zones"`
+	Alerts  []Alert      `json:"alerts"` // open alerts, most severe first
+	// Security holds the open security alerts, kept apart from the crowd view that screens
+	// and guards read; admins list them through GET /api/v1/security/alerts.
+	Security    []Alert      `json:"-"`
 	Evacuations []Evacuation `json:"evacuations"`
 	// SiteEvacSeconds estimates evacuating the whole site through its outside doors.
 	SiteEvacSeconds *float64 `json:"site_evac_seconds,omitempty"`

@@ -32,6 +32,8 @@ type Alerting struct {
 	Channels  []AlertChannel    `mapstructure:"channels"`
 	Routes    []AlertRoute      `mapstructure:"routes"`
 	Reload    AlertReloadConfig `mapstructure:"reload"`
+	// Security turns refused attempts into alerts (configs/security.go).
+	Security SecurityAlerts `mapstructure:"security"`
 }
 
 // AlertReloadConfig controls reloading on a file change (SIGHUP always reloads).
@@ -119,7 +121,7 @@ var (
 	ChannelTypes     = []string{"mqtt", "webhook", "alertmanager"}
 	WebhookTemplates = []string{"json", "wecom", "dingtalk", "feishu", "slack"}
 	Severities       = []string{"info", "warning", "critical", "emergency"}
-	AlertKinds       = []string{"level", "surge", "time_to_full", "evac_time", "device_silent", "uncertain", "drift", "correction", "evacuation"}
+	AlertKinds       = []string{"level", "surge", "time_to_full", "evac_time", "device_silent", "uncertain", "drift", "correction", "evacuation", "security"}
 )
 
 func init() {
@@ -197,6 +199,7 @@ func (c *Config) validateAlerting(bad func(key, format string, args ...any), zon
 		bad("alerting.evacuation.target", "%v must be at least 1s (write a unit, e.g. 150s)", e.Target)
 	}
 	validateThresholds(bad, "alerting.defaults", a.Defaults)
+	c.validateSecurity(bad)
 	for i, z := range c.Zones {
 		if z.Alerts != nil {
 			validateThresholds(bad, fmt.Sprintf("zones[%d].alerts", i), *z.Alerts)

@@ -38,6 +38,7 @@ func (a *api) alertRoutes() {
 	a.route("GET /api/v1/silences", RoleManager, a.listSilences)
 	a.route("POST /api/v1/silences", RoleSecurity, a.addSilence)
 	a.route("DELETE /api/v1/silences/{id}", RoleSecurity, a.deleteSilence)
+	a.securityRoutes()
 }
 
 // actor is who performs a state-changing request: the signed-in user, or, while the API is
@@ -77,6 +78,10 @@ func (a *api) alertStatus(w http.ResponseWriter, _ *http.Request) {
 
 func (a *api) listAlerts(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	if q.Get("kind") == string(alerting.KindSecurity) {
+		writeError(w, http.StatusForbidden, "security alerts are listed for admins at GET /api/v1/security/alerts")
+		return
+	}
 	list, err := a.Alerting.Alerts(r.Context(), alerting.Filter{State: q.Get("state"), Zone: q.Get("zone"), Kind: q.Get("kind")})
 	if err != nil {
 		a.alertError(w, "listing alerts", err)
@@ -89,6 +94,15 @@ func (a *api) listAlerts(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) ackAlert(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.PathValue("id"), string(alerting.KindSecurity)+":") {
+		writeError(w, http.StatusForbidden, "security alerts are acknowledged by admins at POST /api/v1/security/alerts/{id}/ack")
+		return
+	}
+	a.ack(w, r)
+}
+
+// ack acknowledges the alert the path names, for whoever the request is from.
+func (a *api) ack(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Note string `json:"note"`
 		By   string `json:"by"`

@@ -15,6 +15,7 @@ import (
 	"github.com/crowdwatch/crowdwatch/alerting"
 	"github.com/crowdwatch/crowdwatch/configs"
 	"github.com/crowdwatch/crowdwatch/ingest"
+	"github.com/crowdwatch/crowdwatch/security"
 	"github.com/crowdwatch/crowdwatch/web"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
@@ -148,6 +149,14 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 		}
 	})
 
+	// Intrusion detection (package security): the broker, sign-in and the API report refused
+	// attempts from their start; the monitor evaluates them once the alert manager exists
+	// (events wait in its bounded queue until then) and stops after it.
+	monitor := security.NewMonitor(security.MonitorOptions{Registerer: reg, Window: cfg.Alerting.Security.Window,
+		Threshold: func(k security.Kind) int { return cfg.Alerting.Security.SecurityThreshold(string(k)) },
+		Logger:    log.With("component", "security")})
+	_ = monitor // handed to the broker and web below
+
 	// History (package history): its own file, recorder and reader; it stops right after
 	// the engine so that the engine's last state is recorded.
 	link := &alertLink{}
@@ -194,6 +203,10 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 		return err
 	}
 	link.m.Store(alerts)
+	monitorCtx, stopMonitor := context.WithCancel(context.Background())
+	defer stopMonitor()
+	monitorDone := make(chan struct{})
+	go func() { defer close(monitorDone); _ = monitor.Run(monitorCtx, alerts) }()
 
 	// The dashboard, guidance screens and their live feed, and sign-in (web/...).
 	authz, live, err := startWeb(cfg, engine, alerts, mqtt, topics, log, &stops)
@@ -218,7 +231,7 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 			httpErr = err
 		}
 	})
-	stops = append(stops, stopAlerting)
+	stops = append(stops, func() { stopMonitor(); <-monitorDone }, stopAlerting)
 
 	log.Info("crowdwatch ready", "http", httpLn.Addr().String(), "mqtt", mqttAddr,
 		"storage", cfg.Storage.Path, "zones", len(cfg.Zones), "doors", len(cfg.Doors), "version", versionString())
