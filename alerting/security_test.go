@@ -10,7 +10,6 @@ import (
 	"github.com/crowdwatch/crowdwatch/security"
 )
 
-
 func securityHarness(t *testing.T) *harness {
 	// The test store's routes plus one made for security alerts.
 	y := strings.Replace(testStore, "    - {channel: everyone, group: all_staff}\n",
