@@ -25,7 +25,8 @@ const (
 // Event is one refusal, with who and where it came from.
 type Event struct {
 	Kind Kind
-	// Source is the remote address (host, or host:port) the attempt came from.
+	// Source is the remote address the attempt came from; a port is dropped by the monitor, so
+	// that one host's connections count as one source.
 	Source string
 	// Subject is what was tried: the account, user, client id, device or topic.
 	Subject string

@@ -3,6 +3,7 @@ package security
 import (
 	"context"
 	"log/slog"
+	"net"
 	"sort"
 	"time"
 
@@ -91,6 +92,10 @@ func NewMonitor(o MonitorOptions) *Monitor {
 func (m *Monitor) Record(e Event) {
 	if e.At.IsZero() {
 		e.At = m.o.Now()
+	}
+	// One attacker's connections come from many ports: attempts are counted per host.
+	if host, _, err := net.SplitHostPort(e.Source); err == nil {
+		e.Source = host
 	}
 	m.events.WithLabelValues(string(e.Kind)).Inc()
 	select {
