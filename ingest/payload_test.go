@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -75,6 +76,29 @@ func TestDecodeCounter(t *testing.T) {
 		{"lines wrong type", `{"boot":"b","seq":1,"ts":"2026-11-11T02:00:00Z","lines":[1]}`, "wrong_type", nil, false, ""},
 		{"line wrong type", `{"boot":"b","seq":1,"ts":"2026-11-11T02:00:00Z","lines":{"1":7}}`, "wrong_type", nil, false, ""},
 		{"not UTF-8", "{\"boot\":\"\xff\",\"seq\":1}", "malformed", nil, false, ""},
+		// Issue: a quoted number was counted (`"in":"900"` as 900 people); counts, seq and an
+		// integer boot must be JSON numbers.
+		{"quoted count", `{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","in":"900","out":0}`, "wrong_type", nil, false, ""},
+		{"quoted out", `{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","in":1,"out":"0"}`, "wrong_type", nil, false, ""},
+		{"quoted seq", `{"boot":"A","seq":"9","ts":"2026-11-11T02:00:00Z","in":1,"out":0}`, "wrong_type", nil, false, ""},
+		{"quoted line count", `{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","lines":{"1":{"in":"5","out":0}}}`, "wrong_type", nil, false, ""},
+		{"quoted period count", `{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","period_in":"5","period_out":0}`, "wrong_type", nil, false, ""},
+		{"quoted negative", `{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","in":"-1","out":0}`, "wrong_type", nil, false, ""},
+		{"quoted boot is a string boot", `{"boot":"17","seq":1,"ts":"2026-11-11T02:00:00Z","in":0,"out":0}`, "",
+			[]zones.LineCount{{Line: "1"}}, false, "17"},
+		{"fractional boot", `{"boot":17.5,"seq":1,"ts":"2026-11-11T02:00:00Z","in":0,"out":0}`, "wrong_type", nil, false, ""},
+		{"null count is missing", `{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","in":null,"out":0}`, "missing_field", nil, false, ""},
+		// Duplicate names are ambiguous (`"in":64,"in":1000` was counted as 1000): refused.
+		{"duplicate count", `{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","in":64,"in":1000,"out":0}`, "duplicate_key", nil, false, ""},
+		{"duplicate seq", `{"boot":"A","seq":9,"seq":10,"ts":"2026-11-11T02:00:00Z","in":64,"out":0}`, "duplicate_key", nil, false, ""},
+		{"duplicate boot", `{"boot":"A","boot":"B","seq":9,"ts":"2026-11-11T02:00:00Z","in":64,"out":0}`, "duplicate_key", nil, false, ""},
+		{"duplicate escaped name", `{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","in":64,"\u0069n":1000,"out":0}`, "duplicate_key", nil, false, ""},
+		{"duplicate line id", `{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","lines":{"1":{"in":1,"out":0},"1":{"in":900,"out":0}}}`, "duplicate_key", nil, false, ""},
+		{"duplicate inside a line", `{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","lines":{"1":{"in":1,"out":0,"in":900}}}`, "duplicate_key", nil, false, ""},
+		{"duplicate unknown field", `{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","in":1,"out":0,"battery":3,"battery":4}`, "duplicate_key", nil, false, ""},
+		{"too many lines", `{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","lines":{` + manyLines(maxLines+1) + `}}`, "out_of_range", nil, false, ""},
+		{"exponent", `{"boot":"b","seq":1,"ts":"2026-11-11T02:00:00Z","in":1e3,"out":1}`, "wrong_type", nil, false, ""},
+		{"seq too large", `{"boot":"b","seq":18446744073709551616,"ts":"2026-11-11T02:00:00Z","in":1,"out":1}`, "out_of_range", nil, false, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -108,6 +132,15 @@ func TestDecodeCounter(t *testing.T) {
 			}
 		})
 	}
+}
+
+// manyLines is n lines' members of a lines object, ids "1".."n".
+func manyLines(n int) string {
+	parts := make([]string, n)
+	for i := range parts {
+		parts[i] = fmt.Sprintf(`"%d":{"in":1,"out":0}`, i+1)
+	}
+	return strings.Join(parts, ",")
 }
 
 func TestDecodeOversized(t *testing.T) {
