@@ -108,18 +108,15 @@ func Decode(kind, device string, payload []byte, maxPayload int) *zones.Message 
 // exactly (encoding/json also took `"IN"` for `in`), and the number fields below read only JSON
 // numbers, where encoding/json's json.Number also took `"900"` for 900 people.
 
-// number is seq, a count or an integer boot: a JSON number that is a whole number, read exactly
-// (no float in between). A JSON null reads as absent.
+// number is seq or a count: a JSON number that is a whole number, read exactly (no float in
+// between). A JSON null reads as absent.
 type number struct {
-	text []byte // the number's literal, only while decoding (it points into the decoder)
-	set  bool
-	v    uint64
-	rej  *zones.RejectError
+	v   uint64
+	set bool
 }
 
-// UnmarshalJSONFrom reads one value. A number that is not a non-negative whole number up to
-// 2^64 − 1 leaves a rejection in rej, which the field's own limit check then reports with the
-// field's name; anything but a number or null is refused at once.
+// UnmarshalJSONFrom reads one value; anything but a non-negative whole number up to 2^64 − 1,
+// or null, is refused with the rule it broke (the caller adds the field's name).
 func (n *number) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	val, err := dec.ReadValue()
 	if err != nil {
@@ -135,40 +132,48 @@ func (n *number) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	default:
 		return zones.Reject("wrong_type", "must be a JSON number, not %s", kindWord(val.Kind()))
 	}
-	*n = number{set: true}
+	v, rej := whole(val)
+	if rej != nil {
+		return rej
+	}
+	*n = number{v: v, set: true}
+	return nil
+}
+
+// whole reads a JSON number literal (its syntax already checked by jsontext) as a non-negative
+// integer.
+func whole(val jsontext.Value) (uint64, *zones.RejectError) {
 	switch {
 	case val[0] == '-':
-		n.rej = zones.Reject("negative", "is negative (%s)", truncate(val))
+		return 0, zones.Reject("negative", "is negative (%s)", truncate(val))
 	case bytes.ContainsAny(val, ".eE"):
-		n.rej = zones.Reject("wrong_type", "must be a whole number, not %s", truncate(val))
-	default:
-		// jsontext has checked the syntax: only digits remain, so the one error is range.
-		if n.v, err = strconv.ParseUint(string(val), 10, 64); err != nil {
-			n.rej = zones.Reject("out_of_range", "%s is more than 2^64 − 1", truncate(val))
-		}
+		return 0, zones.Reject("wrong_type", "must be a whole number, not %s", truncate(val))
 	}
-	return nil
+	// Only digits remain, so the one possible error is range.
+	v, err := strconv.ParseUint(string(val), 10, 64)
+	if err != nil {
+		return 0, zones.Reject("out_of_range", "%s is more than 2^64 − 1", truncate(val))
+	}
+	return v, nil
 }
 
 // get returns the number, refusing one above limit.
 func (n *number) get(field string, limit uint64) (uint64, *zones.RejectError) {
-	if n.rej != nil {
-		return 0, &zones.RejectError{Reason: n.rej.Reason, Err: fmt.Errorf("%s %w", field, n.rej.Err)}
-	}
 	if n.v > limit {
 		return 0, zones.Reject("out_of_range", "%s %d is more than %d", field, n.v, limit)
 	}
 	return n.v, nil
 }
 
-// bootID is a boot: a string, or a non-negative integer taken as its decimal text.
+// bootID is a boot: a string, or a non-negative integer (a JSON number) taken as its decimal
+// text.
 type bootID struct {
 	s   string
 	set bool
 }
 
 func (b *bootID) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
-	switch dec.PeekKind() {
+	switch k := dec.PeekKind(); k {
 	case '"':
 		tok, err := dec.ReadToken()
 		if err != nil {
@@ -183,22 +188,23 @@ func (b *bootID) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 		*b = bootID{}
 		_, err := dec.ReadToken()
 		return err
-	}
-	if k := dec.PeekKind(); k != '0' {
+	case '0':
+		val, err := dec.ReadValue()
+		if err != nil {
+			return err
+		}
+		n, rej := whole(val)
+		if rej != nil {
+			return zones.Reject("wrong_type", "must be a string or a non-negative integer: %v", rej.Err)
+		}
+		*b = bootID{s: strconv.FormatUint(n, 10), set: true}
+		return nil
+	default:
 		if _, err := dec.ReadValue(); err != nil {
 			return err
 		}
 		return zones.Reject("wrong_type", "must be a string or a non-negative integer, not %s", kindWord(k))
 	}
-	var n number
-	if err := n.UnmarshalJSONFrom(dec); err != nil {
-		return err
-	}
-	if n.rej != nil {
-		return zones.Reject("wrong_type", "must be a string or a non-negative integer: %v", n.rej.Err)
-	}
-	*b = bootID{s: strconv.FormatUint(n.v, 10), set: true}
-	return nil
 }
 
 type wireLine struct {
@@ -423,28 +429,19 @@ func decodeCounter(device string, payload []byte) (*zones.Report, *zones.RejectE
 			return nil, zones.Reject("malformed", "line %q must carry either in/out or period_in/period_out", id)
 		}
 		isInterval := 0
-		in, out, inName, outName := &l.In, &l.Out, "in", "out"
+		in, out := &l.In, &l.Out
 		if periods {
-			isInterval, in, out, inName, outName = 1, &l.PeriodIn, &l.PeriodOut, "period_in", "period_out"
+			isInterval, in, out = 1, &l.PeriodIn, &l.PeriodOut
 		}
 		if interval >= 0 && interval != isInterval {
 			return nil, zones.Reject("malformed", "a report mixes totals and period counts")
 		}
 		interval = isInterval
 		lc := zones.LineCount{Line: id}
-		var rej *zones.RejectError
 		if !in.set || !out.set {
 			return nil, zones.Reject("missing_field", "line %q needs both directions", id)
 		}
-		if lc.In, rej = in.get(inName, math.MaxUint64); rej == nil {
-			lc.Out, rej = out.get(outName, math.MaxUint64)
-		}
-		if rej != nil {
-			if w.Lines.set {
-				rej.Err = fmt.Errorf("line %q: %w", id, rej.Err)
-			}
-			return nil, rej
-		}
+		lc.In, lc.Out = in.v, out.v
 		r.Lines = append(r.Lines, lc)
 	}
 	r.Interval = interval == 1

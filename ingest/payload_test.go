@@ -1,7 +1,11 @@
 package ingest
 
 import (
+	"bytes"
+	stdjson "encoding/json"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -189,12 +193,77 @@ func TestDecodeOccupancyAndStatus(t *testing.T) {
 	}
 }
 
-// checkDecoded asserts what any accepted message must satisfy.
+// facts is what an independent reading of a payload, encoding/json's token stream, finds in
+// it: the fuzz properties compare the strict decoder against it.
+type facts struct {
+	valid     bool              // one well-formed JSON value
+	duplicate bool              // some object names a member twice
+	numbers   map[string]string // JSON pointer of each number → its literal
+	strings   map[string]bool   // JSON pointers of strings
+}
+
+func readFacts(payload []byte) facts {
+	f := facts{numbers: map[string]string{}, strings: map[string]bool{}}
+	dec := stdjson.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	var walk func(path string) error
+	walk = func(path string) error {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		switch v := tok.(type) {
+		case stdjson.Number:
+			f.numbers[path] = string(v)
+		case string:
+			f.strings[path] = true
+		case stdjson.Delim:
+			switch v {
+			case '{':
+				seen := map[string]bool{}
+				for dec.More() {
+					name, err := dec.Token()
+					if err != nil {
+						return err
+					}
+					key, _ := name.(string)
+					if seen[key] {
+						f.duplicate = true
+					}
+					seen[key] = true
+					esc := strings.NewReplacer("~", "~0", "/", "~1").Replace(key)
+					if err := walk(path + "/" + esc); err != nil {
+						return err
+					}
+				}
+				_, err = dec.Token()
+				return err
+			case '[':
+				for i := 0; dec.More(); i++ {
+					if err := walk(fmt.Sprintf("%s/%d", path, i)); err != nil {
+						return err
+					}
+				}
+				_, err = dec.Token()
+				return err
+			}
+		}
+		return nil
+	}
+	f.valid = walk("") == nil
+	return f
+}
+
+// countFields are the members that must be JSON numbers wherever they appear.
+var countFields = []string{"seq", "count", "in", "out", "period_in", "period_out"}
+
+// checkDecoded asserts what any decoded message must satisfy.
 func checkDecoded(t *testing.T, kind string, m *zones.Message, payload []byte) {
 	t.Helper()
 	if (m.Report != nil) == (m.Reject != nil) && m.Status == nil {
 		t.Fatalf("%s %q: decoded to %+v", kind, payload, m)
 	}
+	f := readFacts(payload)
 	if m.Reject != nil {
 		if m.Reject.Reason == "" || m.Report != nil || m.Status != nil {
 			t.Fatalf("%s %q: rejection without a reason or with a result: %+v", kind, payload, m)
@@ -204,27 +273,83 @@ func checkDecoded(t *testing.T, kind string, m *zones.Message, payload []byte) {
 	if len(payload) > 4096 {
 		t.Fatalf("accepted an oversized payload")
 	}
-	if r := m.Report; r != nil {
-		if r.Boot == "" || r.TS.IsZero() {
-			t.Fatalf("accepted a report without boot or ts: %+v", r)
+	if f.duplicate {
+		t.Fatalf("%s %q: accepted a payload that names a member twice", kind, payload)
+	}
+	r := m.Report
+	if r == nil {
+		return
+	}
+	if !f.valid {
+		t.Fatalf("%s %q: accepted what encoding/json cannot read", kind, payload)
+	}
+	for p := range f.strings {
+		if slices.Contains(countFields, p[strings.LastIndexByte(p, '/')+1:]) && (strings.Count(p, "/") == 1 || strings.HasPrefix(p, "/lines/")) {
+			t.Fatalf("%s %q: accepted a quoted number at %s", kind, payload, p)
 		}
-		if kind == KindCounter && (len(r.Lines) == 0 || len(r.Lines) > maxLines) {
+	}
+	// Every figure decoded is exactly the JSON number in the payload.
+	equal := func(path string, got uint64) {
+		t.Helper()
+		want, err := strconv.ParseUint(f.numbers[path], 10, 64)
+		if err != nil || got != want {
+			t.Fatalf("%s %q: decoded %d at %s, the payload says %q", kind, payload, got, path, f.numbers[path])
+		}
+	}
+	equal("/seq", r.Seq)
+	if n, ok := f.numbers["/boot"]; ok && r.Boot != n {
+		t.Fatalf("%s %q: integer boot %s decoded as %q", kind, payload, n, r.Boot)
+	}
+	if r.Boot == "" || r.TS.IsZero() {
+		t.Fatalf("accepted a report without boot or ts: %+v", r)
+	}
+	switch kind {
+	case KindCounter:
+		if len(r.Lines) == 0 || len(r.Lines) > maxLines {
 			t.Fatalf("accepted a counter report with %d lines", len(r.Lines))
 		}
+		in, out := "in", "out"
+		if r.Interval {
+			in, out = "period_in", "period_out"
+		}
+		for _, l := range r.Lines {
+			prefix := "/"
+			if _, top := f.numbers["/"+in]; !top {
+				prefix = "/lines/" + strings.NewReplacer("~", "~0", "/", "~1").Replace(l.Line) + "/"
+			}
+			equal(prefix+in, l.In)
+			equal(prefix+out, l.Out)
+		}
+	case KindOccupancy:
 		if r.Count < 0 {
 			t.Fatalf("accepted a negative count")
 		}
+		equal("/count", uint64(r.Count))
 	}
 }
 
+// fuzzSeeds are payloads that break the strict rules: quoted numbers, duplicate names.
+var fuzzSeeds = []string{
+	`{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","in":"900","out":0}`,
+	`{"boot":"A","seq":"9","ts":"2026-11-11T02:00:00Z","in":1,"out":0}`,
+	`{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","in":64,"in":1000,"out":0}`,
+	`{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","in":64,"\u0069n":1000,"out":0}`,
+	`{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","lines":{"1":{"in":1,"out":0},"1":{"in":900,"out":0}}}`,
+	`{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","lines":{"1":{"in":"5","out":0}}}`,
+	`{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","in":1,"out":0,"x":{"a":1,"a":2}}`,
+	`{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","count":"37"}`,
+	`{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","count":3,"count":37}`,
+	`{"boot":18446744073709551615,"seq":18446744073709551615,"ts":"2026-11-11T02:00:00Z","in":18446744073709551615,"out":0}`,
+}
+
 func FuzzDecodeCounter(f *testing.F) {
-	for _, s := range []string{
+	for _, s := range append([]string{
 		`{"boot":"b1","seq":3,"ts":"2026-11-11T10:00:00+08:00","in":12,"out":4}`,
 		`{"boot":"b1","seq":3,"ts":"2026-11-11T02:00:00Z","lines":{"2":{"in":1,"out":0},"1":{"in":5,"out":6}}}`,
 		`{"boot":7,"seq":3,"ts":"2026-11-11T02:00:00Z","period_in":2,"period_out":1}`,
 		`{"boot":"b","seq":1,"ts":"2026-11-11T02:00:00Z","in":-1,"out":1e5}`,
 		`[]`, `null`, ``,
-	} {
+	}, fuzzSeeds...) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, payload []byte) {
@@ -235,19 +360,26 @@ func FuzzDecodeCounter(f *testing.F) {
 func FuzzDecodeOccupancy(f *testing.F) {
 	f.Add([]byte(`{"boot":"x","seq":9,"ts":"2026-11-11T02:00:00Z","count":37}`))
 	f.Add([]byte(`{"boot":"x","seq":9,"ts":"2026-11-11T02:00:00Z","count":-1}`))
+	for _, s := range fuzzSeeds {
+		f.Add([]byte(s))
+	}
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		checkDecoded(t, KindOccupancy, Decode(KindOccupancy, "cam-07", payload, 4096), payload)
 	})
 }
 
 func FuzzDecodeStatus(f *testing.F) {
-	for _, s := range []string{"online", "offline", `{"uptime_s":3}`, `{"status":"offline"}`, `"x"`} {
+	for _, s := range []string{"online", "offline", `{"uptime_s":3}`, `{"status":"offline"}`, `"x"`,
+		`{"status":"offline","status":"online"}`, `{"uptime_s":3,"uptime_s":"4"}`, `{"a":{"b":1,"b":2}}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		m := Decode(KindStatus, "dc-01", payload, 4096)
 		if (m.Status == nil) == (m.Reject == nil) {
 			t.Fatalf("status %q: %+v", payload, m)
+		}
+		if m.Status != nil && readFacts(payload).duplicate {
+			t.Fatalf("status %q: accepted a payload that names a member twice", payload)
 		}
 	})
 }
