@@ -167,24 +167,24 @@ type counterPlan struct {
 
 // planCounter works out the crossings a counter report adds, exactly once, without changing
 // the device. It returns errDuplicate for a report already counted.
-func (d *deviceState) planCounter(r *Report, width int) (*counterPlan, error) {
+func (d *deviceState) planCounter(r *Report, width int) (counterPlan, error) {
 	for _, l := range r.Lines {
 		if width < 64 && (l.In>>width != 0 || l.Out>>width != 0) {
-			return nil, Reject("out_of_range", "line %q: a %d-bit counter cannot read in=%d out=%d", l.Line, width, l.In, l.Out)
+			return counterPlan{}, Reject("out_of_range", "line %q: a %d-bit counter cannot read in=%d out=%d", l.Line, width, l.In, l.Out)
 		}
 	}
 	b := d.boot(r.Boot)
 	if b == nil && slices.Contains(d.Retired, r.Boot) {
-		return nil, Reject("stale_boot", "boot %q ended %d or more restarts ago", r.Boot, maxBoots)
+		return counterPlan{}, Reject("stale_boot", "boot %q ended %d or more restarts ago", r.Boot, maxBoots)
 	}
-	p := &counterPlan{report: r, boot: b}
+	p := counterPlan{report: r, boot: b}
 	if r.Interval {
 		if b != nil {
 			switch {
 			case r.Seq <= b.Seq && b.Seq-r.Seq >= seqWindow:
-				return nil, Reject("stale", "interval report seq %d is more than %d behind seq %d", r.Seq, seqWindow, b.Seq)
+				return counterPlan{}, Reject("stale", "interval report seq %d is more than %d behind seq %d", r.Seq, seqWindow, b.Seq)
 			case r.Seq <= b.Seq && b.Seen&(uint64(1)<<(b.Seq-r.Seq)) != 0:
-				return nil, errDuplicate
+				return counterPlan{}, errDuplicate
 			}
 		}
 		p.deltas = r.Lines
@@ -192,7 +192,7 @@ func (d *deviceState) planCounter(r *Report, width int) (*counterPlan, error) {
 	}
 	if b != nil && r.Seq <= b.Seq {
 		// Totals only grow within a boot, so an older report carries nothing new.
-		return nil, errDuplicate
+		return counterPlan{}, errDuplicate
 	}
 	p.deltas = make([]LineCount, 0, len(r.Lines))
 	for _, l := range r.Lines {
@@ -236,7 +236,7 @@ func (d *deviceState) applyCounter(r *Report, width int) ([]LineCount, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.commitCounter(p, time.Time{})
+	d.commitCounter(&p, time.Time{})
 	return p.deltas, nil
 }
 

@@ -359,7 +359,7 @@ func (e *Engine) applyCounter(d *deviceState, info DeviceInfo, r *Report, now ti
 	if err != nil {
 		return err
 	}
-	if err := e.checkJump(d, plan, now); err != nil {
+	if err := e.checkJump(d, &plan, now); err != nil {
 		return err
 	}
 	var doors []DoorDelta
@@ -387,7 +387,7 @@ func (e *Engine) applyCounter(d *deviceState, info DeviceInfo, r *Report, now ti
 		}
 		e.pending.log = append(e.pending.log, entry)
 	}
-	d.commitCounter(plan, now)
+	d.commitCounter(&plan, now)
 	return nil
 }
 
