@@ -2,13 +2,22 @@ package ingest
 
 import (
 	"bytes"
+	"context"
 	stdjson "encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/crowdwatch/crowdwatch/configs"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
 
@@ -394,4 +403,69 @@ func FuzzTopicParse(f *testing.F) {
 			t.Fatalf("Parse(%q) = %q %q does not round-trip", topic, kind, dev)
 		}
 	})
+}
+
+// TestRefusedPayloadsAreCountedByReason runs the issue's payloads through the decoder and a
+// real engine: each refusal is counted in /metrics under its reason and moves nobody.
+func TestRefusedPayloadsAreCountedByReason(t *testing.T) {
+	cfg, err := configs.Parse([]byte(benchStore(1)), map[string]any{"storage.path": filepath.Join(t.TempDir(), "b.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := zones.OpenStore(cfg.Storage.Path, cfg.Site.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	reg := prometheus.NewRegistry()
+	engine, err := zones.NewEngine(zones.NewModel(cfg), store, zones.NewMetrics(reg), zones.Options{ResetHour: -1,
+		CommitOnIdle: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = engine.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	ts := time.Now().UTC().Format(time.RFC3339)
+	for _, tc := range []struct {
+		payload string
+		want    zones.Outcome
+	}{
+		{`{"boot":"A","seq":9,"ts":"` + ts + `","in":"900","out":0}`, zones.Rejected},
+		{`{"boot":"A","seq":9,"ts":"` + ts + `","in":64,"in":1000,"out":0}`, zones.Rejected},
+		{`{"boot":"A","seq":10,"ts":"` + ts + `","in":64,"out":0}`, zones.Applied},
+		// A 32-bit counter jumping from 64 to its top a moment later: an impossible jump.
+		{`{"boot":"A","seq":11,"ts":"` + ts + `","in":4294967295,"out":0}`, zones.Rejected},
+	} {
+		m := Decode(KindCounter, "dc-0", []byte(tc.payload), 4096)
+		got := make(chan zones.Outcome, 1)
+		m.Done = func(o zones.Outcome) { got <- o }
+		if err := engine.Submit(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case o := <-got:
+			if o != tc.want {
+				t.Fatalf("%s: %v, want %v", tc.payload, o, tc.want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no outcome within 10 s")
+		}
+	}
+	if z, _ := engine.Snapshot().Zone("store"); z.Occupancy != 64 {
+		t.Fatalf("occupancy %d, want 64", z.Occupancy)
+	}
+	want := `
+# HELP crowdwatch_ingest_messages_total Device messages by outcome (applied, duplicate, rejected, failed) and rejection reason.
+# TYPE crowdwatch_ingest_messages_total counter
+crowdwatch_ingest_messages_total{outcome="applied",reason=""} 1
+crowdwatch_ingest_messages_total{outcome="rejected",reason="duplicate_key"} 1
+crowdwatch_ingest_messages_total{outcome="rejected",reason="out_of_range"} 1
+crowdwatch_ingest_messages_total{outcome="rejected",reason="wrong_type"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "crowdwatch_ingest_messages_total"); err != nil {
+		t.Error(err)
+	}
 }
