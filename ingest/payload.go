@@ -5,15 +5,18 @@ package ingest
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/crowdwatch/crowdwatch/zones"
 )
@@ -99,112 +102,289 @@ func Decode(kind, device string, payload []byte, maxPayload int) *zones.Message 
 	return m
 }
 
-type wireLine struct {
-	In        *json.Number `json:"in"`
-	Out       *json.Number `json:"out"`
-	PeriodIn  *json.Number `json:"period_in"`
-	PeriodOut *json.Number `json:"period_out"`
+// Device payloads are decoded strictly with go-json-experiment/json (the proposed
+// encoding/json/v2), not encoding/json: its jsontext layer refuses an object that names a
+// member twice (`"in":64,"in":1000` is ambiguous, and encoding/json took the last), names match
+// exactly (encoding/json also took `"IN"` for `in`), and the number fields below read only JSON
+// numbers, where encoding/json's json.Number also took `"900"` for 900 people.
+
+// number is seq or a count: a JSON number that is a whole number, read exactly (no float in
+// between). A JSON null reads as absent.
+type number struct {
+	v   uint64
+	set bool
 }
 
-type wireReport struct {
-	Boot  json.RawMessage     `json:"boot"`
-	Seq   *json.Number        `json:"seq"`
-	TS    *string             `json:"ts"`
-	Lines map[string]wireLine `json:"lines"`
-	Count *json.Number        `json:"count"`
+// UnmarshalJSONFrom reads one value; anything but a non-negative whole number up to 2^64 − 1,
+// or null, is refused with the rule it broke (the caller adds the field's name).
+func (n *number) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	val, err := dec.ReadValue()
+	if err != nil {
+		return err
+	}
+	switch val.Kind() {
+	case 'n':
+		*n = number{}
+		return nil
+	case '0':
+	case '"':
+		return zones.Reject("wrong_type", "must be a JSON number, not the string %s (quoted numbers are refused)", truncate(val))
+	default:
+		return zones.Reject("wrong_type", "must be a JSON number, not %s", kindWord(val.Kind()))
+	}
+	v, rej := whole(val)
+	if rej != nil {
+		return rej
+	}
+	*n = number{v: v, set: true}
+	return nil
+}
+
+// whole reads a JSON number literal (its syntax already checked by jsontext) as a non-negative
+// integer.
+func whole(val jsontext.Value) (uint64, *zones.RejectError) {
+	switch {
+	case val[0] == '-':
+		return 0, zones.Reject("negative", "is negative (%s)", truncate(val))
+	case bytes.ContainsAny(val, ".eE"):
+		return 0, zones.Reject("wrong_type", "must be a whole number, not %s", truncate(val))
+	}
+	// Only digits remain, so the one possible error is range.
+	v, err := strconv.ParseUint(string(val), 10, 64)
+	if err != nil {
+		return 0, zones.Reject("out_of_range", "%s is more than 2^64 − 1", truncate(val))
+	}
+	return v, nil
+}
+
+// get returns the number, refusing one above limit.
+func (n *number) get(field string, limit uint64) (uint64, *zones.RejectError) {
+	if n.v > limit {
+		return 0, zones.Reject("out_of_range", "%s %d is more than %d", field, n.v, limit)
+	}
+	return n.v, nil
+}
+
+// bootID is a boot: a string, or a non-negative integer (a JSON number) taken as its decimal
+// text.
+type bootID struct {
+	s   string
+	set bool
+}
+
+func (b *bootID) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	switch k := dec.PeekKind(); k {
+	case '"':
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return err
+		}
+		*b = bootID{s: tok.String(), set: true}
+		if b.s == "" || utf8.RuneCountInString(b.s) > 64 {
+			return zones.Reject("wrong_type", "must be a non-empty string of at most 64 characters")
+		}
+		return nil
+	case 'n':
+		*b = bootID{}
+		_, err := dec.ReadToken()
+		return err
+	case '0':
+		val, err := dec.ReadValue()
+		if err != nil {
+			return err
+		}
+		n, rej := whole(val)
+		if rej != nil {
+			return zones.Reject("wrong_type", "must be a string or a non-negative integer: %v", rej.Err)
+		}
+		*b = bootID{s: strconv.FormatUint(n, 10), set: true}
+		return nil
+	default:
+		if _, err := dec.ReadValue(); err != nil {
+			return err
+		}
+		return zones.Reject("wrong_type", "must be a string or a non-negative integer, not %s", kindWord(k))
+	}
+}
+
+type wireLine struct {
+	In        number `json:"in"`
+	Out       number `json:"out"`
+	PeriodIn  number `json:"period_in"`
+	PeriodOut number `json:"period_out"`
+}
+
+type namedLine struct {
+	id string
 	wireLine
 }
 
+// wireLines is the lines object, kept in the order given. It stops at more than maxLines
+// members, so a huge object is not decoded for nothing.
+type wireLines struct {
+	lines []namedLine
+	set   bool
+}
+
+func (ls *wireLines) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	switch k := dec.PeekKind(); k {
+	case 'n':
+		_, err := dec.ReadToken()
+		return err
+	case '{':
+	default:
+		if _, err := dec.ReadValue(); err != nil {
+			return err
+		}
+		return zones.Reject("wrong_type", "must be a JSON object, not %s", kindWord(k))
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return err
+	}
+	ls.set = true
+	for dec.PeekKind() != '}' {
+		name, err := dec.ReadToken() // a member name (jsontext refuses anything else, and repeats)
+		if err != nil {
+			return err
+		}
+		if len(ls.lines) == maxLines {
+			return zones.Reject("out_of_range", "has more than %d lines", maxLines)
+		}
+		ls.lines = append(ls.lines, namedLine{id: name.String()})
+		if err := json.UnmarshalDecode(dec, &ls.lines[len(ls.lines)-1].wireLine); err != nil {
+			return err
+		}
+	}
+	_, err := dec.ReadToken()
+	return err
+}
+
+// text is a string field that was present.
+type text struct {
+	s   string
+	set bool
+}
+
+func (t *text) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	switch k := dec.PeekKind(); k {
+	case '"':
+		tok, err := dec.ReadToken()
+		*t = text{s: tok.String(), set: err == nil}
+		return err
+	case 'n':
+		*t = text{}
+		_, err := dec.ReadToken()
+		return err
+	default:
+		if _, err := dec.ReadValue(); err != nil {
+			return err
+		}
+		return zones.Reject("wrong_type", "must be a string, not %s", kindWord(k))
+	}
+}
+
+type wireReport struct {
+	Boot  bootID    `json:"boot"`
+	Seq   number    `json:"seq"`
+	TS    text      `json:"ts"`
+	Lines wireLines `json:"lines"`
+	Count number    `json:"count"`
+	wireLine
+}
+
+// unmarshal decodes one JSON object strictly and names the rule a payload broke.
 func unmarshal(payload []byte, v any) *zones.RejectError {
 	if !utf8.Valid(payload) {
 		return zones.Reject("malformed", "payload is not UTF-8 text")
 	}
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	dec.UseNumber()
-	if err := dec.Decode(v); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			if te.Field == "" {
-				return zones.Reject("malformed", "payload must be a JSON object, not %s", te.Value)
+	err := json.Unmarshal(payload, v)
+	if err == nil {
+		return nil
+	}
+	field := ""
+	var se *json.SemanticError
+	if errors.As(err, &se) {
+		field = strings.TrimPrefix(string(se.JSONPointer), "/")
+	}
+	var rej *zones.RejectError
+	switch {
+	case errors.As(err, &rej):
+		if field == "" {
+			return rej
+		}
+		return &zones.RejectError{Reason: rej.Reason, Err: fmt.Errorf("%s %w", field, rej.Err)}
+	case errors.Is(err, jsontext.ErrDuplicateName):
+		var syn *jsontext.SyntacticError
+		if errors.As(err, &syn) {
+			name, where := syn.JSONPointer.LastToken(), strings.TrimPrefix(string(syn.JSONPointer.Parent()), "/")
+			if where != "" {
+				return zones.Reject("duplicate_key", "%q appears more than once in %s: ambiguous, so nothing is counted", name, where)
 			}
-			return zones.Reject("wrong_type", "field %q must be a %s, not %s", te.Field, kindName(te.Type.String()), te.Value)
+			return zones.Reject("duplicate_key", "%q appears more than once: ambiguous, so nothing is counted", name)
 		}
-		if strings.Contains(err.Error(), "invalid number literal") {
-			// encoding/json's only signal for a quoted non-number in a number field.
-			return zones.Reject("wrong_type", "seq, counts and count must be JSON numbers: %v", err)
-		}
-		return zones.Reject("malformed", "payload is not a JSON object: %v", err)
+		return zones.Reject("duplicate_key", "a name appears more than once in one object: %v", err)
+	case se != nil && field != "":
+		return zones.Reject("wrong_type", "%s must be a %s, not %s", field, typeWord(se.GoType), kindWord(se.JSONKind))
+	case se != nil:
+		return zones.Reject("malformed", "payload must be a JSON object, not %s", kindWord(se.JSONKind))
 	}
-	if dec.More() {
-		return zones.Reject("malformed", "payload has data after the JSON object")
-	}
-	return nil
+	return zones.Reject("malformed", "payload is not a JSON object: %v", err)
 }
 
-// kindName says in JSON's words what a Go field type expects.
-func kindName(goType string) string {
-	switch {
-	case goType == "json.Number":
-		return "number"
-	case goType == "string":
-		return "string"
-	case strings.HasPrefix(goType, "map["), strings.HasPrefix(goType, "ingest."):
+// kindWord says what a JSON value is, in JSON's words.
+func kindWord(k jsontext.Kind) string {
+	switch k {
+	case '"':
+		return "a string"
+	case '0':
+		return "a number"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	}
+	return "something else"
+}
+
+// typeWord says what a Go field type expects, in JSON's words.
+func typeWord(t reflect.Type) string {
+	if t != nil && (t.Kind() == reflect.Struct || t.Kind() == reflect.Map) {
 		return "JSON object"
 	}
 	return "different JSON type"
 }
 
-func decodeHeader(w *wireReport) (boot string, seq uint64, ts time.Time, rej *zones.RejectError) {
-	switch {
-	case len(w.Boot) == 0 || string(w.Boot) == "null":
-		return "", 0, ts, zones.Reject("missing_field", "boot is required")
-	case w.Boot[0] == '"':
-		if err := json.Unmarshal(w.Boot, &boot); err != nil || boot == "" || utf8.RuneCountInString(boot) > 64 {
-			return "", 0, ts, zones.Reject("wrong_type", "boot must be a non-empty string of at most 64 characters")
-		}
-	default:
-		// Many devices count boots with an integer; accept it as its decimal text.
-		n, err := strconv.ParseUint(string(w.Boot), 10, 64)
-		if err != nil {
-			return "", 0, ts, zones.Reject("wrong_type", "boot must be a string or a non-negative integer")
-		}
-		boot = strconv.FormatUint(n, 10)
+// truncate keeps a rejection readable whatever a device sends.
+func truncate(v []byte) string {
+	const limit = 40
+	if len(v) > limit {
+		return string(v[:limit]) + "…"
 	}
-	if w.Seq == nil {
-		return "", 0, ts, zones.Reject("missing_field", "seq is required")
-	}
-	seq, rej = count("seq", *w.Seq, math.MaxUint64)
-	if rej != nil {
-		return "", 0, ts, rej
-	}
-	if w.TS == nil {
-		return "", 0, ts, zones.Reject("missing_field", "ts is required")
-	}
-	ts, err := time.Parse(time.RFC3339Nano, *w.TS)
-	if err != nil {
-		return "", 0, ts, zones.Reject("wrong_type", "ts %q is not an RFC 3339 time with a zone (2026-11-11T10:00:00+08:00)", *w.TS)
-	}
-	return boot, seq, ts, nil
+	return string(v)
 }
 
-// count parses a non-negative integer no larger than limit.
-func count(field string, n json.Number, limit uint64) (uint64, *zones.RejectError) {
-	s := n.String()
-	if strings.HasPrefix(s, "-") {
-		return 0, zones.Reject("negative", "%s is negative (%s)", field, s)
+func decodeHeader(w *wireReport) (boot string, seq uint64, ts time.Time, rej *zones.RejectError) {
+	if !w.Boot.set {
+		return "", 0, ts, zones.Reject("missing_field", "boot is required")
 	}
-	v, err := strconv.ParseUint(s, 10, 64)
+	if !w.Seq.set {
+		return "", 0, ts, zones.Reject("missing_field", "seq is required")
+	}
+	if seq, rej = w.Seq.get("seq", math.MaxUint64); rej != nil {
+		return "", 0, ts, rej
+	}
+	if !w.TS.set {
+		return "", 0, ts, zones.Reject("missing_field", "ts is required")
+	}
+	ts, err := time.Parse(time.RFC3339Nano, w.TS.s)
 	if err != nil {
-		var ne *strconv.NumError
-		if errors.As(err, &ne) && errors.Is(ne.Err, strconv.ErrRange) {
-			return 0, zones.Reject("out_of_range", "%s %s is too large", field, s)
-		}
-		return 0, zones.Reject("wrong_type", "%s must be a whole number, not %s", field, s)
+		return "", 0, ts, zones.Reject("wrong_type", "ts %q is not an RFC 3339 time with a zone (2026-11-11T10:00:00+08:00)", w.TS.s)
 	}
-	if v > limit {
-		return 0, zones.Reject("out_of_range", "%s %s is too large", field, s)
-	}
-	return v, nil
+	return w.Boot.s, seq, ts, nil
 }
 
 // decodeReport reads the JSON and the boot/seq/ts header common to every report.
@@ -225,48 +405,43 @@ func decodeCounter(device string, payload []byte) (*zones.Report, *zones.RejectE
 	if rej != nil {
 		return nil, rej
 	}
-	top := w.In != nil || w.Out != nil || w.PeriodIn != nil || w.PeriodOut != nil
+	top := w.In.set || w.Out.set || w.PeriodIn.set || w.PeriodOut.set
 	switch {
-	case w.Lines != nil && top:
+	case w.Lines.set && top:
 		return nil, zones.Reject("malformed", "give either lines or top-level counts, not both")
-	case w.Lines == nil && !top:
+	case !w.Lines.set && !top:
 		return nil, zones.Reject("missing_field", "in/out, period_in/period_out or lines is required")
-	case w.Lines == nil:
-		w.Lines = map[string]wireLine{"1": w.wireLine}
-	case len(w.Lines) == 0:
+	case !w.Lines.set:
+		w.Lines.lines = append(w.Lines.lines, namedLine{id: "1", wireLine: w.wireLine})
+	case len(w.Lines.lines) == 0:
 		return nil, zones.Reject("missing_field", "lines is empty")
-	case len(w.Lines) > maxLines:
-		return nil, zones.Reject("out_of_range", "%d lines is more than %d", len(w.Lines), maxLines)
 	}
 	interval := -1 // unknown until the first line says
-	for id, l := range w.Lines {
+	r.Lines = make([]zones.LineCount, 0, len(w.Lines.lines))
+	for i := range w.Lines.lines {
+		l := &w.Lines.lines[i]
+		id := l.id
 		if id == "" || utf8.RuneCountInString(id) > 32 {
 			return nil, zones.Reject("wrong_type", "line id %q must be 1 to 32 characters", id)
 		}
-		totals, periods := l.In != nil || l.Out != nil, l.PeriodIn != nil || l.PeriodOut != nil
+		totals, periods := l.In.set || l.Out.set, l.PeriodIn.set || l.PeriodOut.set
 		if totals == periods {
 			return nil, zones.Reject("malformed", "line %q must carry either in/out or period_in/period_out", id)
 		}
 		isInterval := 0
-		in, out := l.In, l.Out
+		in, out := &l.In, &l.Out
 		if periods {
-			isInterval, in, out = 1, l.PeriodIn, l.PeriodOut
+			isInterval, in, out = 1, &l.PeriodIn, &l.PeriodOut
 		}
 		if interval >= 0 && interval != isInterval {
 			return nil, zones.Reject("malformed", "a report mixes totals and period counts")
 		}
 		interval = isInterval
 		lc := zones.LineCount{Line: id}
-		var rej *zones.RejectError
-		if in == nil || out == nil {
+		if !in.set || !out.set {
 			return nil, zones.Reject("missing_field", "line %q needs both directions", id)
 		}
-		if lc.In, rej = count("in", *in, math.MaxUint64); rej != nil {
-			return nil, rej
-		}
-		if lc.Out, rej = count("out", *out, math.MaxUint64); rej != nil {
-			return nil, rej
-		}
+		lc.In, lc.Out = in.v, out.v
 		r.Lines = append(r.Lines, lc)
 	}
 	r.Interval = interval == 1
@@ -279,10 +454,10 @@ func decodeOccupancy(device string, payload []byte) (*zones.Report, *zones.Rejec
 	if rej != nil {
 		return nil, rej
 	}
-	if w.Count == nil {
+	if !w.Count.set {
 		return nil, zones.Reject("missing_field", "count is required")
 	}
-	n, rej := count("count", *w.Count, math.MaxInt32)
+	n, rej := w.Count.get("count", math.MaxInt32)
 	if rej != nil {
 		return nil, rej
 	}
@@ -300,11 +475,19 @@ func decodeStatus(device string, payload []byte) (*zones.Status, *zones.RejectEr
 	case "offline":
 		return &zones.Status{Device: device, Online: false}, nil
 	}
-	var hb map[string]any
-	if rej := unmarshal(payload, &hb); rej != nil || hb == nil {
+	var hb struct {
+		Status jsontext.Value `json:"status"`
+	}
+	if t := bytes.TrimSpace(payload); len(t) == 0 || t[0] != '{' {
 		return nil, zones.Reject("malformed", "status must be online, offline or a heartbeat JSON object")
 	}
-	if s, _ := hb["status"].(string); s == "offline" {
+	if rej := unmarshal(payload, &hb); rej != nil {
+		if rej.Reason == "duplicate_key" {
+			return nil, rej
+		}
+		return nil, zones.Reject("malformed", "status must be online, offline or a heartbeat JSON object: %v", rej.Err)
+	}
+	if string(hb.Status) == `"offline"` {
 		return &zones.Status{Device: device, Online: false}, nil
 	}
 	return &zones.Status{Device: device, Online: true}, nil

@@ -1,9 +1,23 @@
 package ingest
 
 import (
+	"bytes"
+	"context"
+	stdjson "encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/crowdwatch/crowdwatch/configs"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
 
@@ -75,6 +89,29 @@ func TestDecodeCounter(t *testing.T) {
 		{"lines wrong type", `{"boot":"b","seq":1,"ts":"2026-11-11T02:00:00Z","lines":[1]}`, "wrong_type", nil, false, ""},
 		{"line wrong type", `{"boot":"b","seq":1,"ts":"2026-11-11T02:00:00Z","lines":{"1":7}}`, "wrong_type", nil, false, ""},
 		{"not UTF-8", "{\"boot\":\"\xff\",\"seq\":1}", "malformed", nil, false, ""},
+		// Issue: a quoted number was counted (`"in":"900"` as 900 people); counts, seq and an
+		// integer boot must be JSON numbers.
+		{"quoted count", `{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","in":"900","out":0}`, "wrong_type", nil, false, ""},
+		{"quoted out", `{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","in":1,"out":"0"}`, "wrong_type", nil, false, ""},
+		{"quoted seq", `{"boot":"A","seq":"9","ts":"2026-11-11T02:00:00Z","in":1,"out":0}`, "wrong_type", nil, false, ""},
+		{"quoted line count", `{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","lines":{"1":{"in":"5","out":0}}}`, "wrong_type", nil, false, ""},
+		{"quoted period count", `{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","period_in":"5","period_out":0}`, "wrong_type", nil, false, ""},
+		{"quoted negative", `{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","in":"-1","out":0}`, "wrong_type", nil, false, ""},
+		{"quoted boot is a string boot", `{"boot":"17","seq":1,"ts":"2026-11-11T02:00:00Z","in":0,"out":0}`, "",
+			[]zones.LineCount{{Line: "1"}}, false, "17"},
+		{"fractional boot", `{"boot":17.5,"seq":1,"ts":"2026-11-11T02:00:00Z","in":0,"out":0}`, "wrong_type", nil, false, ""},
+		{"null count is missing", `{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","in":null,"out":0}`, "missing_field", nil, false, ""},
+		// Duplicate names are ambiguous (`"in":64,"in":1000` was counted as 1000): refused.
+		{"duplicate count", `{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","in":64,"in":1000,"out":0}`, "duplicate_key", nil, false, ""},
+		{"duplicate seq", `{"boot":"A","seq":9,"seq":10,"ts":"2026-11-11T02:00:00Z","in":64,"out":0}`, "duplicate_key", nil, false, ""},
+		{"duplicate boot", `{"boot":"A","boot":"B","seq":9,"ts":"2026-11-11T02:00:00Z","in":64,"out":0}`, "duplicate_key", nil, false, ""},
+		{"duplicate escaped name", `{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","in":64,"\u0069n":1000,"out":0}`, "duplicate_key", nil, false, ""},
+		{"duplicate line id", `{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","lines":{"1":{"in":1,"out":0},"1":{"in":900,"out":0}}}`, "duplicate_key", nil, false, ""},
+		{"duplicate inside a line", `{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","lines":{"1":{"in":1,"out":0,"in":900}}}`, "duplicate_key", nil, false, ""},
+		{"duplicate unknown field", `{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","in":1,"out":0,"battery":3,"battery":4}`, "duplicate_key", nil, false, ""},
+		{"too many lines", `{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","lines":{` + manyLines(maxLines+1) + `}}`, "out_of_range", nil, false, ""},
+		{"exponent", `{"boot":"b","seq":1,"ts":"2026-11-11T02:00:00Z","in":1e3,"out":1}`, "wrong_type", nil, false, ""},
+		{"seq too large", `{"boot":"b","seq":18446744073709551616,"ts":"2026-11-11T02:00:00Z","in":1,"out":1}`, "out_of_range", nil, false, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -108,6 +145,15 @@ func TestDecodeCounter(t *testing.T) {
 			}
 		})
 	}
+}
+
+// manyLines is n lines' members of a lines object, ids "1".."n".
+func manyLines(n int) string {
+	parts := make([]string, n)
+	for i := range parts {
+		parts[i] = fmt.Sprintf(`"%d":{"in":1,"out":0}`, i+1)
+	}
+	return strings.Join(parts, ",")
 }
 
 func TestDecodeOversized(t *testing.T) {
@@ -156,12 +202,77 @@ func TestDecodeOccupancyAndStatus(t *testing.T) {
 	}
 }
 
-// checkDecoded asserts what any accepted message must satisfy.
+// facts is what an independent reading of a payload, encoding/json's token stream, finds in
+// it: the fuzz properties compare the strict decoder against it.
+type facts struct {
+	valid     bool              // one well-formed JSON value
+	duplicate bool              // some object names a member twice
+	numbers   map[string]string // JSON pointer of each number → its literal
+	strings   map[string]bool   // JSON pointers of strings
+}
+
+func readFacts(payload []byte) facts {
+	f := facts{numbers: map[string]string{}, strings: map[string]bool{}}
+	dec := stdjson.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	var walk func(path string) error
+	walk = func(path string) error {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		switch v := tok.(type) {
+		case stdjson.Number:
+			f.numbers[path] = string(v)
+		case string:
+			f.strings[path] = true
+		case stdjson.Delim:
+			switch v {
+			case '{':
+				seen := map[string]bool{}
+				for dec.More() {
+					name, err := dec.Token()
+					if err != nil {
+						return err
+					}
+					key, _ := name.(string)
+					if seen[key] {
+						f.duplicate = true
+					}
+					seen[key] = true
+					esc := strings.NewReplacer("~", "~0", "/", "~1").Replace(key)
+					if err := walk(path + "/" + esc); err != nil {
+						return err
+					}
+				}
+				_, err = dec.Token()
+				return err
+			case '[':
+				for i := 0; dec.More(); i++ {
+					if err := walk(fmt.Sprintf("%s/%d", path, i)); err != nil {
+						return err
+					}
+				}
+				_, err = dec.Token()
+				return err
+			}
+		}
+		return nil
+	}
+	f.valid = walk("") == nil
+	return f
+}
+
+// countFields are the members that must be JSON numbers wherever they appear.
+var countFields = []string{"seq", "count", "in", "out", "period_in", "period_out"}
+
+// checkDecoded asserts what any decoded message must satisfy.
 func checkDecoded(t *testing.T, kind string, m *zones.Message, payload []byte) {
 	t.Helper()
 	if (m.Report != nil) == (m.Reject != nil) && m.Status == nil {
 		t.Fatalf("%s %q: decoded to %+v", kind, payload, m)
 	}
+	f := readFacts(payload)
 	if m.Reject != nil {
 		if m.Reject.Reason == "" || m.Report != nil || m.Status != nil {
 			t.Fatalf("%s %q: rejection without a reason or with a result: %+v", kind, payload, m)
@@ -171,27 +282,83 @@ func checkDecoded(t *testing.T, kind string, m *zones.Message, payload []byte) {
 	if len(payload) > 4096 {
 		t.Fatalf("accepted an oversized payload")
 	}
-	if r := m.Report; r != nil {
-		if r.Boot == "" || r.TS.IsZero() {
-			t.Fatalf("accepted a report without boot or ts: %+v", r)
+	if f.duplicate {
+		t.Fatalf("%s %q: accepted a payload that names a member twice", kind, payload)
+	}
+	r := m.Report
+	if r == nil {
+		return
+	}
+	if !f.valid {
+		t.Fatalf("%s %q: accepted what encoding/json cannot read", kind, payload)
+	}
+	for p := range f.strings {
+		if slices.Contains(countFields, p[strings.LastIndexByte(p, '/')+1:]) && (strings.Count(p, "/") == 1 || strings.HasPrefix(p, "/lines/")) {
+			t.Fatalf("%s %q: accepted a quoted number at %s", kind, payload, p)
 		}
-		if kind == KindCounter && (len(r.Lines) == 0 || len(r.Lines) > maxLines) {
+	}
+	// Every figure decoded is exactly the JSON number in the payload.
+	equal := func(path string, got uint64) {
+		t.Helper()
+		want, err := strconv.ParseUint(f.numbers[path], 10, 64)
+		if err != nil || got != want {
+			t.Fatalf("%s %q: decoded %d at %s, the payload says %q", kind, payload, got, path, f.numbers[path])
+		}
+	}
+	equal("/seq", r.Seq)
+	if n, ok := f.numbers["/boot"]; ok && r.Boot != n {
+		t.Fatalf("%s %q: integer boot %s decoded as %q", kind, payload, n, r.Boot)
+	}
+	if r.Boot == "" || r.TS.IsZero() {
+		t.Fatalf("accepted a report without boot or ts: %+v", r)
+	}
+	switch kind {
+	case KindCounter:
+		if len(r.Lines) == 0 || len(r.Lines) > maxLines {
 			t.Fatalf("accepted a counter report with %d lines", len(r.Lines))
 		}
+		in, out := "in", "out"
+		if r.Interval {
+			in, out = "period_in", "period_out"
+		}
+		for _, l := range r.Lines {
+			prefix := "/"
+			if _, top := f.numbers["/"+in]; !top {
+				prefix = "/lines/" + strings.NewReplacer("~", "~0", "/", "~1").Replace(l.Line) + "/"
+			}
+			equal(prefix+in, l.In)
+			equal(prefix+out, l.Out)
+		}
+	case KindOccupancy:
 		if r.Count < 0 {
 			t.Fatalf("accepted a negative count")
 		}
+		equal("/count", uint64(r.Count))
 	}
 }
 
+// fuzzSeeds are payloads that break the strict rules: quoted numbers, duplicate names.
+var fuzzSeeds = []string{
+	`{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","in":"900","out":0}`,
+	`{"boot":"A","seq":"9","ts":"2026-11-11T02:00:00Z","in":1,"out":0}`,
+	`{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","in":64,"in":1000,"out":0}`,
+	`{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","in":64,"\u0069n":1000,"out":0}`,
+	`{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","lines":{"1":{"in":1,"out":0},"1":{"in":900,"out":0}}}`,
+	`{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","lines":{"1":{"in":"5","out":0}}}`,
+	`{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","in":1,"out":0,"x":{"a":1,"a":2}}`,
+	`{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","count":"37"}`,
+	`{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","count":3,"count":37}`,
+	`{"boot":18446744073709551615,"seq":18446744073709551615,"ts":"2026-11-11T02:00:00Z","in":18446744073709551615,"out":0}`,
+}
+
 func FuzzDecodeCounter(f *testing.F) {
-	for _, s := range []string{
+	for _, s := range append([]string{
 		`{"boot":"b1","seq":3,"ts":"2026-11-11T10:00:00+08:00","in":12,"out":4}`,
 		`{"boot":"b1","seq":3,"ts":"2026-11-11T02:00:00Z","lines":{"2":{"in":1,"out":0},"1":{"in":5,"out":6}}}`,
 		`{"boot":7,"seq":3,"ts":"2026-11-11T02:00:00Z","period_in":2,"period_out":1}`,
 		`{"boot":"b","seq":1,"ts":"2026-11-11T02:00:00Z","in":-1,"out":1e5}`,
 		`[]`, `null`, ``,
-	} {
+	}, fuzzSeeds...) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, payload []byte) {
@@ -202,19 +369,26 @@ func FuzzDecodeCounter(f *testing.F) {
 func FuzzDecodeOccupancy(f *testing.F) {
 	f.Add([]byte(`{"boot":"x","seq":9,"ts":"2026-11-11T02:00:00Z","count":37}`))
 	f.Add([]byte(`{"boot":"x","seq":9,"ts":"2026-11-11T02:00:00Z","count":-1}`))
+	for _, s := range fuzzSeeds {
+		f.Add([]byte(s))
+	}
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		checkDecoded(t, KindOccupancy, Decode(KindOccupancy, "cam-07", payload, 4096), payload)
 	})
 }
 
 func FuzzDecodeStatus(f *testing.F) {
-	for _, s := range []string{"online", "offline", `{"uptime_s":3}`, `{"status":"offline"}`, `"x"`} {
+	for _, s := range []string{"online", "offline", `{"uptime_s":3}`, `{"status":"offline"}`, `"x"`,
+		`{"status":"offline","status":"online"}`, `{"uptime_s":3,"uptime_s":"4"}`, `{"a":{"b":1,"b":2}}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		m := Decode(KindStatus, "dc-01", payload, 4096)
 		if (m.Status == nil) == (m.Reject == nil) {
 			t.Fatalf("status %q: %+v", payload, m)
+		}
+		if m.Status != nil && readFacts(payload).duplicate {
+			t.Fatalf("status %q: accepted a payload that names a member twice", payload)
 		}
 	})
 }
@@ -229,4 +403,69 @@ func FuzzTopicParse(f *testing.F) {
 			t.Fatalf("Parse(%q) = %q %q does not round-trip", topic, kind, dev)
 		}
 	})
+}
+
+// TestRefusedPayloadsAreCountedByReason runs the issue's payloads through the decoder and a
+// real engine: each refusal is counted in /metrics under its reason and moves nobody.
+func TestRefusedPayloadsAreCountedByReason(t *testing.T) {
+	cfg, err := configs.Parse([]byte(benchStore(1)), map[string]any{"storage.path": filepath.Join(t.TempDir(), "b.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := zones.OpenStore(cfg.Storage.Path, cfg.Site.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	reg := prometheus.NewRegistry()
+	engine, err := zones.NewEngine(zones.NewModel(cfg), store, zones.NewMetrics(reg), zones.Options{ResetHour: -1,
+		CommitOnIdle: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = engine.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	ts := time.Now().UTC().Format(time.RFC3339)
+	for _, tc := range []struct {
+		payload string
+		want    zones.Outcome
+	}{
+		{`{"boot":"A","seq":9,"ts":"` + ts + `","in":"900","out":0}`, zones.Rejected},
+		{`{"boot":"A","seq":9,"ts":"` + ts + `","in":64,"in":1000,"out":0}`, zones.Rejected},
+		{`{"boot":"A","seq":10,"ts":"` + ts + `","in":64,"out":0}`, zones.Applied},
+		// A 32-bit counter jumping from 64 to its top a moment later: an impossible jump.
+		{`{"boot":"A","seq":11,"ts":"` + ts + `","in":4294967295,"out":0}`, zones.Rejected},
+	} {
+		m := Decode(KindCounter, "dc-0", []byte(tc.payload), 4096)
+		got := make(chan zones.Outcome, 1)
+		m.Done = func(o zones.Outcome) { got <- o }
+		if err := engine.Submit(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case o := <-got:
+			if o != tc.want {
+				t.Fatalf("%s: %v, want %v", tc.payload, o, tc.want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no outcome within 10 s")
+		}
+	}
+	if z, _ := engine.Snapshot().Zone("store"); z.Occupancy != 64 {
+		t.Fatalf("occupancy %d, want 64", z.Occupancy)
+	}
+	want := `
+# HELP crowdwatch_ingest_messages_total Device messages by outcome (applied, duplicate, rejected, failed) and rejection reason.
+# TYPE crowdwatch_ingest_messages_total counter
+crowdwatch_ingest_messages_total{outcome="applied",reason=""} 1
+crowdwatch_ingest_messages_total{outcome="rejected",reason="duplicate_key"} 1
+crowdwatch_ingest_messages_total{outcome="rejected",reason="out_of_range"} 1
+crowdwatch_ingest_messages_total{outcome="rejected",reason="wrong_type"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "crowdwatch_ingest_messages_total"); err != nil {
+		t.Error(err)
+	}
 }

@@ -63,8 +63,15 @@ type bootState struct {
 	Seq  uint64 `json:"seq"` // highest seq applied in this boot
 	// Seen has bit i set when seq Seq-i was applied (interval reports need every seq once,
 	// in any order; cumulative ones only need the highest).
-	Seen   uint64               `json:"seen"`
-	Totals map[string][2]uint64 `json:"totals,omitempty"` // cumulative in/out per line
+	Seen uint64 `json:"seen"`
+	// Totals are the last cumulative in/out of each line bound to a door. Lines no door is
+	// bound to are never kept: a device naming ever new lines must not grow its record.
+	Totals map[string][2]uint64 `json:"totals,omitempty"`
+	// LastTS and LastAt are the device's ts and the service's clock of the latest report
+	// applied in this boot: the start of the time in which the next report's crossings
+	// happened (see maxCrossings).
+	LastTS time.Time `json:"last_ts,omitzero"`
+	LastAt time.Time `json:"last_at,omitzero"`
 }
 
 // errDuplicate marks a report that was already counted.
@@ -149,49 +156,117 @@ func (b *bootState) markSeq(seq uint64, fresh bool) bool {
 	}
 }
 
-// applyCounter works out the crossings a counter report adds, exactly once, and updates the
-// device's remembered totals. It returns errDuplicate for a report already counted.
-func (d *deviceState) applyCounter(r *Report, width int) ([]LineCount, error) {
+// counterPlan is what a counter report will change, worked out before anything changes, so
+// that a report refused later (an impossible jump, an overflow) leaves the device as it was.
+type counterPlan struct {
+	report *Report
+	boot   *bootState // nil for a boot never seen
+	// deltas are the crossings per line, in the report's line order.
+	deltas []LineCount
+}
+
+// planCounter works out the crossings a counter report adds, exactly once, without changing
+// the device. It returns errDuplicate for a report already counted.
+func (d *deviceState) planCounter(r *Report, width int) (counterPlan, error) {
 	for _, l := range r.Lines {
 		if width < 64 && (l.In>>width != 0 || l.Out>>width != 0) {
-			return nil, Reject("out_of_range", "line %q: a %d-bit counter cannot read in=%d out=%d", l.Line, width, l.In, l.Out)
+			return counterPlan{}, Reject("out_of_range", "line %q: a %d-bit counter cannot read in=%d out=%d", l.Line, width, l.In, l.Out)
 		}
 	}
 	b := d.boot(r.Boot)
-	fresh := b == nil
-	if fresh {
-		// A boot never seen: its counters started from zero.
-		var err error
-		if b, err = d.newBoot(r.Boot); err != nil {
-			return nil, err
-		}
+	if b == nil && slices.Contains(d.Retired, r.Boot) {
+		return counterPlan{}, Reject("stale_boot", "boot %q ended %d or more restarts ago", r.Boot, maxBoots)
 	}
+	p := counterPlan{report: r, boot: b}
 	if r.Interval {
-		if !b.markSeq(r.Seq, fresh) {
-			if b.Seq-r.Seq >= seqWindow {
-				return nil, Reject("stale", "interval report seq %d is more than %d behind seq %d", r.Seq, seqWindow, b.Seq)
+		if b != nil {
+			switch {
+			case r.Seq <= b.Seq && b.Seq-r.Seq >= seqWindow:
+				return counterPlan{}, Reject("stale", "interval report seq %d is more than %d behind seq %d", r.Seq, seqWindow, b.Seq)
+			case r.Seq <= b.Seq && b.Seen&(uint64(1)<<(b.Seq-r.Seq)) != 0:
+				return counterPlan{}, errDuplicate
 			}
-			return nil, errDuplicate
 		}
-		return r.Lines, nil
+		p.deltas = r.Lines
+		return p, nil
 	}
-	if !fresh && r.Seq <= b.Seq {
+	if b != nil && r.Seq <= b.Seq {
 		// Totals only grow within a boot, so an older report carries nothing new.
-		return nil, errDuplicate
+		return counterPlan{}, errDuplicate
 	}
-	if b.Totals == nil {
-		b.Totals = map[string][2]uint64{}
-	}
-	deltas := make([]LineCount, 0, len(r.Lines))
+	p.deltas = make([]LineCount, 0, len(r.Lines))
 	for _, l := range r.Lines {
-		old := b.Totals[l.Line]
-		deltas = append(deltas, LineCount{Line: l.Line,
+		var old [2]uint64 // a boot never seen counted from zero
+		if b != nil {
+			old = b.Totals[l.Line]
+		}
+		p.deltas = append(p.deltas, LineCount{Line: l.Line,
 			In:  counterDelta(old[0], l.In, width),
 			Out: counterDelta(old[1], l.Out, width)})
-		b.Totals[l.Line] = [2]uint64{l.In, l.Out}
+	}
+	return p, nil
+}
+
+// commitCounter makes a planned report's change to the device: its boot, seq and totals.
+func (d *deviceState) commitCounter(p *counterPlan, now time.Time) {
+	r, b := p.report, p.boot
+	fresh := b == nil
+	if fresh {
+		b, _ = d.newBoot(r.Boot) // planCounter refused a retired boot
+	}
+	if !r.Interval {
+		if b.Totals == nil {
+			b.Totals = make(map[string][2]uint64, len(r.Lines))
+		}
+		for _, l := range r.Lines {
+			b.Totals[l.Line] = [2]uint64{l.In, l.Out}
+		}
 	}
 	b.markSeq(r.Seq, fresh)
-	return deltas, nil
+	if r.TS.After(b.LastTS) {
+		b.LastTS = r.TS
+	}
+	b.LastAt = now
+}
+
+// applyCounter plans and commits a report at once (tests, and callers with nothing to check
+// in between).
+func (d *deviceState) applyCounter(r *Report, width int) ([]LineCount, error) {
+	p, err := d.planCounter(r, width)
+	if err != nil {
+		return nil, err
+	}
+	d.commitCounter(&p, time.Time{})
+	return p.deltas, nil
+}
+
+// lastReport is the ts and service time of the latest report applied in any boot of the
+// device; ok is false when it never had one (or only before these were recorded).
+func (d *deviceState) lastReport() (ts, at time.Time, ok bool) {
+	for _, b := range d.Boots {
+		if b.LastTS.After(ts) {
+			ts = b.LastTS
+		}
+		if b.LastAt.After(at) {
+			at = b.LastAt
+		}
+	}
+	return ts, at, !ts.IsZero() || !at.IsZero()
+}
+
+// pruneLines drops the totals of lines that bound does not know (no door is bound to them,
+// perhaps not any more), and reports whether it dropped any.
+func (d *deviceState) pruneLines(bound func(line string) bool) bool {
+	pruned := false
+	for _, b := range d.Boots {
+		for l := range b.Totals {
+			if !bound(l) {
+				delete(b.Totals, l)
+				pruned = true
+			}
+		}
+	}
+	return pruned
 }
 
 // applySensor reports whether a head count is newer than the last one applied.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/bits"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -317,7 +318,6 @@ func (e *Engine) apply(m *Message) (Outcome, string) {
 		return e.rejected(m, Reject("future_ts", "device %q ts %s is more than %s ahead of the service clock", r.Device, r.TS.Format(time.RFC3339), e.opts.MaxClockSkew))
 	}
 	d, _ := e.device(r.Device)
-	d.LastSeen, d.Online = now, true
 	var err error
 	if r.Kind == KindSensor {
 		err = e.applySensor(d, r, now)
@@ -327,12 +327,15 @@ func (e *Engine) apply(m *Message) (Outcome, string) {
 	var rej *RejectError
 	switch {
 	case errors.Is(err, errDuplicate):
+		d.LastSeen, d.Online = now, true
 		return Duplicate, ""
 	case errors.As(err, &rej):
+		// A refused report is not proof the device works: it does not keep it online.
 		return e.rejected(m, rej)
 	case err != nil:
 		return e.rejected(m, &RejectError{Reason: "invalid", Err: err})
 	}
+	d.LastSeen, d.Online = now, true
 	d.Reports++
 	e.pending.devices[r.Device] = d
 	return Applied, ""
@@ -351,21 +354,20 @@ func (e *Engine) device(id string) (*deviceState, bool) {
 }
 
 func (e *Engine) applyCounter(d *deviceState, info DeviceInfo, r *Report, now time.Time) error {
-	deltas, err := d.applyCounter(r, info.Width)
+	r = e.boundLines(r)
+	plan, err := d.planCounter(r, info.Width)
 	if err != nil {
 		return err
 	}
+	if err := e.checkJump(d, &plan, now); err != nil {
+		return err
+	}
 	var doors []DoorDelta
-	for _, l := range deltas {
+	for _, l := range plan.deltas {
 		if l.In == 0 && l.Out == 0 {
 			continue
 		}
-		di, ok := e.model.DoorOf(r.Device, l.Line)
-		if !ok {
-			e.logLimited("unbound_line:"+r.Device, "counter line is not bound to any door; its counts are ignored",
-				"device", r.Device, "line", l.Line)
-			continue
-		}
+		di, _ := e.model.DoorOf(r.Device, l.Line) // boundLines kept only bound lines
 		door := &e.model.Doors[di]
 		dd := DoorDelta{Door: door.ID, In: l.In, Out: l.Out}
 		if door.Reversed {
@@ -373,17 +375,111 @@ func (e *Engine) applyCounter(d *deviceState, info DeviceInfo, r *Report, now ti
 		}
 		doors = append(doors, dd)
 	}
-	if len(doors) == 0 {
-		return nil
+	if len(doors) > 0 {
+		ts := r.TS
+		entry := &LogEntry{At: now, Kind: EntryCrossing, Device: r.Device, Boot: r.Boot, DSeq: r.Seq, TS: &ts, Doors: doors}
+		if err := e.occ.replay(entry); err != nil {
+			return err // checked before anything changed: the device stays as it was too
+		}
+		e.stageZones(entry)
+		for _, d := range doors {
+			e.pending.doors[e.model.doorIdx[d.Door]] = true
+		}
+		e.pending.log = append(e.pending.log, entry)
 	}
-	ts := r.TS
-	entry := &LogEntry{At: now, Kind: EntryCrossing, Device: r.Device, Boot: r.Boot, DSeq: r.Seq, TS: &ts, Doors: doors}
-	e.occ.replay(entry)
-	e.stageZones(entry)
-	for _, d := range doors {
-		e.pending.doors[e.model.doorIdx[d.Door]] = true
+	d.commitCounter(&plan, now)
+	return nil
+}
+
+// boundLines returns the report with only the lines a door is bound to. The others are
+// counted (crowdwatch_ingest_unbound_lines_total) and logged, and never reach the device's
+// record, which a device naming ever new line ids would otherwise grow without bound.
+func (e *Engine) boundLines(r *Report) *Report {
+	bound := 0
+	for _, l := range r.Lines {
+		if _, ok := e.model.DoorOf(r.Device, l.Line); ok {
+			bound++
+		}
 	}
-	e.pending.log = append(e.pending.log, entry)
+	if bound == len(r.Lines) {
+		return r
+	}
+	e.metrics.observeUnbound(r.Device, len(r.Lines)-bound)
+	kept := *r
+	kept.Lines = make([]LineCount, 0, bound)
+	for _, l := range r.Lines {
+		if _, ok := e.model.DoorOf(r.Device, l.Line); ok {
+			kept.Lines = append(kept.Lines, l)
+		} else {
+			e.logLimited("unbound_line:"+r.Device, "counter line is not bound to any door; its counts are ignored and not stored",
+				"device", r.Device, "line", l.Line, "unbound_lines", len(r.Lines)-bound)
+		}
+	}
+	return &kept
+}
+
+// The bound on what one report may add (docs/protocol.md, "Impossible jumps"). A level door
+// passes about 80 persons per metre of width per minute at capacity (UK Green Guide, CIBSE
+// Guide E; IMO 78); a counter that reads more than twice that is glitching, not counting.
+const (
+	// MaxFlowPerMetre is the most persons per metre of door width per minute a report may
+	// claim, in and out together.
+	MaxFlowPerMetre = 160
+	// DefaultDoorWidthM is the width assumed for a door without width_m: wide, so that a
+	// door whose width nobody entered never loses real crossings to the bound.
+	DefaultDoorWidthM = 10.0
+	// MinJumpWindow is the least time a report is allowed for, however soon after the
+	// previous one it comes: reports a second apart, and device clocks a little off, must
+	// not refuse a real burst.
+	MinJumpWindow = time.Minute
+	// MaxCrossingsPerReport is the most crossings (in and out together) one line of one
+	// report may add, whatever the time since the last: ten hours of a 10 m entrance at
+	// MaxFlowPerMetre. It alone bounds a device's first report ever, when there is no
+	// previous one to measure the time from.
+	MaxCrossingsPerReport = 1_000_000
+)
+
+// checkJump refuses (out_of_range) a report whose crossings through some door are more than
+// the door can pass in the time since the device's previous report: MaxFlowPerMetre × width ×
+// elapsed, where elapsed is the longer of the device's ts and the service's clock since the
+// last report applied in that boot (for a boot's first report, in any boot), and at least
+// MinJumpWindow. A refused report changes nothing, so the time keeps growing: a real burst
+// after an outage is never refused for long, while a glitch (a 64-bit counter read as 2^64−1,
+// a new boot at 2^63) never fits MaxCrossingsPerReport.
+func (e *Engine) checkJump(d *deviceState, p *counterPlan, now time.Time) error {
+	var lastTS, lastAt time.Time
+	var known bool
+	if p.boot != nil {
+		lastTS, lastAt = p.boot.LastTS, p.boot.LastAt
+		known = !lastTS.IsZero() || !lastAt.IsZero()
+	} else {
+		lastTS, lastAt, known = d.lastReport()
+	}
+	elapsed := MinJumpWindow
+	if !lastTS.IsZero() {
+		elapsed = max(elapsed, p.report.TS.Sub(lastTS))
+	}
+	if !lastAt.IsZero() {
+		elapsed = max(elapsed, now.Sub(lastAt))
+	}
+	for _, l := range p.deltas {
+		n, carry := bits.Add64(l.In, l.Out, 0)
+		if carry != 0 || n > MaxCrossingsPerReport {
+			return Reject("out_of_range", "line %q: in=%d out=%d is more than the %d crossings one report may add", l.Line, l.In, l.Out, MaxCrossingsPerReport)
+		}
+		if !known {
+			continue
+		}
+		di, _ := e.model.DoorOf(p.report.Device, l.Line)
+		width := e.model.Doors[di].WidthM
+		if width <= 0 {
+			width = DefaultDoorWidthM
+		}
+		if limit := MaxFlowPerMetre * width * elapsed.Minutes(); float64(n) > limit {
+			return Reject("out_of_range", "door %q: %d crossings in %s is more than a %g m door passes at %d persons per metre per minute (%.0f)",
+				e.model.Doors[di].ID, n, elapsed.Round(time.Second), width, MaxFlowPerMetre, limit)
+		}
+	}
 	return nil
 }
 
@@ -391,18 +487,23 @@ func (e *Engine) applySensor(d *deviceState, r *Report, now time.Time) error {
 	if r.Count < 0 {
 		return Reject("negative", "count %d is negative", r.Count)
 	}
+	info, _ := e.model.Device(r.Device)
+	z, _ := e.model.Zone(info.Zone)
+	if _, err := e.occ.setDiff(z, r.Count); err != nil {
+		return err // before the device is touched, so the refusal changes nothing
+	}
 	if err := d.applySensor(r); err != nil {
 		return err
 	}
-	info, _ := e.model.Device(r.Device)
-	z, _ := e.model.Zone(info.Zone)
 	ts := r.TS
 	entry := &LogEntry{At: now, Kind: EntryAnchor, Device: r.Device, Boot: r.Boot, DSeq: r.Seq, TS: &ts,
 		Zone: info.Zone, Value: r.Count, Before: e.occ.zones[z].Occupancy}
 	if entry.Before == r.Count {
 		return nil // a reading that agrees changes nothing and needs no log entry
 	}
-	e.occ.replay(entry)
+	if err := e.occ.replay(entry); err != nil {
+		return err // unreachable: setDiff checked it
+	}
 	e.metrics.observeAnchor(info.Zone, r.Count-entry.Before)
 	e.stageZones(entry)
 	e.pending.log = append(e.pending.log, entry)
@@ -550,7 +651,9 @@ func (e *Engine) Correct(ctx context.Context, zone string, value int64, by, reas
 		now := e.opts.Now()
 		entry := &LogEntry{At: now, Kind: EntryCorrection, Zone: zone, Value: value,
 			Before: e.occ.zones[z].Occupancy, By: by, Reason: reason}
-		e.occ.replay(entry)
+		if err := e.occ.replay(entry); err != nil {
+			return nil, fmt.Errorf("occupancy %d for zone %q: %w", value, zone, err)
+		}
 		e.stageZones(entry)
 		e.pending.log = append(e.pending.log, entry)
 		e.pending.audit = append(e.pending.audit, entry)

@@ -54,10 +54,16 @@ type harness struct {
 
 func newHarness(t testing.TB, path string) *harness {
 	t.Helper()
+	return newHarnessFor(t, path, testStore)
+}
+
+// newHarnessFor runs an engine on another store file (its site id must be test-site).
+func newHarnessFor(t testing.TB, path, store string) *harness {
+	t.Helper()
 	if path == "" {
 		path = filepath.Join(t.TempDir(), "cw.db")
 	}
-	cfg, err := configs.Parse([]byte(testStore), nil)
+	cfg, err := configs.Parse([]byte(store), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

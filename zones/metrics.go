@@ -16,6 +16,7 @@ type Metrics struct {
 	commitSize    prometheus.Histogram
 	commitErrors  prometheus.Counter
 	anchors       *prometheus.HistogramVec
+	unbound       *prometheus.CounterVec
 	state         *stateCollector
 }
 
@@ -53,9 +54,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Size (absolute) of each correction an area sensor's head count made to a zone.",
 			Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 200},
 		}, []string{"zone"}),
+		unbound: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crowdwatch_ingest_unbound_lines_total",
+			Help: "Counting lines in device reports that no door is bound to: ignored and not stored.",
+		}, []string{"device"}),
 		state: &stateCollector{},
 	}
-	reg.MustRegister(m.messages, m.latency, m.commitSeconds, m.commitSize, m.commitErrors, m.anchors, m.state)
+	reg.MustRegister(m.messages, m.latency, m.commitSeconds, m.commitSize, m.commitErrors, m.anchors, m.unbound, m.state)
 	return m
 }
 
@@ -75,6 +80,12 @@ func (m *Metrics) observeCommit(d time.Duration, n int, err error) {
 	}
 	m.commitSeconds.Observe(d.Seconds())
 	m.commitSize.Observe(float64(n))
+}
+
+// observeUnbound counts a report's lines that no door is bound to. The device label is
+// bounded: only configured devices get this far.
+func (m *Metrics) observeUnbound(device string, lines int) {
+	m.unbound.WithLabelValues(device).Add(float64(lines))
 }
 
 func (m *Metrics) observeAnchor(zone string, diff int64) {

@@ -317,7 +317,11 @@ func (s *Store) load(m *Model) (*occupancy, map[string]*deviceState, error) {
 			if err := json.Unmarshal(v, d); err != nil {
 				return fmt.Errorf("device %q: %w", k, err)
 			}
-			devices[string(k)] = d
+			// Records written before unbound lines were refused may hold any number of them;
+			// they are dropped here and the record is rewritten at its next change.
+			id := string(k)
+			d.pruneLines(func(line string) bool { _, ok := m.DoorOf(id, line); return ok })
+			devices[id] = d
 			return nil
 		})
 		if err != nil {
