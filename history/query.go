@@ -10,6 +10,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/crowdwatch/crowdwatch/storage"
+
 	"github.com/crowdwatch/crowdwatch/alerting"
 )
 
@@ -58,7 +60,7 @@ func (r *Reader) view(ctx context.Context, fn func(q *txq) error) error {
 	var db *bolt.DB
 	for {
 		var err error
-		db, err = openFile(r.path, true, min(r.timeout, time.Second))
+		db, err = openFile(r.path, true, false, min(r.timeout, time.Second))
 		if err == nil {
 			break
 		}
@@ -72,7 +74,7 @@ func (r *Reader) view(ctx context.Context, fn func(q *txq) error) error {
 		}
 	}
 	defer db.Close()
-	return db.View(func(tx *bolt.Tx) error {
+	return storage.View(db, func(tx *bolt.Tx) error {
 		site := r.site
 		if err := checkMeta(tx, r.path, ""); err != nil {
 			return err

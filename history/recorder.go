@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/crowdwatch/crowdwatch/storage"
+
 	"github.com/crowdwatch/crowdwatch/alerting"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
@@ -225,14 +227,14 @@ func (r *Recorder) resumeBlocks(at int64) (map[string][]Sample, map[string][]Doo
 	g := gate(r.o.Path)
 	g.RLock()
 	defer g.RUnlock()
-	db, err := openFile(r.o.Path, true, r.o.LockTimeout)
+	db, err := openFile(r.o.Path, true, false, r.o.LockTimeout)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer db.Close()
 	raw, doors := map[string][]Sample{}, map[string][]DoorCount{}
 	block := r.file.loc.block(Raw, at)
-	err = db.View(func(tx *bolt.Tx) error {
+	err = storage.View(db, func(tx *bolt.Tx) error {
 		for _, z := range r.o.Site.Zones {
 			if v := getBlock(tx, kindZone, Raw, z.ID, block); v != nil {
 				ss, err := decodeSamples(block, v, nil)
