@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -385,6 +386,34 @@ type Query struct {
 // MaxPoints bounds one answer (zones times buckets).
 const MaxPoints = 200_000
 
+// minBuckets is the fewest buckets a step can cut [from, to) into, worked out without
+// listing them (days are at most 25 hours), so that a query far beyond MaxPoints is refused
+// before its bucket edges are allocated.
+func (s Step) minBuckets(from, to time.Time) int64 {
+	span := to.Sub(from)
+	if span <= 0 {
+		return 0
+	}
+	if s.Days > 0 {
+		return int64(span / (time.Duration(s.Days) * 25 * time.Hour))
+	}
+	if s.D <= 0 {
+		return math.MaxInt64
+	}
+	return int64(span / s.D)
+}
+
+// CheckQuery refuses a query that gives more than MaxPoints points for series zones or doors
+// (at least one). It is arithmetic only; History and DoorFlows call it before they allocate
+// anything, and an HTTP handler can call it before opening the file.
+func CheckQuery(qu Query, series int) error {
+	series = max(series, 1)
+	if n := qu.Step.minBuckets(qu.From, qu.To); n > MaxPoints/int64(series) {
+		return &QueryError{fmt.Sprintf("%d series × at least %d steps of %s is more than %d points; use a larger step or a shorter range", series, n, qu.Step, MaxPoints)}
+	}
+	return nil
+}
+
 // Series is a query's answer.
 type Series struct {
 	Site       string       `json:"site"`
@@ -447,10 +476,16 @@ func pointOf(w Rollup, loc *time.Location) Point {
 
 // History answers a Query.
 func (r *Reader) History(ctx context.Context, qu Query) (*Series, error) {
+	if err := CheckQuery(qu, len(qu.Zones)); err != nil {
+		return nil, err
+	}
 	var out *Series
 	err := r.view(ctx, func(q *txq) error {
 		ids, err := q.zoneIDs(qu.Zones)
 		if err != nil {
+			return err
+		}
+		if err := CheckQuery(qu, len(ids)); err != nil {
 			return err
 		}
 		a, b := qu.From.UnixMilli(), qu.To.UnixMilli()
@@ -532,6 +567,9 @@ type DoorPoint struct {
 
 // DoorFlows answers a door query; Zones in the query are door ids here (all when empty).
 func (r *Reader) DoorFlows(ctx context.Context, qu Query) (*DoorSeries, error) {
+	if err := CheckQuery(qu, len(qu.Zones)); err != nil {
+		return nil, err
+	}
 	var out *DoorSeries
 	err := r.view(ctx, func(q *txq) error {
 		doors := q.site.Doors
@@ -544,6 +582,9 @@ func (r *Reader) DoorFlows(ctx context.Context, qu Query) (*DoorSeries, error) {
 				}
 				doors = append(doors, q.site.Doors[i])
 			}
+		}
+		if err := CheckQuery(qu, len(doors)); err != nil {
+			return err
 		}
 		a, b := qu.From.UnixMilli(), qu.To.UnixMilli()
 		edges := q.edges(a, b, qu.Step)
