@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/crowdwatch/crowdwatch/storage"
@@ -29,6 +30,9 @@ type Reader struct {
 	Events Events
 	// Now is the clock for "until now" defaults.
 	Now func() time.Time
+	// DamagedBlocks, when set, counts the stored blocks reads skipped because they did not
+	// decode (crowdwatch_history_damaged_blocks_total).
+	DamagedBlocks prometheus.Counter
 }
 
 // NewReader reads path; site may be nil when the file was written by this version (it
@@ -48,6 +52,18 @@ type txq struct {
 	site Site
 	// wm: every record of a window that ended by wm is in the file, and raw records up to it.
 	wm int64
+	// damaged counts the blocks this transaction skipped because they did not decode.
+	damaged int
+}
+
+// skip handles a block that failed to decode: a damaged block is left out (and counted), so
+// that one bad block costs its own hour, not the whole answer; any other error stands.
+func (q *txq) skip(err error) error {
+	if errors.Is(err, errCorrupt) {
+		q.damaged++
+		return nil
+	}
+	return err
 }
 
 // view runs fn in a read transaction, waiting while the recorder writes (it holds the file
@@ -97,7 +113,11 @@ func (r *Reader) view(ctx context.Context, fn func(q *txq) error) error {
 			}
 			q.wm = st.At
 		}
-		return fn(q)
+		err := fn(q)
+		if q.damaged > 0 && r.DamagedBlocks != nil {
+			r.DamagedBlocks.Add(float64(q.damaged))
+		}
+		return err
 	})
 }
 
@@ -134,9 +154,14 @@ func (q *txq) blocks(kind byte, res Resolution, series string, a, b int64, fn fu
 func (q *txq) raw(zone string, a, b int64) ([]Sample, error) {
 	var out []Sample
 	err := q.blocks(kindZone, Raw, zone, a, b, func(start int64, v []byte) error {
+		n := len(out)
 		var err error
-		out, err = decodeSamples(start, v, out)
-		return err
+		if out, err = decodeSamples(start, v, out); errors.Is(err, errCorrupt) {
+			// Nothing is known for the damaged hour: the value before it must not run on
+			// through it. The next block opens with the value in force at its start.
+			out = append(out[:n], Sample{At: start, End: true})
+		}
+		return q.skip(err)
 	})
 	i := len(out)
 	for i > 0 && out[i-1].At >= b {
@@ -148,9 +173,12 @@ func (q *txq) raw(zone string, a, b int64) ([]Sample, error) {
 func (q *txq) records(zone string, res Resolution, a, b int64) ([]Rollup, error) {
 	var all []Rollup
 	err := q.blocks(kindZone, res, zone, a, b, func(start int64, v []byte) error {
+		n := len(all)
 		var err error
-		all, err = decodeRollups(res, start, v, all)
-		return err
+		if all, err = decodeRollups(res, start, v, all); errors.Is(err, errCorrupt) {
+			all = all[:n] // a window left out reads as not recorded
+		}
+		return q.skip(err)
 	})
 	out := all[:0]
 	for _, x := range all {
@@ -255,9 +283,12 @@ func (q *txq) doors(door string, a, b int64, res Resolution) ([]DoorCount, error
 		b = min(b, q.wm+1)
 		var out []DoorCount
 		err := q.blocks(kindDoor, Raw, door, a, b, func(start int64, v []byte) error {
+			n := len(out)
 			var err error
-			out, err = decodeDoors(Raw, start, v, out)
-			return err
+			if out, err = decodeDoors(Raw, start, v, out); errors.Is(err, errCorrupt) {
+				out = out[:n]
+			}
+			return q.skip(err)
 		})
 		return slices.DeleteFunc(out, func(c DoorCount) bool { return c.Start < a || c.Start >= b }), err
 	}
@@ -275,9 +306,12 @@ func (q *txq) doors(door string, a, b int64, res Resolution) ([]DoorCount, error
 	}
 	var mid []DoorCount
 	err = q.blocks(kindDoor, res, door, lo, hi, func(start int64, v []byte) error {
+		n := len(mid)
 		var err error
-		mid, err = decodeDoors(res, start, v, mid)
-		return err
+		if mid, err = decodeDoors(res, start, v, mid); errors.Is(err, errCorrupt) {
+			mid = mid[:n]
+		}
+		return q.skip(err)
 	})
 	if err != nil {
 		return nil, err
@@ -416,14 +450,17 @@ func CheckQuery(qu Query, series int) error {
 
 // Series is a query's answer.
 type Series struct {
-	Site       string       `json:"site"`
-	TimeZone   string       `json:"timezone"`
-	From       time.Time    `json:"from"`
-	To         time.Time    `json:"to"`
-	Step       string       `json:"step"`
-	Resolution Resolution   `json:"resolution"`
-	RecordedTo time.Time    `json:"recorded_to"` // history is written up to here
-	Zones      []ZoneSeries `json:"zones"`
+	Site       string     `json:"site"`
+	TimeZone   string     `json:"timezone"`
+	From       time.Time  `json:"from"`
+	To         time.Time  `json:"to"`
+	Step       string     `json:"step"`
+	Resolution Resolution `json:"resolution"`
+	RecordedTo time.Time  `json:"recorded_to"` // history is written up to here
+	// DamagedBlocks is how many stored blocks (a zone's or door's hour, or day of hours)
+	// could not be read and were left out: their time shows as not recorded.
+	DamagedBlocks int          `json:"damaged_blocks"`
+	Zones         []ZoneSeries `json:"zones"`
 }
 
 type ZoneSeries struct {
@@ -513,6 +550,7 @@ func (r *Reader) History(ctx context.Context, qu Query) (*Series, error) {
 			}
 			out.Zones = append(out.Zones, zs)
 		}
+		out.DamagedBlocks = q.damaged
 		return nil
 	})
 	return out, err
@@ -541,14 +579,15 @@ func (q *txq) zoneIDs(want []string) ([]string, error) {
 
 // DoorSeries is the door-flow answer.
 type DoorSeries struct {
-	Site       string       `json:"site"`
-	TimeZone   string       `json:"timezone"`
-	From       time.Time    `json:"from"`
-	To         time.Time    `json:"to"`
-	Step       string       `json:"step"`
-	Resolution Resolution   `json:"resolution"`
-	RecordedTo time.Time    `json:"recorded_to"`
-	Doors      []DoorPoints `json:"doors"`
+	Site          string       `json:"site"`
+	TimeZone      string       `json:"timezone"`
+	From          time.Time    `json:"from"`
+	To            time.Time    `json:"to"`
+	Step          string       `json:"step"`
+	Resolution    Resolution   `json:"resolution"`
+	RecordedTo    time.Time    `json:"recorded_to"`
+	DamagedBlocks int          `json:"damaged_blocks"` // as in Series
+	Doors         []DoorPoints `json:"doors"`
 }
 
 type DoorPoints struct {
@@ -605,6 +644,7 @@ func (r *Reader) DoorFlows(ctx context.Context, qu Query) (*DoorSeries, error) {
 			}
 			out.Doors = append(out.Doors, dp)
 		}
+		out.DamagedBlocks = q.damaged
 		return nil
 	})
 	return out, err

@@ -5,6 +5,7 @@
 package history
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -234,10 +235,16 @@ func (r *Recorder) resumeBlocks(at int64) (map[string][]Sample, map[string][]Doo
 	defer db.Close()
 	raw, doors := map[string][]Sample{}, map[string][]DoorCount{}
 	block := r.file.loc.block(Raw, at)
+	log := cmp.Or(r.o.Log, slog.Default())
 	err = storage.View(db, func(tx *bolt.Tx) error {
 		for _, z := range r.o.Site.Zones {
 			if v := getBlock(tx, kindZone, Raw, z.ID, block); v != nil {
 				ss, err := decodeSamples(block, v, nil)
+				if errors.Is(err, errCorrupt) {
+					// The hour's windows are rebuilt from what follows; recording goes on.
+					log.Warn("history: a damaged block was left out on resume", "path", r.o.Path, "zone", z.ID, "error", err)
+					continue
+				}
 				if err != nil {
 					return err
 				}
@@ -247,6 +254,10 @@ func (r *Recorder) resumeBlocks(at int64) (map[string][]Sample, map[string][]Doo
 		for _, d := range r.o.Site.Doors {
 			if v := getBlock(tx, kindDoor, Raw, d.ID, block); v != nil {
 				ds, err := decodeDoors(Raw, block, v, nil)
+				if errors.Is(err, errCorrupt) {
+					log.Warn("history: a damaged block was left out on resume", "path", r.o.Path, "door", d.ID, "error", err)
+					continue
+				}
 				if err != nil {
 					return err
 				}

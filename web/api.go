@@ -317,6 +317,8 @@ func (a *api) correct(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, zones.ErrUnknownZone):
 		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, zones.ErrCorrectionRange):
+		writeError(w, http.StatusBadRequest, "correction: "+err.Error())
 	case err != nil:
 		a.Log.Error("correction failed", "zone", id, "error", err)
 		writeError(w, http.StatusServiceUnavailable, "correction not applied: "+err.Error())
