@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -64,6 +65,12 @@ func openStore(path, site string) (*store, error) {
 }
 
 func (s *store) close() error { return s.db.Close() }
+
+// Backup writes a consistent copy of the alert database as of one read transaction, beside
+// the manager's writes (storage.Backup).
+func (m *Manager) Backup(start func(size int64) io.Writer) (int64, error) {
+	return storage.Backup(m.store.db, start)
+}
 
 // changes is what one evaluation or command writes, in one transaction.
 type changes struct {

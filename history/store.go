@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"path/filepath"
 	"sort"
@@ -121,6 +122,20 @@ func openFile(path string, readOnly, verify bool, timeout time.Duration) (*bolt.
 		return nil, err
 	}
 	return db, nil
+}
+
+// Backup writes a consistent copy of the history file at path, read-only beside the
+// recorder (which waits for it as for any reader); see storage.Backup.
+func Backup(path string, timeout time.Duration, start func(size int64) io.Writer) (int64, error) {
+	g := gate(path)
+	g.RLock()
+	defer g.RUnlock()
+	db, err := openFile(path, true, false, timeout)
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	return storage.Backup(db, start)
 }
 
 // checkMeta refuses another program's file or another site's history.

@@ -272,12 +272,14 @@ func checkFile(path string) error {
 	return nil
 }
 
-// WriteTo writes a consistent copy of an open file to w, inside one read transaction: the
-// copy is the file as of that transaction, whatever the writer does meanwhile. It returns
-// the bytes written.
-func WriteTo(db *bolt.DB, w io.Writer) (n int64, err error) {
+// Backup writes a consistent copy of an open file inside one read transaction: the copy is
+// the file as of that transaction, whatever the writer does meanwhile (bbolt's Tx.WriteTo).
+// start is called first with the copy's exact size and gives the writer, so that an HTTP
+// answer can carry a Content-Length and a cut-off download is noticed. It returns the
+// bytes written.
+func Backup(db *bolt.DB, start func(size int64) io.Writer) (n int64, err error) {
 	err = View(db, func(tx *bolt.Tx) error {
-		n, err = tx.WriteTo(w)
+		n, err = tx.WriteTo(start(tx.Size()))
 		return err
 	})
 	return n, err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -190,8 +191,10 @@ func TestOpen(t *testing.T) {
 		t.Fatalf("second writer: %v, want ErrLocked", err)
 	}
 	var copy bytes.Buffer
-	if _, err := WriteTo(db, &copy); err != nil {
-		t.Fatal(err)
+	var size int64
+	n, err := Backup(db, func(sz int64) io.Writer { size = sz; return &copy })
+	if err != nil || n != size || int64(copy.Len()) != size {
+		t.Fatalf("backup: %v, wrote %d of %d (%d)", err, n, size, copy.Len())
 	}
 	cp := filepath.Join(dir, "copy.db")
 	if err := os.WriteFile(cp, copy.Bytes(), 0o600); err != nil {

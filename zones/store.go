@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -100,6 +101,12 @@ func (s *Store) init(site string) error {
 
 // Close closes the file.
 func (s *Store) Close() error { return s.db.Close() }
+
+// Backup writes a consistent copy of the file as of one read transaction, beside the
+// engine's writes (storage.Backup).
+func (s *Store) Backup(start func(size int64) io.Writer) (int64, error) {
+	return storage.Backup(s.db, start)
+}
 
 // Path is the file's path.
 func (s *Store) Path() string { return s.path }

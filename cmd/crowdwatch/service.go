@@ -212,7 +212,8 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 		return err
 	}
 	handler := web.NewHandler(web.Options{Engine: engine, Broker: mqtt, Gatherer: reg, Auth: authz, SignIn: authz, Live: live, Alerting: alerts,
-		Log: log.With("component", "http"), Version: versionString(), History: historyReader})
+		Log: log.With("component", "http"), Version: versionString(), History: historyReader,
+		Backups: &serviceBackups{store: store, alerts: alerts, historyPath: cfg.HistoryPath()}})
 	httpCtx, stopHTTP := context.WithCancel(context.Background())
 	defer stopHTTP()
 	httpDone := make(chan error, 1)
