@@ -285,11 +285,18 @@ func getBlock(tx *bolt.Tx, kind byte, res Resolution, series string, start int64
 // (merging later ones into it) and retries with the next, and prunes on its own schedule.
 func (r *Recorder) writer() {
 	var held *batch
+	// damaged is set once the file is found damaged: writing stops until a restart (after
+	// the file is restored), rather than retrying a file that cannot be opened every flush.
+	damaged := false
 	prune := time.NewTicker(r.o.PruneEvery)
 	defer prune.Stop()
 	r.prune()
 	write := func(final bool) {
 		for attempt := 0; held != nil; attempt++ {
+			if damaged {
+				held = nil
+				break
+			}
 			t0 := time.Now()
 			err := r.file.write(held)
 			if err == nil {
@@ -299,6 +306,11 @@ func (r *Recorder) writer() {
 				break
 			}
 			r.m.flushErrs.Inc()
+			if errors.Is(err, storage.ErrDamaged) {
+				damaged = true
+				r.o.Log.Error("history: not recorded from now on; live figures are not affected", "error", err)
+				continue
+			}
 			r.o.Log.Warn("history: cannot write; keeping the records for the next try", "error", err)
 			if !final || attempt >= 1 {
 				break
@@ -330,7 +342,9 @@ func (r *Recorder) writer() {
 			}
 			write(false)
 		case <-prune.C:
-			r.prune()
+			if !damaged {
+				r.prune()
+			}
 		}
 	}
 }

@@ -96,7 +96,9 @@ func Open(path string, opts Options) (*bolt.DB, error) {
 
 // openGuarded runs bbolt's open and the first read with faults turned into panics, and
 // recovers them. bbolt does not return the file it opened when it panics, so OpenFile keeps
-// it here to be closed: its lock would otherwise stay held for the life of the process.
+// it here to be unlocked and closed: its lock would otherwise stay held for the life of the
+// process. (The mapping bbolt made before it panicked is not returned either; it costs
+// address space, not memory, and only once per refused open.)
 func openGuarded(path string, opts Options) (db *bolt.DB, err error) {
 	var file *os.File
 	defer func() {
@@ -107,7 +109,7 @@ func openGuarded(path string, opts Options) (db *bolt.DB, err error) {
 		if db != nil {
 			_ = db.Close()
 		} else if file != nil {
-			_ = file.Close()
+			release(file)
 		}
 		db, err = nil, damaged(path, "%v", r)
 	}()
