@@ -103,9 +103,9 @@ sensors: [{device: x, zone: a}]`,
 			[]string{`doors[1].counter: device "x" line "1" is already bound to door "d1"`, `sensors[0].device: device "x" is already bound as a door counter`}},
 		{"capacity", `
 site: {id: s1, timezone: UTC}
-zones: [{id: a, capacity: 0}, {id: b, capacity: -5}, {id: c, capacity: 1000001}]`,
-			[]string{`zones[0].capacity: 0 must be between 1 and 1000000`, `zones[1].capacity: -5 must be between 1 and 1000000`,
-				`zones[2].capacity: 1000001 must be between 1 and 1000000`}},
+zones: [{id: a, capacity: 0}, {id: b, capacity: -5}, {id: c, capacity: 100000001}]`,
+			[]string{`zones[0].capacity: 0 must be between 1 and 100000000`, `zones[1].capacity: -5 must be between 1 and 100000000`,
+				`zones[2].capacity: 100000001 must be between 1 and 100000000`}},
 		{"capacity: exact whole numbers in range (issue item 14)", `
 site: {id: s1, timezone: UTC}
 storage: {commit_batch: 2.5}

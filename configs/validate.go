@@ -17,7 +17,7 @@ const MaxPayloadLimit = 64 << 10
 
 // MaxCapacity is the largest zone capacity. Corrections are bounded by ten times a zone's
 // capacity (zones.MaxCorrectionFactor), so every figure stays far from overflowing.
-const MaxCapacity = 1_000_000
+const MaxCapacity = 100_000_000
 
 // Upper bounds of the queue and batch sizes: each is allocated up front.
 const (
