@@ -1,7 +1,10 @@
 package history
 
 import (
+	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -91,4 +94,41 @@ func TestDamagedBlockCostsOnlyItself(t *testing.T) {
 	if n := testutil.ToFloat64(r.DamagedBlocks); n == 0 {
 		t.Error("the metric did not count the damaged blocks")
 	}
+}
+
+// TestRecorderStopsWritingADamagedFile: a history file damaged under a running recorder is
+// tried once, then left alone (each try of a file bbolt panics on costs a mapping); the
+// recorder keeps running and stops cleanly.
+func TestRecorderStopsWritingADamagedFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "h.db")
+	eng := &fakeEngine{}
+	eng.set(0, 0)
+	stop, reg := startRecorder(t, eng, path, 1<<20, nil)
+	eng.set(5, 1)
+	waitVisitors(t, path, 5)
+	// Random bytes over every page header after the meta pages, through the file itself.
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	junk := bytes.Repeat([]byte{0xa5}, 16)
+	for off := int64(2 * 4096); off+16 <= int64(len(b)); off += 4096 {
+		if _, err := f.WriteAt(junk, off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+	flushErrs := mustCounter(t, reg, "crowdwatch_history_flush_errors_total")
+	for i := range 8 {
+		eng.set(uint64(6+i), 1) // more to write
+		time.Sleep(60 * time.Millisecond)
+	}
+	if n := testutil.ToFloat64(flushErrs); n != 1 {
+		t.Errorf("%v failed writes of the damaged file, want exactly 1 (then none)", n)
+	}
+	stop()
 }
