@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -176,5 +177,21 @@ func TestBadListenAddressWritesNothing(t *testing.T) {
 				t.Errorf("a refused start created %s", e.Name())
 			}
 		}
+	}
+	// A well-formed address another program holds: check-config cannot know, serve fails
+	// binding it before it opens any file.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, strings.Replace(embeddedStore, `http: {listen: "127.0.0.1:0"}`, `http: {listen: "`+ln.Addr().String()+`"}`, 1))
+	out, err := exec.Command(binPath, "serve", "--config", cfg).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "http: cannot listen on "+ln.Addr().String()) {
+		t.Fatalf("serve on a busy port: %v\n%s", err, out)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("serve on a busy port left %d entries in its folder, want only store.yaml", len(ents))
 	}
 }
