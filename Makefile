@@ -18,7 +18,8 @@ FUZZ_TARGETS = \
 	./web/auth:FuzzParseSession \
 	./web/auth:FuzzParseBearer \
 	./web:FuzzAlertRequests \
-	./history:FuzzParseParams
+	./history:FuzzParseParams \
+	./history:FuzzCodecRoundTrip
 
 .PHONY: demo test deps assets lint unit fuzz bench build loadbench faults soak
 

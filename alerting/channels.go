@@ -85,7 +85,7 @@ func (d *Dispatcher) Reload(cfg *configs.Config) {
 			delete(d.workers, ch.Name)
 			continue
 		}
-		w := &worker{d: d, cfg: ch, prefix: cfg.MQTT.TopicPrefix + "/" + cfg.Site.ID, queue: make(chan Notification, ch.QueueSize)}
+		w := &worker{d: d, cfg: ch, prefix: cfg.MQTT.TopicPrefix + "/" + cfg.Site.ID, site: cfg.Site.ID, queue: make(chan Notification, ch.QueueSize)}
 		if old != nil {
 			old.stop()
 			for len(old.queue) > 0 {
@@ -124,7 +124,8 @@ func (d *Dispatcher) Notify(n Notification, channels []string) {
 type worker struct {
 	d      *Dispatcher
 	cfg    configs.AlertChannel
-	prefix string
+	prefix string // MQTT topic root: mqtt.topic_prefix + "/" + site id
+	site   string // site id, for labels: the prefix may itself contain "/"
 	queue  chan Notification
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -302,7 +303,7 @@ func (w *worker) postAlertmanager(ctx context.Context, ns []Notification, _ bool
 	var out []amAlert
 	for _, n := range ns {
 		a := n.Alert
-		labels := map[string]string{"alertname": "crowdwatch_" + string(a.Kind), "site": w.prefixSite(), "severity": string(a.Severity), "kind": string(a.Kind)}
+		labels := map[string]string{"alertname": "crowdwatch_" + string(a.Kind), "site": w.site, "severity": string(a.Severity), "kind": string(a.Kind)}
 		if a.Zone != "" {
 			labels["zone"] = a.Zone
 		}
@@ -321,11 +322,6 @@ func (w *worker) postAlertmanager(ctx context.Context, ns []Notification, _ bool
 	}
 	body, _ := json.Marshal(out)
 	return w.post(ctx, strings.TrimSuffix(w.cfg.URL, "/")+"/api/v2/alerts", body)
-}
-
-func (w *worker) prefixSite() string {
-	_, site, _ := strings.Cut(w.prefix, "/")
-	return site
 }
 
 // webhookBody shapes a notification for a receiver: plain JSON, or the message format of a

@@ -116,3 +116,45 @@ func TestDownChannelBlocksNobody(t *testing.T) {
 		t.Fatalf("slow channel dropped %v, want 2", dropped)
 	}
 }
+
+// TestAlertmanagerSiteLabel: the site label is the site id even when mqtt.topic_prefix has
+// a "/" in it (issue item 15: it was cut from the topic root at the first "/").
+func TestAlertmanagerSiteLabel(t *testing.T) {
+	got := make(chan []amAlert, 4)
+	am := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var alerts []amAlert
+		b, _ := io.ReadAll(r.Body)
+		if err := json.Unmarshal(b, &alerts); err != nil {
+			t.Errorf("alertmanager body: %v", err)
+		}
+		select {
+		case got <- alerts:
+		default:
+		}
+	}))
+	defer am.Close()
+	for _, prefix := range []string{"crowdwatch", "acme/crowdwatch", "a/b/c"} {
+		cfg := &configs.Config{Site: configs.Site{ID: "store-1"}, MQTT: configs.MQTT{TopicPrefix: prefix},
+			Alerting: configs.Alerting{Channels: []configs.AlertChannel{
+				{Name: "am", Type: "alertmanager", URL: am.URL, Timeout: time.Minute, QueueSize: 4, MaxAttempts: 1, ResendEvery: time.Hour},
+			}}}
+		d := NewDispatcher(nil, NewMetrics(nil), slog.New(slog.DiscardHandler))
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); d.Run(ctx, cfg) }()
+		for d.workerCount() < 1 {
+			time.Sleep(time.Millisecond)
+		}
+		d.Notify(Notification{What: "fired", Site: "store-1", Alert: Alert{ID: "a", Kind: "level", Severity: "warning", State: StateFiring}}, []string{"am"})
+		select {
+		case alerts := <-got:
+			if len(alerts) != 1 || alerts[0].Labels["site"] != "store-1" {
+				t.Errorf("prefix %q: alertmanager got %+v, want one alert with site=store-1", prefix, alerts)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("prefix %q: alertmanager got nothing", prefix)
+		}
+		cancel()
+		<-done
+	}
+}

@@ -3,14 +3,13 @@ package alerting
 import (
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+	"io"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/crowdwatch/crowdwatch/storage"
 )
 
 // store is the alert database. Only the manager goroutine writes to it.
@@ -32,15 +31,9 @@ var (
 const storeFormat = "crowdwatch-alerts/1"
 
 func openStore(path, site string) (*store, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, fmt.Errorf("alerting: cannot create the folder for %s: %w", path, err)
-	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, FreelistType: bolt.FreelistMapType})
-	switch {
-	case errors.Is(err, bolterrors.ErrTimeout):
-		return nil, fmt.Errorf("alerting: %s is locked by another process (is crowdwatch already running?): %w", path, err)
-	case err != nil:
-		return nil, fmt.Errorf("alerting: cannot open %s: %w", path, err)
+	db, err := storage.Open(path, storage.Options{Timeout: 2 * time.Second, Verify: true})
+	if err != nil {
+		return nil, err
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
@@ -72,6 +65,12 @@ func openStore(path, site string) (*store, error) {
 }
 
 func (s *store) close() error { return s.db.Close() }
+
+// Backup writes a consistent copy of the alert database as of one read transaction, beside
+// the manager's writes (storage.Backup).
+func (m *Manager) Backup(start func(size int64) io.Writer) (int64, error) {
+	return storage.Backup(m.store.db, start)
+}
 
 // changes is what one evaluation or command writes, in one transaction.
 type changes struct {
@@ -201,7 +200,7 @@ func (s *store) load() (*loaded, error) {
 // events returns the stored transitions between from and to (to zero: no end).
 func (s *store) events(from, to time.Time) ([]Event, error) {
 	var out []Event
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := storage.View(s.db, func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketEvents).Cursor()
 		k, v := c.First()
 		if !from.IsZero() {
@@ -233,9 +232,9 @@ func evacKey(zone string) string {
 // ReadEvents reads the stored transitions from an alert database that no running service
 // holds (reports, tests).
 func ReadEvents(path string, from, to time.Time) ([]Event, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 2 * time.Second})
+	db, err := storage.Open(path, storage.Options{ReadOnly: true, Timeout: 2 * time.Second})
 	if err != nil {
-		return nil, fmt.Errorf("alerting: cannot open %s: %w", path, err)
+		return nil, err
 	}
 	defer db.Close()
 	return (&store{db: db, path: path}).events(from, to)

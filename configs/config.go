@@ -253,10 +253,11 @@ func Parse(data []byte, overrides map[string]any) (*Config, error) {
 	err := v.UnmarshalExact(&cfg, func(dc *mapstructure.DecoderConfig) {
 		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(
 			mapstructure.StringToTimeDurationHookFunc(),
+			exactNumbers, // configs/types.go
 		)
 	})
 	if err != nil {
-		return nil, err
+		return nil, decodeProblems(err)
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err

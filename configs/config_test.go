@@ -1,6 +1,7 @@
 package configs
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,8 +103,31 @@ sensors: [{device: x, zone: a}]`,
 			[]string{`doors[1].counter: device "x" line "1" is already bound to door "d1"`, `sensors[0].device: device "x" is already bound as a door counter`}},
 		{"capacity", `
 site: {id: s1, timezone: UTC}
-zones: [{id: a, capacity: 0}, {id: b, capacity: -5}]`,
-			[]string{`zones[0].capacity: must be > 0`, `zones[1].capacity: must be > 0`}},
+zones: [{id: a, capacity: 0}, {id: b, capacity: -5}, {id: c, capacity: 100000001}]`,
+			[]string{`zones[0].capacity: 0 must be between 1 and 100000000`, `zones[1].capacity: -5 must be between 1 and 100000000`,
+				`zones[2].capacity: 100000001 must be between 1 and 100000000`}},
+		{"capacity: exact whole numbers in range (issue item 14)", `
+site: {id: s1, timezone: UTC}
+storage: {commit_batch: 2.5}
+mqtt: {queue_size: 18446744073709551615, max_payload: true}
+zones: [{id: a, capacity: 10.7}, {id: b, capacity: 9223372036854775808}, {id: c, capacity: 10.0}]`,
+			[]string{`zones[0].capacity: 10.7 is not a whole number`,
+				`zones[1].capacity: 9223372036854775808 is out of range: a whole number from -9223372036854775808 to 9223372036854775807`,
+				`zones[2].capacity: 10 is written as a decimal number`,
+				`storage.commit_batch: 2.5 is not a whole number`, `mqtt.queue_size: 18446744073709551615 is out of range`,
+				`mqtt.max_payload: true is not a number`}},
+		{"listen addresses (issue item 14)", `
+site: {id: s1, timezone: UTC}
+http: {listen: "127.0.0.1:99999"}
+mqtt: {embedded: {listen: "localhost"}}
+zones: [{id: a, capacity: 1}]`,
+			[]string{`http.listen: "127.0.0.1:99999": port 99999 is out of range: 0 to 65535`, `mqtt.embedded.listen: "localhost" is not host:port`}},
+		{"listen address port and host", `
+site: {id: s1, timezone: UTC}
+http: {listen: "bad host!:80"}
+mqtt: {embedded: {listen: ":http"}}
+zones: [{id: a, capacity: 1}]`,
+			[]string{`http.listen: "bad host!:80": "bad host!" is not an IP address or a host name`, `mqtt.embedded.listen: ":http": port "http" is not a number from 0 to 65535`}},
 		{"live interval", `
 site: {id: s1, timezone: UTC}
 http: {live_interval: 5}
@@ -177,6 +201,13 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte(minimal))
 	f.Add([]byte("zones: [{id: a, parent: a}]"))
+	// Exact types (issue item 14): fractions, huge and unsigned numbers, booleans, strings.
+	for _, v := range []string{"10.7", "10.0", "1e3", "9223372036854775808", "18446744073709551615", "-9223372036854775809", "true", `"12"`, `"1_000"`, "0x10"} {
+		f.Add([]byte("site: {id: s, timezone: UTC}\nmqtt: {queue_size: " + v + "}\nzones: [{id: a, capacity: " + v + "}]\n"))
+	}
+	for _, v := range []string{"127.0.0.1:99999", ":-1", "[::1]:80", "host:0", ":", "a b:1"} {
+		f.Add([]byte("site: {id: s, timezone: UTC}\nhttp: {listen: \"" + v + "\"}\nzones: [{id: a, capacity: 5}]\n"))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := Parse(data, nil)
 		if err != nil {
@@ -185,7 +216,7 @@ func FuzzParse(f *testing.F) {
 		// Whatever the loader accepts must satisfy the invariants the engine relies on.
 		ids := map[string]bool{}
 		for _, z := range cfg.Zones {
-			if z.ID == "" || z.ID == Outside || ids[z.ID] || z.Capacity <= 0 {
+			if z.ID == "" || z.ID == Outside || ids[z.ID] || z.Capacity <= 0 || z.Capacity > MaxCapacity {
 				t.Fatalf("accepted bad zone %+v", z)
 			}
 			ids[z.ID] = true
@@ -197,6 +228,15 @@ func FuzzParse(f *testing.F) {
 		}
 		if cfg.Location == nil {
 			t.Fatal("accepted config without a location")
+		}
+		if err := checkListen(cfg.HTTP.Listen); err != nil {
+			t.Fatalf("accepted http.listen: %v", err)
+		}
+		if _, port, _ := net.SplitHostPort(cfg.HTTP.Listen); port == "" {
+			t.Fatalf("accepted http.listen %q without a port", cfg.HTTP.Listen)
+		}
+		if cfg.MQTT.QueueSize < 1 || cfg.MQTT.QueueSize > MaxQueueSize {
+			t.Fatalf("accepted mqtt.queue_size %d", cfg.MQTT.QueueSize)
 		}
 	})
 }

@@ -61,8 +61,8 @@ func (c *Config) validateHistory(bad func(key, format string, args ...any)) {
 	if h.FlushInterval < 100*time.Millisecond || h.FlushInterval > 10*time.Minute {
 		bad("history.flush_interval", "%v must be between 100ms and 10m (write a unit, e.g. 15s)", h.FlushInterval)
 	}
-	if h.BufferBytes < 64<<10 {
-		bad("history.buffer_bytes", "%d must be at least 65536", h.BufferBytes)
+	if h.BufferBytes < 64<<10 || h.BufferBytes > 1<<30 {
+		bad("history.buffer_bytes", "%d must be between 65536 and 1073741824 (1 GiB)", h.BufferBytes)
 	}
 	for key, d := range map[string]time.Duration{"history.retain_raw": h.RetainRaw, "history.retain_minutes": h.RetainMinutes, "history.retain_hours": h.RetainHours} {
 		if d != 0 && d < time.Hour {

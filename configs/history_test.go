@@ -36,7 +36,7 @@ func TestHistoryValidation(t *testing.T) {
 	}{
 		{"history: {sample_interval: 1ms}", "history.sample_interval: 1ms must be between 100ms and 1m"},
 		{"history: {flush_interval: 1h}", "history.flush_interval: 1h0m0s must be between 100ms and 10m"},
-		{"history: {buffer_bytes: 10}", "history.buffer_bytes: 10 must be at least 65536"},
+		{"history: {buffer_bytes: 10}", "history.buffer_bytes: 10 must be between 65536 and 1073741824"},
 		{"history: {retain_raw: 5m}", "history.retain_raw: 5m0s must be 0 (keep for ever) or at least 1h"},
 		{"history: {retain_minutes: 30s}", "history.retain_minutes: 30s must be 0"},
 		{"history: {path: ./data/x.db}\nstorage: {path: ./data/x.db}", `history.path: "./data/x.db" is the main database`},

@@ -2,9 +2,11 @@ package configs
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -12,6 +14,40 @@ import (
 // MaxPayloadLimit is the largest mqtt.max_payload; the embedded broker cuts off packets a little
 // above it.
 const MaxPayloadLimit = 64 << 10
+
+// MaxCapacity is the largest zone capacity. Corrections are bounded by ten times a zone's
+// capacity (zones.MaxCorrectionFactor), so every figure stays far from overflowing.
+const MaxCapacity = 100_000_000
+
+// Upper bounds of the queue and batch sizes: each is allocated up front.
+const (
+	MaxQueueSize   = 1_000_000
+	MaxCommitBatch = 100_000
+)
+
+// hostPattern is a host name or an IPv4 address; IPv6 addresses are checked by net.ParseIP.
+var hostPattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$`)
+
+// checkListen checks a listen address the way net.Listen will read it, so that a typo fails
+// check-config rather than a start that has already created files: host:port with an
+// optional host (an IP address or a name) and a port from 0 (any free port) to 65535.
+func checkListen(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port (for example 127.0.0.1:8080 or :8080)", addr)
+	}
+	if host != "" && net.ParseIP(host) == nil && !hostPattern.MatchString(host) {
+		return fmt.Errorf("%q: %q is not an IP address or a host name", addr, host)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || strings.HasPrefix(port, "+") || strings.HasPrefix(port, "-") {
+		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", addr, port)
+	}
+	if n < 0 || n > 65535 {
+		return fmt.Errorf("%q: port %d is out of range: 0 to 65535", addr, n)
+	}
+	return nil
+}
 
 // idPattern keeps ids safe inside MQTT topics, URLs, metric labels and file names.
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
@@ -50,8 +86,16 @@ func (c *Config) Validate() error {
 	if c.Storage.LogRetention != 0 && c.Storage.LogRetention < time.Hour {
 		bad("storage.log_retention", "%v must be 0 (keep for ever) or at least 1h (write a unit, e.g. 168h)", c.Storage.LogRetention)
 	}
-	if c.Storage.CommitBatch < 1 {
-		bad("storage.commit_batch", "must be >= 1")
+	if c.Storage.CommitBatch < 1 || c.Storage.CommitBatch > MaxCommitBatch {
+		bad("storage.commit_batch", "%d must be between 1 and %d", c.Storage.CommitBatch, MaxCommitBatch)
+	}
+	if err := checkListen(c.HTTP.Listen); err != nil {
+		bad("http.listen", "%v", err)
+	}
+	if c.MQTT.Broker == "" {
+		if err := checkListen(c.MQTT.Embedded.Listen); err != nil {
+			bad("mqtt.embedded.listen", "%v", err)
+		}
 	}
 	if c.MQTT.TopicPrefix == "" || strings.ContainsAny(c.MQTT.TopicPrefix, "#+") {
 		bad("mqtt.topic_prefix", "%q must be non-empty and contain no wildcards", c.MQTT.TopicPrefix)
@@ -76,8 +120,8 @@ func (c *Config) Validate() error {
 	if c.MQTT.MaxPayload < 64 || c.MQTT.MaxPayload > MaxPayloadLimit {
 		bad("mqtt.max_payload", "%d must be between 64 and %d bytes", c.MQTT.MaxPayload, MaxPayloadLimit)
 	}
-	if c.MQTT.QueueSize < 1 {
-		bad("mqtt.queue_size", "must be >= 1")
+	if c.MQTT.QueueSize < 1 || c.MQTT.QueueSize > MaxQueueSize {
+		bad("mqtt.queue_size", "%d must be between 1 and %d", c.MQTT.QueueSize, MaxQueueSize)
 	}
 	if _, _, err := c.Occupancy.ResetClock(); err != nil {
 		bad("occupancy.daily_reset", "%v", err)
@@ -114,8 +158,8 @@ func (c *Config) Validate() error {
 				zoneIdx[z.ID] = i
 			}
 		}
-		if z.Capacity <= 0 {
-			bad(key+".capacity", "must be > 0 (zone %q)", z.ID)
+		if z.Capacity < 1 || z.Capacity > MaxCapacity {
+			bad(key+".capacity", "%d must be between 1 and %d (zone %q)", z.Capacity, MaxCapacity, z.ID)
 		}
 		if z.AreaM2 < 0 {
 			bad(key+".area_m2", "must be >= 0 (zone %q)", z.ID)

@@ -143,7 +143,7 @@ func loadBench(b *testing.B) (*harness, *Reader, time.Time) {
 	b.Cleanup(func() {
 		st, _ := os.Stat(h.f.path)
 		b.ReportMetric(float64(st.Size())/(1<<20), "file-MB")
-		db, err := openFile(h.f.path, false, time.Second) // read-write: loads the free list
+		db, err := openFile(h.f.path, false, false, time.Second) // read-write: loads the free list
 		if err != nil {
 			return
 		}

@@ -107,6 +107,26 @@ func blockKey(start int64) []byte {
 
 func keyTime(k []byte) int64 { return int64(binary.BigEndian.Uint64(k)) }
 
+// maxStored is the largest figure a block holds; the reader takes anything larger for
+// damage. Figures are clamped into [0, maxStored] when written, so that the writer never
+// writes what the reader refuses: one absurd figure (an occupancy wrapped by a bad
+// correction, an integral that overflowed) must not make a whole block, and with it a day,
+// unreadable.
+const maxStored = 1 << 62
+
+// appendUv appends v as a uvarint, clamped into what the reader accepts.
+func appendUv(b []byte, v int64) []byte {
+	return binary.AppendUvarint(b, uint64(min(max(v, 0), maxStored)))
+}
+
+// levelByte is l as stored: a level the reader does not know is stored as the highest.
+func levelByte(l alerting.Level) byte {
+	if l < 0 {
+		return 0
+	}
+	return byte(min(int(l), NumLevels-1))
+}
+
 // Flags of a raw sample: the level in the low bits, then which optional figures follow.
 // Most samples carry only an occupancy and a few crossings, so zeros are not written.
 const (
@@ -121,8 +141,8 @@ const (
 // appendSample encodes a raw sample relative to the previous one in its block (prev is the
 // block start for the first): five seconds take two bytes, not four.
 func appendSample(b []byte, prev int64, s Sample) []byte {
-	b = binary.AppendUvarint(b, uint64(s.At-prev))
-	flags := byte(s.Level) & sampleLevel
+	b = appendUv(b, s.At-prev)
+	flags := levelByte(s.Level) & sampleLevel
 	for _, f := range [...]struct {
 		on  bool
 		bit byte
@@ -132,17 +152,17 @@ func appendSample(b []byte, prev int64, s Sample) []byte {
 		}
 	}
 	b = append(b, flags)
-	b = binary.AppendUvarint(b, uint64(max(s.Occupancy, 0)))
+	b = appendUv(b, s.Occupancy)
 	if flags&sampleCrossings != 0 {
-		b = binary.AppendUvarint(b, uint64(max(s.Entries, 0)))
-		b = binary.AppendUvarint(b, uint64(max(s.Exits, 0)))
+		b = appendUv(b, s.Entries)
+		b = appendUv(b, s.Exits)
 	}
 	for _, f := range [...]struct {
 		bit byte
 		v   int64
 	}{{sampleCorrected, s.Corrected}, {sampleClamped, s.Clamped}, {sampleDeficit, s.Deficit}} {
 		if flags&f.bit != 0 {
-			b = binary.AppendUvarint(b, uint64(f.v))
+			b = appendUv(b, f.v)
 		}
 	}
 	return b
@@ -229,33 +249,43 @@ const (
 	recFull = 1
 )
 
-// appendFlat encodes n consecutive windows that held v at level l throughout.
+// maxRun is the longest flat run one record holds; the reader refuses longer ones.
+const maxRun = 10000
+
+// appendFlat encodes n consecutive windows that held v at level l throughout, in records of
+// at most maxRun windows.
 func appendFlat(b []byte, res Resolution, block, start int64, n int, v int64, l alerting.Level) []byte {
-	b = binary.AppendUvarint(b, uint64((start-block)/res.unit()))
-	b = append(b, recFlat)
-	b = binary.AppendUvarint(b, uint64(n))
-	b = binary.AppendUvarint(b, uint64(v))
-	return append(b, byte(l))
+	for n > 0 {
+		k := min(n, maxRun)
+		b = appendUv(b, (start-block)/res.unit())
+		b = append(b, recFlat)
+		b = appendUv(b, int64(k))
+		b = appendUv(b, v)
+		b = append(b, levelByte(l))
+		n -= k
+		start += int64(k) * res.span()
+	}
+	return b
 }
 
 // appendRollup encodes one window.
 func appendRollup(b []byte, res Resolution, block int64, r Rollup) []byte {
-	b = binary.AppendUvarint(b, uint64((r.Start-block)/res.unit()))
+	b = appendUv(b, (r.Start-block)/res.unit())
 	b = append(b, recFull)
-	var maxAt uint64
+	var maxAt int64
 	if r.hasValue() {
-		maxAt = uint64(r.MaxAt-r.Start) + 1
+		maxAt = r.MaxAt - r.Start + 1
 	}
 	// Most windows are covered whole and spend it at one level: write what is missing and
 	// only the levels held, the last one implied.
-	b = binary.AppendUvarint(b, uint64(r.End-r.Start-r.Covered))
-	b = binary.AppendUvarint(b, maxAt)
+	b = appendUv(b, r.End-r.Start-r.Covered)
+	b = appendUv(b, maxAt)
 	for _, v := range [...]int64{r.Min, r.Max, r.Last} {
-		b = binary.AppendUvarint(b, uint64(v))
+		b = appendUv(b, v)
 	}
-	b = append(b, byte(r.LastLevel))
+	b = append(b, levelByte(r.LastLevel))
 	for _, v := range [...]int64{r.Integral, r.Entries, r.Exits, r.Clamped, r.Corrected} {
-		b = binary.AppendUvarint(b, uint64(v))
+		b = appendUv(b, v)
 	}
 	var mask byte
 	held := 0
@@ -269,7 +299,7 @@ func appendRollup(b []byte, res Resolution, block int64, r Rollup) []byte {
 	// The times at levels add up to Covered by construction (window.advance adds both).
 	for _, v := range r.AtLevel {
 		if v > 0 && held > 1 {
-			b = binary.AppendUvarint(b, uint64(v))
+			b = appendUv(b, v)
 			held--
 		}
 	}
@@ -286,7 +316,7 @@ func decodeRollups(res Resolution, block int64, b []byte, out []Rollup) ([]Rollu
 		switch r.byte() {
 		case recFlat:
 			n, v, l := r.uv(), r.uv(), r.level()
-			if n > 10000 {
+			if n > maxRun {
 				r.err = errCorrupt
 			}
 			for i := int64(0); i < n && r.err == nil; i++ {
@@ -351,9 +381,9 @@ type DoorCount struct {
 }
 
 func appendDoor(b []byte, res Resolution, block int64, c DoorCount) []byte {
-	b = binary.AppendUvarint(b, uint64((c.Start-block)/res.unit()))
-	b = binary.AppendUvarint(b, uint64(c.In))
-	return binary.AppendUvarint(b, uint64(c.Out))
+	b = appendUv(b, (c.Start-block)/res.unit())
+	b = appendUv(b, c.In)
+	return appendUv(b, c.Out)
 }
 
 func decodeDoors(res Resolution, block int64, b []byte, out []DoorCount) ([]DoorCount, error) {

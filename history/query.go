@@ -5,10 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/crowdwatch/crowdwatch/storage"
 
 	"github.com/crowdwatch/crowdwatch/alerting"
 )
@@ -26,6 +30,9 @@ type Reader struct {
 	Events Events
 	// Now is the clock for "until now" defaults.
 	Now func() time.Time
+	// DamagedBlocks, when set, counts the stored blocks reads skipped because they did not
+	// decode (crowdwatch_history_damaged_blocks_total).
+	DamagedBlocks prometheus.Counter
 }
 
 // NewReader reads path; site may be nil when the file was written by this version (it
@@ -45,6 +52,18 @@ type txq struct {
 	site Site
 	// wm: every record of a window that ended by wm is in the file, and raw records up to it.
 	wm int64
+	// damaged counts the blocks this transaction skipped because they did not decode.
+	damaged int
+}
+
+// skip handles a block that failed to decode: a damaged block is left out (and counted), so
+// that one bad block costs its own hour, not the whole answer; any other error stands.
+func (q *txq) skip(err error) error {
+	if errors.Is(err, errCorrupt) {
+		q.damaged++
+		return nil
+	}
+	return err
 }
 
 // view runs fn in a read transaction, waiting while the recorder writes (it holds the file
@@ -58,7 +77,7 @@ func (r *Reader) view(ctx context.Context, fn func(q *txq) error) error {
 	var db *bolt.DB
 	for {
 		var err error
-		db, err = openFile(r.path, true, min(r.timeout, time.Second))
+		db, err = openFile(r.path, true, false, min(r.timeout, time.Second))
 		if err == nil {
 			break
 		}
@@ -72,7 +91,7 @@ func (r *Reader) view(ctx context.Context, fn func(q *txq) error) error {
 		}
 	}
 	defer db.Close()
-	return db.View(func(tx *bolt.Tx) error {
+	return storage.View(db, func(tx *bolt.Tx) error {
 		site := r.site
 		if err := checkMeta(tx, r.path, ""); err != nil {
 			return err
@@ -94,7 +113,11 @@ func (r *Reader) view(ctx context.Context, fn func(q *txq) error) error {
 			}
 			q.wm = st.At
 		}
-		return fn(q)
+		err := fn(q)
+		if q.damaged > 0 && r.DamagedBlocks != nil {
+			r.DamagedBlocks.Add(float64(q.damaged))
+		}
+		return err
 	})
 }
 
@@ -131,9 +154,14 @@ func (q *txq) blocks(kind byte, res Resolution, series string, a, b int64, fn fu
 func (q *txq) raw(zone string, a, b int64) ([]Sample, error) {
 	var out []Sample
 	err := q.blocks(kindZone, Raw, zone, a, b, func(start int64, v []byte) error {
+		n := len(out)
 		var err error
-		out, err = decodeSamples(start, v, out)
-		return err
+		if out, err = decodeSamples(start, v, out); errors.Is(err, errCorrupt) {
+			// Nothing is known for the damaged hour: the value before it must not run on
+			// through it. The next block opens with the value in force at its start.
+			out = append(out[:n], Sample{At: start, End: true})
+		}
+		return q.skip(err)
 	})
 	i := len(out)
 	for i > 0 && out[i-1].At >= b {
@@ -145,9 +173,12 @@ func (q *txq) raw(zone string, a, b int64) ([]Sample, error) {
 func (q *txq) records(zone string, res Resolution, a, b int64) ([]Rollup, error) {
 	var all []Rollup
 	err := q.blocks(kindZone, res, zone, a, b, func(start int64, v []byte) error {
+		n := len(all)
 		var err error
-		all, err = decodeRollups(res, start, v, all)
-		return err
+		if all, err = decodeRollups(res, start, v, all); errors.Is(err, errCorrupt) {
+			all = all[:n] // a window left out reads as not recorded
+		}
+		return q.skip(err)
 	})
 	out := all[:0]
 	for _, x := range all {
@@ -252,9 +283,12 @@ func (q *txq) doors(door string, a, b int64, res Resolution) ([]DoorCount, error
 		b = min(b, q.wm+1)
 		var out []DoorCount
 		err := q.blocks(kindDoor, Raw, door, a, b, func(start int64, v []byte) error {
+			n := len(out)
 			var err error
-			out, err = decodeDoors(Raw, start, v, out)
-			return err
+			if out, err = decodeDoors(Raw, start, v, out); errors.Is(err, errCorrupt) {
+				out = out[:n]
+			}
+			return q.skip(err)
 		})
 		return slices.DeleteFunc(out, func(c DoorCount) bool { return c.Start < a || c.Start >= b }), err
 	}
@@ -272,9 +306,12 @@ func (q *txq) doors(door string, a, b int64, res Resolution) ([]DoorCount, error
 	}
 	var mid []DoorCount
 	err = q.blocks(kindDoor, res, door, lo, hi, func(start int64, v []byte) error {
+		n := len(mid)
 		var err error
-		mid, err = decodeDoors(res, start, v, mid)
-		return err
+		if mid, err = decodeDoors(res, start, v, mid); errors.Is(err, errCorrupt) {
+			mid = mid[:n]
+		}
+		return q.skip(err)
 	})
 	if err != nil {
 		return nil, err
@@ -383,16 +420,47 @@ type Query struct {
 // MaxPoints bounds one answer (zones times buckets).
 const MaxPoints = 200_000
 
+// minBuckets is the fewest buckets a step can cut [from, to) into, worked out without
+// listing them (days are at most 25 hours), so that a query far beyond MaxPoints is refused
+// before its bucket edges are allocated.
+func (s Step) minBuckets(from, to time.Time) int64 {
+	span := to.Sub(from)
+	if span <= 0 {
+		return 0
+	}
+	if s.Days > 0 {
+		return int64(span / (time.Duration(s.Days) * 25 * time.Hour))
+	}
+	if s.D <= 0 {
+		return math.MaxInt64
+	}
+	return int64(span / s.D)
+}
+
+// CheckQuery refuses a query that gives more than MaxPoints points for series zones or doors
+// (at least one). It is arithmetic only; History and DoorFlows call it before they allocate
+// anything, and an HTTP handler can call it before opening the file.
+func CheckQuery(qu Query, series int) error {
+	series = max(series, 1)
+	if n := qu.Step.minBuckets(qu.From, qu.To); n > MaxPoints/int64(series) {
+		return &QueryError{fmt.Sprintf("%d series × at least %d steps of %s is more than %d points; use a larger step or a shorter range", series, n, qu.Step, MaxPoints)}
+	}
+	return nil
+}
+
 // Series is a query's answer.
 type Series struct {
-	Site       string       `json:"site"`
-	TimeZone   string       `json:"timezone"`
-	From       time.Time    `json:"from"`
-	To         time.Time    `json:"to"`
-	Step       string       `json:"step"`
-	Resolution Resolution   `json:"resolution"`
-	RecordedTo time.Time    `json:"recorded_to"` // history is written up to here
-	Zones      []ZoneSeries `json:"zones"`
+	Site       string     `json:"site"`
+	TimeZone   string     `json:"timezone"`
+	From       time.Time  `json:"from"`
+	To         time.Time  `json:"to"`
+	Step       string     `json:"step"`
+	Resolution Resolution `json:"resolution"`
+	RecordedTo time.Time  `json:"recorded_to"` // history is written up to here
+	// DamagedBlocks is how many stored blocks (a zone's or door's hour, or day of hours)
+	// could not be read and were left out: their time shows as not recorded.
+	DamagedBlocks int          `json:"damaged_blocks"`
+	Zones         []ZoneSeries `json:"zones"`
 }
 
 type ZoneSeries struct {
@@ -445,10 +513,16 @@ func pointOf(w Rollup, loc *time.Location) Point {
 
 // History answers a Query.
 func (r *Reader) History(ctx context.Context, qu Query) (*Series, error) {
+	if err := CheckQuery(qu, len(qu.Zones)); err != nil {
+		return nil, err
+	}
 	var out *Series
 	err := r.view(ctx, func(q *txq) error {
 		ids, err := q.zoneIDs(qu.Zones)
 		if err != nil {
+			return err
+		}
+		if err := CheckQuery(qu, len(ids)); err != nil {
 			return err
 		}
 		a, b := qu.From.UnixMilli(), qu.To.UnixMilli()
@@ -476,6 +550,7 @@ func (r *Reader) History(ctx context.Context, qu Query) (*Series, error) {
 			}
 			out.Zones = append(out.Zones, zs)
 		}
+		out.DamagedBlocks = q.damaged
 		return nil
 	})
 	return out, err
@@ -504,14 +579,15 @@ func (q *txq) zoneIDs(want []string) ([]string, error) {
 
 // DoorSeries is the door-flow answer.
 type DoorSeries struct {
-	Site       string       `json:"site"`
-	TimeZone   string       `json:"timezone"`
-	From       time.Time    `json:"from"`
-	To         time.Time    `json:"to"`
-	Step       string       `json:"step"`
-	Resolution Resolution   `json:"resolution"`
-	RecordedTo time.Time    `json:"recorded_to"`
-	Doors      []DoorPoints `json:"doors"`
+	Site          string       `json:"site"`
+	TimeZone      string       `json:"timezone"`
+	From          time.Time    `json:"from"`
+	To            time.Time    `json:"to"`
+	Step          string       `json:"step"`
+	Resolution    Resolution   `json:"resolution"`
+	RecordedTo    time.Time    `json:"recorded_to"`
+	DamagedBlocks int          `json:"damaged_blocks"` // as in Series
+	Doors         []DoorPoints `json:"doors"`
 }
 
 type DoorPoints struct {
@@ -530,6 +606,9 @@ type DoorPoint struct {
 
 // DoorFlows answers a door query; Zones in the query are door ids here (all when empty).
 func (r *Reader) DoorFlows(ctx context.Context, qu Query) (*DoorSeries, error) {
+	if err := CheckQuery(qu, len(qu.Zones)); err != nil {
+		return nil, err
+	}
 	var out *DoorSeries
 	err := r.view(ctx, func(q *txq) error {
 		doors := q.site.Doors
@@ -542,6 +621,9 @@ func (r *Reader) DoorFlows(ctx context.Context, qu Query) (*DoorSeries, error) {
 				}
 				doors = append(doors, q.site.Doors[i])
 			}
+		}
+		if err := CheckQuery(qu, len(doors)); err != nil {
+			return err
 		}
 		a, b := qu.From.UnixMilli(), qu.To.UnixMilli()
 		edges := q.edges(a, b, qu.Step)
@@ -562,6 +644,7 @@ func (r *Reader) DoorFlows(ctx context.Context, qu Query) (*DoorSeries, error) {
 			}
 			out.Doors = append(out.Doors, dp)
 		}
+		out.DamagedBlocks = q.damaged
 		return nil
 	})
 	return out, err

@@ -5,6 +5,7 @@
 package history
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/crowdwatch/crowdwatch/storage"
 
 	"github.com/crowdwatch/crowdwatch/alerting"
 	"github.com/crowdwatch/crowdwatch/zones"
@@ -225,17 +228,23 @@ func (r *Recorder) resumeBlocks(at int64) (map[string][]Sample, map[string][]Doo
 	g := gate(r.o.Path)
 	g.RLock()
 	defer g.RUnlock()
-	db, err := openFile(r.o.Path, true, r.o.LockTimeout)
+	db, err := openFile(r.o.Path, true, false, r.o.LockTimeout)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer db.Close()
 	raw, doors := map[string][]Sample{}, map[string][]DoorCount{}
 	block := r.file.loc.block(Raw, at)
-	err = db.View(func(tx *bolt.Tx) error {
+	log := cmp.Or(r.o.Log, slog.Default())
+	err = storage.View(db, func(tx *bolt.Tx) error {
 		for _, z := range r.o.Site.Zones {
 			if v := getBlock(tx, kindZone, Raw, z.ID, block); v != nil {
 				ss, err := decodeSamples(block, v, nil)
+				if errors.Is(err, errCorrupt) {
+					// The hour's windows are rebuilt from what follows; recording goes on.
+					log.Warn("history: a damaged block was left out on resume", "path", r.o.Path, "zone", z.ID, "error", err)
+					continue
+				}
 				if err != nil {
 					return err
 				}
@@ -245,6 +254,10 @@ func (r *Recorder) resumeBlocks(at int64) (map[string][]Sample, map[string][]Doo
 		for _, d := range r.o.Site.Doors {
 			if v := getBlock(tx, kindDoor, Raw, d.ID, block); v != nil {
 				ds, err := decodeDoors(Raw, block, v, nil)
+				if errors.Is(err, errCorrupt) {
+					log.Warn("history: a damaged block was left out on resume", "path", r.o.Path, "door", d.ID, "error", err)
+					continue
+				}
 				if err != nil {
 					return err
 				}
@@ -272,11 +285,18 @@ func getBlock(tx *bolt.Tx, kind byte, res Resolution, series string, start int64
 // (merging later ones into it) and retries with the next, and prunes on its own schedule.
 func (r *Recorder) writer() {
 	var held *batch
+	// damaged is set once the file is found damaged: writing stops until a restart (after
+	// the file is restored), rather than retrying a file that cannot be opened every flush.
+	damaged := false
 	prune := time.NewTicker(r.o.PruneEvery)
 	defer prune.Stop()
 	r.prune()
 	write := func(final bool) {
 		for attempt := 0; held != nil; attempt++ {
+			if damaged {
+				held = nil
+				break
+			}
 			t0 := time.Now()
 			err := r.file.write(held)
 			if err == nil {
@@ -286,6 +306,11 @@ func (r *Recorder) writer() {
 				break
 			}
 			r.m.flushErrs.Inc()
+			if errors.Is(err, storage.ErrDamaged) {
+				damaged = true
+				r.o.Log.Error("history: not recorded from now on; live figures are not affected", "error", err)
+				continue
+			}
 			r.o.Log.Warn("history: cannot write; keeping the records for the next try", "error", err)
 			if !final || attempt >= 1 {
 				break
@@ -317,7 +342,9 @@ func (r *Recorder) writer() {
 			}
 			write(false)
 		case <-prune.C:
-			r.prune()
+			if !damaged {
+				r.prune()
+			}
 		}
 	}
 }

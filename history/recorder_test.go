@@ -117,7 +117,7 @@ func TestRecorderKeepsRecordsWhileTheFileIsBusyAndAcrossRestarts(t *testing.T) {
 	waitVisitors(t, path, 5)
 
 	// A long report holds a shared lock: flushes time out and keep their records.
-	db, err := openFile(path, true, time.Second)
+	db, err := openFile(path, true, false, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestRecorderDropsRawRecordsBeyondItsBuffer(t *testing.T) {
 	eng := &fakeEngine{}
 	eng.set(0, 0)
 	stop, reg := startRecorder(t, eng, path, 64, now)
-	db, err := openFile(path, true, time.Second)
+	db, err := openFile(path, true, false, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -119,6 +119,9 @@ func WriteReportMarkdown(w io.Writer, r *Report) error {
 	if r.RecordedTo.Before(r.To) {
 		fmt.Fprintf(&b, " History is recorded up to %s.", r.RecordedTo.Format("2006-01-02 15:04:05"))
 	}
+	if r.DamagedBlocks > 0 {
+		fmt.Fprintf(&b, "\n\n**%d damaged block(s) of the history file were left out:** the hours they held show as not recorded, and the figures below miss them (see docs/operations.md).", r.DamagedBlocks)
+	}
 	fmt.Fprintf(&b, "\n\n**Visitors:** %d in, %d out through the outside doors.", r.Visitors, r.Departures)
 	if r.BusiestHour != nil {
 		fmt.Fprintf(&b, " Busiest hour: %s (%d visitors).", r.BusiestHour.Start.Format("15:04"), r.BusiestHour.Entries)

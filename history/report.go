@@ -2,6 +2,7 @@ package history
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"slices"
 	"sort"
@@ -17,6 +18,9 @@ type Report struct {
 	From       time.Time `json:"from"`
 	To         time.Time `json:"to"`
 	RecordedTo time.Time `json:"recorded_to"`
+	// DamagedBlocks is how many stored blocks could not be read and were left out; the
+	// figures then miss the hours they held (Markdown and CSV say so too).
+	DamagedBlocks int `json:"damaged_blocks"`
 	// Visitors are crossings in through doors from outside; Departures out through them.
 	Visitors    int64         `json:"visitors"`
 	Departures  int64         `json:"departures"`
@@ -100,10 +104,27 @@ type EvacEvent struct {
 	Note string    `json:"note,omitempty"`
 }
 
+// MaxReportSpan is the longest period one report covers: a year, leap or not, with a day
+// to spare. A report holds every hour of every zone, so a longer one is refused before
+// anything is read or allocated.
+const MaxReportSpan = 367 * 24 * time.Hour
+
+// checkPeriod refuses a report period that is empty or too long.
+func checkPeriod(from, to time.Time) error {
+	if !to.After(from) {
+		return &QueryError{"the end of the period must be after its start"}
+	}
+	if to.Sub(from) > MaxReportSpan {
+		return &QueryError{fmt.Sprintf("the period from %s to %s is longer than a report covers (%d days); report on a year or less",
+			from.Format(time.DateOnly), to.Format(time.DateOnly), MaxReportSpan/(24*time.Hour))}
+	}
+	return nil
+}
+
 // Report builds the report of [from, to).
 func (r *Reader) Report(ctx context.Context, from, to time.Time) (*Report, error) {
-	if !to.After(from) {
-		return nil, &QueryError{"the end of the period must be after its start"}
+	if err := checkPeriod(from, to); err != nil {
+		return nil, err
 	}
 	var rep *Report
 	err := r.view(ctx, func(q *txq) error {
@@ -113,6 +134,7 @@ func (r *Reader) Report(ctx context.Context, from, to time.Time) (*Report, error
 			return err
 		}
 		rep.Unusual, err = q.unusual(from.UnixMilli(), to.UnixMilli(), DefaultUnusual)
+		rep.DamagedBlocks = q.damaged
 		return err
 	})
 	if err != nil {
@@ -341,6 +363,11 @@ func deref[T int64 | float64](p *T) float64 {
 
 // Compare reports both periods and their differences.
 func (r *Reader) Compare(ctx context.Context, aFrom, aTo, bFrom, bTo time.Time) (*Comparison, error) {
+	for _, p := range [][2]time.Time{{aFrom, aTo}, {bFrom, bTo}} {
+		if err := checkPeriod(p[0], p[1]); err != nil {
+			return nil, err
+		}
+	}
 	a, err := r.Report(ctx, aFrom, aTo)
 	if err != nil {
 		return nil, err

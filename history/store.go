@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -14,6 +14,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/crowdwatch/crowdwatch/storage"
 )
 
 // The history file has its own bbolt file, not a bucket in the main database: bbolt holds an
@@ -106,24 +108,34 @@ func gate(path string) *sync.RWMutex {
 }
 
 // openFile opens the history file; read-only opens take a shared lock and can run together.
-func openFile(path string, readOnly bool, timeout time.Duration) (*bolt.DB, error) {
-	if readOnly {
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("history: %s: %w", path, ErrNoHistory)
-		}
-	} else if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, fmt.Errorf("history: cannot create the folder for %s: %w", path, err)
-	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, ReadOnly: readOnly, FreelistType: bolt.FreelistMapType})
+// It goes through storage.Open, so a damaged file is refused with one clear error and a
+// panic inside bbolt does not take the service down. verify walks the whole file once; the
+// writer does it when it starts, not on every per-flush or per-query open.
+func openFile(path string, readOnly, verify bool, timeout time.Duration) (*bolt.DB, error) {
+	db, err := storage.Open(path, storage.Options{Timeout: timeout, ReadOnly: readOnly, Verify: verify})
 	switch {
+	case readOnly && errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("history: %s: %w", path, ErrNoHistory)
 	case errors.Is(err, bolterrors.ErrTimeout):
 		return nil, fmt.Errorf("history: %s: %w", path, ErrLocked)
-	case errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrVersionMismatch), errors.Is(err, bolterrors.ErrChecksum):
-		return nil, fmt.Errorf("history: %s is damaged or not a database file (move it away to start a new history): %w", path, err)
 	case err != nil:
-		return nil, fmt.Errorf("history: cannot open %s: %w", path, err)
+		return nil, err
 	}
 	return db, nil
+}
+
+// Backup writes a consistent copy of the history file at path, read-only beside the
+// recorder (which waits for it as for any reader); see storage.Backup.
+func Backup(path string, timeout time.Duration, start func(size int64) io.Writer) (int64, error) {
+	g := gate(path)
+	g.RLock()
+	defer g.RUnlock()
+	db, err := openFile(path, true, false, timeout)
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	return storage.Backup(db, start)
 }
 
 // checkMeta refuses another program's file or another site's history.
@@ -154,7 +166,7 @@ func (f *file) init() (*persisted, error) {
 	g := gate(f.path)
 	g.Lock()
 	defer g.Unlock()
-	db, err := openFile(f.path, false, f.timeout)
+	db, err := openFile(f.path, false, true, f.timeout)
 	if err != nil {
 		return nil, err
 	}
@@ -221,7 +233,7 @@ func (f *file) write(b *batch) error {
 	g := gate(f.path)
 	g.Lock()
 	defer g.Unlock()
-	db, err := openFile(f.path, false, f.timeout)
+	db, err := openFile(f.path, false, false, f.timeout)
 	if err != nil {
 		return err
 	}
@@ -297,7 +309,7 @@ func (f *file) prune(ctx context.Context, now time.Time, keep Retention, maxPerT
 	g := gate(f.path)
 	g.Lock()
 	defer g.Unlock()
-	db, err := openFile(f.path, false, f.timeout)
+	db, err := openFile(f.path, false, false, f.timeout)
 	if err != nil {
 		return deleted, err
 	}

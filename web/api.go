@@ -72,6 +72,7 @@ type Options struct {
 	Live    *Live
 	SignIn  SignIn
 	History HistoryReader // nil: the history endpoints answer 503
+	Backups Backups       // nil: GET /api/v1/backup answers 503 (web/backup.go)
 }
 
 type api struct {
@@ -107,6 +108,7 @@ func NewHandler(o Options) http.Handler {
 	a.route("GET /debug/pprof/symbol", RoleAdmin, pprof.Symbol)
 	a.alertRoutes()
 	a.historyRoutes() // history and reports (web/history.go)
+	a.backupRoutes()  // consistent copies of the files, admin only (web/backup.go)
 	a.route("GET /{$}", RolePublic, a.index)
 	a.routeUI() // dashboard, screens, sign-in, live feed: web/ui.go
 	return a
@@ -317,6 +319,8 @@ func (a *api) correct(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, zones.ErrUnknownZone):
 		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, zones.ErrCorrectionRange):
+		writeError(w, http.StatusBadRequest, "correction: "+err.Error())
 	case err != nil:
 		a.Log.Error("correction failed", "zone", id, "error", err)
 		writeError(w, http.StatusServiceUnavailable, "correction not applied: "+err.Error())

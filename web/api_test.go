@@ -27,6 +27,9 @@ func (f *fakeEngine) Correct(_ context.Context, zone string, v int64, by, reason
 	if zone == "broken" {
 		return zones.ZoneState{}, errors.New("storage: disk full")
 	}
+	if v > 100 { // as zones.Engine does above 10 × capacity
+		return zones.ZoneState{}, fmt.Errorf("%w: occupancy %d must be between 0 and 100", zones.ErrCorrectionRange, v)
+	}
 	f.corrected = append(f.corrected, fmt.Sprintf("%s=%d by %s: %s", zone, v, by, reason))
 	z, _ := f.snap.Zone(zone)
 	z.Occupancy = v
@@ -73,6 +76,7 @@ func TestAPI(t *testing.T) {
 		{"correction with unknown field", "POST", "/api/v1/zones/hall/correction", `{"occupancy":1,"by":"g","reason":"r","zone":"x"}`, 400, nil},
 		{"correction not JSON", "POST", "/api/v1/zones/hall/correction", `occupancy=1`, 400, nil},
 		{"correction storage failure", "POST", "/api/v1/zones/broken/correction", `{"occupancy":1,"by":"g","reason":"r"}`, 503, nil},
+		{"correction beyond ten times capacity", "POST", "/api/v1/zones/hall/correction", `{"occupancy":9223372036854775807,"by":"g","reason":"r"}`, 400, nil},
 		{"wrong method", "DELETE", "/api/v1/zones", "", 405, func(m map[string]any) bool { return m["error"] != nil }},
 		{"unknown path", "GET", "/api/v2/everything", "", 404, func(m map[string]any) bool { return m["error"] != nil }},
 		{"healthz", "GET", "/healthz", "", 200, nil},

@@ -81,6 +81,12 @@ func (a *api) historyQuery(w http.ResponseWriter, r *http.Request, key string) (
 			}
 		}
 	}
+	// Arithmetic only: a range far beyond the point limit is refused before the reader
+	// lists its buckets (it checks again with the real number of zones).
+	if err := history.CheckQuery(q, len(q.Zones)); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return history.Query{}, false
+	}
 	return q, true
 }
 

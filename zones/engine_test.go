@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -322,6 +323,40 @@ func TestCorrectionIsAudited(t *testing.T) {
 	}
 	if len(audit) != 1 || audit[0].By != "guard-7" || audit[0].Before != 8 || audit[0].Value != 3 || audit[0].Reason == "" {
 		t.Fatalf("audit log %+v", audit)
+	}
+}
+
+// TestCorrectionIsBounded: a correction beyond MaxCorrectionFactor × capacity is refused and
+// changes nothing (issue item 8: 9223372036854775807 was accepted, the parent zone wrapped and
+// the corrected total went negative).
+func TestCorrectionIsBounded(t *testing.T) {
+	h := newHarness(t, "")
+	mustApply(t, h.send(counter("dc-01", "b", 1, line("1", 8, 0))))
+	for _, v := range []int64{101, 1 << 40, math.MaxInt64, -1, math.MinInt64} {
+		_, err := h.engine.Correct(context.Background(), "hall", v, "x", "y")
+		if !errors.Is(err, ErrCorrectionRange) || !strings.Contains(err.Error(), "between 0 and 100") {
+			t.Errorf("correction to %d: %v, want a range error that says the range", v, err)
+		}
+	}
+	h.expect(map[string]int64{"hall": 8, "store": 8})
+	if _, err := h.engine.Correct(context.Background(), "hall", 100, "x", "ten times capacity"); err != nil {
+		t.Fatalf("a correction to the limit: %v", err)
+	}
+	if _, err := h.engine.Correct(context.Background(), "hall", 0, "x", "back"); err != nil {
+		t.Fatal(err)
+	}
+	h.expect(map[string]int64{"hall": 0, "store": 0})
+	for _, z := range h.engine.Snapshot().Zones {
+		if z.Corrected < 0 || z.Occupancy < 0 {
+			t.Errorf("zone %s: %+v", z.ID, z)
+		}
+	}
+	var audit []*LogEntry
+	if err := h.store.Entries("audit", func(e *LogEntry) error { audit = append(audit, e); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(audit) != 2 {
+		t.Fatalf("audit log has %d entries, want the 2 accepted corrections", len(audit))
 	}
 }
 

@@ -5,13 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
-	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/crowdwatch/crowdwatch/storage"
 )
 
 // Store is the bbolt file. Only the engine goroutine writes to it; readers (the report
@@ -46,21 +47,13 @@ var ErrForeignFile = errors.New("not a Crowdwatch database for this site")
 // bbolt file, another site's database or a file held by a running instance fail with an
 // error that says which.
 func OpenStore(path, site string) (*Store, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, fmt.Errorf("storage: cannot create the folder for %s: %w", path, err)
-	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
+	db, err := storage.Open(path, storage.Options{
 		Timeout:         2 * time.Second,
-		FreelistType:    bolt.FreelistMapType,
 		InitialMmapSize: 64 << 20,
+		Verify:          true,
 	})
-	switch {
-	case errors.Is(err, bolterrors.ErrTimeout):
-		return nil, fmt.Errorf("storage: %s is locked by another process (is crowdwatch already running?): %w", path, err)
-	case errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrVersionMismatch), errors.Is(err, bolterrors.ErrChecksum):
-		return nil, fmt.Errorf("storage: %s is damaged or not a database file (restore it from a backup or move it away to start empty): %w", path, err)
-	case err != nil:
-		return nil, fmt.Errorf("storage: cannot open %s: %w", path, err)
+	if err != nil {
+		return nil, err
 	}
 	s := &Store{db: db, path: path}
 	if err := s.init(site); err != nil {
@@ -108,6 +101,12 @@ func (s *Store) init(site string) error {
 
 // Close closes the file.
 func (s *Store) Close() error { return s.db.Close() }
+
+// Backup writes a consistent copy of the file as of one read transaction, beside the
+// engine's writes (storage.Backup).
+func (s *Store) Backup(start func(size int64) io.Writer) (int64, error) {
+	return storage.Backup(s.db, start)
+}
 
 // Path is the file's path.
 func (s *Store) Path() string { return s.path }

@@ -35,6 +35,9 @@ func startHistory(cfg *configs.Config, engine *zones.Engine, alerts *alertLink, 
 		Levels: alerts,
 	})
 	reader := history.NewReader(path, &site, 5*time.Second)
+	reader.DamagedBlocks = prometheus.NewCounter(prometheus.CounterOpts{Name: "crowdwatch_history_damaged_blocks_total",
+		Help: "Stored history blocks that reads left out because they did not decode (each read that meets one counts it)."})
+	reg.MustRegister(reader.DamagedBlocks)
 	reader.Events = alerts
 	reader.BandsOf = bandsFromConfig(cfg)
 	if err != nil {

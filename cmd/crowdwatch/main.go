@@ -42,6 +42,7 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "text or json")
 	root.AddCommand(newServeCmd(g), newDemoCmd(g), newCheckConfigCmd(), newVersionCmd(), newHashPasswordCmd(), newTokenCmd())
 	root.AddCommand(newReportCmd(), newBenchCmd()) // cmd/crowdwatch/report.go
+	root.AddCommand(newBackupCmd())                // cmd/crowdwatch/backup.go
 	return root
 }
 

@@ -90,6 +90,22 @@ type reloadSource struct {
 // files close. With reload set, SIGHUP and file changes reload the alerting settings.
 func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onStart started, reload *reloadSource) error {
 	log = log.With("site", cfg.Site.ID)
+	// Everything that can fail on the configuration is done before any file is opened, so
+	// that a start refused for its configuration leaves the disk as it was: the merged alert
+	// thresholds, the HTTP address (bound now, served later) and its certificate. configs.Load
+	// has checked the rest, the listen addresses' form included.
+	if err := alerting.CheckLimits(cfg); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	httpLn, err := net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		return fmt.Errorf("http: cannot listen on %s: %w", cfg.HTTP.Listen, err)
+	}
+	defer httpLn.Close()
+	if httpLn, err = listenTLS(cfg, httpLn); err != nil {
+		return err
+	}
+
 	store, err := zones.OpenStore(cfg.Storage.Path, cfg.Site.ID)
 	if err != nil {
 		return err
@@ -121,12 +137,6 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 	if err != nil {
 		return err
 	}
-
-	httpLn, err := net.Listen("tcp", cfg.HTTP.Listen)
-	if err != nil {
-		return fmt.Errorf("http: cannot listen on %s: %w", cfg.HTTP.Listen, err)
-	}
-	defer httpLn.Close()
 
 	// Shutdown runs these in order, not in reverse of start-up: the engine goes first so
 	// that what it holds is committed and acknowledged before MQTT goes away.
@@ -214,12 +224,9 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 		stopAlerting()
 		return err
 	}
-	if httpLn, err = listenTLS(cfg, httpLn); err != nil {
-		stopAlerting()
-		return err
-	}
 	handler := web.NewHandler(web.Options{Engine: engine, Broker: mqtt, Gatherer: reg, Auth: authz, SignIn: authz, Live: live, Alerting: alerts,
-		Log: log.With("component", "http"), Version: versionString(), History: historyReader})
+		Log: log.With("component", "http"), Version: versionString(), History: historyReader,
+		Backups: &serviceBackups{store: store, alerts: alerts, historyPath: cfg.HistoryPath()}})
 	httpCtx, stopHTTP := context.WithCancel(context.Background())
 	defer stopHTTP()
 	httpDone := make(chan error, 1)
