@@ -79,6 +79,7 @@ func (c *Config) Validate() error {
 	if c.MQTT.QueueSize < 1 {
 		bad("mqtt.queue_size", "must be >= 1")
 	}
+	c.validateEmbedded(bad) // TLS listener, CONNECT deadline, connection and will limits: configs/mqtt.go
 	if _, _, err := c.Occupancy.ResetClock(); err != nil {
 		bad("occupancy.daily_reset", "%v", err)
 	}
