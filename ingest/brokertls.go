@@ -37,7 +37,7 @@ func serverTLS(t configs.EmbeddedTLS, sink security.Sink) (*tls.Config, error) {
 	if !pool.AppendCertsFromPEM(pem) {
 		return nil, fmt.Errorf("mqtt.embedded.tls.client_ca_file: %s holds no PEM certificate", t.ClientCAFile)
 	}
-	base.ClientAuth = tls.RequireAnyClientCert
+	base.ClientAuth = tls.RequestClientCert // demanded by VerifyConnection, which reports a missing one
 	base.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 		c := base.Clone()
 		c.GetConfigForClient = nil
