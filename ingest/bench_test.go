@@ -21,7 +21,7 @@ import (
 // benchStore has one door per device so every message changes state and is logged.
 func benchStore(devices int) string {
 	var b strings.Builder
-	b.WriteString("site: {id: bench, timezone: UTC}\nmqtt: {embedded: {listen: \"127.0.0.1:0\"}}\nzones:\n  - {id: store, capacity: 1000000}\n")
+	b.WriteString("site: {id: bench, timezone: UTC}\nmqtt: {embedded: {listen: \"127.0.0.1:0\", max_connections: 10000, max_connections_per_address: 10000}}\nzones:\n  - {id: store, capacity: 1000000}\n")
 	b.WriteString("doors:\n")
 	for i := range devices {
 		fmt.Fprintf(&b, "  - {id: d%d, from: outside, to: store, counter: {device: dc-%d}}\n", i, i)
