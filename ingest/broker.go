@@ -205,6 +205,20 @@ func (b *Broker) Close() {
 	})
 }
 
+// declaredDevices is the set of device ids the store file binds to doors or zones.
+func declaredDevices(cfg *configs.Config) map[string]bool {
+	devices := map[string]bool{}
+	for _, d := range cfg.Doors {
+		if d.Counter.Device != "" {
+			devices[d.Counter.Device] = true
+		}
+	}
+	for _, s := range cfg.Sensors {
+		devices[s.Device] = true
+	}
+	return devices
+}
+
 // now is the clock of security events.
 var now = time.Now
 
@@ -232,19 +246,11 @@ type deviceHook struct {
 const maxOwners = 10000
 
 func newDeviceHook(b *Broker, cfg *configs.Config) *deviceHook {
-	h := &deviceHook{broker: b, users: map[string]configs.User{}, devices: map[string]bool{}, site: cfg.Site.ID,
+	h := &deviceHook{broker: b, users: map[string]configs.User{}, devices: declaredDevices(cfg), site: cfg.Site.ID,
 		maxWill: cfg.MQTT.Embedded.MaxWillPayload, certs: cfg.MQTT.Embedded.TLS.ClientCAFile != "",
 		owners: map[string]string{}, logs: map[security.Kind]*rate.Sometimes{}}
 	for _, u := range cfg.MQTT.Embedded.Users {
 		h.users[u.Username] = u
-	}
-	for _, d := range cfg.Doors {
-		if d.Counter.Device != "" {
-			h.devices[d.Counter.Device] = true
-		}
-	}
-	for _, s := range cfg.Sensors {
-		h.devices[s.Device] = true
 	}
 	for _, k := range []security.Kind{security.MQTTAuthFailed, security.ACLRefused, security.WillRefused,
 		security.ClientIDCollision, security.UnknownDevice} {

@@ -187,7 +187,7 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 			mqttTLS = []any{"mqtt_tls", a.String()}
 		}
 	} else {
-		client, err := ingest.NewClient(cfg, engine, log.With("component", "mqtt-client"))
+		client, err := ingest.NewClient(cfg, engine, log.With("component", "mqtt-client"), ingest.ClientOptions{Security: sec})
 		if err != nil {
 			return err
 		}
