@@ -296,6 +296,11 @@ func (h *deviceHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 			return h.refuseConnect(cl, packets.ErrNotAuthorized)
 		}
 	}
+	if cl.ID == mqtt.InlineClientId {
+		// The service's own client: taking its session over would cut the service's publishes.
+		h.report(security.ClientIDCollision, cl, cl.ID, fmt.Sprintf("client id %q belongs to the service itself", cl.ID))
+		return h.refuseConnect(cl, packets.ErrClientIdentifierNotValid)
+	}
 	if len(h.users) > 0 {
 		if owner := h.claim(cl.ID, string(pk.Connect.Username)); owner != "" {
 			h.report(security.ClientIDCollision, cl, cl.ID,
@@ -328,7 +333,7 @@ func (h *deviceHook) willRefusal(cl *mqtt.Client, pk packets.Packet) string {
 	if n := len(pk.Connect.WillPayload); n > h.maxWill {
 		return fmt.Sprintf("Last Will of %d bytes refused (mqtt.embedded.max_will_payload is %d)", n, h.maxWill)
 	}
-	if !h.mayPublish(string(pk.Connect.Username), pk.Connect.WillTopic) {
+	if !mqtt.IsValidFilter(pk.Connect.WillTopic, true) || !h.mayPublish(string(pk.Connect.Username), pk.Connect.WillTopic) {
 		return fmt.Sprintf("Last Will on %q refused: the account may not publish there", pk.Connect.WillTopic)
 	}
 	return ""

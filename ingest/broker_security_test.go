@@ -126,6 +126,7 @@ func TestWillOutsideTheAccountIsRefused(t *testing.T) {
 		{base + "alert/x", `{"severity":"info"}`},
 		{base + "status/dc-02", "offline"},
 		{"elsewhere/topic", "x"},
+		{base + "status/#", "offline"},                       // a wildcard is no topic to publish on
 		{base + "status/dc-01", strings.Repeat("x", 60<<10)}, // its own topic, but 60 KB
 	}
 	for i, tc := range cases {
@@ -302,6 +303,13 @@ func TestOpenBrokerProtectsServiceTopics(t *testing.T) {
 	if _, code := rawConnect(t, svc.broker.Addr().String(), "", packets.ConnectParams{ClientIdentifier: "x", Clean: true,
 		WillFlag: true, WillTopic: "crowdwatch/bench/zone/store", WillPayload: []byte("{}"), WillRetain: true}); code != connNotAuthorized {
 		t.Errorf("a will on a zone topic: CONNACK %d", code)
+	}
+	if _, code := rawConnect(t, svc.broker.Addr().String(), "", packets.ConnectParams{ClientIdentifier: "w", Clean: true,
+		WillFlag: true, WillTopic: "crowdwatch/bench/status/#", WillPayload: []byte("offline")}); code != connNotAuthorized {
+		t.Errorf("a will on a wildcard: CONNACK %d", code)
+	}
+	if _, code := rawConnect(t, svc.broker.Addr().String(), "", packets.ConnectParams{ClientIdentifier: "inline", Clean: true}); code != connIDRejected {
+		t.Errorf("a client taking the service's own client id: CONNACK %d", code)
 	}
 	c := connectTB(t, svc, "anyone")
 	c.Publish("crowdwatch/bench/guidance/main", 1, true, `{"state":"welcome"}`).WaitTimeout(5 * time.Second)
