@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
 )
 
 const tlsBrokerStore = `
@@ -90,6 +92,63 @@ func TestCheckConfigWarnsAboutPlainDeviceListener(t *testing.T) {
 		}
 		if got := strings.Contains(string(out), "WARNING   mqtt.embedded.listen "+tc.plain+" is plain TCP"); got != tc.warn {
 			t.Errorf("listen %s: warning %v, want %v:\n%s", tc.plain, got, tc.warn, out)
+		}
+	}
+}
+
+// Issue item 2: the service re-asserts its retained topics, so a spoof on a broker with loose
+// rules (here an anonymous mosquitto) does not stay in front of the readers.
+func TestRetainedSpoofsAreOverwritten(t *testing.T) {
+	mq := startMosquitto(t)
+	dir := t.TempDir()
+	svc := startService(t, "serve", "--config", writeConfig(t, dir, strings.ReplaceAll(mosquittoStore, "$BROKER", mq.addr)))
+	waitReady(t, svc)
+	base := "crowdwatch/mq-store/"
+	mosquittoPub(t, mq.addr, base+"counter/dc-01", report("b1", 1, 30, 0))
+	svc.waitOccupancy(map[string]int64{"entrance": 30}, 15*time.Second)
+
+	// A reader sees the spoof arrive, then the service's own state replace it.
+	reader, err := mqttClient(t, "tcp://"+mq.addr, "reader", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 100)
+	for _, topic := range []string{base + "zone/entrance", base + "service/status"} {
+		if tok := reader.Subscribe(topic, 1, func(_ paho.Client, m paho.Message) {
+			got <- m.Topic() + " " + string(m.Payload())
+		}); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatal(tok.Error())
+		}
+	}
+	// The service's own state first, so that what comes after the spoof is a re-assertion.
+	for seen := false; !seen; {
+		select {
+		case m := <-got:
+			seen = strings.HasPrefix(m, base+"zone/entrance ") && strings.Contains(m, `"occupancy":30`)
+		case <-time.After(15 * time.Second):
+			t.Fatal("the zone state never reached the reader")
+		}
+	}
+	const spoof = `{"zone":"entrance","occupancy":0,"capacity":150,"ratio":0}`
+	mosquittoPub(t, mq.addr, base+"zone/entrance", spoof, "-r")
+	mosquittoPub(t, mq.addr, base+"service/status", "offline", "-r")
+	var spoofed, statusSpoofed, zoneBack, statusBack bool
+	deadline := time.After(30 * time.Second) // three re-assertion periods
+	for !(zoneBack && statusBack) {
+		select {
+		case m := <-got:
+			switch {
+			case m == base+"zone/entrance "+spoof:
+				spoofed = true
+			case spoofed && strings.HasPrefix(m, base+"zone/entrance ") && strings.Contains(m, `"occupancy":30`):
+				zoneBack = true
+			case m == base+"service/status offline":
+				statusSpoofed = true
+			case statusSpoofed && m == base+"service/status online":
+				statusBack = true
+			}
+		case <-deadline:
+			t.Fatalf("spoof seen %v; zone re-asserted %v; status re-asserted %v", spoofed, zoneBack, statusBack)
 		}
 	}
 }
