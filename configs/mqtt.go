@@ -62,8 +62,10 @@ func (c *Config) validateEmbedded(bad func(key, format string, args ...any)) {
 		bad("mqtt.embedded.max_connections_per_address", "%d must be between 1 and mqtt.embedded.max_connections (%d)",
 			e.MaxConnectionsPerAddress, e.MaxConnections)
 	}
-	if e.MaxWillPayload < 16 || e.MaxWillPayload > c.MQTT.MaxPayload {
-		bad("mqtt.embedded.max_will_payload", "%d must be between 16 and mqtt.max_payload (%d) bytes", e.MaxWillPayload, c.MQTT.MaxPayload)
+	// The broker applies the smaller of this and mqtt.max_payload, so a store with a small
+	// max_payload keeps working with the default.
+	if e.MaxWillPayload < 16 || e.MaxWillPayload > MaxPayloadLimit {
+		bad("mqtt.embedded.max_will_payload", "%d must be between 16 and %d bytes", e.MaxWillPayload, MaxPayloadLimit)
 	}
 }
 

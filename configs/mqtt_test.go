@@ -26,6 +26,12 @@ func TestEmbeddedBrokerDefaults(t *testing.T) {
 	}
 }
 
+func TestSmallMaxPayloadKeepsTheWillDefault(t *testing.T) {
+	if _, err := Parse([]byte(embeddedStore+"mqtt: {max_payload: 128}\n"), nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestEmbeddedBrokerTLSOnly(t *testing.T) {
 	dir := t.TempDir()
 	for _, f := range []string{"c.pem", "k.pem", "ca.pem"} {
@@ -64,8 +70,9 @@ func TestEmbeddedBrokerValidation(t *testing.T) {
 		{"no connections", `{embedded: {max_connections: 0}}`, "mqtt.embedded.max_connections: must be >= 1"},
 		{"per address above total", `{embedded: {max_connections: 10, max_connections_per_address: 11}}`,
 			"mqtt.embedded.max_connections_per_address: 11 must be between 1 and mqtt.embedded.max_connections (10)"},
-		{"will above payload", `{max_payload: 1024, embedded: {max_will_payload: 2048}}`,
-			"mqtt.embedded.max_will_payload: 2048 must be between 16 and mqtt.max_payload (1024) bytes"},
+		{"will too large", `{embedded: {max_will_payload: 100000}}`,
+			"mqtt.embedded.max_will_payload: 100000 must be between 16 and 65536 bytes"},
+		{"will too small", `{embedded: {max_will_payload: 8}}`, "mqtt.embedded.max_will_payload: 8 must be between 16 and 65536 bytes"},
 		{"embedded tls with external broker", `{broker: "ssl://b:8883", embedded: {tls: {listen: ":8883", cert_file: /x, key_file: /y}}}`,
 			"with mqtt.broker set, use mqtt.tls"},
 	}

@@ -247,7 +247,7 @@ const maxOwners = 10000
 
 func newDeviceHook(b *Broker, cfg *configs.Config) *deviceHook {
 	h := &deviceHook{broker: b, users: map[string]configs.User{}, devices: declaredDevices(cfg), site: cfg.Site.ID,
-		maxWill: cfg.MQTT.Embedded.MaxWillPayload, certs: cfg.MQTT.Embedded.TLS.ClientCAFile != "",
+		maxWill: min(cfg.MQTT.Embedded.MaxWillPayload, cfg.MQTT.MaxPayload), certs: cfg.MQTT.Embedded.TLS.ClientCAFile != "",
 		owners: map[string]string{}, logs: map[security.Kind]*rate.Sometimes{}}
 	for _, u := range cfg.MQTT.Embedded.Users {
 		h.users[u.Username] = u
