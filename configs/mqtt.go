@@ -58,9 +58,10 @@ func (c *Config) validateEmbedded(bad func(key, format string, args ...any)) {
 	if e.MaxConnections < 1 {
 		bad("mqtt.embedded.max_connections", "must be >= 1")
 	}
-	if e.MaxConnectionsPerAddress < 1 || e.MaxConnectionsPerAddress > e.MaxConnections {
-		bad("mqtt.embedded.max_connections_per_address", "%d must be between 1 and mqtt.embedded.max_connections (%d)",
-			e.MaxConnectionsPerAddress, e.MaxConnections)
+	// Above max_connections it changes nothing (the total binds first), so lowering only the
+	// total keeps the file valid.
+	if e.MaxConnectionsPerAddress < 1 {
+		bad("mqtt.embedded.max_connections_per_address", "must be >= 1")
 	}
 	// The broker applies the smaller of this and mqtt.max_payload, so a store with a small
 	// max_payload keeps working with the default.
