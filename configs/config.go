@@ -108,10 +108,33 @@ type MQTT struct {
 }
 
 type Embedded struct {
+	// Listen is the plain-TCP listener; "" turns it off (with TLS.Listen set).
 	Listen string `mapstructure:"listen"`
 	// Users are the broker's accounts. With none, the broker is open to anyone who can reach
 	// it (the demo does this and says so in its log).
-	Users []User `mapstructure:"users"`
+	Users []User      `mapstructure:"users"`
+	TLS   EmbeddedTLS `mapstructure:"tls"`
+	// ConnectTimeout is how long a new connection may take to send its CONNECT (and finish
+	// its TLS handshake) before it is closed, so idle sockets cannot pile up.
+	ConnectTimeout time.Duration `mapstructure:"connect_timeout"`
+	// MaxConnections and MaxConnectionsPerAddress bound the open connections, counted when
+	// they are accepted, over all listeners and per remote IP address.
+	MaxConnections           int `mapstructure:"max_connections"`
+	MaxConnectionsPerAddress int `mapstructure:"max_connections_per_address"`
+	// MaxWillPayload is the largest Last Will payload accepted at CONNECT, in bytes. A
+	// device's will is "offline"; a longer one is refused with the CONNECT.
+	MaxWillPayload int `mapstructure:"max_will_payload"`
+}
+
+// EmbeddedTLS is the embedded broker's TLS listener, beside or instead of the plain one.
+type EmbeddedTLS struct {
+	// Listen is the TLS listener's address (":8883"); "" means no TLS listener.
+	Listen   string `mapstructure:"listen"`
+	CertFile string `mapstructure:"cert_file"`
+	KeyFile  string `mapstructure:"key_file"`
+	// ClientCAFile, when set, makes the TLS listener demand a client certificate signed by
+	// this CA whose common name (or a DNS name) is the MQTT username.
+	ClientCAFile string `mapstructure:"client_ca_file"`
 }
 
 // User is an account on the embedded broker. A "device" user's username must be a configured

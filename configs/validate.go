@@ -123,6 +123,7 @@ func (c *Config) Validate() error {
 	if c.MQTT.QueueSize < 1 || c.MQTT.QueueSize > MaxQueueSize {
 		bad("mqtt.queue_size", "%d must be between 1 and %d", c.MQTT.QueueSize, MaxQueueSize)
 	}
+	c.validateEmbedded(bad) // TLS listener, CONNECT deadline, connection and will limits: configs/mqtt.go
 	if _, _, err := c.Occupancy.ResetClock(); err != nil {
 		bad("occupancy.daily_reset", "%v", err)
 	}

@@ -21,7 +21,7 @@ import (
 // benchStore has one door per device so every message changes state and is logged.
 func benchStore(devices int) string {
 	var b strings.Builder
-	b.WriteString("site: {id: bench, timezone: UTC}\nmqtt: {embedded: {listen: \"127.0.0.1:0\"}}\nzones:\n  - {id: store, capacity: 1000000}\n")
+	b.WriteString("site: {id: bench, timezone: UTC}\nmqtt: {embedded: {listen: \"127.0.0.1:0\", max_connections: 10000, max_connections_per_address: 10000}}\nzones:\n  - {id: store, capacity: 1000000}\n")
 	b.WriteString("doors:\n")
 	for i := range devices {
 		fmt.Fprintf(&b, "  - {id: d%d, from: outside, to: store, counter: {device: dc-%d}}\n", i, i)
@@ -39,7 +39,13 @@ type benchService struct {
 
 func startBenchService(b testing.TB, devices int) *benchService {
 	b.Helper()
-	cfg, err := configs.Parse([]byte(benchStore(devices)), map[string]any{"storage.path": filepath.Join(b.TempDir(), "b.db")})
+	return startStoreService(b, benchStore(devices), BrokerOptions{})
+}
+
+// startStoreService runs an engine and the embedded broker for a store file.
+func startStoreService(b testing.TB, yaml string, opts BrokerOptions) *benchService {
+	b.Helper()
+	cfg, err := configs.Parse([]byte(yaml), map[string]any{"storage.path": filepath.Join(b.TempDir(), "b.db")})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -56,7 +62,7 @@ func startBenchService(b testing.TB, devices int) *benchService {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = engine.Run(ctx) }()
-	broker, err := NewBroker(cfg, engine, log)
+	broker, err := NewBroker(cfg, engine, log, opts)
 	if err != nil {
 		b.Fatal(err)
 	}

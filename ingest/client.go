@@ -14,6 +14,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/crowdwatch/crowdwatch/configs"
+	"github.com/crowdwatch/crowdwatch/security"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
 
@@ -33,13 +34,25 @@ type Client struct {
 	// unacknowledged messages only when the client reconnects.
 	redeliver  chan struct{}
 	subscribed atomic.Bool
+	sec        security.Sink
+	devices    map[string]bool // every device the store file declares
+}
+
+// ClientOptions are the external-broker client's dependencies beyond the store file.
+type ClientOptions struct {
+	// Security receives reports from devices the store file does not declare (the external
+	// broker does its own authentication and ACLs). Nil means security.Discard.
+	Security security.Sink
 }
 
 // NewClient prepares the connection; Run connects and keeps it up.
-func NewClient(cfg *configs.Config, engine Submitter, log *slog.Logger) (*Client, error) {
+func NewClient(cfg *configs.Config, engine Submitter, log *slog.Logger, copts ClientOptions) (*Client, error) {
 	c := &Client{topics: NewTopics(cfg.MQTT.TopicPrefix, cfg.Site.ID), maxPayload: cfg.MQTT.MaxPayload,
 		engine: engine, log: log, acks: make(chan paho.Message, 2*cfg.MQTT.QueueSize+cfg.Storage.CommitBatch),
-		closed: make(chan struct{}), redeliver: make(chan struct{}, 1)}
+		closed: make(chan struct{}), redeliver: make(chan struct{}, 1), sec: copts.Security, devices: declaredDevices(cfg)}
+	if c.sec == nil {
+		c.sec = security.Discard
+	}
 	broker := cfg.MQTT.Broker
 	// paho names the TLS schemes ssl/tls and the plain one tcp; accept the mqtt(s) spellings too.
 	if rest, ok := strings.CutPrefix(broker, "mqtts://"); ok {
@@ -210,6 +223,11 @@ func (c *Client) onMessage(_ paho.Client, msg paho.Message) {
 	var m *zones.Message
 	if ok {
 		m = Decode(kind, device, msg.Payload(), c.maxPayload)
+		if !c.devices[device] {
+			// The external broker knows the address; the service only knows the device id.
+			c.sec.Record(security.Event{Kind: security.UnknownDevice, Subject: device, At: now(),
+				Detail: fmt.Sprintf("report on %q, through the external broker, from a device the store file does not declare", msg.Topic())})
+		}
 	} else {
 		m = &zones.Message{Received: time.Now(), Reject: zones.Reject("bad_topic", "topic %q is not a device topic", msg.Topic())}
 	}

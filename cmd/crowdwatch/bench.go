@@ -543,7 +543,9 @@ func benchStore(f benchFlags, brokerURL, tokenSHA, dbPath string) string {
 	if brokerURL != "" {
 		fmt.Fprintf(&b, "mqtt: {broker: %q, client_id: crowdwatch-bench}\n", brokerURL)
 	} else {
-		b.WriteString("mqtt: {embedded: {listen: \"127.0.0.1:0\"}}\n")
+		// Every counter connects from loopback: the per-address limit must let them all in.
+		fmt.Fprintf(&b, "mqtt: {embedded: {listen: \"127.0.0.1:0\", max_connections: %d, max_connections_per_address: %d}}\n",
+			f.devices+100, f.devices+100)
 	}
 	fmt.Fprintf(&b, "occupancy: {daily_reset: \"off\"}\nauth:\n  tokens: [{name: bench, sha256: %q, role: admin}]\nzones:\n", tokenSHA)
 	for z := range f.zones {

@@ -43,7 +43,24 @@ func printSummary(w io.Writer, path string, cfg *configs.Config) {
 		if len(cfg.MQTT.Embedded.Users) == 0 {
 			access = "OPEN: no accounts, anyone who can reach it may publish"
 		}
-		fmt.Fprintf(w, "mqtt      embedded broker on %s (%s), topics %s/%s/...\n", cfg.MQTT.Embedded.Listen, access, cfg.MQTT.TopicPrefix, cfg.Site.ID)
+		e := cfg.MQTT.Embedded
+		on := []string{}
+		if e.Listen != "" {
+			on = append(on, "plain TCP "+e.Listen)
+		}
+		if e.TLS.Listen != "" {
+			tlsOn := "TLS " + e.TLS.Listen
+			if e.TLS.ClientCAFile != "" {
+				tlsOn += " with device certificates"
+			}
+			on = append(on, tlsOn)
+		}
+		fmt.Fprintf(w, "mqtt      embedded broker on %s (%s), topics %s/%s/...\n", strings.Join(on, " and "), access, cfg.MQTT.TopicPrefix, cfg.Site.ID)
+		fmt.Fprintf(w, "          limits: %d connections, %d per address, CONNECT within %s, wills up to %d bytes\n",
+			e.MaxConnections, e.MaxConnectionsPerAddress, e.ConnectTimeout, e.MaxWillPayload)
+	}
+	for _, warning := range cfg.EmbeddedBrokerWarnings() {
+		fmt.Fprintf(w, "WARNING   %s\n", warning)
 	}
 	if h, _, _ := cfg.Occupancy.ResetClock(); h < 0 {
 		fmt.Fprintf(w, "reset     off (no daily reset)\n")

@@ -79,6 +79,9 @@ type mqttSide interface {
 	Publish(topic string, payload []byte, retain bool) error
 }
 
+// retainedReassert is how often the service publishes its retained topics again unchanged.
+const retainedReassert = 10 * time.Second
+
 // reloadSource is the file a running service reloads its alerting settings from.
 type reloadSource struct {
 	path      string
@@ -117,6 +120,9 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 	}()
 
 	reg := prometheus.NewRegistry()
+	// Refusals by the components that meet an attacker first (docs/security.md); the monitor
+	// that counts them and raises alerts is wired here.
+	var sec security.Sink = security.Discard
 	store.RegisterMetrics(reg)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	hour, minute, _ := cfg.Occupancy.ResetClock()
@@ -178,10 +184,15 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 	var (
 		mqtt     mqttSide
 		mqttAddr string
+		mqttTLS  []any
 	)
+	// The zone and service-status publishers stop before the broker or client does, so that
+	// nothing re-asserts "online" after the external client's last "offline".
+	stopPublishers := func() {}
+	stops = append(stops, func() { stopPublishers() })
 	topics := ingest.NewTopics(cfg.MQTT.TopicPrefix, cfg.Site.ID)
 	if cfg.MQTT.Broker == "" {
-		broker, err := ingest.NewBroker(cfg, engine, log)
+		broker, err := ingest.NewBroker(cfg, engine, log, ingest.BrokerOptions{Security: sec, Registerer: reg})
 		if err != nil {
 			return err
 		}
@@ -190,9 +201,11 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 			return err
 		}
 		mqtt, mqttAddr = broker, broker.Addr().String()
-		_ = broker.Publish(topics.Service(), []byte("online"), true)
+		if a := broker.TLSAddr(); a != nil {
+			mqttTLS = []any{"mqtt_tls", a.String()}
+		}
 	} else {
-		client, err := ingest.NewClient(cfg, engine, log.With("component", "mqtt-client"))
+		client, err := ingest.NewClient(cfg, engine, log.With("component", "mqtt-client"), ingest.ClientOptions{Security: sec})
 		if err != nil {
 			return err
 		}
@@ -201,12 +214,19 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 		stops = append(stops, func() { stopMQTT(); <-clientDone })
 		mqtt, mqttAddr = client, cfg.MQTT.Broker
 	}
-	pubDone := make(chan struct{})
+	// The service's own retained topics (service status, zone states) are re-asserted every
+	// retainedReassert, so a retained message someone else put there does not last.
+	pubCtx, stopPub := context.WithCancel(context.Background())
+	retained := ingest.NewRetainer(mqtt, retainedReassert, log.With("component", "retained-publisher"))
+	var pubs sync.WaitGroup
+	pubs.Add(2)
+	go func() { defer pubs.Done(); retained.Run(pubCtx) }()
+	_ = retained.Publish(topics.Service(), []byte("online"), true)
 	go func() {
-		defer close(pubDone)
-		ingest.PublishZones(mqttCtx, engine, mqtt, topics, 250*time.Millisecond, log.With("component", "zone-publisher"))
+		defer pubs.Done()
+		ingest.PublishZones(pubCtx, engine, retained, topics, 250*time.Millisecond, log.With("component", "zone-publisher"))
 	}()
-	stops = append(stops, func() { stopMQTT(); <-pubDone })
+	stopPublishers = func() { stopPub(); pubs.Wait() }
 
 	alerts, stopAlerting, err := startAlerting(cfg, engine, mqtt, reg, log, reload)
 	if err != nil {
@@ -240,8 +260,8 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 	})
 	stops = append(stops, func() { stopMonitor(); <-monitorDone }, stopAlerting)
 
-	log.Info("crowdwatch ready", "http", httpLn.Addr().String(), "mqtt", mqttAddr,
-		"storage", cfg.Storage.Path, "zones", len(cfg.Zones), "doors", len(cfg.Doors), "version", versionString())
+	log.Info("crowdwatch ready", append([]any{"http", httpLn.Addr().String(), "mqtt", mqttAddr}, append(mqttTLS,
+		"storage", cfg.Storage.Path, "zones", len(cfg.Zones), "doors", len(cfg.Doors), "version", versionString())...)...)
 	if onStart != nil {
 		onStart(httpLn.Addr().String(), mqttAddr)
 	}

@@ -1,0 +1,45 @@
+package ingest
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+
+	"github.com/crowdwatch/crowdwatch/configs"
+	"github.com/crowdwatch/crowdwatch/security"
+	"github.com/crowdwatch/crowdwatch/zones"
+)
+
+type nullEngine struct{}
+
+func (nullEngine) Submit(context.Context, *zones.Message) error { return nil }
+func (nullEngine) Stopped() <-chan struct{}                     { return nil }
+
+type fakeMessage struct{ topic string }
+
+func (m fakeMessage) Duplicate() bool   { return false }
+func (m fakeMessage) Qos() byte         { return 1 }
+func (m fakeMessage) Retained() bool    { return false }
+func (m fakeMessage) Topic() string     { return m.topic }
+func (m fakeMessage) MessageID() uint16 { return 1 }
+func (m fakeMessage) Payload() []byte   { return []byte("{}") }
+func (m fakeMessage) Ack()              {}
+
+// Item 16's source on the external-broker path: a report from an undeclared device.
+func TestClientReportsUnknownDevices(t *testing.T) {
+	cfg, err := configs.Parse([]byte(benchStore(1)), map[string]any{"mqtt.broker": "tcp://127.0.0.1:1", "mqtt.embedded.users": nil})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := &events{}
+	c, err := NewClient(cfg, nullEngine{}, slog.New(slog.NewTextHandler(io.Discard, nil)), ClientOptions{Security: ev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.onMessage(nil, fakeMessage{"crowdwatch/bench/counter/dc-0"})
+	c.onMessage(nil, fakeMessage{"crowdwatch/bench/counter/ghost"})
+	if got := ev.of(security.UnknownDevice); len(got) != 1 || got[0].Subject != "ghost" {
+		t.Fatalf("unknown-device events: %+v", got)
+	}
+}

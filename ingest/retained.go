@@ -1,0 +1,107 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Retainer is a Publisher that remembers the latest retained message it sent on each topic
+// and sends them all again every interval. The service's own retained topics (service
+// status, zone states) are thereby re-asserted even when nothing changes: a retained message
+// someone else put there (an external broker with loose ACLs, a misconfigured bridge) lasts
+// at most one interval. Only use it for topics whose repetition is harmless to readers (a
+// sign shows the same state again); alert topics would page again.
+//
+// Run owns the remembered messages; Publish hands each message to it and waits, so the
+// order of publishes on a topic is kept and a re-assertion never overtakes a newer message.
+type Retainer struct {
+	pub      Publisher
+	interval time.Duration
+	log      *slog.Logger
+	reqs     chan retainReq
+	done     chan struct{}
+}
+
+type retainReq struct {
+	topic   string
+	payload []byte
+	retain  bool
+	reply   chan error
+}
+
+// errRetainerStopped is returned by Publish once Run has returned.
+var errRetainerStopped = errors.New("mqtt: the retained-message publisher has stopped")
+
+// NewRetainer wraps pub; call Run.
+func NewRetainer(pub Publisher, interval time.Duration, log *slog.Logger) *Retainer {
+	return &Retainer{pub: pub, interval: interval, log: log, reqs: make(chan retainReq), done: make(chan struct{})}
+}
+
+// Publish sends a message through the wrapped publisher; a retained one is remembered (an
+// empty retained payload clears the topic and is forgotten).
+func (r *Retainer) Publish(topic string, payload []byte, retain bool) error {
+	req := retainReq{topic: topic, payload: payload, retain: retain, reply: make(chan error, 1)}
+	select {
+	case r.reqs <- req:
+		return <-req.reply
+	case <-r.done:
+		return errRetainerStopped
+	}
+}
+
+// Connected is the wrapped publisher's.
+func (r *Retainer) Connected() bool { return r.pub.Connected() }
+
+// Run serves Publish and re-asserts every interval until ctx ends.
+func (r *Retainer) Run(ctx context.Context) {
+	defer close(r.done)
+	latest := map[string][]byte{}
+	order := []string{} // topics in first-publish order, so re-assertion is deterministic
+	tick := time.NewTicker(r.interval)
+	defer tick.Stop()
+	complain := rate.Sometimes{Interval: time.Minute}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case req := <-r.reqs:
+			err := r.pub.Publish(req.topic, req.payload, req.retain)
+			if req.retain {
+				if _, ok := latest[req.topic]; !ok {
+					order = append(order, req.topic)
+				}
+				// Remembered even if sending failed: the next re-assertion retries it.
+				latest[req.topic] = req.payload
+				if len(req.payload) == 0 {
+					delete(latest, req.topic)
+					order = removeTopic(order, req.topic)
+				}
+			}
+			req.reply <- err
+		case <-tick.C:
+			if !r.pub.Connected() {
+				continue
+			}
+			for _, topic := range order {
+				if err := r.pub.Publish(topic, latest[topic], true); err != nil {
+					complain.Do(func() {
+						r.log.Warn("mqtt: re-asserting a retained topic failed; will retry", "topic", topic, "error", err)
+					})
+				}
+			}
+		}
+	}
+}
+
+func removeTopic(order []string, topic string) []string {
+	for i, t := range order {
+		if t == topic {
+			return append(order[:i], order[i+1:]...)
+		}
+	}
+	return order
+}
