@@ -279,8 +279,8 @@ func TestFeedSendsDevicesOnlyWhenTheirStateChanges(t *testing.T) {
 func TestFeedDropsSlowClient(t *testing.T) {
 	f := startLive(t, nil, 2)
 	slow := &client{send: make(chan *websocket.PreparedMessage, 2)}
-	if !f.live.join(slow) {
-		t.Fatal("feed not running")
+	if refused, ok := f.live.join(slow); !ok || refused != "" {
+		t.Fatalf("feed not running, or refused: %q", refused)
 	}
 	fast := f.dial(t, "")
 	read(t, fast)
