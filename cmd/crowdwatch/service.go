@@ -15,6 +15,7 @@ import (
 	"github.com/crowdwatch/crowdwatch/alerting"
 	"github.com/crowdwatch/crowdwatch/configs"
 	"github.com/crowdwatch/crowdwatch/ingest"
+	"github.com/crowdwatch/crowdwatch/security"
 	"github.com/crowdwatch/crowdwatch/web"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
@@ -196,17 +197,21 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 	link.m.Store(alerts)
 
 	// The dashboard, guidance screens and their live feed, and sign-in (web/...).
-	authz, live, err := startWeb(cfg, engine, alerts, mqtt, topics, log, &stops)
+	// events: the security monitor's sink once it is wired (nil: Discard).
+	var events security.Sink
+	authz, authStore, live, err := startWeb(cfg, engine, alerts, mqtt, topics, events, log, &stops)
 	if err != nil {
 		stopAlerting()
 		return err
 	}
 	if httpLn, err = listenTLS(cfg, httpLn); err != nil {
+		authStore.Close()
 		stopAlerting()
 		return err
 	}
 	handler := web.NewHandler(web.Options{Engine: engine, Broker: mqtt, Gatherer: reg, Auth: authz, SignIn: authz, Live: live, Alerting: alerts,
-		Log: log.With("component", "http"), Version: versionString(), History: historyReader})
+		Log: log.With("component", "http"), Version: versionString(), History: historyReader,
+		Audit: authStore, Events: events, Registerer: reg})
 	httpCtx, stopHTTP := context.WithCancel(context.Background())
 	defer stopHTTP()
 	httpDone := make(chan error, 1)
@@ -216,6 +221,10 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 		stopHTTP()
 		if err := <-httpDone; err != nil && httpErr == nil {
 			httpErr = err
+		}
+		// After HTTP: no handler appends to the audit log any more.
+		if err := authStore.Close(); err != nil {
+			log.Error("auth: closing the sign-in file", "error", err)
 		}
 	})
 	stops = append(stops, stopAlerting)
