@@ -1,6 +1,8 @@
 package web
 
 import (
+	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -96,4 +98,63 @@ func TestFeedLimitsConnectionsPerAddress(t *testing.T) {
 	if len(open) != 50 {
 		t.Errorf("%d connections accepted before the refusal, want the default 50 per address", len(open))
 	}
+}
+
+// Issue item 10: the feed as a whole is bounded too (503, it is not the caller's fault), and
+// every refusal is counted in crowdwatch_http_feed_refused_total{limit}.
+func TestFeedTotalLimitAndMetric(t *testing.T) {
+	eng := newLiveEngine(0)
+	l := NewLive(LiveOptions{Config: liveConfig(), Engine: eng, Limits: FeedLimits{Total: 2}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); l.Run(ctx) }()
+	reg := prometheus.NewRegistry()
+	srv := httptest.NewServer(NewHandler(Options{Engine: eng, Broker: fakeBroker(true), Gatherer: reg, Registerer: reg, Live: l}))
+	defer func() { srv.Close(); cancel(); <-done }()
+	url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/api/v1/live?screen=door"
+	for i := 0; i < 2; i++ {
+		c, _, err := websocket.DefaultDialer.Dial(url, nil)
+		if err != nil {
+			t.Fatalf("feed %d: %v", i, err)
+		}
+		defer c.Close()
+	}
+	_, resp, err := websocket.DefaultDialer.Dial(url, nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("3rd feed with a total of 2: %v %v, want 503", err, resp)
+	}
+	if body, _ := io.ReadAll(resp.Body); !strings.Contains(string(body), "http.feed.max_total") {
+		t.Errorf("refusal says %s", body)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			key := mf.GetName()
+			for _, lp := range m.GetLabel() {
+				key += "{" + lp.GetValue() + "}"
+			}
+			got[key] = m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	if got["crowdwatch_http_feed_refused_total{total}"] != 1 || got["crowdwatch_http_feed_connections"] != 2 {
+		t.Errorf("metrics: %v", got)
+	}
+}
+
+func FuzzParseAuditQuery(f *testing.F) {
+	f.Add("limit=10&before=5&since=2026-11-27T08:00:00Z&event=signin&who=guard")
+	f.Add("limit=0")
+	f.Add("before=x&until=2026-11-27T08:00:00+08:00")
+	f.Fuzz(func(t *testing.T, query string) {
+		r := httptest.NewRequest("GET", "/api/v1/audit", nil)
+		r.URL.RawQuery = query
+		q, err := parseAuditQuery(r)
+		if err == nil && (q.Limit < 1 || q.Limit > auditMaxLimit || len(q.Who) > 200 || len(q.Event) > 64) {
+			t.Errorf("accepted %q as %+v", query, q)
+		}
+	})
 }
