@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"time"
 )
@@ -149,13 +150,22 @@ func parseAuditQuery(r *http.Request) (AuditQuery, error) {
 	return q, nil
 }
 
-// RemoteHost is the host part of a request's remote address: what limits and throttles are
-// counted per. It is the peer of the TCP connection; a reverse proxy in front makes every
-// client one address (docs/security.md).
+// RemoteHost is who a request comes from, for limits and throttles: the IP of the TCP peer,
+// or for IPv6 its /64 (one host usually holds a whole /64, and could otherwise step through
+// it). A reverse proxy in front makes every client one address (docs/security.md).
 func RemoteHost(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
 	}
-	return host
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	ip = ip.Unmap()
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p.String()
+	}
+	return ip.String()
 }

@@ -158,3 +158,19 @@ func FuzzParseAuditQuery(f *testing.F) {
 		}
 	})
 }
+
+func TestRemoteHost(t *testing.T) {
+	for in, want := range map[string]string{
+		"192.0.2.1:1234":             "192.0.2.1",
+		"[2001:db8:1:2:3:4:5:6]:443": "2001:db8:1:2::/64",
+		"[2001:db8:1:2:ffff::1]:443": "2001:db8:1:2::/64",
+		"[::ffff:192.0.2.1]:80":      "192.0.2.1",
+		"pipe":                       "pipe",
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = in
+		if got := RemoteHost(r); got != want {
+			t.Errorf("RemoteHost(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -29,6 +29,10 @@ type SignIn interface {
 	HasUsers() bool
 }
 
+// ErrBadLogin is a wrong username or password (the two are not told apart): 401. Any other
+// error of SignIn.Login is the service's fault: 503.
+var ErrBadLogin = errors.New("wrong username or password")
+
 // ErrNoSuchUser is a user name the store file does not have.
 var ErrNoSuchUser = errors.New("no such user")
 
@@ -196,6 +200,11 @@ func (a *api) login(w http.ResponseWriter, r *http.Request) {
 		return
 	case err != nil && r.Context().Err() != nil:
 		return // the client went away while waiting for a password check
+	case err != nil && !errors.Is(err, ErrBadLogin):
+		a.Log.Error("http: sign-in not completed", "user", req.Username, "remote", r.RemoteAddr, "error", err)
+		a.audit(r, AuditEntry{Event: AuditSignInFailed, Who: req.Username, Status: http.StatusServiceUnavailable, Detail: err.Error()})
+		writeError(w, http.StatusServiceUnavailable, "sign-in failed on the service's side: "+err.Error())
+		return
 	case err != nil:
 		a.Log.Warn("http: sign-in failed", "user", req.Username, "remote", r.RemoteAddr)
 		a.audit(r, AuditEntry{Event: AuditSignInFailed, Who: req.Username, Status: http.StatusUnauthorized})

@@ -105,6 +105,9 @@ func printWebSummary(w io.Writer, cfg *configs.Config) {
 	default:
 		fmt.Fprintf(w, "sign-in   %d users, %d tokens\n", len(cfg.Auth.Users), len(cfg.Auth.Tokens))
 	}
+	fmt.Fprintf(w, "sessions  %s (sessions and the audit log, kept %v)\n", cfg.AuthPath(), cfg.Auth.AuditRetention)
+	fmt.Fprintf(w, "feed      at most %d connections per user or token, %d per address, %d in all\n",
+		cfg.HTTP.Feed.MaxPerUser, cfg.HTTP.Feed.MaxPerAddress, cfg.HTTP.Feed.MaxTotal)
 	if cfg.HTTP.TLS.CertFile != "" {
 		fmt.Fprintf(w, "https     certificate %s\n", cfg.HTTP.TLS.CertFile)
 	}

@@ -39,7 +39,7 @@ var ErrActionsDisabled = errors.New("security actions are disabled: no users are
 	"(add auth.users to the store file, see docs/config.md)")
 
 // ErrBadLogin is a wrong username or password (the two are not told apart).
-var ErrBadLogin = errors.New("wrong username or password")
+var ErrBadLogin = web.ErrBadLogin
 
 // Authorizer checks requests against the users and tokens of the store file. Its maps are
 // built once and never changed, so it needs no lock; sessions and the throttle live in the
