@@ -294,7 +294,7 @@ func (c *Config) validateWeb(bad func(key, format string, args ...any)) {
 	if c.Auth.AuditRetention < 24*time.Hour || c.Auth.AuditRetention > 10*366*24*time.Hour {
 		bad("auth.audit_retention", "%v must be between 24h and 87840h (10 years)", c.Auth.AuditRetention)
 	}
-	if p := c.AuthPath(); p == c.Storage.Path || p == c.HistoryPath() {
+	if p := c.AuthPath(); p == c.Storage.Path || p == c.HistoryPath() || p == c.AlertsPath() {
 		bad("auth.path", "%q is another database of the service; sign-in needs its own file", p)
 	}
 	for _, f := range []struct {
