@@ -201,7 +201,7 @@ func (a *api) handle(pattern string, o routeOpts, h http.HandlerFunc) {
 			return
 		}
 		h(w, r)
-		a.Log.Info("http: action", "who", who, "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "status", rec.code)
+		a.Log.Info("http: action", "who", who, "method", r.Method, "path", r.URL.Path, "status", rec.code, "remote", r.RemoteAddr)
 	})
 }
 
