@@ -188,12 +188,17 @@ func (a *api) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cookie, role, err := a.SignIn.Login(r.Context(), req.Username, req.Password, RemoteHost(r))
+	// What was tried goes into the log and the audit, but no more of it than a user name has.
+	tried := req.Username
+	if len(tried) > 100 {
+		tried = tried[:100] + "…"
+	}
 	var throttled *ThrottledError
 	switch {
 	case errors.As(err, &throttled):
 		secs := retryAfterSeconds(throttled.Wait)
-		a.Log.Warn("http: sign-in throttled", "user", req.Username, "remote", r.RemoteAddr, "retry_after_s", secs)
-		a.audit(r, AuditEntry{Event: AuditSignInThrottled, Who: req.Username, Status: http.StatusTooManyRequests,
+		a.Log.Warn("http: sign-in throttled", "user", tried, "remote", r.RemoteAddr, "retry_after_s", secs)
+		a.audit(r, AuditEntry{Event: AuditSignInThrottled, Who: tried, Status: http.StatusTooManyRequests,
 			Detail: fmt.Sprintf("refused for %d s", secs)})
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		writeJSON(w, http.StatusTooManyRequests, map[string]any{"error": throttled.Error(), "retry_after_s": secs})
@@ -201,13 +206,13 @@ func (a *api) login(w http.ResponseWriter, r *http.Request) {
 	case err != nil && r.Context().Err() != nil:
 		return // the client went away while waiting for a password check
 	case err != nil && !errors.Is(err, ErrBadLogin):
-		a.Log.Error("http: sign-in not completed", "user", req.Username, "remote", r.RemoteAddr, "error", err)
-		a.audit(r, AuditEntry{Event: AuditSignInFailed, Who: req.Username, Status: http.StatusServiceUnavailable, Detail: err.Error()})
+		a.Log.Error("http: sign-in not completed", "user", tried, "remote", r.RemoteAddr, "error", err)
+		a.audit(r, AuditEntry{Event: AuditSignInFailed, Who: tried, Status: http.StatusServiceUnavailable, Detail: err.Error()})
 		writeError(w, http.StatusServiceUnavailable, "sign-in failed on the service's side: "+err.Error())
 		return
 	case err != nil:
-		a.Log.Warn("http: sign-in failed", "user", req.Username, "remote", r.RemoteAddr)
-		a.audit(r, AuditEntry{Event: AuditSignInFailed, Who: req.Username, Status: http.StatusUnauthorized})
+		a.Log.Warn("http: sign-in failed", "user", tried, "remote", r.RemoteAddr)
+		a.audit(r, AuditEntry{Event: AuditSignInFailed, Who: tried, Status: http.StatusUnauthorized})
 		writeError(w, http.StatusUnauthorized, err.Error())
 		return
 	}

@@ -233,12 +233,16 @@ var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("crowdwatch-no-such-user")
 // throttled per user name and per remote host (throttle.go): a throttled one answers a
 // *web.ThrottledError without checking the password.
 func (z *Authorizer) Login(ctx context.Context, username, password, host string) (*http.Cookie, string, error) {
-	wait, err := z.store.attempt(ctx, username, host)
+	tried := username // for events: a user name is at most 64 characters, what was tried may be more
+	if len(tried) > 100 {
+		tried = tried[:100]
+	}
+	wait, err := z.store.attempt(ctx, tried, host)
 	if err != nil {
 		return nil, "", fmt.Errorf("sign-in: %w", err)
 	}
 	if wait > 0 {
-		z.events.Record(security.Event{Kind: security.SignInThrottled, Source: host, Subject: username,
+		z.events.Record(security.Event{Kind: security.SignInThrottled, Source: host, Subject: tried,
 			Detail: fmt.Sprintf("sign-in attempt refused for %v by the throttle", wait.Round(time.Second)), At: z.now()})
 		return nil, "", &web.ThrottledError{Wait: wait}
 	}
@@ -257,11 +261,11 @@ func (z *Authorizer) Login(ctx context.Context, username, password, host string)
 		password = password[:72] // bcrypt's limit; GenerateFromPassword refuses longer ones
 	}
 	if err := bcrypt.CompareHashAndPassword(hash, []byte(password)); err != nil || !known {
-		z.events.Record(security.Event{Kind: security.SignInFailed, Source: host, Subject: username,
+		z.events.Record(security.Event{Kind: security.SignInFailed, Source: host, Subject: tried,
 			Detail: "wrong username or password", At: z.now()})
 		return nil, "", ErrBadLogin
 	}
-	z.store.succeeded(username, host)
+	z.store.succeeded(tried, host)
 	secret := make([]byte, 32)
 	if _, err := rand.Read(secret); err != nil {
 		return nil, "", fmt.Errorf("auth: no randomness for a session: %w", err)

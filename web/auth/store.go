@@ -321,52 +321,55 @@ func seqKey(seq uint64) []byte {
 // Query reads audit entries newest first (web.AuditLog).
 func (s *Store) Query(ctx context.Context, q web.AuditQuery) ([]web.AuditEntry, error) {
 	var out []web.AuditEntry
-	var qerr error
 	match := func(e web.AuditEntry) bool {
 		return (q.Since.IsZero() || !e.At.Before(q.Since)) && (q.Until.IsZero() || e.At.Before(q.Until)) &&
 			(q.Event == "" || e.Event == q.Event) && (q.Who == "" || e.Who == q.Who)
 	}
-	err := s.do(ctx, func(st *storeState) {
-		if s.db == nil {
+	if s.db == nil {
+		err := s.do(ctx, func(st *storeState) {
 			for i := len(st.mem) - 1; i >= 0 && len(out) < q.Limit; i-- {
 				if e := st.mem[i]; (q.Before == 0 || e.Seq < q.Before) && match(e) {
 					out = append(out, e)
 				}
 			}
-			return
-		}
-		qerr = s.db.View(func(tx *bolt.Tx) error {
-			c := tx.Bucket(bucketAudit).Cursor()
-			var k, v []byte
-			if q.Before > 0 {
-				if k, _ = c.Seek(seqKey(q.Before)); k == nil {
-					k, v = c.Last() // every entry is older than the cursor
-				} else {
-					k, v = c.Prev()
-				}
-			} else {
-				k, v = c.Last()
-			}
-			for scanned := 0; k != nil && len(out) < q.Limit && scanned < maxScanPerQuery; k, v = c.Prev() {
-				scanned++
-				var e web.AuditEntry
-				if json.Unmarshal(v, &e) != nil {
-					continue
-				}
-				if !q.Since.IsZero() && e.At.Before(q.Since) {
-					break // entries are in time order: nothing older matches
-				}
-				if match(e) {
-					out = append(out, e)
-				}
-			}
-			return nil
 		})
-	})
-	if err != nil {
-		return nil, err
+		return out, err
 	}
-	return out, qerr
+	// A read transaction runs beside the owner's writes (bbolt allows it), so a long query
+	// does not hold up sign-ins.
+	select {
+	case <-s.done:
+		return nil, errStoreClosed
+	default:
+	}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketAudit).Cursor()
+		var k, v []byte
+		if q.Before > 0 {
+			if k, _ = c.Seek(seqKey(q.Before)); k == nil {
+				k, v = c.Last() // every entry is older than the cursor
+			} else {
+				k, v = c.Prev()
+			}
+		} else {
+			k, v = c.Last()
+		}
+		for scanned := 0; k != nil && len(out) < q.Limit && scanned < maxScanPerQuery; k, v = c.Prev() {
+			scanned++
+			var e web.AuditEntry
+			if json.Unmarshal(v, &e) != nil {
+				continue
+			}
+			if !q.Since.IsZero() && e.At.Before(q.Since) {
+				break // entries are in time order: nothing older matches
+			}
+			if match(e) {
+				out = append(out, e)
+			}
+		}
+		return nil
+	})
+	return out, err
 }
 
 // prune drops expired sessions and audit entries past their retention or the cap.
