@@ -400,3 +400,32 @@ func TestFeedLimitPerToken(t *testing.T) {
 		t.Errorf("a closed feed did not free its place")
 	}
 }
+
+// Issue item 16: a token that matches nothing, or is used outside its role or screen, is a
+// token_refused event with its source; a valid use is not.
+func TestTokenRefusedEvents(t *testing.T) {
+	a, tokens := fullAuth(t)
+	sink := &events{}
+	h, _, _ := newStoreHandler(t, a, "", sink, nil)
+	bearer := func(tok string) func(*http.Request) {
+		return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }
+	}
+	do(h, "GET", "/api/v1/signage/door", "", bearer(tokens["display"]))
+	do(h, "GET", "/api/v1/zones", "", bearer(tokens["manager"]))
+	if n := sink.count(security.TokenRefused); n != 0 {
+		t.Fatalf("%d token_refused events for valid uses", n)
+	}
+	do(h, "GET", "/api/v1/zones", "", bearer("cw_guessed"))
+	do(h, "GET", "/api/v1/zones?screen=door", "", bearer(tokens["display"]))
+	do(h, "POST", "/api/v1/evacuation", `{"zone":"hall","reason":"x"}`, bearer(tokens["manager"]))
+	if n := sink.count(security.TokenRefused); n != 3 {
+		t.Errorf("%d token_refused events, want 3: %+v", n, sink.list)
+	}
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	for _, e := range sink.list {
+		if e.Source != "192.0.2.1" || e.Subject == "" {
+			t.Errorf("event without source or subject: %+v", e)
+		}
+	}
+}
