@@ -167,8 +167,9 @@ func (a *api) handle(pattern string, o routeOpts, h http.HandlerFunc) {
 		}
 		// Every state-changing call ends up in the audit log, refused or not, with who made
 		// it and how it ended.
-		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		var rec *statusRecorder
 		if changes {
+			rec = &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 			w = rec
 			if !o.selfAudited {
 				defer func() { a.auditCall(r, rec.code) }()

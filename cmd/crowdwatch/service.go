@@ -204,6 +204,7 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 		stopAlerting()
 		return err
 	}
+	authStore.RegisterMetrics(reg)
 	if httpLn, err = listenTLS(cfg, httpLn); err != nil {
 		authStore.Close()
 		stopAlerting()

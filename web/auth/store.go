@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 
@@ -200,6 +201,13 @@ func (s *Store) Close() error {
 
 // Dropped counts audit entries lost because the disk did not keep up (see Append).
 func (s *Store) Dropped() int64 { return s.dropped.Load() }
+
+// RegisterMetrics adds crowdwatch_audit_dropped_total to reg.
+func (s *Store) RegisterMetrics(reg prometheus.Registerer) {
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "crowdwatch_audit_dropped_total",
+		Help: "Audit entries lost because the sign-in file did not keep up or failed (each is also logged)."},
+		func() float64 { return float64(s.dropped.Load()) }))
+}
 
 func (s *Store) run(st *storeState) {
 	defer close(s.done)
