@@ -14,10 +14,12 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
 
 	"github.com/crowdwatch/crowdwatch/security"
 	"github.com/crowdwatch/crowdwatch/zones"
@@ -87,6 +89,9 @@ type api struct {
 	Options
 	mux  *http.ServeMux
 	csrf *http.CrossOriginProtection
+	// anonAudit bounds the audit entries of refused calls from nobody (web/audit.go).
+	anonAudit      *rate.Limiter
+	anonSuppressed atomic.Int64
 }
 
 type whoKey struct{}
@@ -123,7 +128,8 @@ func NewHandler(o Options) http.Handler {
 	if o.Events == nil {
 		o.Events = security.Discard
 	}
-	a := &api{Options: o, mux: http.NewServeMux(), csrf: http.NewCrossOriginProtection()}
+	a := &api{Options: o, mux: http.NewServeMux(), csrf: http.NewCrossOriginProtection(),
+		anonAudit: rate.NewLimiter(anonAuditRate, anonAuditBurst)}
 	if o.Registerer != nil && o.Live != nil {
 		o.Live.registerMetrics(o.Registerer)
 	}

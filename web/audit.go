@@ -72,6 +72,14 @@ func (a *api) audit(r *http.Request, e AuditEntry) {
 	a.Audit.Append(e)
 }
 
+// Refused calls from nobody (no valid session or token) cost an attacker nothing, so they may
+// fill at most this much of the audit log: a burst of anonAuditBurst, then anonAuditRate a
+// second; the ones left out are counted in the next entry that is written.
+const (
+	anonAuditRate  = 20
+	anonAuditBurst = 100
+)
+
 // auditCall records a state-changing call. who and role are the caller's, also when the call
 // was refused (a valid token used outside its role is worth knowing).
 func (a *api) auditCall(r *http.Request, status int) {
@@ -83,6 +91,15 @@ func (a *api) auditCall(r *http.Request, status int) {
 	if a.SignIn != nil {
 		if who, role, ok := a.SignIn.Whoami(r); ok {
 			e.Who, e.Role = who, role
+		}
+	}
+	if e.Who == "" && status >= 400 {
+		if !a.anonAudit.Allow() {
+			a.anonSuppressed.Add(1)
+			return
+		}
+		if n := a.anonSuppressed.Swap(0); n > 0 {
+			e.Detail = fmt.Sprintf("%d more refused calls from nobody were left out of the log", n)
 		}
 	}
 	a.audit(r, e)

@@ -36,9 +36,11 @@ var ErrBadLogin = errors.New("wrong username or password")
 // ErrNoSuchUser is a user name the store file does not have.
 var ErrNoSuchUser = errors.New("no such user")
 
-// ThrottledError refuses a sign-in attempt until Wait has passed.
+// ThrottledError refuses a sign-in attempt until Wait has passed. First marks the first
+// refusal of this wait: only it is logged and audited, so that hammering does not flood them.
 type ThrottledError struct {
-	Wait time.Duration
+	Wait  time.Duration
+	First bool
 }
 
 func (e *ThrottledError) Error() string {
@@ -197,9 +199,11 @@ func (a *api) login(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.As(err, &throttled):
 		secs := retryAfterSeconds(throttled.Wait)
-		a.Log.Warn("http: sign-in throttled", "user", tried, "remote", r.RemoteAddr, "retry_after_s", secs)
-		a.audit(r, AuditEntry{Event: AuditSignInThrottled, Who: tried, Status: http.StatusTooManyRequests,
-			Detail: fmt.Sprintf("refused for %d s", secs)})
+		if throttled.First {
+			a.Log.Warn("http: sign-in throttled", "user", tried, "remote", r.RemoteAddr, "retry_after_s", secs)
+			a.audit(r, AuditEntry{Event: AuditSignInThrottled, Who: tried, Status: http.StatusTooManyRequests,
+				Detail: fmt.Sprintf("refused for %d s (later attempts in this wait are only counted)", secs)})
+		}
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		writeJSON(w, http.StatusTooManyRequests, map[string]any{"error": throttled.Error(), "retry_after_s": secs})
 		return

@@ -237,14 +237,14 @@ func (z *Authorizer) Login(ctx context.Context, username, password, host string)
 	if len(tried) > 100 {
 		tried = tried[:100]
 	}
-	wait, err := z.store.attempt(ctx, tried, host)
+	wait, first, err := z.store.attempt(ctx, tried, host)
 	if err != nil {
 		return nil, "", fmt.Errorf("sign-in: %w", err)
 	}
 	if wait > 0 {
 		z.events.Record(security.Event{Kind: security.SignInThrottled, Source: host, Subject: tried,
 			Detail: fmt.Sprintf("sign-in attempt refused for %v by the throttle", wait.Round(time.Second)), At: z.now()})
-		return nil, "", &web.ThrottledError{Wait: wait}
+		return nil, "", &web.ThrottledError{Wait: wait, First: first}
 	}
 	select {
 	case z.slots <- struct{}{}:

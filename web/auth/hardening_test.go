@@ -177,11 +177,11 @@ func TestThrottleDelays(t *testing.T) {
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var waits []time.Duration
 	for i := 0; i < 12; i++ {
-		w := th.attempt("guard", "h", at)
+		w, _ := th.attempt("guard", "h", at)
 		waits = append(waits, w)
 		at = at.Add(w) // the attacker comes back exactly when allowed
 		if w > 0 {
-			if th.attempt("guard", "h", at) != 0 {
+			if w, _ := th.attempt("guard", "h", at); w != 0 {
 				t.Fatalf("refused when the wait was over")
 			}
 		}
@@ -195,7 +195,7 @@ func TestThrottleDelays(t *testing.T) {
 		t.Errorf("waits %v: want %v after %d free attempts, growing to %v", waits, userBase, userFree, userCap)
 	}
 	th.succeeded("guard", "h", at)
-	if w := th.attempt("guard", "other-host", at); w != 0 {
+	if w, _ := th.attempt("guard", "other-host", at); w != 0 {
 		t.Errorf("after a right password the user still waits %v", w)
 	}
 	// Quiet for forgetAfter: everything is forgotten, and the tables stay bounded.
@@ -427,5 +427,42 @@ func TestTokenRefusedEvents(t *testing.T) {
 		if e.Source != "192.0.2.1" || e.Subject == "" {
 			t.Errorf("event without source or subject: %+v", e)
 		}
+	}
+}
+
+// Hammering costs the attacker nothing, so it must not fill the audit log: one throttled
+// entry per wait, and refused calls from nobody at a bounded rate, the rest counted.
+func TestAuditSurvivesHammering(t *testing.T) {
+	a, _ := fullAuth(t)
+	path := filepath.Join(t.TempDir(), "s.auth.db")
+	h, _, st := newStoreHandler(t, a, path, nil, nil)
+	for i := 0; i < 300; i++ {
+		do(h, "POST", "/api/v1/session", `{"username":"guard","password":"wrong-pw"}`, nil)
+	}
+	for i := 0; i < 1000; i++ {
+		do(h, "POST", "/api/v1/evacuation", `{"zone":"hall","reason":"x"}`, nil)
+	}
+	time.Sleep(100 * time.Millisecond) // room for one more entry (20 a second), which says how many were left out
+	do(h, "POST", "/api/v1/evacuation", `{"zone":"hall","reason":"x"}`, nil)
+	st.Close()
+	_, _, st = newStoreHandler(t, a, path, nil, nil)
+	count := func(event string) (int, string) {
+		list, err := st.Query(context.Background(), web.AuditQuery{Limit: 1000, Event: event})
+		if err != nil {
+			t.Fatal(err)
+		}
+		detail := ""
+		for _, e := range list {
+			if e.Detail != "" {
+				detail = e.Detail
+			}
+		}
+		return len(list), detail
+	}
+	if n, _ := count(web.AuditSignInThrottled); n < 1 || n > 5 {
+		t.Errorf("%d signin_throttled entries for 300 attempts in one wait, want 1 to 5", n)
+	}
+	if n, detail := count(web.AuditAction); n > 400 || n < 50 || !strings.Contains(detail, "left out") {
+		t.Errorf("%d entries for 1000 refused calls from nobody (detail %q), want a bounded number and a count of the rest", n, detail)
 	}
 }

@@ -552,10 +552,9 @@ func (s *Store) revokeUser(ctx context.Context, user string) (int, error) {
 }
 
 // attempt asks the throttle for a sign-in attempt (see throttle.attempt).
-func (s *Store) attempt(ctx context.Context, user, host string) (time.Duration, error) {
-	var wait time.Duration
-	err := s.do(ctx, func(st *storeState) { wait = st.throttle.attempt(user, host, s.o.Now()) })
-	return wait, err
+func (s *Store) attempt(ctx context.Context, user, host string) (wait time.Duration, first bool, err error) {
+	err = s.do(ctx, func(st *storeState) { wait, first = st.throttle.attempt(user, host, s.o.Now()) })
+	return wait, first, err
 }
 
 // succeeded tells the throttle an attempt had the right password.

@@ -25,6 +25,7 @@ type strikes struct {
 	failures int
 	last     time.Time
 	until    time.Time
+	told     bool // an attempt was refused since until was set
 }
 
 type table struct {
@@ -84,6 +85,7 @@ func (t *table) count(s *strikes, now time.Time) {
 	s.failures++
 	s.last = now
 	s.until = now.Add(t.delay(s.failures))
+	s.told = false
 }
 
 // throttle holds the counts per user name and per remote host. Only the Store's goroutine
@@ -99,17 +101,25 @@ func newThrottle() *throttle {
 	}
 }
 
-// attempt returns how long the caller must wait (0: go ahead). A permitted attempt is counted
-// at once, as if it failed, so that parallel guesses cannot all slip in before the first
-// result; succeeded takes it back.
-func (t *throttle) attempt(user, host string, now time.Time) time.Duration {
+// attempt returns how long the caller must wait (0: go ahead), and whether this is the first
+// refusal of that wait (the one worth a line in the log and the audit: the rest of an
+// attacker's hammering is only counted). A permitted attempt is counted at once, as if it
+// failed, so that parallel guesses cannot all slip in before the first result; succeeded
+// takes it back.
+func (t *throttle) attempt(user, host string, now time.Time) (time.Duration, bool) {
 	u, h := t.users.get(user, now), t.hosts.get(host, now)
 	if wait := max(u.until.Sub(now), h.until.Sub(now)); wait > 0 {
-		return wait
+		s := u
+		if h.until.After(u.until) {
+			s = h
+		}
+		first := !s.told
+		s.told = true
+		return wait, first
 	}
 	t.users.count(u, now)
 	t.hosts.count(h, now)
-	return 0
+	return 0, false
 }
 
 // succeeded clears the user's count and takes the attempt back from the host's.
