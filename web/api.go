@@ -92,6 +92,7 @@ type api struct {
 	// anonAudit bounds the audit entries of refused calls from nobody (web/audit.go).
 	anonAudit      *rate.Limiter
 	anonSuppressed atomic.Int64
+	feedLog        *rate.Limiter // log lines of refused feed connections
 }
 
 type whoKey struct{}
@@ -129,7 +130,7 @@ func NewHandler(o Options) http.Handler {
 		o.Events = security.Discard
 	}
 	a := &api{Options: o, mux: http.NewServeMux(), csrf: http.NewCrossOriginProtection(),
-		anonAudit: rate.NewLimiter(anonAuditRate, anonAuditBurst)}
+		anonAudit: rate.NewLimiter(anonAuditRate, anonAuditBurst), feedLog: rate.NewLimiter(1, 10)}
 	if o.Registerer != nil && o.Live != nil {
 		o.Live.registerMetrics(o.Registerer)
 	}

@@ -78,7 +78,9 @@ func (a *api) refuseFeed(w http.ResponseWriter, r *http.Request, c *client, why 
 		status = http.StatusServiceUnavailable
 		msg = fmt.Sprintf("the live feed is full (%d connections, http.feed.max_total); try again later", lim.Total)
 	}
-	a.Log.Warn("http: live feed connection refused", "limit", why, "who", c.principal, "remote", r.RemoteAddr)
+	if a.feedLog.Allow() { // a client retrying in a loop must not flood the log; the metric counts all
+		a.Log.Warn("http: live feed connection refused", "limit", why, "who", c.principal, "remote", r.RemoteAddr)
+	}
 	a.Events.Record(security.Event{Kind: security.ConnectionLimit, Source: c.host, Subject: c.principal,
 		Detail: "live feed: " + msg, At: time.Now()})
 	w.Header().Set("Retry-After", "10")
