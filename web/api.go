@@ -149,8 +149,9 @@ func NewHandler(o Options) http.Handler {
 	a.route("GET /debug/pprof/trace", RoleAdmin, pprof.Trace)
 	a.route("GET /debug/pprof/symbol", RoleAdmin, pprof.Symbol)
 	a.alertRoutes()
-	a.historyRoutes()                                      // history and reports (web/history.go)
-	a.route("GET /api/v1/audit", RoleManager, a.listAudit) // web/audit.go
+	a.historyRoutes() // history and reports (web/history.go)
+	// The audit log: sign-ins, sign-outs and every state-changing call (web/audit.go).
+	a.route("GET /api/v1/audit", RoleManager, a.listAudit)
 	a.route("GET /{$}", RolePublic, a.index)
 	a.routeUI() // dashboard, screens, sign-in, live feed: web/ui.go
 	return a

@@ -78,76 +78,6 @@ type Live struct {
 	refused    *prometheus.CounterVec
 }
 
-// FeedLimits bound the live feed's connections: per signed-in user or token, per remote
-// host, and in all. Zero means the default.
-type FeedLimits struct {
-	PerPrincipal int // default 20
-	PerAddress   int // default 50
-	Total        int // default 1000
-}
-
-// Default feed limits (docs/security.md).
-const (
-	DefaultFeedPerPrincipal = 20
-	DefaultFeedPerAddress   = 50
-	DefaultFeedTotal        = 1000
-)
-
-// Why the feed refuses a connection: the label of crowdwatch_http_feed_refused_total.
-const (
-	refusedPerPrincipal = "per_principal"
-	refusedPerAddress   = "per_address"
-	refusedTotal        = "total"
-)
-
-// admission asks Run to take a client; Run answers "" (taken) or the limit that refused it.
-type admission struct {
-	c     *client
-	reply chan string
-}
-
-// admissions counts the clients per principal and per host. Only Run touches it.
-type admissions struct {
-	limits  FeedLimits
-	perWho  map[string]int
-	perHost map[string]int
-	total   int
-}
-
-func (a *admissions) admit(c *client) string {
-	switch {
-	case a.total >= a.limits.Total:
-		return refusedTotal
-	case c.principal != "" && a.perWho[c.principal] >= a.limits.PerPrincipal:
-		return refusedPerPrincipal
-	case a.perHost[c.host] >= a.limits.PerAddress:
-		return refusedPerAddress
-	}
-	a.total++
-	if c.principal != "" {
-		a.perWho[c.principal]++
-	}
-	a.perHost[c.host]++
-	return ""
-}
-
-func (a *admissions) release(c *client) {
-	a.total--
-	if c.principal != "" {
-		if a.perWho[c.principal]--; a.perWho[c.principal] <= 0 {
-			delete(a.perWho, c.principal)
-		}
-	}
-	if a.perHost[c.host]--; a.perHost[c.host] <= 0 {
-		delete(a.perHost, c.host)
-	}
-}
-
-func (l *Live) registerMetrics(reg prometheus.Registerer) {
-	reg.MustRegister(l.refused, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "crowdwatch_http_feed_connections",
-		Help: "Live feed (WebSocket) connections open now."}, func() float64 { return float64(l.clients.Load()) }))
-}
-
 // NewLive builds the feed; Run starts it.
 func NewLive(o LiveOptions) *Live {
 	if o.Interval <= 0 {
@@ -165,21 +95,9 @@ func NewLive(o LiveOptions) *Live {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	if o.Limits.PerPrincipal <= 0 {
-		o.Limits.PerPrincipal = DefaultFeedPerPrincipal
-	}
-	if o.Limits.PerAddress <= 0 {
-		o.Limits.PerAddress = DefaultFeedPerAddress
-	}
-	if o.Limits.Total <= 0 {
-		o.Limits.Total = DefaultFeedTotal
-	}
+	o.Limits = o.Limits.withDefaults()
 	l := &Live{o: o, register: make(chan admission), unregister: make(chan *client), done: make(chan struct{}),
-		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crowdwatch_http_feed_refused_total",
-			Help: "Live feed (WebSocket) connections refused by a limit (per_principal, per_address, total)."}, []string{"limit"})}
-	for _, why := range []string{refusedPerPrincipal, refusedPerAddress, refusedTotal} {
-		l.refused.WithLabelValues(why)
-	}
+		refused: newRefusedCounter()}
 	for _, f := range o.Config.Floors {
 		fv := floorView{ID: f.ID, Name: f.Name, Width: f.Width, Height: f.Height, Zones: []floorZone{}}
 		if f.Plan != "" {
