@@ -18,6 +18,7 @@ FUZZ_TARGETS = \
 	./web/auth:FuzzParseSession \
 	./web/auth:FuzzParseBearer \
 	./web:FuzzAlertRequests \
+	./web:FuzzParseAuditQuery \
 	./history:FuzzParseParams \
 	./history:FuzzCodecRoundTrip
 

@@ -72,7 +72,8 @@ type HTTP struct {
 	// at once when the last update is older, else when this much has passed since it, so a
 	// burst of commits becomes one update and a quiet store's change shows immediately.
 	LiveInterval time.Duration `mapstructure:"live_interval"`
-	TLS          HTTPTLS       `mapstructure:"tls"` // configs/web.go
+	TLS          HTTPTLS       `mapstructure:"tls"`  // configs/web.go
+	Feed         HTTPFeed      `mapstructure:"feed"` // live feed limits, configs/web.go
 }
 
 type Storage struct {

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -69,6 +70,27 @@ type Auth struct {
 	Tokens []APIToken `mapstructure:"tokens"`
 	// SessionTTL is how long a sign-in lasts.
 	SessionTTL time.Duration `mapstructure:"session_ttl"`
+	// Path is the sign-in file (sessions, so that a sign-out holds across a restart, and the
+	// audit log); empty means NAME.auth.db beside storage.path.
+	Path string `mapstructure:"path"`
+	// AuditRetention is how long audit entries are kept.
+	AuditRetention time.Duration `mapstructure:"audit_retention"`
+}
+
+// HTTPFeed bounds the live feed's WebSocket connections.
+type HTTPFeed struct {
+	MaxPerUser    int `mapstructure:"max_per_user"`    // per signed-in user or token
+	MaxPerAddress int `mapstructure:"max_per_address"` // per remote host
+	MaxTotal      int `mapstructure:"max_total"`
+}
+
+// AuthPath is the sign-in file: auth.path, or NAME.auth.db beside storage.path (NAME.db).
+func (c *Config) AuthPath() string {
+	if c.Auth.Path != "" {
+		return c.Auth.Path
+	}
+	base := strings.TrimSuffix(filepath.Base(c.Storage.Path), filepath.Ext(c.Storage.Path))
+	return filepath.Join(filepath.Dir(c.Storage.Path), base+".auth.db")
 }
 
 // WebUser is a person who signs in to the dashboard. PasswordHash is a bcrypt hash made by
@@ -106,11 +128,16 @@ var Languages = []string{"zh", "en"}
 
 func init() {
 	for k, v := range map[string]any{
-		"http.tls.cert_file":  "",
-		"http.tls.key_file":   "",
-		"signage.hold":        "30s",
-		"signage.stale_after": "10s",
-		"auth.session_ttl":    "12h",
+		"http.tls.cert_file":        "",
+		"http.tls.key_file":         "",
+		"signage.hold":              "30s",
+		"signage.stale_after":       "10s",
+		"auth.session_ttl":          "12h",
+		"auth.path":                 "",
+		"auth.audit_retention":      "2160h",
+		"http.feed.max_per_user":    20,
+		"http.feed.max_per_address": 50,
+		"http.feed.max_total":       1000,
 	} {
 		defaults[k] = v
 	}
@@ -263,6 +290,20 @@ func (c *Config) validateWeb(bad func(key, format string, args ...any)) {
 	}
 	if c.Auth.SessionTTL < time.Minute || c.Auth.SessionTTL > 7*24*time.Hour {
 		bad("auth.session_ttl", "%v must be between 1m and 168h", c.Auth.SessionTTL)
+	}
+	if c.Auth.AuditRetention < 24*time.Hour || c.Auth.AuditRetention > 10*366*24*time.Hour {
+		bad("auth.audit_retention", "%v must be between 24h and 87840h (10 years)", c.Auth.AuditRetention)
+	}
+	if p := c.AuthPath(); p == c.Storage.Path || p == c.HistoryPath() || p == c.AlertsPath() {
+		bad("auth.path", "%q is another database of the service; sign-in needs its own file", p)
+	}
+	for _, f := range []struct {
+		key string
+		v   int
+	}{{"http.feed.max_per_user", c.HTTP.Feed.MaxPerUser}, {"http.feed.max_per_address", c.HTTP.Feed.MaxPerAddress}, {"http.feed.max_total", c.HTTP.Feed.MaxTotal}} {
+		if f.v < 1 || f.v > 100_000 {
+			bad(f.key, "%d must be between 1 and 100000", f.v)
+		}
 	}
 	if (c.HTTP.TLS.CertFile == "") != (c.HTTP.TLS.KeyFile == "") {
 		bad("http.tls", "cert_file and key_file go together")

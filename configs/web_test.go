@@ -93,3 +93,28 @@ func TestWebSectionsValidation(t *testing.T) {
 		})
 	}
 }
+
+// The sign-in file sits beside the database; the feed limits have defaults and bounds.
+func TestAuthFileAndFeedLimits(t *testing.T) {
+	cfg, err := Parse([]byte(webBase+"storage: {path: /var/lib/cw/store.db}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.AuthPath(); got != "/var/lib/cw/store.auth.db" {
+		t.Errorf("AuthPath %q", got)
+	}
+	if f := cfg.HTTP.Feed; f.MaxPerUser != 20 || f.MaxPerAddress != 50 || f.MaxTotal != 1000 || cfg.Auth.AuditRetention != 90*24*time.Hour {
+		t.Errorf("defaults: %+v, audit retention %v", f, cfg.Auth.AuditRetention)
+	}
+	for extra, want := range map[string]string{
+		"http: {feed: {max_per_user: 0}}":           "http.feed.max_per_user",
+		"http: {feed: {max_total: 1000000}}":        "http.feed.max_total",
+		"auth: {audit_retention: 1h}":               "auth.audit_retention",
+		"storage: {path: a.db}\nauth: {path: a.db}": "auth.path",
+	} {
+		_, err := Parse([]byte(webBase+extra+"\n"), nil)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want a problem with %s", extra, err, want)
+		}
+	}
+}

@@ -2,10 +2,8 @@ package web
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -29,10 +27,10 @@ func (a *api) alertRoutes() {
 	if a.Alerting == nil {
 		return
 	}
-	a.route("GET /api/v1/status", RoleDisplay, a.alertStatus)
+	a.route("GET /api/v1/status", RoleManager, a.alertStatus)
 	a.route("GET /api/v1/alerts", RoleManager, a.listAlerts)
 	a.route("POST /api/v1/alerts/{id}/ack", RoleSecurity, a.ackAlert)
-	a.route("GET /api/v1/evacuation", RoleDisplay, a.getEvacuation)
+	a.route("GET /api/v1/evacuation", RoleManager, a.getEvacuation)
 	a.route("POST /api/v1/evacuation", RoleSecurity, a.declareEvacuation)
 	a.route("POST /api/v1/evacuation/stand-down", RoleSecurity, a.standDown)
 	a.route("GET /api/v1/silences", RoleManager, a.listSilences)
@@ -52,9 +50,7 @@ func actor(r *http.Request, given string) string {
 
 // decodeBody reads a small JSON body strictly.
 func decodeBody(r *http.Request, v any, shape string) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 16<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := decodeJSON(r.Body, maxBody, v); err != nil {
 		return fmt.Errorf("body must be JSON %s: %w", shape, err)
 	}
 	return nil

@@ -4,6 +4,7 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,11 +14,14 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
 
+	"github.com/crowdwatch/crowdwatch/security"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
 
@@ -73,15 +77,47 @@ type Options struct {
 	SignIn  SignIn
 	History HistoryReader // nil: the history endpoints answer 503
 	Backups Backups       // nil: GET /api/v1/backup answers 503 (web/backup.go)
+	// Audit keeps every sign-in, sign-out and state-changing call (web/auth's Store); nil:
+	// they are only logged, and GET /api/v1/audit answers 503.
+	Audit AuditLog
+	// Events receives what the HTTP side refuses (feed connection limits); nil: Discard.
+	Events security.Sink
+	// Registerer, when set, gets the HTTP side's metrics (feed refusals, audit drops).
+	Registerer prometheus.Registerer
 }
 
 type api struct {
 	Options
 	mux  *http.ServeMux
 	csrf *http.CrossOriginProtection
+	// anonAudit bounds the audit entries of refused calls from nobody (web/audit.go).
+	anonAudit      *rate.Limiter
+	anonSuppressed atomic.Int64
+	feedLog        *rate.Limiter // log lines of refused feed connections
 }
 
 type whoKey struct{}
+
+type screenKey struct{}
+
+// RouteScreen is the screen the request's route is about, as the route itself declares it
+// (the {screen} of /api/v1/signage/{screen}, the ?screen= of the live feed); "" on every other
+// route. An Authorizer lets a display token through only where this is its own screen, so a
+// display token cannot borrow a screen from the query string of a route about something else.
+func RouteScreen(r *http.Request) string {
+	s, _ := r.Context().Value(screenKey{}).(string)
+	return s
+}
+
+// routeOpts say how a route is guarded.
+type routeOpts struct {
+	need Role
+	// screen, for routes about one screen (the only ones a display token may use), says
+	// which screen a request is about.
+	screen func(*http.Request) string
+	// selfAudited routes (sign-in, sign-out) write their own, more telling, audit entries.
+	selfAudited bool
+}
 
 // NewHandler builds the HTTP handler.
 func NewHandler(o Options) http.Handler {
@@ -91,12 +127,19 @@ func NewHandler(o Options) http.Handler {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	a := &api{Options: o, mux: http.NewServeMux(), csrf: http.NewCrossOriginProtection()}
+	if o.Events == nil {
+		o.Events = security.Discard
+	}
+	a := &api{Options: o, mux: http.NewServeMux(), csrf: http.NewCrossOriginProtection(),
+		anonAudit: rate.NewLimiter(anonAuditRate, anonAuditBurst), feedLog: rate.NewLimiter(1, 10)}
+	if o.Registerer != nil && o.Live != nil {
+		o.Live.registerMetrics(o.Registerer)
+	}
 	a.route("GET /healthz", RolePublic, a.healthz)
 	a.route("GET /readyz", RolePublic, a.readyz)
 	a.route("GET /metrics", RoleManager, promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{}).ServeHTTP)
-	a.route("GET /api/v1/zones", RoleDisplay, a.listZones)
-	a.route("GET /api/v1/zones/{id}", RoleDisplay, a.getZone)
+	a.route("GET /api/v1/zones", RoleManager, a.listZones)
+	a.route("GET /api/v1/zones/{id}", RoleManager, a.getZone)
 	a.route("POST /api/v1/zones/{id}/correction", RoleSecurity, a.correct)
 	a.route("GET /api/v1/doors", RoleManager, a.listDoors)
 	a.route("GET /api/v1/devices", RoleManager, a.listDevices)
@@ -109,14 +152,39 @@ func NewHandler(o Options) http.Handler {
 	a.alertRoutes()
 	a.historyRoutes() // history and reports (web/history.go)
 	a.backupRoutes()  // consistent copies of the files, admin only (web/backup.go)
+	// The audit log: sign-ins, sign-outs and every state-changing call (web/audit.go).
+	a.route("GET /api/v1/audit", RoleManager, a.listAudit)
 	a.route("GET /{$}", RolePublic, a.index)
 	a.routeUI() // dashboard, screens, sign-in, live feed: web/ui.go
 	return a
 }
 
 func (a *api) route(pattern string, need Role, h http.HandlerFunc) {
+	a.handle(pattern, routeOpts{need: need}, h)
+}
+
+// screenRoute adds a route about one screen: display tokens of that screen may read it.
+func (a *api) screenRoute(pattern string, screen func(*http.Request) string, h http.HandlerFunc) {
+	a.handle(pattern, routeOpts{need: RoleDisplay, screen: screen}, h)
+}
+
+func (a *api) handle(pattern string, o routeOpts, h http.HandlerFunc) {
+	need := o.need
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		changes := !safeMethod(r.Method)
+		if o.screen != nil {
+			r = r.WithContext(context.WithValue(r.Context(), screenKey{}, o.screen(r)))
+		}
+		// Every state-changing call ends up in the audit log, refused or not, with who made
+		// it and how it ended.
+		var rec *statusRecorder
+		if changes {
+			rec = &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+			w = rec
+			if !o.selfAudited {
+				defer func() { a.auditCall(r, rec.code) }()
+			}
+		}
 		// State-changing requests from another site (a page the officer's browser has open
 		// elsewhere) are refused whatever cookies they carry.
 		if changes {
@@ -132,7 +200,7 @@ func (a *api) route(pattern string, need Role, h http.HandlerFunc) {
 			who, err = a.Auth.Authorize(r, need)
 			if err != nil {
 				if changes {
-					a.Log.Warn("http: action refused", "method", r.Method, "path", r.URL.Path, "error", err)
+					a.Log.Warn("http: action refused", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "error", err)
 				}
 				a.refuse(w, err)
 				return
@@ -143,10 +211,8 @@ func (a *api) route(pattern string, need Role, h http.HandlerFunc) {
 			h(w, r)
 			return
 		}
-		// Every state-changing action is logged with who did it and how it ended.
-		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
-		h(rec, r)
-		a.Log.Info("http: action", "who", who, "method", r.Method, "path", r.URL.Path, "status", rec.code)
+		h(w, r)
+		a.Log.Info("http: action", "who", who, "method", r.Method, "path", r.URL.Path, "status", rec.code, "remote", r.RemoteAddr)
 	})
 }
 
@@ -174,8 +240,13 @@ func (s *statusRecorder) WriteHeader(code int) {
 	s.ResponseWriter.WriteHeader(code)
 }
 
+// Unwrap lets http.ResponseController reach the connection (the WebSocket upgrade).
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
 // ServeHTTP answers unknown paths and wrong methods with JSON errors like every other.
 func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// No answer of this service is to be content-sniffed: JSON stays JSON, a script a script.
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	if _, pattern := a.mux.Handler(r); pattern == "" {
 		// The mux answers 404 or 405 (with Allow) in plain text; keep its status and headers,
 		// drop its body, and answer in JSON like every other error.
@@ -204,6 +275,7 @@ func (s *statusOnly) WriteHeader(code int)        { s.code = code }
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	_ = enc.Encode(v)
@@ -286,10 +358,8 @@ func (a *api) correct(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var c correction
-	dec := json.NewDecoder(io.LimitReader(r.Body, 16<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
-		writeError(w, http.StatusBadRequest, "body must be JSON {\"occupancy\": n, \"by\": \"...\", \"reason\": \"...\"}: "+err.Error())
+	if err := decodeBody(r, &c, `{"occupancy": n, "by": "...", "reason": "..."}`); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if who, _ := r.Context().Value(whoKey{}).(string); who != "" {
@@ -327,4 +397,29 @@ func (a *api) correct(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusOK, z)
 	}
+}
+
+// maxBody is the largest JSON body an endpoint reads.
+const maxBody = 16 << 10
+
+// decodeJSON reads exactly one JSON value of at most limit bytes into v, with no unknown
+// fields and nothing but white space after it: `{...}{...}` or `{...} x` is refused, so what a
+// client sent is what the service acted on. Every JSON body goes through here.
+func decodeJSON(body io.Reader, limit int64, v any) error {
+	b, err := io.ReadAll(io.LimitReader(body, limit+1))
+	if err != nil {
+		return fmt.Errorf("reading the body: %w", err)
+	}
+	if int64(len(b)) > limit {
+		return fmt.Errorf("the body is larger than %d bytes", limit)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("unexpected data after the JSON value (send one JSON object)")
+	}
+	return nil
 }

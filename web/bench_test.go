@@ -32,7 +32,9 @@ func BenchmarkFanout(b *testing.B) {
 }
 
 func benchFanout(b *testing.B, clients, rate int) {
-	f := startLiveEvery(b, nil, 64, time.Millisecond) // coalescing off the critical path: every change goes out
+	// Coalescing off the critical path: every change goes out. Every client is one address:
+	// the feed's limits are lifted.
+	f := startLiveLimited(b, nil, 64, time.Millisecond, FeedLimits{PerPrincipal: 5000, PerAddress: 5000, Total: 5000})
 	runtime.GC()
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)

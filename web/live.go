@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crowdwatch/crowdwatch/alerting"
 	"github.com/crowdwatch/crowdwatch/configs"
@@ -56,8 +57,10 @@ type LiveOptions struct {
 	Heartbeat time.Duration
 	// SendBuffer is how many messages may wait for one client before it is dropped; default 32.
 	SendBuffer int
-	Now        func() time.Time
-	Log        *slog.Logger
+	// Limits bound the connections (http.feed.* in the store file).
+	Limits FeedLimits
+	Now    func() time.Time
+	Log    *slog.Logger
 }
 
 // Live is the live feed: one goroutine (Run) owns the latest view, the guidance each screen
@@ -65,13 +68,14 @@ type LiveOptions struct {
 // bounded queue and drops a client whose queue is full.
 type Live struct {
 	o          LiveOptions
-	register   chan *client
+	register   chan admission
 	unregister chan *client
 	done       chan struct{}
 	guidance   atomic.Pointer[map[string]guidance.Guidance]
 	floors     []floorView
 	clients    atomic.Int64
 	drops      atomic.Int64
+	refused    *prometheus.CounterVec
 }
 
 // NewLive builds the feed; Run starts it.
@@ -91,7 +95,9 @@ func NewLive(o LiveOptions) *Live {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	l := &Live{o: o, register: make(chan *client), unregister: make(chan *client), done: make(chan struct{})}
+	o.Limits = o.Limits.withDefaults()
+	l := &Live{o: o, register: make(chan admission), unregister: make(chan *client), done: make(chan struct{}),
+		refused: newRefusedCounter()}
 	for _, f := range o.Config.Floors {
 		fv := floorView{ID: f.ID, Name: f.Name, Width: f.Width, Height: f.Height, Zones: []floorZone{}}
 		if f.Plan != "" {
@@ -173,10 +179,13 @@ type view struct {
 	screens     map[string]guidance.Guidance
 }
 
-// client is one WebSocket connection. screen is "" for the dashboard feed.
+// client is one WebSocket connection. screen is "" for the dashboard feed; principal (the
+// user or token, "" while sign-in is off) and host are what its limits count.
 type client struct {
-	screen string
-	send   chan *websocket.PreparedMessage
+	screen    string
+	principal string
+	host      string
+	send      chan *websocket.PreparedMessage
 }
 
 // Run owns the feed until ctx ends, then closes every client.
@@ -197,6 +206,7 @@ func (l *Live) Run(ctx context.Context) {
 		defer func() { stop(); <-pubDone }()
 	}
 	clients := map[*client]bool{}
+	admitted := &admissions{limits: l.o.Limits, perWho: map[string]int{}, perHost: map[string]int{}}
 	defer func() {
 		for c := range clients {
 			close(c.send)
@@ -225,6 +235,7 @@ func (l *Live) Run(ctx context.Context) {
 	drop := func(c *client) {
 		if clients[c] {
 			delete(clients, c)
+			admitted.release(c)
 			close(c.send)
 			l.clients.Store(int64(len(clients)))
 		}
@@ -255,7 +266,14 @@ func (l *Live) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case c := <-l.register:
+		case ad := <-l.register:
+			if why := admitted.admit(ad.c); why != "" {
+				l.refused.WithLabelValues(why).Inc()
+				ad.reply <- why
+				break
+			}
+			ad.reply <- ""
+			c := ad.c
 			clients[c] = true
 			l.clients.Store(int64(len(clients)))
 			seq++
@@ -520,13 +538,15 @@ func (l *Live) publish(ctx context.Context, ch chan map[string][]byte) {
 	}
 }
 
-// join adds a client to the feed; false when the feed has stopped.
-func (l *Live) join(c *client) bool {
+// join adds a client to the feed if its limits allow: refused is "" when it joined, else the
+// limit that refused it; ok is false when the feed has stopped.
+func (l *Live) join(c *client) (refused string, ok bool) {
+	reply := make(chan string, 1)
 	select {
-	case l.register <- c:
-		return true
+	case l.register <- admission{c: c, reply: reply}:
+		return <-reply, true
 	case <-l.done:
-		return false
+		return "", false
 	}
 }
 

@@ -121,6 +121,11 @@ func startLive(t testing.TB, alerts AlertSource, buffer int) *liveFixture {
 }
 
 func startLiveEvery(t testing.TB, alerts AlertSource, buffer int, interval time.Duration) *liveFixture {
+	return startLiveLimited(t, alerts, buffer, interval, FeedLimits{})
+}
+
+// startLiveLimited is startLiveEvery with feed limits (zero: the defaults).
+func startLiveLimited(t testing.TB, alerts AlertSource, buffer int, interval time.Duration, limits FeedLimits) *liveFixture {
 	t.Helper()
 	cat, err := assets.Messages()
 	if err != nil {
@@ -129,7 +134,7 @@ func startLiveEvery(t testing.TB, alerts AlertSource, buffer int, interval time.
 	f := &liveFixture{engine: newLiveEngine(0), pub: &recorder{msgs: map[string][]byte{}}}
 	f.live = NewLive(LiveOptions{Config: liveConfig(), Engine: f.engine, Alerts: alerts, Catalogue: cat,
 		Publisher: f.pub, GuidanceTopic: func(s string) string { return "cw/s1/guidance/" + s },
-		Interval: interval, Heartbeat: time.Hour, SendBuffer: buffer, Log: slog.New(slog.DiscardHandler)})
+		Interval: interval, Heartbeat: time.Hour, SendBuffer: buffer, Limits: limits, Log: slog.New(slog.DiscardHandler)})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); f.live.Run(ctx) }()
@@ -279,8 +284,8 @@ func TestFeedSendsDevicesOnlyWhenTheirStateChanges(t *testing.T) {
 func TestFeedDropsSlowClient(t *testing.T) {
 	f := startLive(t, nil, 2)
 	slow := &client{send: make(chan *websocket.PreparedMessage, 2)}
-	if !f.live.join(slow) {
-		t.Fatal("feed not running")
+	if refused, ok := f.live.join(slow); !ok || refused != "" {
+		t.Fatalf("feed not running, or refused: %q", refused)
 	}
 	fast := f.dial(t, "")
 	read(t, fast)

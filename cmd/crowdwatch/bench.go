@@ -539,7 +539,9 @@ func seqOf(p []byte) int {
 // benchStore is a generated store: zones z0000... each with one door from outside and one counter.
 func benchStore(f benchFlags, brokerURL, tokenSHA, dbPath string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "site: {id: bench, name: Bench store}\nhttp: {listen: \"127.0.0.1:0\"}\nstorage: {path: %q}\n", dbPath)
+	// All the bench's feed clients are one token on one address: lift the feed's limits
+	// (docs/security.md) to what --clients allows.
+	fmt.Fprintf(&b, "site: {id: bench, name: Bench store}\nhttp: {listen: \"127.0.0.1:0\", feed: {max_per_user: 5000, max_per_address: 5000, max_total: 5000}}\nstorage: {path: %q}\n", dbPath)
 	if brokerURL != "" {
 		fmt.Fprintf(&b, "mqtt: {broker: %q, client_id: crowdwatch-bench}\n", brokerURL)
 	} else {

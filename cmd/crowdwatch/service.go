@@ -120,9 +120,13 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 	}()
 
 	reg := prometheus.NewRegistry()
-	// Refusals by the components that meet an attacker first (docs/security.md); the monitor
-	// that counts them and raises alerts is wired here.
-	var sec security.Sink = security.Discard
+	// Intrusion detection (docs/security.md): the broker, sign-in and the API report what they
+	// refuse from their start; the monitor counts it at once and evaluates it for alerts once
+	// the alert manager exists (events wait in its bounded queue until then).
+	monitor := security.NewMonitor(security.MonitorOptions{Registerer: reg, Window: cfg.Alerting.Security.Window,
+		Threshold: func(k security.Kind) int { return cfg.Alerting.Security.SecurityThreshold(string(k)) },
+		Logger:    log.With("component", "security")})
+	var sec security.Sink = monitor
 	store.RegisterMetrics(reg)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	hour, minute, _ := cfg.Occupancy.ResetClock()
@@ -164,14 +168,6 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 			log.Error("engine", "error", err)
 		}
 	})
-
-	// Intrusion detection (package security): the broker, sign-in and the API report refused
-	// attempts from their start; the monitor evaluates them once the alert manager exists
-	// (events wait in its bounded queue until then) and stops after it.
-	monitor := security.NewMonitor(security.MonitorOptions{Registerer: reg, Window: cfg.Alerting.Security.Window,
-		Threshold: func(k security.Kind) int { return cfg.Alerting.Security.SecurityThreshold(string(k)) },
-		Logger:    log.With("component", "security")})
-	_ = monitor // handed to the broker and web below
 
 	// History (package history): its own file, recorder and reader; it stops right after
 	// the engine so that the engine's last state is recorded.
@@ -239,14 +235,16 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 	go func() { defer close(monitorDone); _ = monitor.Run(monitorCtx, alerts) }()
 
 	// The dashboard, guidance screens and their live feed, and sign-in (web/...).
-	authz, live, err := startWeb(cfg, engine, alerts, mqtt, topics, log, &stops)
+	authz, authStore, live, err := startWeb(cfg, engine, alerts, mqtt, topics, sec, log, &stops)
 	if err != nil {
 		stopAlerting()
 		return err
 	}
+	authStore.RegisterMetrics(reg)
 	handler := web.NewHandler(web.Options{Engine: engine, Broker: mqtt, Gatherer: reg, Auth: authz, SignIn: authz, Live: live, Alerting: alerts,
 		Log: log.With("component", "http"), Version: versionString(), History: historyReader,
-		Backups: &serviceBackups{store: store, alerts: alerts, historyPath: cfg.HistoryPath()}})
+		Backups: &serviceBackups{store: store, alerts: alerts, historyPath: cfg.HistoryPath()},
+		Audit:   authStore, Events: sec, Registerer: reg})
 	httpCtx, stopHTTP := context.WithCancel(context.Background())
 	defer stopHTTP()
 	httpDone := make(chan error, 1)
@@ -256,6 +254,10 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 		stopHTTP()
 		if err := <-httpDone; err != nil && httpErr == nil {
 			httpErr = err
+		}
+		// After HTTP: no handler appends to the audit log any more.
+		if err := authStore.Close(); err != nil {
+			log.Error("auth: closing the sign-in file", "error", err)
 		}
 	})
 	stops = append(stops, func() { stopMonitor(); <-monitorDone }, stopAlerting)

@@ -11,19 +11,28 @@ import (
 
 	"github.com/crowdwatch/crowdwatch/configs"
 	"github.com/crowdwatch/crowdwatch/ingest"
+	"github.com/crowdwatch/crowdwatch/security"
 	"github.com/crowdwatch/crowdwatch/web"
 	"github.com/crowdwatch/crowdwatch/web/assets"
 	"github.com/crowdwatch/crowdwatch/web/auth"
 )
 
-// startWeb builds sign-in and starts the live feed (dashboard, guidance screens, guidance on
-// MQTT). alerts may be nil until alerting is wired: levels then come from occupancy
-// thresholds (guidance.DefaultLevel). The feed's stop is added to stops.
+// startWeb opens the sign-in file, builds sign-in and starts the live feed (dashboard,
+// guidance screens, guidance on MQTT). alerts may be nil until alerting is wired: levels then
+// come from occupancy thresholds (guidance.DefaultLevel). The feed's stop is added to stops;
+// the caller closes the returned store after HTTP has stopped (handlers append to its audit
+// log). events gets refused sign-ins and tokens (nil: Discard).
 func startWeb(cfg *configs.Config, engine web.Snapshotter, alerts web.AlertSource, pub web.Publisher, topics ingest.Topics,
-	log *slog.Logger, stops *[]func()) (*auth.Authorizer, *web.Live, error) {
-	authz, err := auth.New(cfg.Auth, cfg.HTTP.TLS.CertFile != "")
+	events security.Sink, log *slog.Logger, stops *[]func()) (*auth.Authorizer, *auth.Store, *web.Live, error) {
+	store, err := auth.OpenStore(cfg.AuthPath(), auth.StoreOptions{AuditRetention: cfg.Auth.AuditRetention,
+		Log: log.With("component", "auth")})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
+	}
+	authz, err := auth.New(cfg.Auth, auth.Options{Secure: cfg.HTTP.TLS.CertFile != "", Store: store, Events: events})
+	if err != nil {
+		store.Close()
+		return nil, nil, nil, err
 	}
 	switch {
 	case !authz.Enabled():
@@ -36,7 +45,8 @@ func startWeb(cfg *configs.Config, engine web.Snapshotter, alerts web.AlertSourc
 	}
 	cat, err := assets.Messages()
 	if err != nil {
-		return nil, nil, err
+		store.Close()
+		return nil, nil, nil, err
 	}
 	var publisher web.Publisher
 	if pub != nil {
@@ -44,12 +54,13 @@ func startWeb(cfg *configs.Config, engine web.Snapshotter, alerts web.AlertSourc
 	}
 	live := web.NewLive(web.LiveOptions{Config: cfg, Engine: engine, Alerts: alerts, Publisher: publisher,
 		GuidanceTopic: func(screen string) string { return topics.Base() + "guidance/" + screen },
-		Catalogue:     cat, Interval: cfg.HTTP.LiveInterval, Log: log.With("component", "live")})
+		Catalogue:     cat, Interval: cfg.HTTP.LiveInterval, Log: log.With("component", "live"),
+		Limits: web.FeedLimits{PerPrincipal: cfg.HTTP.Feed.MaxPerUser, PerAddress: cfg.HTTP.Feed.MaxPerAddress, Total: cfg.HTTP.Feed.MaxTotal}})
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); live.Run(ctx) }()
 	*stops = append(*stops, func() { stop(); <-done })
-	return authz, live, nil
+	return authz, store, live, nil
 }
 
 // listenTLS wraps the HTTP listener in TLS when http.tls is set.
@@ -94,6 +105,9 @@ func printWebSummary(w io.Writer, cfg *configs.Config) {
 	default:
 		fmt.Fprintf(w, "sign-in   %d users, %d tokens\n", len(cfg.Auth.Users), len(cfg.Auth.Tokens))
 	}
+	fmt.Fprintf(w, "sessions  %s (sessions and the audit log, kept %v)\n", cfg.AuthPath(), cfg.Auth.AuditRetention)
+	fmt.Fprintf(w, "feed      at most %d connections per user or token, %d per address, %d in all\n",
+		cfg.HTTP.Feed.MaxPerUser, cfg.HTTP.Feed.MaxPerAddress, cfg.HTTP.Feed.MaxTotal)
 	if cfg.HTTP.TLS.CertFile != "" {
 		fmt.Fprintf(w, "https     certificate %s\n", cfg.HTTP.TLS.CertFile)
 	}

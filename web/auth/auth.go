@@ -1,12 +1,12 @@
 // Package auth signs people and machines in: users with bcrypt password hashes from the store
-// file, sessions in signed HttpOnly SameSite cookies, API tokens (stored as SHA-256) sent as
-// Authorization: Bearer, and per-screen display tokens that read only their own screen. It
-// implements web.Authorizer and web.SignIn.
+// file, sessions held on the server (Store) behind a random HttpOnly SameSite cookie, API
+// tokens (stored as SHA-256) sent as Authorization: Bearer, and per-screen display tokens
+// that read only their own screen. Sign-in is throttled per user and per host. It implements
+// web.Authorizer and web.SignIn; its Store is the web.AuditLog.
 package auth
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -14,13 +14,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/crowdwatch/crowdwatch/configs"
+	"github.com/crowdwatch/crowdwatch/security"
 	"github.com/crowdwatch/crowdwatch/web"
 )
 
@@ -39,29 +39,45 @@ var ErrActionsDisabled = errors.New("security actions are disabled: no users are
 	"(add auth.users to the store file, see docs/config.md)")
 
 // ErrBadLogin is a wrong username or password (the two are not told apart).
-var ErrBadLogin = errors.New("wrong username or password")
+var ErrBadLogin = web.ErrBadLogin
 
 // Authorizer checks requests against the users and tokens of the store file. Its maps are
-// built once and never changed, so it needs no lock.
+// built once and never changed, so it needs no lock; sessions and the throttle live in the
+// Store.
 type Authorizer struct {
 	users  map[string]configs.WebUser
 	tokens map[[32]byte]configs.APIToken
-	key    []byte
 	ttl    time.Duration
 	secure bool
 	now    func() time.Time
 	slots  chan struct{} // bounds concurrent bcrypt checks (each takes ~50 ms of CPU)
+	store  *Store
+	own    bool // the store was made by New (memory only) and is closed by Close
+	events security.Sink
 }
 
-// New builds an authorizer. secure marks cookies Secure (HTTPS). The session key is random per
-// process: a restart signs everybody out.
-func New(a configs.Auth, secure bool) (*Authorizer, error) {
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		return nil, fmt.Errorf("auth: no random session key: %w", err)
+// Options wire an Authorizer.
+type Options struct {
+	// Secure marks cookies Secure (HTTPS).
+	Secure bool
+	// Store keeps the sessions and the throttle; nil: a memory-only one (a restart signs
+	// everybody out).
+	Store *Store
+	// Events gets failed, throttled and refused sign-ins and tokens; nil: Discard.
+	Events security.Sink
+	Now    func() time.Time
+}
+
+// New builds an authorizer.
+func New(a configs.Auth, o Options) (*Authorizer, error) {
+	if o.Now == nil {
+		o.Now = time.Now
 	}
-	z := &Authorizer{users: map[string]configs.WebUser{}, tokens: map[[32]byte]configs.APIToken{}, key: key,
-		ttl: a.SessionTTL, secure: secure, now: time.Now, slots: make(chan struct{}, 2)}
+	if o.Events == nil {
+		o.Events = security.Discard
+	}
+	z := &Authorizer{users: map[string]configs.WebUser{}, tokens: map[[32]byte]configs.APIToken{},
+		ttl: a.SessionTTL, secure: o.Secure, now: o.Now, slots: make(chan struct{}, 2), store: o.Store, events: o.Events}
 	if z.ttl <= 0 {
 		z.ttl = 12 * time.Hour
 	}
@@ -77,7 +93,21 @@ func New(a configs.Auth, secure bool) (*Authorizer, error) {
 		copy(h[:], b)
 		z.tokens[h] = t
 	}
+	if z.store == nil {
+		st, err := OpenStore("", StoreOptions{Now: o.Now})
+		if err != nil {
+			return nil, err
+		}
+		z.store, z.own = st, true
+	}
 	return z, nil
+}
+
+// Close stops a store New made; a Store passed in Options is its owner's to close.
+func (z *Authorizer) Close() {
+	if z.own {
+		_ = z.store.Close()
+	}
 }
 
 // Enabled reports whether any user or token is configured. Without, reads are open and
@@ -93,6 +123,10 @@ var rank = map[string]int{"display": 1, "manager": 2, "security": 3, "admin": 4}
 func (z *Authorizer) Authorize(r *http.Request, need web.Role) (string, error) {
 	p, ok := z.Identify(r)
 	if !ok {
+		if tok := presentedToken(r); tok != "" {
+			z.events.Record(security.Event{Kind: security.TokenRefused, Source: web.RemoteHost(r), Subject: "unknown token",
+				Detail: fmt.Sprintf("%s %s with a token that matches none", r.Method, r.URL.Path), At: z.now()})
+		}
 		if !z.HasUsers() && rank[string(need)] >= rank["security"] {
 			return "", ErrActionsDisabled
 		}
@@ -101,32 +135,40 @@ func (z *Authorizer) Authorize(r *http.Request, need web.Role) (string, error) {
 		}
 		return "", fmt.Errorf("%w: sign in, or send a token as Authorization: Bearer", web.ErrUnauthenticated)
 	}
-	if p.Role == "display" {
-		if need != web.RoleDisplay {
-			return "", fmt.Errorf("a display token may only read its screen's guidance")
+	var refused error
+	switch {
+	case p.Role == "display":
+		// Only a route about one screen names one (web.RouteScreen); a display token may use
+		// such a route for its own screen and nothing else.
+		if need != web.RoleDisplay || web.RouteScreen(r) == "" {
+			refused = fmt.Errorf("a display token reads only its own screen's guidance and feed (%s)", p.Screen)
+		} else if web.RouteScreen(r) != p.Screen {
+			refused = fmt.Errorf("a display token reads only its own screen (%s)", p.Screen)
 		}
-		if screen := ScreenOf(r); screen != p.Screen {
-			return "", fmt.Errorf("a display token reads only its own screen (%s)", p.Screen)
-		}
-		return p.Name, nil
+	case rank[p.Role] < rank[string(need)]:
+		refused = fmt.Errorf("role %s may not do this (needs %s)", p.Role, need)
 	}
-	if rank[p.Role] < rank[string(need)] {
-		return "", fmt.Errorf("role %s may not do this (needs %s)", p.Role, need)
+	if refused != nil {
+		if strings.HasPrefix(p.Name, "token:") {
+			z.events.Record(security.Event{Kind: security.TokenRefused, Source: web.RemoteHost(r), Subject: p.Name,
+				Detail: fmt.Sprintf("%s %s: %v", r.Method, r.URL.Path, refused), At: z.now()})
+		}
+		return "", refused
 	}
 	return p.Name, nil
 }
 
-// ScreenOf is the screen a request is about: the {screen} path value or the screen query
-// parameter.
-func ScreenOf(r *http.Request) string {
-	if s := r.PathValue("screen"); s != "" {
-		return s
+// presentedToken is the token a request carries, if any (to report one that matches none).
+func presentedToken(r *http.Request) string {
+	if h := r.Header.Get("Authorization"); h != "" {
+		return h
 	}
-	return r.URL.Query().Get("screen")
+	return r.URL.Query().Get("token")
 }
 
 // Identify returns the request's principal: a bearer token, a display token in the URL
-// (?token=, display tokens only: others must not end up in logs), or a session cookie.
+// (?token=, display tokens only: others must not end up in logs), or a session cookie whose
+// session the store still holds.
 func (z *Authorizer) Identify(r *http.Request) (Principal, bool) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		tok, ok := ParseBearer(h)
@@ -150,13 +192,17 @@ func (z *Authorizer) Identify(r *http.Request) (Principal, bool) {
 	if err != nil {
 		return Principal{}, false
 	}
-	user, exp, ok := z.parseSession(c.Value)
-	if !ok || !z.now().Before(exp) {
-		return Principal{}, false
-	}
-	u, ok := z.users[user]
+	id, ok := parseSession(c.Value)
 	if !ok {
 		return Principal{}, false
+	}
+	sess, ok := z.store.lookup(r.Context(), id)
+	if !ok {
+		return Principal{}, false
+	}
+	u, ok := z.users[sess.User]
+	if !ok {
+		return Principal{}, false // removed from the store file since
 	}
 	return Principal{Name: u.Username, Role: u.Role}, true
 }
@@ -183,8 +229,23 @@ func ParseBearer(h string) (string, bool) {
 // dummyHash keeps the time of a login for an unknown user like that of a known one.
 var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("crowdwatch-no-such-user"), bcrypt.DefaultCost)
 
-// Login checks a username and password and returns the session cookie to set.
-func (z *Authorizer) Login(ctx context.Context, username, password string) (*http.Cookie, string, error) {
+// Login checks a username and password and returns the session cookie to set. Attempts are
+// throttled per user name and per remote host (throttle.go): a throttled one answers a
+// *web.ThrottledError without checking the password.
+func (z *Authorizer) Login(ctx context.Context, username, password, host string) (*http.Cookie, string, error) {
+	tried := username // for events: a user name is at most 64 characters, what was tried may be more
+	if len(tried) > 100 {
+		tried = tried[:100]
+	}
+	wait, first, err := z.store.attempt(ctx, tried, host)
+	if err != nil {
+		return nil, "", fmt.Errorf("sign-in: %w", err)
+	}
+	if wait > 0 {
+		z.events.Record(security.Event{Kind: security.SignInThrottled, Source: host, Subject: tried,
+			Detail: fmt.Sprintf("sign-in attempt refused for %v by the throttle", wait.Round(time.Second)), At: z.now()})
+		return nil, "", &web.ThrottledError{Wait: wait, First: first}
+	}
 	select {
 	case z.slots <- struct{}{}:
 		defer func() { <-z.slots }()
@@ -200,55 +261,63 @@ func (z *Authorizer) Login(ctx context.Context, username, password string) (*htt
 		password = password[:72] // bcrypt's limit; GenerateFromPassword refuses longer ones
 	}
 	if err := bcrypt.CompareHashAndPassword(hash, []byte(password)); err != nil || !known {
+		z.events.Record(security.Event{Kind: security.SignInFailed, Source: host, Subject: tried,
+			Detail: "wrong username or password", At: z.now()})
 		return nil, "", ErrBadLogin
 	}
-	exp := z.now().Add(z.ttl)
-	return &http.Cookie{Name: CookieName, Value: z.signSession(u.Username, exp), Path: "/", Expires: exp,
+	z.store.succeeded(tried, host)
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, "", fmt.Errorf("auth: no randomness for a session: %w", err)
+	}
+	now := z.now()
+	exp := now.Add(z.ttl)
+	if err := z.store.createSession(ctx, sha256.Sum256(secret), session{User: u.Username, Created: now, Expires: exp, Remote: host}); err != nil {
+		return nil, "", err
+	}
+	return &http.Cookie{Name: CookieName, Value: base64.RawURLEncoding.EncodeToString(secret), Path: "/", Expires: exp,
 		MaxAge: int(z.ttl / time.Second), HttpOnly: true, Secure: z.secure, SameSite: http.SameSiteStrictMode}, u.Role, nil
 }
 
-// Logout returns the cookie that clears the session.
-func (z *Authorizer) Logout() *http.Cookie {
-	return &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: z.secure,
+// Logout revokes the request's session on the server and returns the cookie that clears it
+// and who was signed in ("" when nobody was).
+func (z *Authorizer) Logout(ctx context.Context, r *http.Request) (*http.Cookie, string, error) {
+	clear := &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: z.secure,
 		SameSite: http.SameSiteStrictMode}
-}
-
-// A session cookie is base64url("v1|user|unix expiry") "." base64url(HMAC-SHA256).
-func (z *Authorizer) signSession(user string, exp time.Time) string {
-	payload := "v1|" + user + "|" + strconv.FormatInt(exp.Unix(), 10)
-	m := hmac.New(sha256.New, z.key)
-	m.Write([]byte(payload))
-	return base64.RawURLEncoding.EncodeToString([]byte(payload)) + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
-}
-
-func (z *Authorizer) parseSession(v string) (user string, exp time.Time, ok bool) {
-	if len(v) > 512 {
-		return "", time.Time{}, false
-	}
-	p64, mac64, found := strings.Cut(v, ".")
-	if !found {
-		return "", time.Time{}, false
-	}
-	strict := base64.RawURLEncoding.Strict() // one spelling per cookie
-	payload, err1 := strict.DecodeString(p64)
-	mac, err2 := strict.DecodeString(mac64)
-	if err1 != nil || err2 != nil {
-		return "", time.Time{}, false
-	}
-	m := hmac.New(sha256.New, z.key)
-	m.Write(payload)
-	if !hmac.Equal(mac, m.Sum(nil)) {
-		return "", time.Time{}, false
-	}
-	parts := strings.Split(string(payload), "|")
-	if len(parts) != 3 || parts[0] != "v1" || parts[1] == "" {
-		return "", time.Time{}, false
-	}
-	unix, err := strconv.ParseInt(parts[2], 10, 64)
+	c, err := r.Cookie(CookieName)
 	if err != nil {
-		return "", time.Time{}, false
+		return clear, "", nil
 	}
-	return parts[1], time.Unix(unix, 0), true
+	id, ok := parseSession(c.Value)
+	if !ok {
+		return clear, "", nil
+	}
+	who, err := z.store.revoke(ctx, id)
+	if err != nil {
+		return nil, who, err
+	}
+	return clear, who, nil
+}
+
+// SignOutEverywhere revokes every session of a user (web.SignIn).
+func (z *Authorizer) SignOutEverywhere(ctx context.Context, user string) (int, error) {
+	if _, ok := z.users[user]; !ok {
+		return 0, web.ErrNoSuchUser
+	}
+	return z.store.revokeUser(ctx, user)
+}
+
+// A session cookie is base64url (no padding) of 32 random bytes; the store keys the session
+// by their SHA-256. parseSession accepts exactly that spelling.
+func parseSession(v string) ([32]byte, bool) {
+	if len(v) != 43 {
+		return [32]byte{}, false
+	}
+	b, err := base64.RawURLEncoding.Strict().DecodeString(v)
+	if err != nil || len(b) != 32 {
+		return [32]byte{}, false
+	}
+	return sha256.Sum256(b), true
 }
 
 // NewToken makes a random API token and the SHA-256 to put in the store file.

@@ -47,7 +47,7 @@ func newHandler(t *testing.T, a configs.Auth) (http.Handler, *Authorizer) {
 		Zones:   []configs.Zone{{ID: "hall", Capacity: 100}, {ID: "door-zone", Capacity: 10}},
 		Signage: configs.Signage{Hold: time.Second, StaleAfter: 10 * time.Second},
 		Screens: []configs.Screen{{ID: "door", Zone: "door-zone"}, {ID: "other", Zone: "hall"}}}
-	z, err := New(a, false)
+	z, err := New(a, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func newHandler(t *testing.T, a configs.Auth) (http.Handler, *Authorizer) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); live.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() { cancel(); <-done; z.Close() })
 	for _, ok := live.Guidance("door"); !ok; _, ok = live.Guidance("door") {
 		time.Sleep(time.Millisecond) // the feed's first view
 	}
@@ -93,11 +93,11 @@ type caller struct {
 }
 
 func callers(t *testing.T, z *Authorizer, tokens map[string]string) []caller {
-	cookie, _, err := z.Login(context.Background(), "guard", "guard-pw")
+	cookie, _, err := z.Login(context.Background(), "guard", "guard-pw", "192.0.2.9")
 	if err != nil {
 		t.Fatal(err)
 	}
-	mcookie, _, err := z.Login(context.Background(), "boss", "boss-pw")
+	mcookie, _, err := z.Login(context.Background(), "boss", "boss-pw", "192.0.2.9")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +198,7 @@ func TestSecurityActionsRefuseWrongRole(t *testing.T) {
 func TestStateChangesRefuseCrossSite(t *testing.T) {
 	a, _ := fullAuth(t)
 	h, z := newHandler(t, a)
-	cookie, _, _ := z.Login(context.Background(), "guard", "guard-pw")
+	cookie, _, _ := z.Login(context.Background(), "guard", "guard-pw", "192.0.2.9")
 	actions := append(securityActions[:1:1],
 		struct{ method, path, body string }{"POST", "/api/v1/session", `{"username":"guard","password":"guard-pw"}`},
 		struct{ method, path, body string }{"DELETE", "/api/v1/session", ``})
