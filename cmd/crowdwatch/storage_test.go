@@ -87,8 +87,8 @@ func checkRefusal(t *testing.T, out []byte, err error, file string) {
 	}
 }
 
-// TestDamagedFilesAreRefused (issue item 13): each of the three files, damaged each way, is
-// refused with one clear line, non-zero exit and no trace: the occupancy and alert files by
+// TestDamagedFilesAreRefused (issue item 13): each of the four files, damaged each way, is
+// refused with one clear line, non-zero exit and no trace: the occupancy, alert and sign-in files by
 // serve, the history file by `crowdwatch report` (serve keeps running without history, as
 // the live figures matter more, and logs the same line).
 func TestDamagedFilesAreRefused(t *testing.T) {
@@ -103,12 +103,12 @@ func TestDamagedFilesAreRefused(t *testing.T) {
 	svc.waitOccupancy(map[string]int64{"entrance": 28}, 10*time.Second)
 	dev.Disconnect(100)
 	svc.stop()
-	for _, name := range []string{"cw.db", "alerts.db", "cw.history.db"} {
+	for _, name := range []string{"cw.db", "alerts.db", "cw.history.db", "cw.auth.db"} {
 		if _, err := os.Stat(filepath.Join(pristine, name)); err != nil {
 			t.Fatalf("the service left no %s: %v", name, err)
 		}
 	}
-	for _, file := range []string{"cw.db", "alerts.db", "cw.history.db"} {
+	for _, file := range []string{"cw.db", "alerts.db", "cw.history.db", "cw.auth.db"} {
 		for _, d := range damages {
 			t.Run(file+" "+d.name, func(t *testing.T) {
 				dir := t.TempDir()

@@ -7,16 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sort"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
-	bolterrors "go.etcd.io/bbolt/errors"
 
+	"github.com/crowdwatch/crowdwatch/storage"
 	"github.com/crowdwatch/crowdwatch/web"
 )
 
@@ -116,19 +114,16 @@ func OpenStore(path string, o StoreOptions) (*Store, error) {
 	return s, nil
 }
 
-// openFile is the one place the sign-in file is opened.
+// openFile is the one place the sign-in file is opened: through storage.Open, the checked
+// path every file of the service takes, so a damaged or truncated file is refused with one
+// clear line (docs/operations.md) rather than a crash.
 func openFile(path string) (*bolt.DB, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, fmt.Errorf("auth: cannot create the folder for %s: %w", path, err)
-	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, FreelistType: bolt.FreelistMapType})
-	switch {
-	case errors.Is(err, bolterrors.ErrTimeout):
-		return nil, fmt.Errorf("auth: %s is locked by another process (is crowdwatch already running?): %w", path, err)
-	case errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrVersionMismatch), errors.Is(err, bolterrors.ErrChecksum):
-		return nil, fmt.Errorf("auth: %s is damaged or not a database file (move it away: everybody then signs in again and the audit log starts empty): %w", path, err)
-	case err != nil:
-		return nil, fmt.Errorf("auth: cannot open %s: %w", path, err)
+	db, err := storage.Open(path, storage.Options{Timeout: 2 * time.Second, Verify: true})
+	if err != nil {
+		if errors.Is(err, storage.ErrDamaged) {
+			return nil, fmt.Errorf("auth: %w (or move it away: everybody then signs in again and the audit log starts empty)", err)
+		}
+		return nil, fmt.Errorf("auth: %w", err)
 	}
 	return db, nil
 }
