@@ -380,7 +380,11 @@ func (m *Manager) evaluate(now time.Time, snap *zones.Snapshot) {
 		l := &set.limits[z]
 		info := set.topo.zones[z]
 		level := m.levels[z].step(l, zs.Ratio, zs.Density, now)
-		st := ZoneStatus{Zone: zs.ID, Level: level}
+		shown := m.levels[z].Shown
+		st := ZoneStatus{Zone: zs.ID, Level: level, Shown: shown, limits: l}
+		if lv, since, ok := m.levels[z].pending(); ok {
+			st.Pending, st.PendingSince = &lv, &since
+		}
 		weak := uncertainDoors(z)
 		st.Uncertain = len(weak) > 0
 

@@ -185,7 +185,7 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 	pubDone := make(chan struct{})
 	go func() {
 		defer close(pubDone)
-		ingest.PublishZones(mqttCtx, engine, mqtt, topics, 250*time.Millisecond, log.With("component", "zone-publisher"))
+		ingest.PublishZones(mqttCtx, engine, mqtt, topics, 250*time.Millisecond, link, log.With("component", "zone-publisher"))
 	}()
 	stops = append(stops, func() { stopMQTT(); <-pubDone })
 

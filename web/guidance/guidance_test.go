@@ -89,7 +89,7 @@ func TestCompute(t *testing.T) {
 			for _, z := range tc.evacuating {
 				ev[z] = true
 			}
-			g := Compute(screen, rs, ev, now)
+			g := Compute(screen, Route{}, rs, ev, now)
 			if g.State != tc.state || g.Target != tc.target || g.Arrow != tc.arrow || g.PlacesLeft != tc.left {
 				t.Errorf("got state %s target %q arrow %q left %d, want %s %q %q %d", g.State, g.Target, g.Arrow, g.PlacesLeft,
 					tc.state, tc.target, tc.arrow, tc.left)
@@ -186,7 +186,7 @@ func TestRender(t *testing.T) {
 			for _, z := range c.evac {
 				ev[z] = true
 			}
-			g := Compute(screen, rs, ev, now)
+			g := Compute(screen, Route{}, rs, ev, now)
 			Render(&g, cat)
 			tx := g.Text[c.lang]
 			if tx.Title != c.title || (c.detail != "" && tx.Detail != c.detail) {
