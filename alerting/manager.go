@@ -424,7 +424,10 @@ func (m *Manager) evaluate(now time.Time, snap *zones.Snapshot) {
 				active: trendOK && inflow >= l.SurgePerMin, held: trendOK && inflow >= l.SurgePerMin*l.ClearFactor,
 				clear: l.ClearAfter, unknown: !trendOK})
 		}
-		if l.FullHorizon > 0 {
+		// Time to full says nothing about a zone that is full already (at capacity, or shown
+		// critical while paging waits out the hold-down): the level alert is the one to act on.
+		full := zs.Occupancy >= int64(info.Capacity) || shown >= LevelCritical
+		if l.FullHorizon > 0 && !full {
 			near := trendOK && net > 0 && toFull <= l.FullHorizon.Seconds() && level < LevelCritical
 			cands = append(cands, candidate{alert: Alert{Kind: KindTimeToFull, Zone: zs.ID, Severity: SeverityWarning, Value: round1(toFull),
 				Summary: fmt.Sprintf("%s full in about %s at %.0f people/min net", name, humanDuration(toFull), net), Uncertain: st.Uncertain},
@@ -502,6 +505,10 @@ func (m *Manager) evaluate(now time.Time, snap *zones.Snapshot) {
 	}
 	if t, ok := evacSeconds(siteN, set.topo.siteExits, a.Evacuation.PreMovement); ok {
 		siteEvac = ptr(round1(t))
+	}
+	// With a single top zone (the whole store) the site's estimate is that zone's (the same
+	// people through the same outside doors): its zone alert says it, once.
+	if t := ptrValue(siteEvac); siteEvac != nil && !set.topo.singleRoot() {
 		target := a.Evacuation.Target.Seconds()
 		cands = append(cands, candidate{alert: Alert{Kind: KindEvacTime, Severity: SeverityWarning, Value: *siteEvac,
 			Summary: fmt.Sprintf("The whole site would take about %s to evacuate (target %s)", humanDuration(t), humanDuration(target))},
@@ -519,6 +526,13 @@ func (m *Manager) evaluate(now time.Time, snap *zones.Snapshot) {
 
 	m.reconcile(now, cands)
 	m.zoneStatus, m.siteEvac = status, siteEvac
+}
+
+func ptrValue(v *float64) float64 {
+	if v == nil {
+		return 0
+	}
+	return *v
 }
 
 func alertID(a *Alert) string {
@@ -666,12 +680,14 @@ func (m *Manager) inhibitSilenceEscalate(now time.Time) {
 			al.Inhibited, al.Silenced = inhibited, silenced
 			m.pending.alerts[al.ID] = al
 		}
+		m.escalationOf(al)
 		if al.State != StateFiring || inhibited || silenced {
 			continue
 		}
 		if al.Escalation+1 < len(a.Escalation.Groups) && now.Sub(al.EscalatedAt) >= a.Escalation.After {
 			al.Escalation++
 			al.EscalatedAt, al.Notified = now, now
+			m.escalationOf(al)
 			m.record(now, al, "escalated", "", a.Escalation.Groups[al.Escalation])
 			m.log.Warn("alert escalated", "id", al.ID, "group", a.Escalation.Groups[al.Escalation])
 			m.notify(al, "escalated")
@@ -682,6 +698,20 @@ func (m *Manager) inhibitSilenceEscalate(now time.Time) {
 			m.pending.alerts[al.ID] = al
 			m.notify(al, "repeat")
 		}
+	}
+}
+
+// escalationOf sets who the alert has paged (the group at its escalation step) and when the
+// next group is paged if nobody acknowledges (none once acknowledged, muted or at the last).
+func (m *Manager) escalationOf(al *Alert) {
+	e := &m.set.cfg.Alerting.Escalation
+	al.EscalationTo, al.NextEscalationAt = "", nil
+	if al.Escalation < len(e.Groups) {
+		al.EscalationTo = e.Groups[al.Escalation]
+	}
+	if al.State == StateFiring && !al.Inhibited && !al.Silenced && al.Escalation+1 < len(e.Groups) {
+		next := al.EscalatedAt.Add(e.After)
+		al.NextEscalationAt = &next
 	}
 }
 

@@ -136,6 +136,11 @@ type Alert struct {
 	// Escalation is how many steps of the escalation chain have been paged (0 = first group).
 	Escalation  int       `json:"escalation"`
 	EscalatedAt time.Time `json:"escalated_at,omitzero"`
+	// EscalationTo is the group paged at the current step (alerting.escalation.groups);
+	// NextEscalationAt is when the next group is paged unless someone acknowledges (nil when
+	// acknowledged, muted or at the last group).
+	EscalationTo     string     `json:"escalation_to,omitempty"`
+	NextEscalationAt *time.Time `json:"next_escalation_at,omitempty"`
 	Notified    time.Time `json:"notified,omitzero"`
 }
 
