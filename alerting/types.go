@@ -141,7 +141,7 @@ type Alert struct {
 	// acknowledged, muted or at the last group).
 	EscalationTo     string     `json:"escalation_to,omitempty"`
 	NextEscalationAt *time.Time `json:"next_escalation_at,omitempty"`
-	Notified    time.Time `json:"notified,omitzero"`
+	Notified         time.Time  `json:"notified,omitzero"`
 }
 
 // Open reports whether the alert is still firing or acknowledged.
