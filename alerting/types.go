@@ -118,8 +118,19 @@ type Alert struct {
 	Level    Level    `json:"level,omitzero"` // for level alerts: the level reached
 	Severity Severity `json:"severity"`
 	State    State    `json:"state"`
-	Summary  string   `json:"summary"`
-	Detail   string   `json:"detail,omitempty"`
+	// Summary is the English text, for channels and logs. SummaryKey and ActionKey are keys
+	// of the message catalogue (web/assets/static/i18n.json) and Params the values their
+	// {placeholders} take, so that each viewer reads the alert in their own language.
+	Summary    string         `json:"summary"`
+	SummaryKey string         `json:"summary_key,omitempty"`
+	Params     map[string]any `json:"params,omitempty"`
+	// ActionKey is what the playbook (alerting.playbook) suggests doing; Action is its text in
+	// the playbook's language; ActionText, instead of ActionKey, a store's own action per
+	// language.
+	ActionKey  string            `json:"action_key,omitempty"`
+	Action     string            `json:"action,omitempty"`
+	ActionText map[string]string `json:"action_text,omitempty"`
+	Detail     string            `json:"detail,omitempty"`
 	// Value is the figure that triggered it: occupancy ratio, density, persons/min, seconds.
 	Value float64 `json:"value"`
 	// Uncertain marks an occupancy alert whose figure depends on a counter that is down.

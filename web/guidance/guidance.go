@@ -119,7 +119,8 @@ type Route struct {
 // RouteFor works out s's route in the store m. A screen (or an alternative) that names its
 // door guards what that door's crossing into its zone adds to; without a door, what the
 // doors from outside or from the zone's parent into it add to; a zone that no such door
-// leads into counts with every enclosing zone (the most a person can be entering).
+// leads into, the doors from anywhere else (a sibling: an escalator from the floor below);
+// a zone without doors counts with every enclosing zone (the most a person can be entering).
 func RouteFor(s configs.Screen, m *zones.Model) Route {
 	r := Route{Guards: entered(m, s.Zone, s.Door)}
 	for _, a := range s.Alternatives {
@@ -141,22 +142,29 @@ func entered(m *zones.Model, zone, door string) []string {
 	}
 	set := map[int]bool{zi: true}
 	found := false
-	for _, d := range m.Doors {
-		var adds []int
-		switch {
-		case door != "" && d.ID != door:
-			continue
-		case slices.Contains(d.Gain, zi) && (door != "" || d.From == parent || d.From == configs.Outside):
-			adds = d.Gain // an "in" crossing enters zone
-		case slices.Contains(d.Lose, zi) && (door != "" || d.To == parent || d.To == configs.Outside):
-			adds = d.Lose // an "out" crossing enters zone
-		default:
-			continue
+	// any: also doors from elsewhere (a sibling), when no door leads in from outside or the parent.
+	pass := func(any bool) {
+		for _, d := range m.Doors {
+			var adds []int
+			switch {
+			case door != "" && d.ID != door:
+				continue
+			case slices.Contains(d.Gain, zi) && (any || door != "" || d.From == parent || d.From == configs.Outside):
+				adds = d.Gain // an "in" crossing enters zone
+			case slices.Contains(d.Lose, zi) && (any || door != "" || d.To == parent || d.To == configs.Outside):
+				adds = d.Lose // an "out" crossing enters zone
+			default:
+				continue
+			}
+			found = true
+			for _, z := range adds {
+				set[z] = true
+			}
 		}
-		found = true
-		for _, z := range adds {
-			set[z] = true
-		}
+	}
+	pass(false)
+	if !found {
+		pass(true)
 	}
 	if !found {
 		for _, z := range m.Zones[zi].Ancestors {

@@ -32,6 +32,7 @@ screens:
     alternatives: [{zone: side, arrow: right, label: {en: Side door, zh: 侧门}}]
     exit: {arrow: down}
   - {id: escalator, zone: floor2, door: esc}
+  - {id: upstairs, zone: floor2}
 `
 
 func routeModel(t *testing.T) (*configs.Config, *zones.Model) {
@@ -56,6 +57,10 @@ func TestRouteFor(t *testing.T) {
 	esc, _ := cfg.Screen("escalator")
 	if r := RouteFor(esc, m); !slices.Equal(r.Guards, []string{"floor2"}) {
 		t.Errorf("escalator guards %v, want floor2 only (a person there is in the store already)", r.Guards)
+	}
+	up, _ := cfg.Screen("upstairs")
+	if r := RouteFor(up, m); !slices.Equal(r.Guards, []string{"floor2"}) {
+		t.Errorf("a zone entered only from a sibling guards %v, want floor2 only", r.Guards)
 	}
 }
 
