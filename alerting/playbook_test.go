@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/crowdwatch/crowdwatch/configs"
 )
 
 // Every alert carries a summary and an action from the catalogue, in both languages, with
@@ -117,5 +119,18 @@ func TestCatalogueAlertMessages(t *testing.T) {
 		if _, ok := cat["zh"][r.Key]; !ok {
 			t.Errorf("built-in action %q not in the catalogue", r.Key)
 		}
+	}
+}
+
+// A playbook key must name a message of the catalogue (check-config says so too).
+func TestPlaybookUnknownKey(t *testing.T) {
+	yaml := strings.Replace(testStore, "  repeat_interval: 5m\n", "  repeat_interval: 5m\n  playbook: {actions: [{kind: surge, key: action.nope}]}\n", 1)
+	dir := t.TempDir()
+	cfg, err := configs.Parse([]byte(strings.ReplaceAll(yaml, "$DIR", dir)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckLimits(cfg); err == nil || !strings.Contains(err.Error(), `"action.nope" is not in the message catalogue`) {
+		t.Fatalf("CheckLimits: %v", err)
 	}
 }

@@ -146,3 +146,35 @@ func FuzzAlertRequests(f *testing.F) {
 		}
 	})
 }
+
+// GET /api/v1/zones says each zone's shown level, the same as the feed's: a figure over
+// capacity is critical at once; a pending alert is named.
+func TestZonesLevel(t *testing.T) {
+	f, _ := newTestAPI(true, true, nil)
+	f.snap.Zones[0].Occupancy, f.snap.Zones[0].Ratio = 12, 1.2
+	warn := alerting.LevelCritical
+	st := &statusAlerting{status: &alerting.Status{Zones: []alerting.ZoneStatus{
+		{Zone: "hall", Shown: alerting.LevelWarning, Level: alerting.LevelBusy, Pending: &warn}}}}
+	h := NewHandler(Options{Engine: f, Broker: fakeBroker(true), Gatherer: prometheus.NewRegistry(), Alerting: st,
+		Log: slog.New(slog.DiscardHandler)})
+	_, m := do(h, "GET", "/api/v1/zones/hall", "")
+	if m["level"] != "critical" || m["pending"] != "critical" || m["occupancy"].(float64) != 12 {
+		t.Errorf("hall at 12/10: %v", m)
+	}
+	_, all := do(h, "GET", "/api/v1/zones", "")
+	if z := all["zones"].([]any)[0].(map[string]any); z["level"] != "critical" {
+		t.Errorf("list: %v", z)
+	}
+	// Without alerting the built-in thresholds give the level.
+	_, plain := newTestAPI(true, true, nil)
+	if _, m := do(plain, "GET", "/api/v1/zones/hall", ""); m["level"] != "normal" {
+		t.Errorf("without alerting: %v", m)
+	}
+}
+
+type statusAlerting struct {
+	fakeAlerting
+	status *alerting.Status
+}
+
+func (s *statusAlerting) Status() *alerting.Status { return s.status }
