@@ -844,8 +844,10 @@ func (m *Manager) publish(now time.Time, snap *zones.Snapshot) {
 			affected[z] = true
 		}
 	}
+	s.index = make(map[string]int, len(s.Zones))
 	for i := range s.Zones {
 		s.Zones[i].Evacuating = affected[s.Zones[i].Zone]
+		s.index[s.Zones[i].Zone] = i
 	}
 	slices.SortFunc(s.Evacuations, func(a, b Evacuation) int { return cmp.Compare(a.Zone, b.Zone) })
 	for _, a := range m.alerts {

@@ -232,10 +232,18 @@ type Status struct {
 	Evacuations []Evacuation `json:"evacuations"`
 	// SiteEvacSeconds estimates evacuating the whole site through its outside doors.
 	SiteEvacSeconds *float64 `json:"site_evac_seconds,omitempty"`
+	// index maps a zone id to its place in Zones (set by the manager before publication).
+	index map[string]int
 }
 
 // Zone returns a zone's status by id.
 func (s *Status) Zone(id string) (ZoneStatus, bool) {
+	if s.index != nil {
+		if i, ok := s.index[id]; ok && i < len(s.Zones) {
+			return s.Zones[i], true
+		}
+		return ZoneStatus{}, false
+	}
 	for _, z := range s.Zones {
 		if z.Zone == id {
 			return z, true
