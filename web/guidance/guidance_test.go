@@ -1,6 +1,7 @@
 package guidance
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -170,7 +171,7 @@ func TestRender(t *testing.T) {
 		{"welcome en", []Reading{rd("a", 10, 100, alerting.LevelNormal)}, nil, "en", "Welcome", "90 places left"},
 		{"welcome zh", []Reading{rd("a", 10, 100, alerting.LevelNormal)}, nil, "zh", "欢迎光临", "尚余 90 个位置"},
 		{"busy en", []Reading{rd("a", 70, 100, alerting.LevelBusy), rd("b", 5, 100, alerting.LevelNormal)}, nil, "en", "Busy", "Please use Entrance B"},
-		{"busy zh", []Reading{rd("a", 70, 100, alerting.LevelBusy), rd("b", 5, 100, alerting.LevelNormal)}, nil, "zh", "人流较多", "请使用 B 入口"},
+		{"busy zh", []Reading{rd("a", 70, 100, alerting.LevelBusy), rd("b", 5, 100, alerting.LevelNormal)}, nil, "zh", "人流较多", "请使用B 入口"},
 		{"busy unlabelled alternative uses the zone name", []Reading{rd("a", 70, 100, alerting.LevelBusy), rd("c", 5, 100, alerting.LevelNormal)}, nil, "en", "Busy", "Please use Zone c"},
 		{"full en", []Reading{rd("a", 100, 100, alerting.LevelCritical)}, nil, "en", "Full", "Please wait"},
 		{"evacuate en", nil, []string{"a"}, "en", "Evacuate now", "Leave by East exit"},
@@ -230,5 +231,18 @@ func TestHoldTargets(t *testing.T) {
 				t.Errorf("got %s -> %q, want %s -> %q", got.State, got.Target, c.state, c.target)
 			}
 		})
+	}
+}
+
+// Chinese sign texts put the place's name straight against the text.
+func TestSignTextsNoSpacesAroundNames(t *testing.T) {
+	cat, err := assets.Messages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, s := range cat["zh"] {
+		if strings.HasPrefix(key, "sign.") && (strings.Contains(s, " {target}") || strings.Contains(s, "{target} ")) {
+			t.Errorf("%s: %q has a space beside the inserted name", key, s)
+		}
 	}
 }
