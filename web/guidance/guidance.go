@@ -185,7 +185,7 @@ func entered(m *zones.Model, zone, door string) []string {
 // turns it to exit guidance; then the worst of their shown levels decides (critical or
 // evacuate: full; busy or warning: busy; normal: welcome), except that a zone without
 // trustworthy figures (unknown or uncertain) makes it neutral unless another is already
-// critical. Places left is the smallest of theirs; LimitingZone is the zone that decided.
+// critical or full (no places left, whatever its thresholds say). Places left is the smallest of theirs; LimitingZone is the zone that decided.
 // Busy and full point to an alternative only when it and every zone its route adds to are
 // below busy, certain and not being evacuated (the least loaded of those); otherwise no arrow.
 func Compute(s configs.Screen, route Route, readings map[string]Reading, evacuating map[string]bool, now time.Time) Guidance {
@@ -231,7 +231,8 @@ func Compute(s configs.Screen, route Route, readings map[string]Reading, evacuat
 		ratio, fine := 0.0, true
 		for _, z := range path {
 			ar, found := readings[z]
-			if !found || ar.Uncertain || evacuating[z] || ar.Level >= alerting.LevelBusy {
+			// At or over capacity is never acceptable, whatever the zone's thresholds say.
+			if !found || ar.Uncertain || evacuating[z] || ar.Level >= alerting.LevelBusy || ar.Zone.Occupancy >= int64(ar.Zone.Capacity) {
 				fine = false
 				break
 			}
@@ -260,7 +261,7 @@ func Compute(s configs.Screen, route Route, readings map[string]Reading, evacuat
 	case evac:
 		g.State = Evacuate
 		g.point(pointer{zone: s.Exit.Zone, arrow: s.Exit.Arrow, label: s.Exit.Label})
-	case limitLeft >= 0 && g.Level >= alerting.LevelCritical:
+	case limitLeft >= 0 && (g.Level >= alerting.LevelCritical || g.PlacesLeft == 0):
 		g.State = Full
 		g.point(g.alt)
 	case limitLeft < 0 || untrusted:

@@ -142,3 +142,22 @@ func TestComputeHierarchy(t *testing.T) {
 		})
 	}
 }
+
+// A zone at capacity is full and never an alternative, even where the store's thresholds
+// (critical_ratio above 1, busy off) would call it normal.
+func TestComputeCapacityIsHard(t *testing.T) {
+	now := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	rs := map[string]Reading{
+		"a": rd("a", 100, 100, alerting.LevelNormal),
+		"b": rd("b", 50, 50, alerting.LevelNormal),
+		"c": rd("c", 10, 100, alerting.LevelNormal),
+	}
+	if g := Compute(screen, Route{}, rs, nil, now); g.State != Full || g.Target != "c" {
+		t.Errorf("a at capacity: %s -> %q, want full pointing to c (b is at capacity too)", g.State, g.Target)
+	}
+	rs["a"] = rd("a", 70, 100, alerting.LevelBusy)
+	delete(rs, "c")
+	if g := Compute(screen, Route{}, rs, nil, now); g.State != Busy || g.Target != "" {
+		t.Errorf("b at capacity offered: %s -> %q", g.State, g.Target)
+	}
+}
