@@ -79,6 +79,20 @@ func TestEscalationOnAlert(t *testing.T) {
 		}
 	})
 	check("acknowledged", "all_staff", -1)
+
+	// Resolved without anyone acknowledging: nobody will be paged any more.
+	h2 := newHarness(t, testStore)
+	h2.occ["entrance"], h2.occ["store"] = 104, 104
+	h2.at(0)
+	h2.at(15)
+	h2.occ["entrance"], h2.occ["store"] = 10, 10
+	h2.at(20)
+	h2.at(51)
+	var got []Alert
+	h2.run(func() { got, _ = h2.m.Alerts(context.Background(), Filter{State: "resolved", Kind: "level"}) })
+	if len(got) != 1 || got[0].NextEscalationAt != nil {
+		t.Errorf("resolved: %+v", got)
+	}
 }
 
 // Acknowledging a zone acknowledges every open alert of that zone and nothing else.

@@ -702,6 +702,7 @@ func (m *Manager) resolve(now time.Time, id string) {
 	delete(m.alerts, id)
 	end := now
 	a.State, a.EndsAt, a.UpdatedAt = StateResolved, &end, now
+	a.NextEscalationAt = nil // nobody will be paged for it any more
 	m.pending.alerts[id] = a
 	m.resolved = append(m.resolved, a)
 	if len(m.resolved) > keepResolved {
