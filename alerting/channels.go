@@ -315,6 +315,9 @@ func (w *worker) postAlertmanager(ctx context.Context, ns []Notification, _ bool
 			desc = strings.TrimSpace(fmt.Sprintf("%s acknowledged by %s %s", desc, a.AckBy, a.AckNote))
 		}
 		am := amAlert{Labels: labels, Annotations: map[string]string{"summary": a.Summary, "description": desc}, StartsAt: a.StartsAt}
+		if a.Action != "" {
+			am.Annotations["action"] = a.Action
+		}
 		if a.EndsAt != nil {
 			am.EndsAt = *a.EndsAt
 		}
@@ -330,6 +333,9 @@ func webhookBody(template string, n Notification) ([]byte, error) {
 	a := n.Alert
 	title := fmt.Sprintf("[%s] %s", strings.ToUpper(string(a.Severity)), a.Summary)
 	lines := []string{title, fmt.Sprintf("%s · %s · site %s", n.What, a.ID, cmpOr(n.SiteName, n.Site))}
+	if a.Action != "" && n.What != "resolved" {
+		lines = append(lines, "Action: "+a.Action) // the playbook's, in its language
+	}
 	if a.Detail != "" {
 		lines = append(lines, a.Detail)
 	}

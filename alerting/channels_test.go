@@ -19,7 +19,7 @@ import (
 
 func TestWebhookTemplates(t *testing.T) {
 	n := Notification{What: "fired", Site: "s1", SiteName: "Flagship", Alert: Alert{ID: "level:entrance", Kind: KindLevel,
-		Severity: SeverityCritical, Summary: "Entrance critical: 161 people"}}
+		Severity: SeverityCritical, Summary: "Entrance critical: 161 people", Action: "Meter the door"}}
 	cases := map[string]func(map[string]any) bool{
 		"json": func(v map[string]any) bool {
 			return v["what"] == "fired" && v["alert"].(map[string]any)["id"] == "level:entrance"
@@ -28,7 +28,8 @@ func TestWebhookTemplates(t *testing.T) {
 			return strings.HasPrefix(v["text"].(string), "[CRITICAL] Entrance critical")
 		},
 		"wecom": func(v map[string]any) bool {
-			return v["msgtype"] == "markdown" && strings.Contains(v["markdown"].(map[string]any)["content"].(string), "fired · level:entrance · site Flagship")
+			content := v["markdown"].(map[string]any)["content"].(string)
+			return v["msgtype"] == "markdown" && strings.Contains(content, "fired · level:entrance · site Flagship") && strings.Contains(content, "Action: Meter the door")
 		},
 		"dingtalk": func(v map[string]any) bool {
 			md := v["markdown"].(map[string]any)

@@ -79,21 +79,58 @@ func (m *Manager) Ack(ctx context.Context, id, by, note string) (Alert, error) {
 		if a == nil {
 			return nil, fmt.Errorf("%w: no open alert %q", ErrNotFound, id)
 		}
-		if a.State == StateAcknowledged {
-			return *a, nil
-		}
-		t := now
-		a.State, a.AckBy, a.AckAt, a.AckNote, a.UpdatedAt = StateAcknowledged, by, &t, note, now
-		m.metrics.ackSeconds.Observe(now.Sub(a.StartsAt).Seconds())
-		m.record(now, a, "acknowledged", by, note)
-		m.log.Info("alert acknowledged", "id", id, "by", by, "note", note)
-		m.notify(a, "acknowledged")
+		m.ack(now, a, by, note)
 		return *a, nil
 	})
 	if err != nil {
 		return Alert{}, err
 	}
 	return v.(Alert), nil
+}
+
+// ack acknowledges one open alert (nothing for one acknowledged already).
+func (m *Manager) ack(now time.Time, a *Alert, by, note string) {
+	if a.State == StateAcknowledged {
+		return
+	}
+	t := now
+	a.State, a.AckBy, a.AckAt, a.AckNote, a.UpdatedAt = StateAcknowledged, by, &t, note, now
+	m.escalationOf(a)
+	m.metrics.ackSeconds.Observe(now.Sub(a.StartsAt).Seconds())
+	m.record(now, a, "acknowledged", by, note)
+	m.log.Info("alert acknowledged", "id", a.ID, "by", by, "note", note)
+	m.notify(a, "acknowledged")
+}
+
+// AckZone acknowledges every open alert of a zone at once (one card on the dashboard) and
+// returns them, most severe first; those acknowledged before are returned unchanged. All are
+// stored in one transaction before the call returns.
+func (m *Manager) AckZone(ctx context.Context, zone, by, note string) ([]Alert, error) {
+	if by == "" {
+		return nil, fmt.Errorf("%w: an acknowledgement needs the name of who acknowledges", ErrInvalid)
+	}
+	if zone == "" {
+		return nil, fmt.Errorf("%w: name the zone whose alerts to acknowledge", ErrInvalid)
+	}
+	v, err := m.do(ctx, func(now time.Time) (any, error) {
+		if _, err := m.affected(zone); err != nil {
+			return nil, err
+		}
+		out := []Alert{}
+		for _, a := range m.alerts {
+			if a.Zone != zone {
+				continue
+			}
+			m.ack(now, a, by, note)
+			out = append(out, *a)
+		}
+		sortAlerts(out)
+		return out, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.([]Alert), nil
 }
 
 // Declare puts an evacuation in force for a zone (and every zone inside it) or, with zone "",
@@ -251,7 +288,7 @@ func (m *Manager) Events(from, to time.Time) ([]Event, error) { return m.store.e
 // Reload swaps in new thresholds, escalation and routes; the zones and doors must be the
 // same (they need a restart).
 func (m *Manager) Reload(ctx context.Context, cfg *configs.Config) error {
-	set, err := newSettings(cfg, m.opts.Model)
+	set, err := newSettings(cfg, m.opts.Model, m.opts.Messages)
 	if err != nil {
 		return err
 	}

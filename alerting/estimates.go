@@ -80,6 +80,9 @@ func newTopology(m *zones.Model, cfg *configs.Config) *topology {
 	return t
 }
 
+// singleRoot: the store has one top zone, so the site is that zone.
+func (t *topology) singleRoot() bool { return len(t.roots) == 1 }
+
 // evacSeconds is T = N / (W x F) + pre-movement, where W x F is the flow of every exit but
 // the largest (assume one exit is blocked; crowd-safety.md). A zone with a single exit is
 // estimated through that exit, since leaving it out would say nothing useful about how

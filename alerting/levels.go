@@ -143,11 +143,17 @@ type levelTracker struct {
 	Below time.Time `json:"below"`
 	// Since is when the current level was entered.
 	Since time.Time `json:"since"`
+	// Shown is the level the map, the screens, the API and the zone topic show: it rises the
+	// moment the figures reach a trigger (no hold-down) and falls only once they are below
+	// the clear line (ClearFactor x the trigger), with no time delay. Level is the paged
+	// level, which waits out the hold-downs and ClearAfter.
+	Shown Level `json:"shown"`
 }
 
 // step moves the tracker to now and returns the level.
 func (t *levelTracker) step(l *Limits, ratio float64, density *float64, now time.Time) Level {
 	enter := l.reached(ratio, density, 1)
+	t.Shown = shownLevel(l, t.Shown, ratio, density)
 	for lv := LevelBusy; lv <= LevelEvacuate; lv++ {
 		switch {
 		case lv > enter:
@@ -177,6 +183,28 @@ func (t *levelTracker) step(l *Limits, ratio float64, density *float64, now time
 		t.Level, t.Since, t.Below = hold, now, time.Time{}
 	}
 	return t.Level
+}
+
+// shownLevel is the level a zone is shown at, given the level it is shown at now: at once the
+// highest level whose trigger the figures reach, and a lower one only once the figures are
+// below the shown level's clear line (the hysteresis of alerting, without its delays), so
+// a figure over a trigger is never drawn below that trigger's level and the colour does not
+// flicker at a threshold.
+func shownLevel(l *Limits, shown Level, ratio float64, density *float64) Level {
+	enter := l.reached(ratio, density, 1)
+	keep := l.reached(ratio, density, l.ClearFactor)
+	return max(enter, min(shown, keep))
+}
+
+// pending is the level of an alert waiting out its hold-down: the highest level above the
+// paged one whose trigger the figures have been at since Above[lv]; ok false when none.
+func (t *levelTracker) pending() (lv Level, since time.Time, ok bool) {
+	for lv := LevelEvacuate; lv > t.Level && lv >= LevelWarning; lv-- {
+		if !t.Above[lv].IsZero() {
+			return lv, t.Above[lv], true
+		}
+	}
+	return LevelNormal, time.Time{}, false
 }
 
 // InstantLevel is a zone's level by the built-in thresholds alone, without hold-downs or

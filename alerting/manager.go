@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -47,6 +48,8 @@ type Options struct {
 	Source   Source
 	Notifier Notifier // where notifications go; nil drops them
 	Metrics  *Metrics
+	// Messages is the catalogue the playbook's actions are rendered from; nil: the embedded one.
+	Messages Catalogue
 	Logger   *slog.Logger
 	Now      func() time.Time
 }
@@ -61,10 +64,15 @@ type settings struct {
 	cfg    *configs.Config
 	limits []Limits
 	topo   *topology
+	play   *playbook
 }
 
-func newSettings(cfg *configs.Config, m *zones.Model) (*settings, error) {
-	s := &settings{cfg: cfg, topo: newTopology(m, cfg), limits: make([]Limits, len(m.Zones))}
+func newSettings(cfg *configs.Config, m *zones.Model, cat Catalogue) (*settings, error) {
+	play, err := newPlaybook(cfg, cat)
+	if err != nil {
+		return nil, fmt.Errorf("alerting: %w", err)
+	}
+	s := &settings{cfg: cfg, topo: newTopology(m, cfg), limits: make([]Limits, len(m.Zones)), play: play}
 	byID := map[string]*configs.Thresholds{}
 	for i := range cfg.Zones {
 		byID[cfg.Zones[i].ID] = cfg.Zones[i].Alerts
@@ -83,9 +91,15 @@ func newSettings(cfg *configs.Config, m *zones.Model) (*settings, error) {
 	return s, nil
 }
 
-// CheckLimits reports zones whose thresholds, merged over the defaults, are out of order.
+// CheckLimits reports zones whose thresholds, merged over the defaults, are out of order, and
+// playbook keys that are not in the embedded message catalogue.
 func CheckLimits(cfg *configs.Config) error {
 	var errs []error
+	if cat, err := DefaultCatalogue(); err != nil {
+		errs = append(errs, err)
+	} else if _, err := newPlaybook(cfg, cat); err != nil {
+		errs = append(errs, err)
+	}
 	for i, z := range cfg.Zones {
 		if _, err := ResolveLimits(z.Alerts, &cfg.Alerting.Defaults); err != nil {
 			errs = append(errs, fmt.Errorf("zones[%d].alerts (zone %q, merged over alerting.defaults): %w", i, z.ID, err))
@@ -171,10 +185,17 @@ func New(o Options) (*Manager, error) {
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(nil)
 	}
+	if o.Messages == nil {
+		cat, err := DefaultCatalogue()
+		if err != nil {
+			return nil, err
+		}
+		o.Messages = cat
+	}
 	if err := CheckLimits(o.Config); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	set, err := newSettings(o.Config, o.Model)
+	set, err := newSettings(o.Config, o.Model, o.Messages)
 	if err != nil {
 		return nil, err
 	}
@@ -384,7 +405,11 @@ func (m *Manager) evaluate(now time.Time, snap *zones.Snapshot) {
 		l := &set.limits[z]
 		info := set.topo.zones[z]
 		level := m.levels[z].step(l, zs.Ratio, zs.Density, now)
-		st := ZoneStatus{Zone: zs.ID, Level: level}
+		shown := m.levels[z].Shown
+		st := ZoneStatus{Zone: zs.ID, Level: level, Shown: shown, limits: l}
+		if lv, since, ok := m.levels[z].pending(); ok {
+			st.Pending, st.PendingSince = &lv, &since
+		}
 		weak := uncertainDoors(z)
 		st.Uncertain = len(weak) > 0
 
@@ -403,9 +428,22 @@ func (m *Manager) evaluate(now time.Time, snap *zones.Snapshot) {
 		status[z] = st
 
 		name := cmp.Or(info.Name, info.ID)
+		// zp are the params every zone alert's messages take; each kind adds its own.
+		zp := func(kv ...any) map[string]any {
+			p := map[string]any{"zone": zs.ID, "zone_name": name}
+			for i := 0; i+1 < len(kv); i += 2 {
+				p[kv[i].(string)] = kv[i+1]
+			}
+			return p
+		}
 		if level >= LevelWarning {
 			al := Alert{Kind: KindLevel, Zone: zs.ID, Level: level, Severity: level.severity(), Value: zs.Ratio,
-				Uncertain: st.Uncertain, Doors: weak}
+				Uncertain: st.Uncertain, Doors: weak, SummaryKey: "alert.level." + level.String(),
+				Params: zp("occupancy", zs.Occupancy, "capacity", info.Capacity, "percent", int64(math.Round(zs.Ratio*100)))}
+			if zs.Density != nil {
+				al.SummaryKey = "alert.level_density." + level.String()
+				al.Params["density"] = round1(*zs.Density)
+			}
 			al.Summary = fmt.Sprintf("%s %s: %d people, %.0f%% of capacity %d", name, level, zs.Occupancy, zs.Ratio*100, info.Capacity)
 			if zs.Density != nil {
 				al.Summary += fmt.Sprintf(", %.1f persons/m²", *zs.Density)
@@ -420,32 +458,40 @@ func (m *Manager) evaluate(now time.Time, snap *zones.Snapshot) {
 		}
 		if l.SurgePerMin > 0 {
 			cands = append(cands, candidate{alert: Alert{Kind: KindSurge, Zone: zs.ID, Severity: SeverityWarning, Value: round1(inflow),
-				Summary: fmt.Sprintf("%s: %.0f people/min coming in (limit %.0f)", name, inflow, l.SurgePerMin), Uncertain: st.Uncertain},
+				Summary: fmt.Sprintf("%s: %.0f people/min coming in (limit %.0f)", name, inflow, l.SurgePerMin), Uncertain: st.Uncertain,
+				SummaryKey: "alert.surge", Params: zp("per_min", math.Round(inflow), "limit", l.SurgePerMin)},
 				active: trendOK && inflow >= l.SurgePerMin, held: trendOK && inflow >= l.SurgePerMin*l.ClearFactor,
 				clear: l.ClearAfter, unknown: !trendOK})
 		}
-		if l.FullHorizon > 0 {
+		// Time to full says nothing about a zone that is full already (at capacity, or shown
+		// critical while paging waits out the hold-down): the level alert is the one to act on.
+		full := zs.Occupancy >= int64(info.Capacity) || shown >= LevelCritical
+		if l.FullHorizon > 0 && !full {
 			near := trendOK && net > 0 && toFull <= l.FullHorizon.Seconds() && level < LevelCritical
 			cands = append(cands, candidate{alert: Alert{Kind: KindTimeToFull, Zone: zs.ID, Severity: SeverityWarning, Value: round1(toFull),
-				Summary: fmt.Sprintf("%s full in about %s at %.0f people/min net", name, humanDuration(toFull), net), Uncertain: st.Uncertain},
+				Summary: fmt.Sprintf("%s full in about %s at %.0f people/min net", name, humanDuration(toFull), net), Uncertain: st.Uncertain,
+				SummaryKey: "alert.time_to_full", Params: zp("minutes", minutes(toFull), "net_per_min", math.Round(net))},
 				active: near, held: near || (trendOK && net > 0 && toFull <= l.FullHorizon.Seconds()/l.ClearFactor),
 				hold: l.FullFor, clear: l.ClearAfter, unknown: !trendOK})
 		}
 		if st.EvacSeconds != nil {
 			target := a.Evacuation.Target.Seconds()
 			cands = append(cands, candidate{alert: Alert{Kind: KindEvacTime, Zone: zs.ID, Severity: SeverityWarning, Value: *st.EvacSeconds,
-				Summary: fmt.Sprintf("%s would take about %s to evacuate (target %s)", name, humanDuration(*st.EvacSeconds), humanDuration(target))},
+				Summary:    fmt.Sprintf("%s would take about %s to evacuate (target %s)", name, humanDuration(*st.EvacSeconds), humanDuration(target)),
+				SummaryKey: "alert.evac_time", Params: zp("minutes", minutes(*st.EvacSeconds), "target_minutes", minutes(target))},
 				active: *st.EvacSeconds > target, held: *st.EvacSeconds > target*l.ClearFactor, hold: l.For[LevelWarning], clear: l.ClearAfter})
 		}
 		if len(weak) > 0 {
 			cands = append(cands, candidate{alert: Alert{Kind: KindUncertain, Zone: zs.ID, Severity: SeverityInfo, Doors: weak,
-				Summary: fmt.Sprintf("%s count uncertain: no live counter on %s", name, strings.Join(weak, ", "))}, active: true, held: true})
+				Summary:    fmt.Sprintf("%s count uncertain: no live counter on %s", name, strings.Join(weak, ", ")),
+				SummaryKey: "alert.uncertain", Params: zp("doors", strings.Join(weak, ", "))}, active: true, held: true})
 		}
 		// Drift: people clamped in over the window.
 		m.drift[z].add(driftSample{at: now, clamped: zs.Clamped}, a.DriftWindow)
 		if d := zs.Clamped - m.drift[z].samples[0].clamped; d >= a.DriftThreshold || m.alerts["drift:"+zs.ID] != nil {
 			cands = append(cands, candidate{alert: Alert{Kind: KindDrift, Zone: zs.ID, Severity: SeverityWarning, Value: float64(d),
-				Summary: fmt.Sprintf("%s: %d people added by drift clamping in the last %s; check the counters of %s", name, d, a.DriftWindow, strings.Join(info.Devices, ", "))},
+				Summary:    fmt.Sprintf("%s: %d people added by drift clamping in the last %s; check the counters of %s", name, d, a.DriftWindow, strings.Join(info.Devices, ", ")),
+				SummaryKey: "alert.drift", Params: zp("people", d, "minutes", minutes(a.DriftWindow.Seconds()), "devices", strings.Join(info.Devices, ", "))},
 				active: d >= a.DriftThreshold, held: d >= a.DriftThreshold/2})
 		}
 		// A large correction: a one-off event, open for event_hold.
@@ -456,7 +502,8 @@ func (m *Manager) evaluate(now time.Time, snap *zones.Snapshot) {
 			}
 			id := "correction:" + zs.ID
 			al := Alert{Kind: KindCorrection, Zone: zs.ID, Severity: SeverityWarning, Value: float64(d),
-				Summary: fmt.Sprintf("%s corrected by %d people (manual correction, area sensor or daily reset)", name, d)}
+				Summary:    fmt.Sprintf("%s corrected by %d people (manual correction, area sensor or daily reset)", name, d),
+				SummaryKey: "alert.correction", Params: zp("people", d)}
 			m.conds[id] = &condTracker{}
 			cands = append(cands, candidate{alert: al, active: true, held: true})
 		} else if open := m.alerts["correction:"+zs.ID]; open != nil {
@@ -483,15 +530,18 @@ func (m *Manager) evaluate(now time.Time, snap *zones.Snapshot) {
 		slices.Sort(zonesHit)
 		zonesHit = slices.Compact(zonesHit)
 		since := "never reported"
+		key, params := "alert.device_silent.never", map[string]any{"device": d.ID, "doors": strings.Join(doors, ", "), "zones": strings.Join(zonesHit, ", ")}
 		if d.LastSeen != nil {
 			since = "silent since " + d.LastSeen.In(set.cfg.Location).Format("15:04:05")
+			key, params["since"] = "alert.device_silent", d.LastSeen.In(set.cfg.Location).Format("15:04:05")
 		}
 		what := "door " + strings.Join(doors, ", ")
 		if d.Kind == zones.KindSensor {
 			what = "the head count"
 		}
 		cands = append(cands, candidate{alert: Alert{Kind: KindDeviceSilent, Device: d.ID, Doors: doors, Severity: SeverityWarning,
-			Summary: fmt.Sprintf("%s %s %s; %s of %s is not counted", d.Kind, d.ID, since, what, strings.Join(zonesHit, ", "))},
+			Summary:    fmt.Sprintf("%s %s %s; %s of %s is not counted", d.Kind, d.ID, since, what, strings.Join(zonesHit, ", ")),
+			SummaryKey: key, Params: params},
 			active: true, held: true})
 	}
 
@@ -502,24 +552,45 @@ func (m *Manager) evaluate(now time.Time, snap *zones.Snapshot) {
 	}
 	if t, ok := evacSeconds(siteN, set.topo.siteExits, a.Evacuation.PreMovement); ok {
 		siteEvac = ptr(round1(t))
+	}
+	// With a single top zone (the whole store) the site's estimate is that zone's (the same
+	// people through the same outside doors): its zone alert says it, once.
+	if t := ptrValue(siteEvac); siteEvac != nil && !set.topo.singleRoot() {
 		target := a.Evacuation.Target.Seconds()
 		cands = append(cands, candidate{alert: Alert{Kind: KindEvacTime, Severity: SeverityWarning, Value: *siteEvac,
-			Summary: fmt.Sprintf("The whole site would take about %s to evacuate (target %s)", humanDuration(t), humanDuration(target))},
+			Summary:    fmt.Sprintf("The whole site would take about %s to evacuate (target %s)", humanDuration(t), humanDuration(target)),
+			SummaryKey: "alert.evac_time.site", Params: map[string]any{"minutes": minutes(t), "target_minutes": minutes(target)}},
 			active: t > target, held: t > target*0.9, hold: time.Minute, clear: 30 * time.Second})
 	}
 
 	for zone, ev := range m.evacs {
 		where := "the whole site"
+		key, params := "alert.evacuation.site", map[string]any{"by": ev.By, "reason": ev.Reason}
 		if zone != "" {
 			where = zone
+			key, params["zone"], params["zone_name"] = "alert.evacuation", zone, zone
+			if zi, ok := m.opts.Model.Zone(zone); ok {
+				params["zone_name"] = cmp.Or(set.topo.zones[zi].Name, zone)
+			}
 		}
 		cands = append(cands, candidate{alert: Alert{Kind: KindEvacuation, Zone: zone, Severity: SeverityEmergency,
-			Summary: fmt.Sprintf("EVACUATION of %s declared by %s: %s", where, ev.By, ev.Reason)}, active: true, held: true})
+			Summary: fmt.Sprintf("EVACUATION of %s declared by %s: %s", where, ev.By, ev.Reason), SummaryKey: key, Params: params},
+			active: true, held: true})
 	}
 
 	cands = append(cands, m.securityCandidates(now)...)
+	for i := range cands {
+		set.play.describe(&cands[i].alert)
+	}
 	m.reconcile(now, cands)
 	m.zoneStatus, m.siteEvac = status, siteEvac
+}
+
+func ptrValue(v *float64) float64 {
+	if v == nil {
+		return 0
+	}
+	return *v
 }
 
 func alertID(a *Alert) string {
@@ -610,6 +681,7 @@ func (m *Manager) update(now time.Time, id string, c *Alert) {
 	worse := c.Severity.Rank() > a.Severity.Rank() || (c.Kind == KindLevel && c.Level > a.Level)
 	changed := a.Summary != c.Summary || a.Uncertain != c.Uncertain || a.Level != c.Level || a.Severity != c.Severity
 	a.Value, a.Summary, a.Detail, a.Uncertain, a.Doors = c.Value, c.Summary, c.Detail, c.Uncertain, c.Doors
+	a.SummaryKey, a.Params, a.ActionKey, a.Action, a.ActionText = c.SummaryKey, c.Params, c.ActionKey, c.Action, c.ActionText
 	prevLevel := a.Level
 	a.Level, a.Severity = c.Level, c.Severity
 	if !changed {
@@ -638,6 +710,7 @@ func (m *Manager) resolve(now time.Time, id string) {
 	delete(m.alerts, id)
 	end := now
 	a.State, a.EndsAt, a.UpdatedAt = StateResolved, &end, now
+	a.NextEscalationAt = nil // nobody will be paged for it any more
 	m.pending.alerts[id] = a
 	m.resolved = append(m.resolved, a)
 	if len(m.resolved) > keepResolved {
@@ -670,12 +743,14 @@ func (m *Manager) inhibitSilenceEscalate(now time.Time) {
 			al.Inhibited, al.Silenced = inhibited, silenced
 			m.pending.alerts[al.ID] = al
 		}
+		m.escalationOf(al)
 		if al.State != StateFiring || inhibited || silenced || al.Kind == KindSecurity {
 			continue // security alerts are told once, to their own route (security.go)
 		}
 		if al.Escalation+1 < len(a.Escalation.Groups) && now.Sub(al.EscalatedAt) >= a.Escalation.After {
 			al.Escalation++
 			al.EscalatedAt, al.Notified = now, now
+			m.escalationOf(al)
 			m.record(now, al, "escalated", "", a.Escalation.Groups[al.Escalation])
 			m.log.Warn("alert escalated", "id", al.ID, "group", a.Escalation.Groups[al.Escalation])
 			m.notify(al, "escalated")
@@ -686,6 +761,23 @@ func (m *Manager) inhibitSilenceEscalate(now time.Time) {
 			m.pending.alerts[al.ID] = al
 			m.notify(al, "repeat")
 		}
+	}
+}
+
+// escalationOf sets who the alert has paged (the group at its escalation step) and when the
+// next group is paged if nobody acknowledges (none once acknowledged, muted or at the last).
+func (m *Manager) escalationOf(al *Alert) {
+	e := &m.set.cfg.Alerting.Escalation
+	al.EscalationTo, al.NextEscalationAt = "", nil
+	if al.Kind == KindSecurity {
+		return // told once, to its own route, never escalated (security.go)
+	}
+	if al.Escalation < len(e.Groups) {
+		al.EscalationTo = e.Groups[al.Escalation]
+	}
+	if al.State == StateFiring && !al.Inhibited && !al.Silenced && al.Escalation+1 < len(e.Groups) {
+		next := al.EscalatedAt.Add(e.After)
+		al.NextEscalationAt = &next
 	}
 }
 
@@ -767,8 +859,10 @@ func (m *Manager) publish(now time.Time, snap *zones.Snapshot) {
 			affected[z] = true
 		}
 	}
+	s.index = make(map[string]int, len(s.Zones))
 	for i := range s.Zones {
 		s.Zones[i].Evacuating = affected[s.Zones[i].Zone]
+		s.index[s.Zones[i].Zone] = i
 	}
 	slices.SortFunc(s.Evacuations, func(a, b Evacuation) int { return cmp.Compare(a.Zone, b.Zone) })
 	for _, a := range m.alerts {

@@ -7,6 +7,8 @@ package alerting
 
 import (
 	"time"
+
+	"github.com/crowdwatch/crowdwatch/zones"
 )
 
 // Level is a zone's crowd level, in increasing order of danger.
@@ -116,8 +118,19 @@ type Alert struct {
 	Level    Level    `json:"level,omitzero"` // for level alerts: the level reached
 	Severity Severity `json:"severity"`
 	State    State    `json:"state"`
-	Summary  string   `json:"summary"`
-	Detail   string   `json:"detail,omitempty"`
+	// Summary is the English text, for channels and logs. SummaryKey and ActionKey are keys
+	// of the message catalogue (web/assets/static/i18n.json) and Params the values their
+	// {placeholders} take, so that each viewer reads the alert in their own language.
+	Summary    string         `json:"summary"`
+	SummaryKey string         `json:"summary_key,omitempty"`
+	Params     map[string]any `json:"params,omitempty"`
+	// ActionKey is what the playbook (alerting.playbook) suggests doing; Action is its text in
+	// the playbook's language; ActionText, instead of ActionKey, a store's own action per
+	// language.
+	ActionKey  string            `json:"action_key,omitempty"`
+	Action     string            `json:"action,omitempty"`
+	ActionText map[string]string `json:"action_text,omitempty"`
+	Detail     string            `json:"detail,omitempty"`
 	// Value is the figure that triggered it: occupancy ratio, density, persons/min, seconds.
 	Value float64 `json:"value"`
 	// Uncertain marks an occupancy alert whose figure depends on a counter that is down.
@@ -137,7 +150,12 @@ type Alert struct {
 	// Escalation is how many steps of the escalation chain have been paged (0 = first group).
 	Escalation  int       `json:"escalation"`
 	EscalatedAt time.Time `json:"escalated_at,omitzero"`
-	Notified    time.Time `json:"notified,omitzero"`
+	// EscalationTo is the group paged at the current step (alerting.escalation.groups);
+	// NextEscalationAt is when the next group is paged unless someone acknowledges (nil when
+	// acknowledged, muted or at the last group).
+	EscalationTo     string     `json:"escalation_to,omitempty"`
+	NextEscalationAt *time.Time `json:"next_escalation_at,omitempty"`
+	Notified         time.Time  `json:"notified,omitzero"`
 }
 
 // Open reports whether the alert is still firing or acknowledged.
@@ -152,10 +170,17 @@ type Evacuation struct {
 	Affected []string  `json:"affected"` // the zone and every zone inside it
 }
 
-// ZoneStatus is one zone's alerting view: its level and the estimates behind it.
+// ZoneStatus is one zone's alerting view: its levels and the estimates behind it.
 type ZoneStatus struct {
-	Zone  string `json:"zone"`
-	Level Level  `json:"level"`
+	Zone string `json:"zone"`
+	// Shown is the level every view shows (map, screens, API, zone topic): it rises the moment
+	// the figures cross a trigger and falls only through the clear band. Level is the paged
+	// level (after hold-downs and ClearAfter), the one level alerts are about.
+	Shown Level `json:"level"`
+	Level Level `json:"alert_level"`
+	// Pending is the level of an alert waiting out its hold-down, since PendingSince.
+	Pending      *Level     `json:"pending,omitempty"`
+	PendingSince *time.Time `json:"pending_since,omitempty"`
 	// Uncertain: a door of this zone has no live counter, so the figure may be off.
 	Uncertain bool `json:"uncertain,omitempty"`
 	// InflowPerMin is people per minute in through the zone's doors over the surge window;
@@ -167,6 +192,37 @@ type ZoneStatus struct {
 	// EvacSeconds is the estimated evacuation time; nil when the zone has no exit widths.
 	EvacSeconds *float64 `json:"evac_seconds,omitempty"`
 	Evacuating  bool     `json:"evacuating,omitempty"`
+	// limits are the zone's thresholds, so that Show escalates on figures newer than this
+	// status. Never modified after publication (a reload makes new ones).
+	limits *Limits
+}
+
+// ZoneLevel is how a zone is shown: the same on the map, the screens, GET /api/v1/zones, the
+// live feed and the retained zone topic.
+type ZoneLevel struct {
+	Level        Level      `json:"level"`
+	Pending      *Level     `json:"pending,omitempty"`
+	PendingSince *time.Time `json:"pending_since,omitempty"`
+	// Uncertain: a door of the zone has no live counter, so the figure may be off.
+	Uncertain bool `json:"uncertain,omitempty"`
+}
+
+// Show is how the zone z (figures from the latest snapshot) is shown. With a status that has
+// evaluated the zone, it is the zone's shown level, raised at once to what z's figures reach
+// by the zone's own thresholds (the snapshot may be newer than the evaluation); without one
+// (s nil, alerting not wired, or not evaluated yet), the level by the built-in thresholds.
+// This is the one place every view takes a zone's level from.
+func (s *Status) Show(z zones.ZoneState) ZoneLevel {
+	if s != nil {
+		if zs, ok := s.Zone(z.ID); ok {
+			now := InstantLevel(z.Ratio, z.Density)
+			if zs.limits != nil {
+				now = zs.limits.reached(z.Ratio, z.Density, 1)
+			}
+			return ZoneLevel{Level: max(zs.Shown, now), Pending: zs.Pending, PendingSince: zs.PendingSince, Uncertain: zs.Uncertain}
+		}
+	}
+	return ZoneLevel{Level: InstantLevel(z.Ratio, z.Density)}
 }
 
 // Status is everything screens and reports need at one moment, replaced as a whole on each
@@ -182,10 +238,18 @@ type Status struct {
 	Evacuations []Evacuation `json:"evacuations"`
 	// SiteEvacSeconds estimates evacuating the whole site through its outside doors.
 	SiteEvacSeconds *float64 `json:"site_evac_seconds,omitempty"`
+	// index maps a zone id to its place in Zones (set by the manager before publication).
+	index map[string]int
 }
 
 // Zone returns a zone's status by id.
 func (s *Status) Zone(id string) (ZoneStatus, bool) {
+	if s.index != nil {
+		if i, ok := s.index[id]; ok && i < len(s.Zones) {
+			return s.Zones[i], true
+		}
+		return ZoneStatus{}, false
+	}
 	for _, z := range s.Zones {
 		if z.Zone == id {
 			return z, true

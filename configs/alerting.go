@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -34,7 +35,34 @@ type Alerting struct {
 	Reload    AlertReloadConfig `mapstructure:"reload"`
 	// Security turns refused attempts into alerts (configs/security.go).
 	Security SecurityAlerts `mapstructure:"security"`
+	// Playbook is what each alert tells the guard to do.
+	Playbook Playbook `mapstructure:"playbook"`
 }
+
+// Playbook suggests an action for each alert: the store's Actions first, in order, then the
+// built-in ones (docs/alerting.md); the first that matches an alert is its action.
+type Playbook struct {
+	// Language is the language of an alert's `action` text (for scripts and channels); the
+	// dashboard shows each viewer's own language from the message catalogue.
+	Language string           `mapstructure:"language"`
+	Actions  []PlaybookAction `mapstructure:"actions"`
+}
+
+// PlaybookAction is one rule of the playbook. Empty matchers match anything.
+type PlaybookAction struct {
+	Kind  string `mapstructure:"kind"`
+	Level string `mapstructure:"level"` // level alerts: warning, critical or evacuate
+	// Where is "entrance" (a zone with a door to outside) or "inside" (any other zone).
+	Where string   `mapstructure:"where"`
+	Zones []string `mapstructure:"zones"`
+	// Key names a message of the catalogue (web/assets/static/i18n.json); Text gives the
+	// action per language instead. Exactly one of them.
+	Key  string            `mapstructure:"key"`
+	Text map[string]string `mapstructure:"text"`
+}
+
+// PlaybookWhere are the accepted values of a playbook action's where.
+var PlaybookWhere = []string{"entrance", "inside"}
 
 // AlertReloadConfig controls reloading on a file change (SIGHUP always reloads).
 type AlertReloadConfig struct {
@@ -141,8 +169,53 @@ func init() {
 		"alerting.event_hold":                       "15m",
 		"alerting.reload.watch_file":                true,
 		"alerting.reload.debounce":                  "1s",
+		"alerting.playbook.language":                "en",
 	} {
 		defaults[k] = v
+	}
+}
+
+// validatePlaybook checks alerting.playbook; that a key names a message of the catalogue is
+// checked by alerting.CheckLimits, which has the catalogue.
+func (c *Config) validatePlaybook(bad func(key, format string, args ...any), zoneIdx map[string]int) {
+	p := &c.Alerting.Playbook
+	if !slices.Contains(Languages, p.Language) {
+		bad("alerting.playbook.language", "%q must be one of %v", p.Language, Languages)
+	}
+	for i, r := range p.Actions {
+		key := fmt.Sprintf("alerting.playbook.actions[%d]", i)
+		if r.Kind != "" && !slices.Contains(AlertKinds, r.Kind) {
+			bad(key+".kind", "%q must be one of %v", r.Kind, AlertKinds)
+		}
+		if r.Level != "" {
+			if !slices.Contains([]string{"warning", "critical", "evacuate"}, r.Level) {
+				bad(key+".level", "%q must be warning, critical or evacuate", r.Level)
+			}
+			if r.Kind != "level" {
+				bad(key+".level", "only level alerts have a level (set kind: level)")
+			}
+		}
+		if r.Where != "" && !slices.Contains(PlaybookWhere, r.Where) {
+			bad(key+".where", "%q must be one of %v", r.Where, PlaybookWhere)
+		}
+		for _, z := range r.Zones {
+			if _, ok := zoneIdx[z]; !ok {
+				bad(key+".zones", "unknown zone %q", z)
+			}
+		}
+		switch {
+		case r.Key == "" && len(r.Text) == 0:
+			bad(key, "needs key (a message of the catalogue) or text (per language)")
+		case r.Key != "" && len(r.Text) > 0:
+			bad(key, "key and text exclude each other")
+		}
+		for lang, t := range r.Text {
+			if !slices.Contains(Languages, lang) {
+				bad(key+".text", "language %q must be one of %v", lang, Languages)
+			} else if strings.TrimSpace(t) == "" {
+				bad(key+".text."+lang, "is empty")
+			}
+		}
 	}
 }
 
@@ -205,6 +278,8 @@ func (c *Config) validateAlerting(bad func(key, format string, args ...any), zon
 			validateThresholds(bad, fmt.Sprintf("zones[%d].alerts", i), *z.Alerts)
 		}
 	}
+
+	c.validatePlaybook(bad, zoneIdx)
 
 	channels := map[string]string{}
 	for i := range a.Channels {

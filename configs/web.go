@@ -47,6 +47,10 @@ type Signage struct {
 type Screen struct {
 	ID   string `mapstructure:"id"`
 	Zone string `mapstructure:"zone"`
+	// Door is the door the screen stands at (optional). The screen guards every zone that
+	// door's crossing into Zone adds to: Zone and each enclosing zone a person passing it was
+	// not in yet. Without it, the doors from outside or from Zone's parent into Zone decide.
+	Door string `mapstructure:"door"`
 	// Alternatives are where the screen sends people when its zone is busy; it points to the
 	// least loaded one.
 	Alternatives []Pointer `mapstructure:"alternatives"`
@@ -59,7 +63,10 @@ type Screen struct {
 
 // Pointer is a place a screen points to, with the arrow's direction and a label per language.
 type Pointer struct {
-	Zone  string            `mapstructure:"zone"`
+	Zone string `mapstructure:"zone"`
+	// Door (alternatives only, optional) is the door the alternative's route enters Zone by;
+	// it is judged with every zone that door's crossing adds to, like a screen's door.
+	Door  string            `mapstructure:"door"`
 	Arrow string            `mapstructure:"arrow"`
 	Label map[string]string `mapstructure:"label"`
 }
@@ -207,6 +214,9 @@ func (c *Config) validateWeb(bad func(key, format string, args ...any)) {
 		if needZone && p.Zone == "" {
 			bad(key+".zone", "is required")
 		}
+		if p.Door != "" && p.Zone != "" && zoneIDs[p.Zone] {
+			c.checkScreenDoor(bad, key+".door", p.Door, p.Zone)
+		}
 		if p.Arrow != "" && !slices.Contains(Arrows, p.Arrow) {
 			bad(key+".arrow", "%q must be one of %s", p.Arrow, strings.Join(Arrows, ", "))
 		}
@@ -227,6 +237,8 @@ func (c *Config) validateWeb(bad func(key, format string, args ...any)) {
 		}
 		if !zoneIDs[s.Zone] {
 			bad(key+".zone", "unknown zone %q (the zone this screen guards)", s.Zone)
+		} else if s.Door != "" {
+			c.checkScreenDoor(bad, key+".door", s.Door, s.Zone)
 		}
 		for j, a := range s.Alternatives {
 			pointer(fmt.Sprintf("%s.alternatives[%d]", key, j), a, true)
@@ -315,6 +327,33 @@ func (c *Config) validateWeb(bad func(key, format string, args ...any)) {
 			}
 		}
 	}
+}
+
+// checkScreenDoor checks that door exists and that crossing it enters zone (the zone is
+// inside one of the door's sides and not inside the other).
+func (c *Config) checkScreenDoor(bad func(key, format string, args ...any), key, door, zone string) {
+	parent := map[string]string{}
+	for _, z := range c.Zones {
+		parent[z.ID] = z.Parent
+	}
+	inside := func(side string) bool {
+		for z, n := side, 0; z != "" && n <= len(c.Zones); z, n = parent[z], n+1 {
+			if z == zone {
+				return true
+			}
+		}
+		return false
+	}
+	for _, d := range c.Doors {
+		if d.ID != door {
+			continue
+		}
+		if inside(d.From) == inside(d.To) {
+			bad(key, "door %q (%s -> %s) does not lead into zone %q", door, d.From, d.To, zone)
+		}
+		return
+	}
+	bad(key, "unknown door %q", door)
 }
 
 // Screen returns a screen by id.

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/crowdwatch/crowdwatch/alerting"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
 
@@ -26,6 +27,14 @@ type ZoneMessage struct {
 	Ratio     float64   `json:"ratio"`
 	Density   *float64  `json:"density,omitempty"`
 	Updated   time.Time `json:"updated,omitzero"`
+	// Level, Pending, PendingSince and Uncertain: the shown level, the same as the map's and
+	// GET /api/v1/zones' (alerting.Status.Show).
+	alerting.ZoneLevel
+}
+
+// StatusSource gives the alert manager's latest status (nil before alerting runs).
+type StatusSource interface {
+	Status() *alerting.Status
 }
 
 // Snapshotter is the engine's read side.
@@ -36,7 +45,9 @@ type Snapshotter interface {
 
 // PublishZones publishes each zone's state, retained, whenever it changes, at most once per
 // interval per zone, until ctx ends. A sign subscribing later gets the latest state at once.
-func PublishZones(ctx context.Context, engine Snapshotter, pub Publisher, topics Topics, interval time.Duration, log *slog.Logger) {
+// levels (nil: the built-in thresholds) gives each zone's shown level; a change of level or
+// pending alert is published too, within an interval.
+func PublishZones(ctx context.Context, engine Snapshotter, pub Publisher, topics Topics, interval time.Duration, levels StatusSource, log *slog.Logger) {
 	changed := engine.Subscribe()
 	last := map[string]ZoneMessage{}
 	tick := time.NewTicker(interval)
@@ -47,10 +58,14 @@ func PublishZones(ctx context.Context, engine Snapshotter, pub Publisher, topics
 		// While the broker is away the states wait; retained topics only need the latest.
 		if dirty && pub.Connected() {
 			dirty = false
+			var status *alerting.Status
+			if levels != nil {
+				status = levels.Status()
+			}
 			for _, z := range engine.Snapshot().Zones {
 				msg := ZoneMessage{Zone: z.ID, Name: z.Name, Occupancy: z.Occupancy, Capacity: z.Capacity,
-					Ratio: z.Ratio, Density: z.Density, Updated: z.Updated}
-				if prev, ok := last[z.ID]; ok && prev.Occupancy == msg.Occupancy && prev.Capacity == msg.Capacity {
+					Ratio: z.Ratio, Density: z.Density, Updated: z.Updated, ZoneLevel: status.Show(z)}
+				if prev, ok := last[z.ID]; ok && prev.Occupancy == msg.Occupancy && prev.Capacity == msg.Capacity && sameLevel(prev.ZoneLevel, msg.ZoneLevel) {
 					continue
 				}
 				payload, _ := json.Marshal(msg)
@@ -74,6 +89,13 @@ func PublishZones(ctx context.Context, engine Snapshotter, pub Publisher, topics
 			}
 			dirty = true
 		case <-tick.C:
+			// A level can change without a new count (a hold-down ends, a pending alert fires).
+			dirty = dirty || levels != nil
 		}
 	}
+}
+
+func sameLevel(a, b alerting.ZoneLevel) bool {
+	return a.Level == b.Level && a.Uncertain == b.Uncertain && (a.Pending == nil) == (b.Pending == nil) &&
+		(a.Pending == nil || *a.Pending == *b.Pending)
 }

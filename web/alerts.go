@@ -16,6 +16,7 @@ type Alerting interface {
 	Status() *alerting.Status
 	Alerts(ctx context.Context, f alerting.Filter) ([]alerting.Alert, error)
 	Ack(ctx context.Context, id, by, note string) (alerting.Alert, error)
+	AckZone(ctx context.Context, zone, by, note string) ([]alerting.Alert, error)
 	Declare(ctx context.Context, zone, by, reason string) (alerting.Evacuation, error)
 	StandDown(ctx context.Context, zone, by, reason string) error
 	Silences(ctx context.Context) ([]alerting.Silence, error)
@@ -30,6 +31,7 @@ func (a *api) alertRoutes() {
 	a.route("GET /api/v1/status", RoleManager, a.alertStatus)
 	a.route("GET /api/v1/alerts", RoleManager, a.listAlerts)
 	a.route("POST /api/v1/alerts/{id}/ack", RoleSecurity, a.ackAlert)
+	a.route("POST /api/v1/alerts/ack", RoleSecurity, a.ackZone)
 	a.route("GET /api/v1/evacuation", RoleManager, a.getEvacuation)
 	a.route("POST /api/v1/evacuation", RoleSecurity, a.declareEvacuation)
 	a.route("POST /api/v1/evacuation/stand-down", RoleSecurity, a.standDown)
@@ -121,6 +123,35 @@ func (a *api) ack(w http.ResponseWriter, r *http.Request) {
 	}
 	a.Log.Info("alert acknowledged through the API", "id", al.ID, "by", by)
 	writeJSON(w, http.StatusOK, al)
+}
+
+// ackZone acknowledges every open alert of one zone: {"zone": "...", "note": "..."}.
+func (a *api) ackZone(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Zone string `json:"zone"`
+		Note string `json:"note"`
+		By   string `json:"by"`
+	}
+	if err := decodeBody(r, &body, `{"zone": "...", "note": "..."}`); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if strings.TrimSpace(body.Zone) == "" {
+		writeError(w, http.StatusBadRequest, `acknowledge: say which zone's alerts ("zone")`)
+		return
+	}
+	by := actor(r, body.By)
+	if by == "" {
+		writeError(w, http.StatusBadRequest, `acknowledge: say who acknowledges ("by") while the API has no sign-in`)
+		return
+	}
+	list, err := a.Alerting.AckZone(r.Context(), strings.TrimSpace(body.Zone), by, strings.TrimSpace(body.Note))
+	if err != nil {
+		a.alertError(w, "acknowledging", err)
+		return
+	}
+	a.Log.Info("alerts of a zone acknowledged through the API", "zone", body.Zone, "count", len(list), "by", by)
+	writeJSON(w, http.StatusOK, map[string]any{"zone": body.Zone, "alerts": list})
 }
 
 type evacRequest struct {

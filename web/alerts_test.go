@@ -42,6 +42,11 @@ func (f *fakeAlerting) Ack(_ context.Context, id, by, note string) (alerting.Ale
 	f.calls[len(f.calls)-1] += " by " + by
 	return alerting.Alert{ID: id, AckBy: by, AckNote: note}, err
 }
+func (f *fakeAlerting) AckZone(_ context.Context, zone, by, note string) ([]alerting.Alert, error) {
+	err := f.result("ackzone", zone)
+	f.calls[len(f.calls)-1] += " by " + by + " note " + note
+	return []alerting.Alert{{ID: "level:" + zone, AckBy: by}}, err
+}
 func (f *fakeAlerting) Declare(_ context.Context, zone, by, reason string) (alerting.Evacuation, error) {
 	if reason == "" {
 		return alerting.Evacuation{}, fmt.Errorf("%w: reason", alerting.ErrInvalid)
@@ -77,6 +82,10 @@ func TestAlertEndpoints(t *testing.T) {
 		{"ack needs who while the API is open", "POST", "/api/v1/alerts/level:hall/ack", `{"note":"x"}`, 400, ""},
 		{"ack", "POST", "/api/v1/alerts/level:hall/ack", `{"note":"on it","by":"li"}`, 200, "ack level:hall by li"},
 		{"ack of an alert that is not open", "POST", "/api/v1/alerts/missing/ack", `{"by":"li"}`, 404, "ack missing by li"},
+		{"ack a zone", "POST", "/api/v1/alerts/ack", `{"zone":"hall","note":"two guards sent","by":"li"}`, 200, "ackzone hall by li note two guards sent"},
+		{"ack a zone needs the zone", "POST", "/api/v1/alerts/ack", `{"note":"x","by":"li"}`, 400, ""},
+		{"ack a zone needs who while the API is open", "POST", "/api/v1/alerts/ack", `{"zone":"hall"}`, 400, ""},
+		{"ack an unknown zone", "POST", "/api/v1/alerts/ack", `{"zone":"missing","by":"li"}`, 404, "ackzone missing by li note "},
 		{"ack with an unknown field", "POST", "/api/v1/alerts/level:hall/ack", `{"by":"li","urgent":true}`, 400, ""},
 		{"ack with a body that is not JSON", "POST", "/api/v1/alerts/level:hall/ack", `by=li`, 400, ""},
 		{"declare", "POST", "/api/v1/evacuation", `{"zone":"hall","reason":"smoke","by":"wang"}`, 200, "declare hall"},
@@ -137,3 +146,35 @@ func FuzzAlertRequests(f *testing.F) {
 		}
 	})
 }
+
+// GET /api/v1/zones says each zone's shown level, the same as the feed's: a figure over
+// capacity is critical at once; a pending alert is named.
+func TestZonesLevel(t *testing.T) {
+	f, _ := newTestAPI(true, true, nil)
+	f.snap.Zones[0].Occupancy, f.snap.Zones[0].Ratio = 12, 1.2
+	warn := alerting.LevelCritical
+	st := &statusAlerting{status: &alerting.Status{Zones: []alerting.ZoneStatus{
+		{Zone: "hall", Shown: alerting.LevelWarning, Level: alerting.LevelBusy, Pending: &warn}}}}
+	h := NewHandler(Options{Engine: f, Broker: fakeBroker(true), Gatherer: prometheus.NewRegistry(), Alerting: st,
+		Log: slog.New(slog.DiscardHandler)})
+	_, m := do(h, "GET", "/api/v1/zones/hall", "")
+	if m["level"] != "critical" || m["pending"] != "critical" || m["occupancy"].(float64) != 12 {
+		t.Errorf("hall at 12/10: %v", m)
+	}
+	_, all := do(h, "GET", "/api/v1/zones", "")
+	if z := all["zones"].([]any)[0].(map[string]any); z["level"] != "critical" {
+		t.Errorf("list: %v", z)
+	}
+	// Without alerting the built-in thresholds give the level.
+	_, plain := newTestAPI(true, true, nil)
+	if _, m := do(plain, "GET", "/api/v1/zones/hall", ""); m["level"] != "normal" {
+		t.Errorf("without alerting: %v", m)
+	}
+}
+
+type statusAlerting struct {
+	fakeAlerting
+	status *alerting.Status
+}
+
+func (s *statusAlerting) Status() *alerting.Status { return s.status }

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
 
+	"github.com/crowdwatch/crowdwatch/alerting"
 	"github.com/crowdwatch/crowdwatch/security"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
@@ -317,13 +318,34 @@ func (a *api) readyz(w http.ResponseWriter, _ *http.Request) {
 }
 
 type zoneList struct {
-	AsOf  time.Time         `json:"as_of"`
-	Zones []zones.ZoneState `json:"zones"`
+	AsOf  time.Time  `json:"as_of"`
+	Zones []zoneInfo `json:"zones"`
+}
+
+// zoneInfo is a zone's figures with the level it is shown at (level, pending, pending_since,
+// uncertain): the same as the live feed's and the retained zone topic's.
+type zoneInfo struct {
+	zones.ZoneState
+	alerting.ZoneLevel
+}
+
+// status is the alert manager's latest status, nil without alerting (levels then come from
+// the built-in thresholds, as on the live feed).
+func (a *api) status() *alerting.Status {
+	if a.Alerting == nil {
+		return nil
+	}
+	return a.Alerting.Status()
 }
 
 func (a *api) listZones(w http.ResponseWriter, _ *http.Request) {
 	s := a.Engine.Snapshot()
-	writeJSON(w, http.StatusOK, zoneList{AsOf: s.Taken, Zones: s.Zones})
+	st := a.status()
+	out := make([]zoneInfo, 0, len(s.Zones))
+	for _, z := range s.Zones {
+		out = append(out, zoneInfo{z, st.Show(z)})
+	}
+	writeJSON(w, http.StatusOK, zoneList{AsOf: s.Taken, Zones: out})
 }
 
 func (a *api) getZone(w http.ResponseWriter, r *http.Request) {
@@ -332,7 +354,7 @@ func (a *api) getZone(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no zone %q", r.PathValue("id")))
 		return
 	}
-	writeJSON(w, http.StatusOK, z)
+	writeJSON(w, http.StatusOK, zoneInfo{z, a.status().Show(z)})
 }
 
 func (a *api) listDoors(w http.ResponseWriter, _ *http.Request) {

@@ -73,6 +73,7 @@ type Live struct {
 	done       chan struct{}
 	guidance   atomic.Pointer[map[string]guidance.Guidance]
 	floors     []floorView
+	routes     map[string]guidance.Route // per screen: the zones it guards, its alternatives' routes
 	clients    atomic.Int64
 	drops      atomic.Int64
 	refused    *prometheus.CounterVec
@@ -108,6 +109,11 @@ func NewLive(o LiveOptions) *Live {
 		}
 		l.floors = append(l.floors, fv)
 	}
+	model := zones.NewModel(o.Config)
+	l.routes = map[string]guidance.Route{}
+	for _, s := range o.Config.Screens {
+		l.routes[s.ID] = guidance.RouteFor(s, model)
+	}
 	empty := map[string]guidance.Guidance{}
 	l.guidance.Store(&empty)
 	return l
@@ -126,16 +132,20 @@ func (l *Live) Drops() int64   { return l.drops.Load() }
 // Messages of the feed (docs/api.md, "Live feed").
 type (
 	zoneView struct {
-		ID        string         `json:"id"`
-		Name      string         `json:"name"`
-		Parent    string         `json:"parent,omitempty"`
-		Occupancy int64          `json:"occupancy"`
-		Capacity  int            `json:"capacity"`
-		Ratio     float64        `json:"ratio"`
-		Density   *float64       `json:"density,omitempty"`
-		Level     alerting.Level `json:"level"`
-		Uncertain bool           `json:"uncertain,omitempty"`
-		Updated   time.Time      `json:"updated,omitzero"`
+		ID        string   `json:"id"`
+		Name      string   `json:"name"`
+		Parent    string   `json:"parent,omitempty"`
+		Occupancy int64    `json:"occupancy"`
+		Capacity  int      `json:"capacity"`
+		Ratio     float64  `json:"ratio"`
+		Density   *float64 `json:"density,omitempty"`
+		// Level is the shown level (alerting.Status.Show): the same as GET /api/v1/zones and the
+		// retained zone topic; Pending the level of an alert waiting out its hold-down.
+		Level        alerting.Level  `json:"level"`
+		Pending      *alerting.Level `json:"pending,omitempty"`
+		PendingSince *time.Time      `json:"pending_since,omitempty"`
+		Uncertain    bool            `json:"uncertain,omitempty"`
+		Updated      time.Time       `json:"updated,omitzero"`
 	}
 	floorView struct {
 		ID     string      `json:"id"`
@@ -350,15 +360,14 @@ func (l *Live) build(prev map[string]guidance.Guidance) view {
 		screens: map[string]guidance.Guidance{}}
 	readings := map[string]guidance.Reading{}
 	for _, z := range snap.Zones {
-		r := guidance.Reading{Zone: z, Level: guidance.DefaultLevel(z)}
-		if status != nil {
-			if zs, ok := status.Zone(z.ID); ok {
-				r.Level, r.Uncertain = zs.Level, zs.Uncertain
-			}
-		}
+		// The shown level, not the paged one: a figure over a trigger is shown at that level at
+		// once, on the map and on the screens alike (hold-downs delay paging only).
+		shown := status.Show(z)
+		r := guidance.Reading{Zone: z, Level: shown.Level, Uncertain: shown.Uncertain}
 		readings[z.ID] = r
 		v.zones = append(v.zones, zoneView{ID: z.ID, Name: z.Name, Parent: z.Parent, Occupancy: z.Occupancy,
-			Capacity: z.Capacity, Ratio: z.Ratio, Density: z.Density, Level: r.Level, Uncertain: r.Uncertain, Updated: z.Updated})
+			Capacity: z.Capacity, Ratio: z.Ratio, Density: z.Density, Level: r.Level, Pending: shown.Pending,
+			PendingSince: shown.PendingSince, Uncertain: r.Uncertain, Updated: z.Updated})
 	}
 	evacuating := map[string]bool{}
 	if status != nil {
@@ -381,7 +390,7 @@ func (l *Live) build(prev map[string]guidance.Guidance) view {
 		}
 	}
 	for _, s := range l.o.Config.Screens {
-		g := guidance.Compute(s, readings, evacuating, now)
+		g := guidance.Compute(s, l.routes[s.ID], readings, evacuating, now)
 		shown, ok := prev[s.ID]
 		g = guidance.Hold(shown, ok, g, l.o.Config.Signage.Hold)
 		g.StaleAfterMS = l.o.Config.Signage.StaleAfter.Milliseconds()
@@ -416,7 +425,8 @@ func (l *Live) diff(old, next view, seq uint64) (*websocket.PreparedMessage, map
 	}
 	for _, z := range next.zones {
 		o, ok := oldZones[z.ID]
-		if !ok || o.Occupancy != z.Occupancy || o.Level != z.Level || o.Uncertain != z.Uncertain || o.Capacity != z.Capacity {
+		if !ok || o.Occupancy != z.Occupancy || o.Level != z.Level || o.Uncertain != z.Uncertain || o.Capacity != z.Capacity ||
+			!samePending(o, z) {
 			m.Zones = append(m.Zones, z)
 		}
 	}
@@ -432,7 +442,7 @@ func (l *Live) diff(old, next view, seq uint64) (*websocket.PreparedMessage, map
 	screens := map[string]*websocket.PreparedMessage{}
 	for _, s := range l.o.Config.Screens {
 		o, n := old.screens[s.ID], next.screens[s.ID]
-		if o.State != n.State || o.Target != n.Target || o.PlacesLeft != n.PlacesLeft || o.Level != n.Level {
+		if o.State != n.State || o.Target != n.Target || o.PlacesLeft != n.PlacesLeft || o.Level != n.Level || o.LimitingZone != n.LimitingZone {
 			m.Screens = append(m.Screens, n)
 			screens[s.ID] = l.prepare(feedMessage{Type: "guidance", Seq: seq, At: n.At, Guidance: &n})
 		}
@@ -442,6 +452,13 @@ func (l *Live) diff(old, next view, seq uint64) (*websocket.PreparedMessage, map
 		return nil, screens
 	}
 	return l.prepare(m), screens
+}
+
+func samePending(a, b zoneView) bool {
+	if a.Pending == nil || b.Pending == nil {
+		return a.Pending == b.Pending
+	}
+	return *a.Pending == *b.Pending
 }
 
 // sameDevice compares what the dashboard shows of a device (online or not, and since when it
@@ -491,7 +508,8 @@ func (l *Live) offer(ch chan map[string][]byte, v view, prev map[string]guidance
 	}
 	out := map[string][]byte{}
 	for id, g := range v.screens {
-		if p, ok := prev[id]; ok && prev != nil && p.State == g.State && p.Target == g.Target && p.PlacesLeft == g.PlacesLeft {
+		if p, ok := prev[id]; ok && prev != nil && p.State == g.State && p.Target == g.Target && p.PlacesLeft == g.PlacesLeft &&
+			p.LimitingZone == g.LimitingZone {
 			continue
 		}
 		b, _ := json.Marshal(g)

@@ -373,9 +373,37 @@ func TestScreenFeedUnknownScreen(t *testing.T) {
 	}
 }
 
+// The feed shows the shown level, never the paged one: figures over capacity are critical at
+// once although paging still waits (the alert is pending), and a level still held for paging
+// is not drawn once the figures are below its clear line.
+func TestFeedShowsShownLevel(t *testing.T) {
+	crit := alerting.LevelCritical
+	since := time.Now().Add(-5 * time.Second).UTC().Truncate(time.Second)
+	a := &fakeAlerts{ch: make(chan struct{}, 1), status: &alerting.Status{Zones: []alerting.ZoneStatus{
+		{Zone: "entrance", Shown: alerting.LevelWarning, Level: alerting.LevelBusy, Pending: &crit, PendingSince: &since},
+		{Zone: "hall", Shown: alerting.LevelNormal, Level: alerting.LevelCritical}}}}
+	f := startLive(t, a, 32)
+	f.engine.set(12) // 120 % of capacity, newer than the last evaluation
+	c := f.dial(t, "")
+	m := readUntil(t, c, "entrance at 12", func(m anyMessage) bool {
+		return len(m.Zones) > 0 && m.Zones[0].ID == "entrance" && m.Zones[0].Occupancy == 12
+	})
+	z := m.Zones[0]
+	if z.Level != alerting.LevelCritical || z.Pending == nil || *z.Pending != alerting.LevelCritical || z.PendingSince == nil {
+		t.Errorf("entrance 12/10 shown %v pending %v since %v, want critical with a pending critical alert", z.Level, z.Pending, z.PendingSince)
+	}
+	if len(m.Zones) > 1 && m.Zones[1].Level != alerting.LevelNormal {
+		t.Errorf("hall at 1 %% shown %v: a level held for paging is not drawn", m.Zones[1].Level)
+	}
+	s := f.dial(t, "?screen=door")
+	if g := read(t, s); g.Guidance.State != "full" {
+		t.Errorf("screen %s, want full", g.Guidance.State)
+	}
+}
+
 // With alerting wired, its levels, alerts and evacuations drive the feed and the screens.
 func TestFeedWithAlertSource(t *testing.T) {
-	a := &fakeAlerts{ch: make(chan struct{}, 1), status: &alerting.Status{Zones: []alerting.ZoneStatus{{Zone: "entrance", Level: alerting.LevelCritical}}}}
+	a := &fakeAlerts{ch: make(chan struct{}, 1), status: &alerting.Status{Zones: []alerting.ZoneStatus{{Zone: "entrance", Shown: alerting.LevelCritical}}}}
 	f := startLive(t, a, 32)
 	c := f.dial(t, "")
 	first := read(t, c)
@@ -386,7 +414,7 @@ func TestFeedWithAlertSource(t *testing.T) {
 	if m := read(t, s); m.Guidance.State != "full" {
 		t.Errorf("screen %s, want full", m.Guidance.State)
 	}
-	a.set(&alerting.Status{Zones: []alerting.ZoneStatus{{Zone: "entrance", Level: alerting.LevelCritical}},
+	a.set(&alerting.Status{Zones: []alerting.ZoneStatus{{Zone: "entrance", Shown: alerting.LevelCritical}},
 		Alerts:      []alerting.Alert{{ID: "level:entrance", Kind: alerting.KindLevel, Zone: "entrance", Severity: alerting.SeverityCritical, State: alerting.StateFiring}},
 		Evacuations: []alerting.Evacuation{{Zone: "", Reason: "fire", By: "guard"}}})
 	up := readUntil(t, c, "alerts and evacuations", func(m anyMessage) bool { return m.Type == "update" && m.Alerts != nil })

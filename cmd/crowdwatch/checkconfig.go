@@ -120,6 +120,15 @@ func printAlertSummary(w io.Writer, cfg *configs.Config) {
 		}
 		fmt.Fprintln(w)
 	}
+	fmt.Fprintf(w, "  playbook: %d store actions before the built-in ones, action texts in %s\n", len(a.Playbook.Actions), a.Playbook.Language)
+	for _, r := range a.Playbook.Actions {
+		what := r.Key
+		if what == "" {
+			what = fmt.Sprintf("%q", r.Text[a.Playbook.Language])
+		}
+		fmt.Fprintf(w, "    %s %s %s %s -> %s\n", cmpOr(r.Kind, "any kind"), cmpOr(r.Level, "any level"), cmpOr(r.Where, "anywhere"),
+			cmpOr(strings.Join(r.Zones, ","), "any zone"), what)
+	}
 	if len(a.Channels) == 0 {
 		fmt.Fprintln(w, "  no channels: alerts show on the dashboard and the API only")
 	}

@@ -220,7 +220,7 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 	_ = retained.Publish(topics.Service(), []byte("online"), true)
 	go func() {
 		defer pubs.Done()
-		ingest.PublishZones(pubCtx, engine, retained, topics, 250*time.Millisecond, log.With("component", "zone-publisher"))
+		ingest.PublishZones(pubCtx, engine, retained, topics, 250*time.Millisecond, link, log.With("component", "zone-publisher"))
 	}()
 	stopPublishers = func() { stopPub(); pubs.Wait() }
 

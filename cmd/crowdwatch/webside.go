@@ -15,6 +15,8 @@ import (
 	"github.com/crowdwatch/crowdwatch/web"
 	"github.com/crowdwatch/crowdwatch/web/assets"
 	"github.com/crowdwatch/crowdwatch/web/auth"
+	"github.com/crowdwatch/crowdwatch/web/guidance"
+	"github.com/crowdwatch/crowdwatch/zones"
 )
 
 // startWeb opens the sign-in file, builds sign-in and starts the live feed (dashboard,
@@ -90,12 +92,19 @@ func printWebSummary(w io.Writer, cfg *configs.Config) {
 		fmt.Fprintf(w, "  %-20s %s%s\n", f.ID, strings.Join(zs, " "), plan)
 	}
 	fmt.Fprintf(w, "screens   %d (hold %v, stale after %v)\n", len(cfg.Screens), cfg.Signage.Hold, cfg.Signage.StaleAfter)
+	model := zones.NewModel(cfg)
 	for _, s := range cfg.Screens {
+		// What the screen judges: every zone a person passing it enters.
+		r := guidance.RouteFor(s, model)
 		var alts []string
-		for _, a := range s.Alternatives {
-			alts = append(alts, a.Zone+" "+a.Arrow)
+		for i, a := range s.Alternatives {
+			alts = append(alts, a.Zone+" "+a.Arrow+" (via "+strings.Join(r.Alternatives[i], ", ")+")")
 		}
-		fmt.Fprintf(w, "  %-20s guards %s, alternatives [%s]\n", s.ID, s.Zone, strings.Join(alts, ", "))
+		at := ""
+		if s.Door != "" {
+			at = " at door " + s.Door
+		}
+		fmt.Fprintf(w, "  %-20s%s guards %s, alternatives [%s]\n", s.ID, at, strings.Join(r.Guards, " + "), strings.Join(alts, ", "))
 	}
 	switch {
 	case len(cfg.Auth.Users) == 0 && len(cfg.Auth.Tokens) == 0:

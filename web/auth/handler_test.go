@@ -75,6 +75,9 @@ func (fakeAlerting) Alerts(context.Context, alerting.Filter) ([]alerting.Alert, 
 func (fakeAlerting) Ack(_ context.Context, id, by, note string) (alerting.Alert, error) {
 	return alerting.Alert{ID: id, AckBy: by, AckNote: note, State: alerting.StateAcknowledged}, nil
 }
+func (fakeAlerting) AckZone(_ context.Context, zone, by, note string) ([]alerting.Alert, error) {
+	return []alerting.Alert{{ID: "level:" + zone, AckBy: by, AckNote: note, State: alerting.StateAcknowledged}}, nil
+}
 func (fakeAlerting) Declare(_ context.Context, zone, by, reason string) (alerting.Evacuation, error) {
 	return alerting.Evacuation{Zone: zone, By: by, Reason: reason}, nil
 }
@@ -153,6 +156,7 @@ func fullAuth(t *testing.T) (configs.Auth, map[string]string) {
 var securityActions = []struct{ method, path, body string }{
 	{"POST", "/api/v1/zones/hall/correction", `{"occupancy": 3, "by": "x", "reason": "head count"}`},
 	{"POST", "/api/v1/alerts/level:hall/ack", `{"note": "seen"}`},
+	{"POST", "/api/v1/alerts/ack", `{"zone": "hall", "note": "seen"}`},
 	{"POST", "/api/v1/evacuation", `{"zone": "hall", "reason": "drill"}`},
 	{"POST", "/api/v1/evacuation/stand-down", `{"zone": "hall", "reason": "drill over"}`},
 	{"POST", "/api/v1/silences", `{"zone": "hall", "duration": "30m", "comment": "drill"}`},

@@ -57,6 +57,11 @@ type Guidance struct {
 	Occupancy  int64          `json:"occupancy"`
 	Capacity   int            `json:"capacity"`
 	PlacesLeft int64          `json:"places_left"`
+	// Guards are the zones a person passing the screen enters (its zone first); Level,
+	// Occupancy and Capacity are LimitingZone's, the one that decided the state (the worst
+	// level, then the fewest places left); PlacesLeft is the smallest of the guarded zones'.
+	Guards       []string `json:"guards"`
+	LimitingZone string   `json:"limiting_zone,omitempty"`
 	// Arrow and Target: where the screen points (the alternative when busy or full, the exit
 	// during an evacuation); empty when it points nowhere.
 	Arrow       string   `json:"arrow,omitempty"`
@@ -77,7 +82,8 @@ type Guidance struct {
 	alt        pointer
 }
 
-// Reading is one zone's figures and the level they put it at.
+// Reading is one zone's figures and the level they put it at: the shown level
+// (alerting.Status.Show), which rises the moment a figure crosses a trigger.
 type Reading struct {
 	Zone      zones.ZoneState
 	Level     alerting.Level
@@ -101,12 +107,88 @@ func DefaultLevel(z zones.ZoneState) alerting.Level {
 	return alerting.InstantLevel(z.Ratio, z.Density)
 }
 
-// Compute is the guidance for a screen from the readings now, before any hold: evacuation of
-// the guarded zone overrides everything; an unknown or uncertain zone is neutral; then the
-// zone's level decides (normal: welcome; busy or warning: busy; critical or evacuate: full).
-// Busy and full point to the alternative with the lowest occupancy ratio among those below
-// warning level; when there is none, busy shows no arrow.
-func Compute(s configs.Screen, readings map[string]Reading, evacuating map[string]bool, now time.Time) Guidance {
+// Route is what a screen guards and where its alternatives lead, from the store's layout:
+// Guards are the zones a person passing the screen enters (every zone the crossing of its
+// door adds to: its zone and each enclosing zone the person was not in yet), and
+// Alternatives[i] the zones the route through s.Alternatives[i] adds to.
+type Route struct {
+	Guards       []string
+	Alternatives [][]string
+}
+
+// RouteFor works out s's route in the store m. A screen (or an alternative) that names its
+// door guards what that door's crossing into its zone adds to; without a door, what the
+// doors from outside or from the zone's parent into it add to; a zone that no such door
+// leads into, the doors from anywhere else (a sibling: an escalator from the floor below);
+// a zone without doors counts with every enclosing zone (the most a person can be entering).
+func RouteFor(s configs.Screen, m *zones.Model) Route {
+	r := Route{Guards: entered(m, s.Zone, s.Door)}
+	for _, a := range s.Alternatives {
+		r.Alternatives = append(r.Alternatives, entered(m, a.Zone, a.Door))
+	}
+	return r
+}
+
+// entered lists the zones a person entering zone through door (any door from outside or
+// from the parent when door is "") is added to, zone first.
+func entered(m *zones.Model, zone, door string) []string {
+	zi, ok := m.Zone(zone)
+	if !ok {
+		return []string{zone}
+	}
+	parent := m.Zones[zi].Parent
+	if parent == "" {
+		parent = configs.Outside
+	}
+	set := map[int]bool{zi: true}
+	found := false
+	// any: also doors from elsewhere (a sibling), when no door leads in from outside or the parent.
+	pass := func(any bool) {
+		for _, d := range m.Doors {
+			var adds []int
+			switch {
+			case door != "" && d.ID != door:
+				continue
+			case slices.Contains(d.Gain, zi) && (any || door != "" || d.From == parent || d.From == configs.Outside):
+				adds = d.Gain // an "in" crossing enters zone
+			case slices.Contains(d.Lose, zi) && (any || door != "" || d.To == parent || d.To == configs.Outside):
+				adds = d.Lose // an "out" crossing enters zone
+			default:
+				continue
+			}
+			found = true
+			for _, z := range adds {
+				set[z] = true
+			}
+		}
+	}
+	pass(false)
+	if !found {
+		pass(true)
+	}
+	if !found {
+		for _, z := range m.Zones[zi].Ancestors {
+			set[z] = true
+		}
+	}
+	out := []string{zone}
+	for _, z := range m.Zones[zi].Ancestors { // zone, then outwards
+		if set[z] && z != zi {
+			out = append(out, m.Zones[z].ID)
+		}
+	}
+	return out
+}
+
+// Compute is the guidance for a screen from the readings now, before any hold. A screen
+// guards every zone in route.Guards (just s.Zone when empty): an evacuation of any of them
+// turns it to exit guidance; then the worst of their shown levels decides (critical or
+// evacuate: full; busy or warning: busy; normal: welcome), except that a zone without
+// trustworthy figures (unknown or uncertain) makes it neutral unless another is already
+// critical or full (no places left, whatever its thresholds say). Places left is the smallest of theirs; LimitingZone is the zone that decided.
+// Busy and full point to an alternative only when it and every zone its route adds to are
+// below busy, certain and not being evacuated (the least loaded of those); otherwise no arrow.
+func Compute(s configs.Screen, route Route, readings map[string]Reading, evacuating map[string]bool, now time.Time) Guidance {
 	g := Guidance{Screen: s.ID, Zone: s.Zone, Languages: s.Languages, Orientation: s.Orientation, At: now, Since: now}
 	if len(g.Languages) == 0 {
 		g.Languages = []string{"zh", "en"}
@@ -114,22 +196,54 @@ func Compute(s configs.Screen, readings map[string]Reading, evacuating map[strin
 	if g.Orientation == "" {
 		g.Orientation = "landscape"
 	}
-	r, ok := readings[s.Zone]
-	if ok {
-		g.Level, g.Occupancy, g.Capacity = r.Level, r.Zone.Occupancy, r.Zone.Capacity
-		g.PlacesLeft = max(0, int64(r.Zone.Capacity)-r.Zone.Occupancy)
+	guards := route.Guards
+	if len(guards) == 0 {
+		guards = []string{s.Zone}
+	}
+	g.Guards = guards
+	untrusted, evac := false, false
+	limitLeft := int64(-1)
+	for _, z := range guards {
+		evac = evac || evacuating[z]
+		r, ok := readings[z]
+		if !ok {
+			untrusted = true
+			continue
+		}
+		untrusted = untrusted || r.Uncertain
+		left := max(0, int64(r.Zone.Capacity)-r.Zone.Occupancy)
+		if limitLeft < 0 || left < g.PlacesLeft {
+			g.PlacesLeft = left
+		}
+		// The zone that decides: the worst level, then the fewest places left.
+		if limitLeft < 0 || r.Level > g.Level || (r.Level == g.Level && left < limitLeft) {
+			g.LimitingZone, g.Level, g.Occupancy, g.Capacity, limitLeft = z, r.Level, r.Zone.Occupancy, r.Zone.Capacity, left
+		}
 	}
 	// The alternatives people may be sent to now, and the least loaded of them.
 	best := -1
 	var bestRatio float64
 	for i, alt := range s.Alternatives {
-		ar, found := readings[alt.Zone]
-		if !found || ar.Uncertain || evacuating[alt.Zone] || ar.Level >= alerting.LevelWarning || (ok && ar.Zone.Ratio >= r.Zone.Ratio) {
+		path := []string{alt.Zone}
+		if i < len(route.Alternatives) && len(route.Alternatives[i]) > 0 {
+			path = route.Alternatives[i]
+		}
+		ratio, fine := 0.0, true
+		for _, z := range path {
+			ar, found := readings[z]
+			// At or over capacity is never acceptable, whatever the zone's thresholds say.
+			if !found || ar.Uncertain || evacuating[z] || ar.Level >= alerting.LevelBusy || ar.Zone.Occupancy >= int64(ar.Zone.Capacity) {
+				fine = false
+				break
+			}
+			ratio = max(ratio, ar.Zone.Ratio)
+		}
+		if !fine {
 			continue
 		}
 		g.acceptable = append(g.acceptable, alt.Zone)
-		if best < 0 || ar.Zone.Ratio < bestRatio {
-			best, bestRatio = i, ar.Zone.Ratio
+		if best < 0 || ratio < bestRatio {
+			best, bestRatio = i, ratio
 		}
 	}
 	if best >= 0 {
@@ -144,15 +258,15 @@ func Compute(s configs.Screen, readings map[string]Reading, evacuating map[strin
 		}
 	}
 	switch {
-	case evacuating[s.Zone]:
+	case evac:
 		g.State = Evacuate
 		g.point(pointer{zone: s.Exit.Zone, arrow: s.Exit.Arrow, label: s.Exit.Label})
-	case !ok || r.Uncertain:
-		g.State = Neutral
-	case r.Level >= alerting.LevelCritical:
+	case limitLeft >= 0 && (g.Level >= alerting.LevelCritical || g.PlacesLeft == 0):
 		g.State = Full
 		g.point(g.alt)
-	case r.Level >= alerting.LevelBusy:
+	case limitLeft < 0 || untrusted:
+		g.State = Neutral
+	case g.Level >= alerting.LevelBusy:
 		g.State = Busy
 		g.point(g.alt)
 	default:
@@ -249,6 +363,6 @@ func Render(g *Guidance, cat Catalogue) {
 
 // NeutralFor is the neutral guidance a screen shows when its data is stale.
 func NeutralFor(s configs.Screen, now time.Time) Guidance {
-	g := Compute(s, nil, nil, now)
+	g := Compute(s, Route{}, nil, nil, now)
 	return g
 }

@@ -1,6 +1,7 @@
 package guidance
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -89,7 +90,7 @@ func TestCompute(t *testing.T) {
 			for _, z := range tc.evacuating {
 				ev[z] = true
 			}
-			g := Compute(screen, rs, ev, now)
+			g := Compute(screen, Route{}, rs, ev, now)
 			if g.State != tc.state || g.Target != tc.target || g.Arrow != tc.arrow || g.PlacesLeft != tc.left {
 				t.Errorf("got state %s target %q arrow %q left %d, want %s %q %q %d", g.State, g.Target, g.Arrow, g.PlacesLeft,
 					tc.state, tc.target, tc.arrow, tc.left)
@@ -170,7 +171,7 @@ func TestRender(t *testing.T) {
 		{"welcome en", []Reading{rd("a", 10, 100, alerting.LevelNormal)}, nil, "en", "Welcome", "90 places left"},
 		{"welcome zh", []Reading{rd("a", 10, 100, alerting.LevelNormal)}, nil, "zh", "欢迎光临", "尚余 90 个位置"},
 		{"busy en", []Reading{rd("a", 70, 100, alerting.LevelBusy), rd("b", 5, 100, alerting.LevelNormal)}, nil, "en", "Busy", "Please use Entrance B"},
-		{"busy zh", []Reading{rd("a", 70, 100, alerting.LevelBusy), rd("b", 5, 100, alerting.LevelNormal)}, nil, "zh", "人流较多", "请使用 B 入口"},
+		{"busy zh", []Reading{rd("a", 70, 100, alerting.LevelBusy), rd("b", 5, 100, alerting.LevelNormal)}, nil, "zh", "人流较多", "请使用B 入口"},
 		{"busy unlabelled alternative uses the zone name", []Reading{rd("a", 70, 100, alerting.LevelBusy), rd("c", 5, 100, alerting.LevelNormal)}, nil, "en", "Busy", "Please use Zone c"},
 		{"full en", []Reading{rd("a", 100, 100, alerting.LevelCritical)}, nil, "en", "Full", "Please wait"},
 		{"evacuate en", nil, []string{"a"}, "en", "Evacuate now", "Leave by East exit"},
@@ -186,7 +187,7 @@ func TestRender(t *testing.T) {
 			for _, z := range c.evac {
 				ev[z] = true
 			}
-			g := Compute(screen, rs, ev, now)
+			g := Compute(screen, Route{}, rs, ev, now)
 			Render(&g, cat)
 			tx := g.Text[c.lang]
 			if tx.Title != c.title || (c.detail != "" && tx.Detail != c.detail) {
@@ -230,5 +231,18 @@ func TestHoldTargets(t *testing.T) {
 				t.Errorf("got %s -> %q, want %s -> %q", got.State, got.Target, c.state, c.target)
 			}
 		})
+	}
+}
+
+// Chinese sign texts put the place's name straight against the text.
+func TestSignTextsNoSpacesAroundNames(t *testing.T) {
+	cat, err := assets.Messages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, s := range cat["zh"] {
+		if strings.HasPrefix(key, "sign.") && (strings.Contains(s, " {target}") || strings.Contains(s, "{target} ")) {
+			t.Errorf("%s: %q has a space beside the inserted name", key, s)
+		}
 	}
 }
