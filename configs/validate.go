@@ -93,8 +93,16 @@ func (c *Config) Validate() error {
 		bad("http.listen", "%v", err)
 	}
 	if c.MQTT.Broker == "" {
-		if err := checkListen(c.MQTT.Embedded.Listen); err != nil {
-			bad("mqtt.embedded.listen", "%v", err)
+		// An empty plain listener turns plain TCP off (TLS only); validateEmbedded says
+		// when neither listener is set.
+		for key, addr := range map[string]string{"mqtt.embedded.listen": c.MQTT.Embedded.Listen,
+			"mqtt.embedded.tls.listen": c.MQTT.Embedded.TLS.Listen} {
+			if addr == "" {
+				continue
+			}
+			if err := checkListen(addr); err != nil {
+				bad(key, "%v", err)
+			}
 		}
 	}
 	if c.MQTT.TopicPrefix == "" || strings.ContainsAny(c.MQTT.TopicPrefix, "#+") {

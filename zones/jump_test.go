@@ -157,17 +157,24 @@ func TestRefusedReportDoesNotKeepADeviceOnline(t *testing.T) {
 // not wrapped to a negative figure.
 func TestOccupancyArithmeticIsOverflowChecked(t *testing.T) {
 	h := newHarnessFor(t, "", jumpStore)
-	if _, err := h.engine.Correct(context.Background(), "hall", math.MaxInt64-2, "test", "overflow"); err != nil {
-		t.Fatal(err)
+	// A correction cannot take a zone there (it is bounded to 10 x capacity)...
+	if _, err := h.engine.Correct(context.Background(), "hall", math.MaxInt64-2, "test", "overflow"); err == nil {
+		t.Fatal("a correction to 2^63-3 was accepted")
 	}
-	if got := h.send(counter("dc-64", "A", 1, line("1", 5, 0))); got != Rejected {
-		t.Fatalf("crossing past the top of int64: %v", got)
+	// ...so the sums are checked on the figures, as a replayed log entry would meet them.
+	top := newOccupancy(h.model)
+	top.zones[0].Occupancy = math.MaxInt64 - 2
+	if _, err := top.applyDoors([]DoorDelta{{Door: "d64", In: 5}}, h.clock()); err == nil {
+		t.Fatal("a crossing past the top of int64 was applied")
 	}
-	h.expect(map[string]int64{"hall": math.MaxInt64 - 2})
-	mustApply(t, h.send(counter("dc-64", "A", 2, line("1", 2, 0))))
-	h.expect(map[string]int64{"hall": math.MaxInt64})
+	if top.zones[0].Occupancy != math.MaxInt64-2 {
+		t.Fatalf("a refused crossing changed the zone: %+v", top.zones[0])
+	}
+	if _, err := top.applyDoors([]DoorDelta{{Door: "d64", In: 2}}, h.clock()); err != nil || top.zones[0].Occupancy != math.MaxInt64 {
+		t.Fatalf("a crossing up to the top of int64: %v, %+v", err, top.zones[0])
+	}
 
-	// And straight on the figures, as a replayed log entry would.
+	// And below the bottom, and on the doors' totals.
 	o := newOccupancy(h.model)
 	o.zones[0].Occupancy = math.MinInt64 + 1
 	if _, err := o.applyDoors([]DoorDelta{{Door: "d64", Out: 2}}, h.clock()); err == nil {
