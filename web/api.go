@@ -243,13 +243,37 @@ func (a *api) readyz(w http.ResponseWriter, _ *http.Request) {
 }
 
 type zoneList struct {
-	AsOf  time.Time         `json:"as_of"`
-	Zones []zones.ZoneState `json:"zones"`
+	AsOf  time.Time   `json:"as_of"`
+	Site  *siteView   `json:"site,omitempty"` // with the time zone the pages show times in
+	Zones []zoneNamed `json:"zones"`
+}
+
+// zoneNamed is a zone with its name in every language (configs.Names).
+type zoneNamed struct {
+	zones.ZoneState
+	Names map[string]string `json:"names,omitempty"`
+}
+
+// named adds each zone's names per language, when the service has its store file.
+func (a *api) named(z zones.ZoneState) zoneNamed {
+	n := zoneNamed{ZoneState: z}
+	if a.Live != nil {
+		n.Names = a.Live.namesOf(z)
+	}
+	return n
 }
 
 func (a *api) listZones(w http.ResponseWriter, _ *http.Request) {
 	s := a.Engine.Snapshot()
-	writeJSON(w, http.StatusOK, zoneList{AsOf: s.Taken, Zones: s.Zones})
+	list := zoneList{AsOf: s.Taken, Zones: make([]zoneNamed, 0, len(s.Zones))}
+	for _, z := range s.Zones {
+		list.Zones = append(list.Zones, a.named(z))
+	}
+	if a.Live != nil {
+		site := a.Live.o.Config.Site
+		list.Site = &siteView{ID: site.ID, Name: site.Name, Names: site.Names.ByLanguage(site.Name), Timezone: site.Timezone}
+	}
+	writeJSON(w, http.StatusOK, list)
 }
 
 func (a *api) getZone(w http.ResponseWriter, r *http.Request) {
@@ -258,7 +282,7 @@ func (a *api) getZone(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no zone %q", r.PathValue("id")))
 		return
 	}
-	writeJSON(w, http.StatusOK, z)
+	writeJSON(w, http.StatusOK, a.named(z))
 }
 
 func (a *api) listDoors(w http.ResponseWriter, _ *http.Request) {
