@@ -9,9 +9,9 @@ import (
 // keeps the default-language string for the rest of the code.
 func TestNamesPerLanguage(t *testing.T) {
 	cases := []struct {
-		name, yaml     string
+		name, yaml    string
 		plain, zh, en string
-		wantErr        string
+		wantErr       string
 	}{
 		{"plain", `Entrance hall`, "Entrance hall", "Entrance hall", "Entrance hall", ""},
 		{"both", `{zh: 入口大厅, en: Entrance hall}`, "Entrance hall", "入口大厅", "Entrance hall", ""},

@@ -170,7 +170,7 @@ func TestRender(t *testing.T) {
 		{"welcome en", []Reading{rd("a", 10, 100, alerting.LevelNormal)}, nil, "en", "Welcome", "90 places left"},
 		{"welcome zh", []Reading{rd("a", 10, 100, alerting.LevelNormal)}, nil, "zh", "欢迎光临", "尚余 90 个位置"},
 		{"busy en", []Reading{rd("a", 70, 100, alerting.LevelBusy), rd("b", 5, 100, alerting.LevelNormal)}, nil, "en", "Busy", "Please use Entrance B"},
-		{"busy zh", []Reading{rd("a", 70, 100, alerting.LevelBusy), rd("b", 5, 100, alerting.LevelNormal)}, nil, "zh", "人流较多", "请使用 B 入口"},
+		{"busy zh", []Reading{rd("a", 70, 100, alerting.LevelBusy), rd("b", 5, 100, alerting.LevelNormal)}, nil, "zh", "人流较多", "请使用B 入口"},
 		{"busy unlabelled alternative uses the zone name", []Reading{rd("a", 70, 100, alerting.LevelBusy), rd("c", 5, 100, alerting.LevelNormal)}, nil, "en", "Busy", "Please use Zone c"},
 		{"full en", []Reading{rd("a", 100, 100, alerting.LevelCritical)}, nil, "en", "Full", "Please wait"},
 		{"evacuate en", nil, []string{"a"}, "en", "Evacuate now", "Leave by East exit"},
