@@ -7,7 +7,7 @@ const state = {
   session: null, zones: new Map(), order: [], floors: [], floor: null, devices: [], alerts: [], evacuations: [],
   alerting: false, staleAfter: 10000, lastMessage: 0, conn: "connecting", seenAlerts: null,
   muted: localStorage.getItem("cw.muted") === "1", audio: null, site: null, tz: undefined,
-  dataAt: 0, clockOffset: 0, openCards: new Set(),
+  dataAt: 0, clockOffset: 0, openCards: new Map(),
 };
 const SEVERITY = { emergency: 4, critical: 3, warning: 2, info: 1 };
 const $ = (id) => document.getElementById(id);
@@ -238,7 +238,10 @@ function renderAlerts() {
         acked ? null : el("button", { type: "button", class: "ack", disabled: !canAct(), onclick: () => ackAlert(a) }, t("alerts.ack")));
     });
     const many = g.alerts.length > 1;
-    const open = !many || state.openCards.has(g.key);
+    const single = g.alerts[0];
+    const singleAcked = single.state === "acknowledged";
+    // A few alerts show at once; a long list (a zone with many) opens on demand.
+    const open = state.openCards.has(g.key) ? state.openCards.get(g.key) : g.alerts.length <= 3;
     return el("li", { class: `card sev-${g.top.severity}`, "data-card": g.key, "data-zone": g.zone, "data-count": g.alerts.length },
       el("div", { class: "card-head" },
         el("span", { class: `badge sev-${g.top.severity}` }, t("sev." + g.top.severity)),
@@ -247,11 +250,15 @@ function renderAlerts() {
       el("div", { class: "summary" }, top.summary),
       top.action ? el("div", { class: "action" }, "→ " + top.action) : null,
       escalationLine(g.alerts),
+      // One alert: its time and button on the card itself; several: a list inside.
+      many ? null : el("div", { class: `alert-line sev-${single.severity}` + (singleAcked ? " acked" : ""), "data-alert": single.id, "data-state": single.state },
+        el("div", { class: "meta" }, [t("alerts.since", { time: storeTime(single.starts_at) }), singleAcked ? t("alerts.acked", { who: single.ack_by || "" }) + (single.ack_at ? " " + storeTime(single.ack_at) : "") : ""].filter(Boolean).join(" · ")),
+        singleAcked ? null : el("button", { type: "button", class: "ack", disabled: !canAct(), onclick: () => ackAlert(single) }, t("alerts.ack"))),
       el("div", { class: "card-actions" },
         g.open.length > 1 && g.zone ? el("button", { type: "button", class: "ack-all", disabled: !canAct(), onclick: () => ackZone(g) }, t("alerts.ack_all", { n: g.open.length })) : null,
         many ? el("button", { type: "button", class: "more", "aria-expanded": String(open),
-          onclick: () => { open ? state.openCards.delete(g.key) : state.openCards.add(g.key); renderAlerts(); } }, open ? t("alerts.less") : t("alerts.more")) : null),
-      open ? el("ul", { class: "card-alerts" }, rows) : null);
+          onclick: () => { state.openCards.set(g.key, !open); renderAlerts(); } }, open ? t("alerts.less") : t("alerts.more")) : null),
+      many && open ? el("ul", { class: "card-alerts" }, rows) : null);
   });
   $("alerts-count").textContent = state.alerts.length ? String(state.alerts.length) : "";
   $("alerts").replaceChildren(...(cards.length ? cards : [el("li", { class: "note" }, t("alerts.none"))]));

@@ -103,10 +103,10 @@ function render() {
   for (const x of bands) {
     data.push(a.x.map(() => x.occupancy));
     series.push({ label: t("level." + x.level) + (x.occupancy === z.capacity ? " = " + t("mgr.capacity") : ""),
-      stroke: x.level === "critical" ? "#a52019" : "#d4652f", dash: [8, 6], width: 3 });
+      stroke: x.level === "critical" ? "#a52019" : "#d4652f", dash: [8, 6], width: 3, points: { show: false } });
   }
   data.push(a.x.map(() => z.capacity));
-  series.push({ label: t("mgr.capacity"), stroke: "#1c1f23", width: 1.5 });
+  series.push({ label: t("mgr.capacity"), stroke: "#1c1f23", width: 1.5, points: { show: false } });
   const box = $("chart");
   const width = Math.max(300, box.clientWidth || 600);
   const peakPlugin = {
@@ -132,6 +132,8 @@ function render() {
     width, height: 340, plugins: [peakPlugin],
     tzDate: (ts) => (tz ? uPlot.tzDate(new Date(ts * 1e3), tz) : new Date(ts * 1e3)),
     scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(max || 0, z.capacity) * 1.15] } },
+    // Axis times in the store's zone, 24-hour, with seconds when zoomed into minutes.
+    axes: [{ values: (u, splits) => { const span = u.scales.x.max - u.scales.x.min; return splits.map((v) => (span < 900 ? clockS(v * 1000) : clock(v * 1000))); }, space: 70 }, {}],
     cursor: { drag: { x: true, y: false } },
     series,
   };
@@ -140,9 +142,10 @@ function render() {
   // Open on the hours that have data (a 6-minute event is not a sliver of 24 h); a
   // double-click shows the whole day.
   if (any) {
-    const pad = 600;
-    const min = Math.max(a.x[0], Math.floor((withData[0] - pad) / 900) * 900);
-    const max = Math.min(a.x[a.x.length - 1] + 60, Math.ceil((withData[withData.length - 1] + pad) / 900) * 900);
+    const span = withData[withData.length - 1] - withData[0];
+    const pad = Math.max(60, span * 0.05);
+    const min = Math.max(a.x[0], Math.floor((withData[0] - pad) / 60) * 60);
+    const max = Math.min(a.x[a.x.length - 1] + 60, Math.ceil((withData[withData.length - 1] + pad) / 60) * 60);
     plot.setScale("x", { min, max });
   }
   box.dataset.points = String(withData.length);
@@ -231,6 +234,7 @@ function relabel() {
   translate(document);
   $("site").textContent = site ? nameIn(site) : "";
   for (const o of $("zone").options) o.textContent = zoneName(o.value);
+  $("tz").textContent = tz ? t("mgr.tz", { tz }) : "";
   render(); renderReport();
 }
 
@@ -256,6 +260,7 @@ async function main() {
   $("zone").value = p.get("zone") || (first ? first.id : "");
   $("date").value = p.get("date") || storeDay();
   $("compare").value = p.get("compare") || "";
+  if (p.get("step") && [...$("step").options].some((o) => o.value === p.get("step"))) $("step").value = p.get("step");
   $("tz").textContent = tz ? t("mgr.tz", { tz }) : "";
   $("lang").addEventListener("click", () => { setLang(currentLang() === "zh" ? "en" : "zh"); relabel(); });
   $("print").addEventListener("click", () => window.print());
