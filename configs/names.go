@@ -108,8 +108,29 @@ func (c *Config) resolveNames() {
 	for i := range c.Floors {
 		set(&c.Floors[i].Name, c.Floors[i].Names)
 	}
+	zones := map[string]Names{}
+	for _, z := range c.Zones {
+		zones[z.ID] = z.Names
+	}
 	for i := range c.Screens {
-		set(&c.Screens[i].Name, c.Screens[i].Names)
+		s := &c.Screens[i]
+		set(&s.Name, s.Names)
+		// A pointer without a label says the zone's name, in each language the zone has one.
+		for j := range s.Alternatives {
+			labelFromZone(&s.Alternatives[j], zones)
+		}
+		labelFromZone(&s.Exit, zones)
+	}
+}
+
+func labelFromZone(p *Pointer, zones map[string]Names) {
+	n := zones[p.Zone]
+	if len(p.Label) > 0 || len(n) == 0 || n[""] != "" {
+		return // labelled, no zone, or one plain name (the screen's own default uses it)
+	}
+	p.Label = map[string]string{}
+	for _, l := range Languages {
+		p.Label[l] = n.Get(l)
 	}
 }
 

@@ -73,3 +73,29 @@ func TestDemoStoreInChinese(t *testing.T) {
 		}
 	}
 }
+
+// A screen's alternative without a label points by the zone's name in each language.
+func TestPointerLabelFromZoneNames(t *testing.T) {
+	y := `
+site: {id: s1, timezone: UTC}
+zones:
+  - {id: store, capacity: 100}
+  - {id: hall, name: {zh: 大厅, en: Hall}, parent: store, capacity: 10}
+  - {id: gate, name: Gate, parent: store, capacity: 10}
+doors:
+  - {id: d1, from: outside, to: hall, counter: {device: dc-01}}
+screens:
+  - {id: s, zone: gate, alternatives: [{zone: hall}], exit: {zone: gate, label: {en: the gate}}}
+`
+	cfg, err := Parse([]byte(y), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := cfg.Screens[0]
+	if l := s.Alternatives[0].Label; l["zh"] != "大厅" || l["en"] != "Hall" {
+		t.Errorf("alternative label %v, want the hall's names", l)
+	}
+	if l := s.Exit.Label; len(l) != 1 || l["en"] != "the gate" {
+		t.Errorf("exit label %v, want the file's own label untouched", l)
+	}
+}

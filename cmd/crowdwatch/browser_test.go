@@ -188,7 +188,7 @@ func TestBrowserDashboardAndScreen(t *testing.T) {
 	// Sign in: the dashboard sends an unsigned-in browser to the sign-in page.
 	step(t, ctx, "sign in",
 		chromedp.Navigate(base+"/dashboard"),
-		chromedp.WaitVisible("#username"),
+		chromedp.WaitVisible(`body[data-ready="true"] #username`),
 		chromedp.SendKeys("#username", "guard"),
 		chromedp.SendKeys("#password", "guard-password"),
 		chromedp.Click("#submit"),
@@ -357,7 +357,7 @@ func TestBrowserManagerPage(t *testing.T) {
 	if _, err := chromedp.Call(ctx, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "UTC"}); err != nil {
 		t.Fatal(err)
 	}
-	signIn(t, ctx, base+"/manager", "boss", "boss-password", `body[data-ready="true"]`)
+	signIn(t, ctx, base+"/manager", "boss", "boss-password", `body.mgr[data-ready="true"]`)
 	day := time.Now().In(loc).Format(time.DateOnly)
 	if day == time.Now().UTC().Format(time.DateOnly) {
 		t.Fatalf("fixture: %s has the same date as UTC now", zone)
@@ -463,7 +463,7 @@ func signIn(t *testing.T, ctx context.Context, url, user, password, ready string
 	t.Helper()
 	step(t, ctx, "sign in as "+user,
 		chromedp.Navigate(url),
-		chromedp.WaitVisible("#username"),
+		chromedp.WaitVisible(`body[data-ready="true"] #username`),
 		chromedp.SendKeys("#username", user),
 		chromedp.SendKeys("#password", password),
 		chromedp.Click("#submit"),
@@ -606,7 +606,7 @@ func TestBrowserDemoPeak(t *testing.T) {
 	img(sign, "signage-escalator.png", 540, 960)
 
 	// The manager's view of the morning so far: the entrance's chart with the peak marked.
-	if err := chromedp.Do(long, chromedp.Navigate(base+"/manager?zone=entrance&step=5s"), chromedp.WaitVisible(`body[data-ready="true"]`),
+	if err := chromedp.Do(long, chromedp.Navigate(base+"/manager?zone=entrance&step=5s"), chromedp.WaitVisible(`body.mgr[data-ready="true"]`),
 		chromedp.Poll[chromedp.Void](`(() => {
 			if (Number(document.querySelector('#chart').dataset.points) > 20 && Number(document.querySelector('#alerts-summary').dataset.fired) > 0) return true;
 			document.querySelector('#load').click();
