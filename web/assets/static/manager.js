@@ -210,7 +210,7 @@ function renderReport() {
   $("alerts-summary").textContent = al ? t("mgr.alerts", { n: fired, acked: al.acknowledged, median: dur(al.median_ack_s), max: dur(al.max_ack_s) }) : (rep.alerts_note || t("mgr.alerts_none"));
   const list = (al && al.list) || [];
   $("alert-list").tBodies[0].replaceChildren(...list.map((l) => el("tr", { "data-alert": l.id, class: "sev-" + (l.severity || "info") },
-    el("td", {}, clockS(l.fired_at)), el("td", {}, l.zone ? zoneName(l.zone) : "–"),
+    el("td", {}, clockS(l.fired_at)), el("td", {}, l.zone ? zoneName(l.zone) : l.kind === "device_silent" ? "–" : t("mgr.wholesite")),
     el("td", {}, el("span", { class: "badge sev-" + (l.severity || "info") }, t("sev." + (l.severity || "info"))), " ", kindText(l)),
     el("td", {}, l.ack_by || "–"), el("td", {}, dur(l.ack_s)), el("td", {}, dur(l.resolve_s)))));
   $("alert-list").hidden = list.length === 0;
