@@ -61,8 +61,12 @@ type Config struct {
 }
 
 type Site struct {
-	ID       string `mapstructure:"id"`
-	Name     string `mapstructure:"name"`
+	ID string `mapstructure:"id"`
+	// Name is the default-language name (Names.Default()); Names is what the file gives,
+	// a plain string or one per language (configs/names.go). The same holds for zones,
+	// floors and screens.
+	Name     string `mapstructure:"-"`
+	Names    Names  `mapstructure:"name"`
 	Timezone string `mapstructure:"timezone"`
 }
 
@@ -172,7 +176,8 @@ type Devices struct {
 
 type Zone struct {
 	ID       string  `mapstructure:"id"`
-	Name     string  `mapstructure:"name"`
+	Name     string  `mapstructure:"-"`    // Names.Default()
+	Names    Names   `mapstructure:"name"` // plain or per language
 	Parent   string  `mapstructure:"parent"`
 	Capacity int     `mapstructure:"capacity"`
 	AreaM2   float64 `mapstructure:"area_m2"`
@@ -278,11 +283,13 @@ func Parse(data []byte, overrides map[string]any) (*Config, error) {
 		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(
 			mapstructure.StringToTimeDurationHookFunc(),
 			exactNumbers, // configs/types.go
+			namesHook,    // configs/names.go
 		)
 	})
 	if err != nil {
 		return nil, decodeProblems(err)
 	}
+	cfg.resolveNames()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

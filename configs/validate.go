@@ -289,7 +289,8 @@ func (c *Config) Validate() error {
 			bad(key+".role", "%q must be device or reader", u.Role)
 		}
 	}
-	c.validateWeb(bad) // floors, screens, users, tokens, HTTPS: configs/web.go
+	c.validateWeb(bad)   // floors, screens, users, tokens, HTTPS: configs/web.go
+	c.validateNames(bad) // names per language: configs/names.go
 	if len(errs) == 0 {
 		return nil
 	}

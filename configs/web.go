@@ -16,8 +16,9 @@ import (
 // Floor is one floor of the dashboard's map: a drawing area of Width x Height plan units, an
 // optional background image, and a polygon per zone drawn on it.
 type Floor struct {
-	ID   string `mapstructure:"id"`
-	Name string `mapstructure:"name"`
+	ID    string `mapstructure:"id"`
+	Name  string `mapstructure:"-"`    // Names.Default()
+	Names Names  `mapstructure:"name"` // plain or per language
 	// Plan is the path of a background image (PNG, JPEG or SVG) stretched over the drawing
 	// area. Relative paths are relative to the service's working directory.
 	Plan   string      `mapstructure:"plan"`
@@ -45,8 +46,11 @@ type Signage struct {
 
 // Screen is one guidance screen at /signage/<id>, guarding one zone.
 type Screen struct {
-	ID   string `mapstructure:"id"`
-	Zone string `mapstructure:"zone"`
+	ID string `mapstructure:"id"`
+	// Name is optional, for people (the dashboard's list of screens); plain or per language.
+	Name  string `mapstructure:"-"`
+	Names Names  `mapstructure:"name"`
+	Zone  string `mapstructure:"zone"`
 	// Door is the door the screen stands at (optional). The screen guards every zone that
 	// door's crossing into Zone adds to: Zone and each enclosing zone a person passing it was
 	// not in yet. Without it, the doors from outside or from Zone's parent into Zone decide.

@@ -319,14 +319,17 @@ func (a *api) readyz(w http.ResponseWriter, _ *http.Request) {
 
 type zoneList struct {
 	AsOf  time.Time  `json:"as_of"`
+	Site  *siteView  `json:"site,omitempty"` // with the time zone the pages show times in
 	Zones []zoneInfo `json:"zones"`
 }
 
 // zoneInfo is a zone's figures with the level it is shown at (level, pending, pending_since,
-// uncertain): the same as the live feed's and the retained zone topic's.
+// uncertain): the same as the live feed's and the retained zone topic's; and its name in
+// every language (configs.Names).
 type zoneInfo struct {
 	zones.ZoneState
 	alerting.ZoneLevel
+	Names map[string]string `json:"names,omitempty"`
 }
 
 // status is the alert manager's latest status, nil without alerting (levels then come from
@@ -338,14 +341,27 @@ func (a *api) status() *alerting.Status {
 	return a.Alerting.Status()
 }
 
+// info is what the API says of a zone: its figures, shown level and names.
+func (a *api) info(z zones.ZoneState, st *alerting.Status) zoneInfo {
+	n := zoneInfo{ZoneState: z, ZoneLevel: st.Show(z)}
+	if a.Live != nil {
+		n.Names = a.Live.namesOf(z)
+	}
+	return n
+}
+
 func (a *api) listZones(w http.ResponseWriter, _ *http.Request) {
 	s := a.Engine.Snapshot()
 	st := a.status()
-	out := make([]zoneInfo, 0, len(s.Zones))
+	list := zoneList{AsOf: s.Taken, Zones: make([]zoneInfo, 0, len(s.Zones))}
 	for _, z := range s.Zones {
-		out = append(out, zoneInfo{z, st.Show(z)})
+		list.Zones = append(list.Zones, a.info(z, st))
 	}
-	writeJSON(w, http.StatusOK, zoneList{AsOf: s.Taken, Zones: out})
+	if a.Live != nil {
+		site := a.Live.o.Config.Site
+		list.Site = &siteView{ID: site.ID, Name: site.Name, Names: site.Names.ByLanguage(site.Name), Timezone: site.Timezone}
+	}
+	writeJSON(w, http.StatusOK, list)
 }
 
 func (a *api) getZone(w http.ResponseWriter, r *http.Request) {
@@ -354,7 +370,7 @@ func (a *api) getZone(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no zone %q", r.PathValue("id")))
 		return
 	}
-	writeJSON(w, http.StatusOK, zoneInfo{z, a.status().Show(z)})
+	writeJSON(w, http.StatusOK, a.info(z, a.status()))
 }
 
 func (a *api) listDoors(w http.ResponseWriter, _ *http.Request) {

@@ -73,10 +73,15 @@ type Live struct {
 	done       chan struct{}
 	guidance   atomic.Pointer[map[string]guidance.Guidance]
 	floors     []floorView
-	routes     map[string]guidance.Route // per screen: the zones it guards, its alternatives' routes
-	clients    atomic.Int64
-	drops      atomic.Int64
-	refused    *prometheus.CounterVec
+	routes     map[string]guidance.Route    // per screen: the zones it guards, its alternatives' routes
+	zoneNames  map[string]map[string]string // zone id -> names per language
+	// dataAt is when a device's report was last applied (its report count rose): the age of
+	// the newest count, which the dashboard shows; reports seen before count as of last seen.
+	dataAt  time.Time
+	reports map[string]uint64
+	clients atomic.Int64
+	drops   atomic.Int64
+	refused *prometheus.CounterVec
 }
 
 // NewLive builds the feed; Run starts it.
@@ -98,9 +103,12 @@ func NewLive(o LiveOptions) *Live {
 	}
 	o.Limits = o.Limits.withDefaults()
 	l := &Live{o: o, register: make(chan admission), unregister: make(chan *client), done: make(chan struct{}),
-		refused: newRefusedCounter()}
+		refused: newRefusedCounter(), zoneNames: map[string]map[string]string{}, reports: map[string]uint64{}}
+	for _, z := range o.Config.Zones {
+		l.zoneNames[z.ID] = z.Names.ByLanguage(z.Name)
+	}
 	for _, f := range o.Config.Floors {
-		fv := floorView{ID: f.ID, Name: f.Name, Width: f.Width, Height: f.Height, Zones: []floorZone{}}
+		fv := floorView{ID: f.ID, Name: f.Name, Names: f.Names.ByLanguage(f.Name), Width: f.Width, Height: f.Height, Zones: []floorZone{}}
 		if f.Plan != "" {
 			fv.Plan = "/plans/" + f.ID
 		}
@@ -119,6 +127,15 @@ func NewLive(o LiveOptions) *Live {
 	return l
 }
 
+// namesOf is a zone's names per language: the store file's, else its one name in every
+// language.
+func (l *Live) namesOf(z zones.ZoneState) map[string]string {
+	if n := l.zoneNames[z.ID]; n != nil {
+		return n
+	}
+	return configs.Names{"": z.Name}.ByLanguage("")
+}
+
 // Guidance returns what a screen shows now.
 func (l *Live) Guidance(screen string) (guidance.Guidance, bool) {
 	g, ok := (*l.guidance.Load())[screen]
@@ -132,13 +149,14 @@ func (l *Live) Drops() int64   { return l.drops.Load() }
 // Messages of the feed (docs/api.md, "Live feed").
 type (
 	zoneView struct {
-		ID        string   `json:"id"`
-		Name      string   `json:"name"`
-		Parent    string   `json:"parent,omitempty"`
-		Occupancy int64    `json:"occupancy"`
-		Capacity  int      `json:"capacity"`
-		Ratio     float64  `json:"ratio"`
-		Density   *float64 `json:"density,omitempty"`
+		ID        string            `json:"id"`
+		Name      string            `json:"name"`
+		Names     map[string]string `json:"names,omitempty"`
+		Parent    string            `json:"parent,omitempty"`
+		Occupancy int64             `json:"occupancy"`
+		Capacity  int               `json:"capacity"`
+		Ratio     float64           `json:"ratio"`
+		Density   *float64          `json:"density,omitempty"`
 		// Level is the shown level (alerting.Status.Show): the same as GET /api/v1/zones and the
 		// retained zone topic; Pending the level of an alert waiting out its hold-down.
 		Level        alerting.Level  `json:"level"`
@@ -148,25 +166,29 @@ type (
 		Updated      time.Time       `json:"updated,omitzero"`
 	}
 	floorView struct {
-		ID     string      `json:"id"`
-		Name   string      `json:"name"`
-		Plan   string      `json:"plan,omitempty"`
-		Width  float64     `json:"width"`
-		Height float64     `json:"height"`
-		Zones  []floorZone `json:"zones"`
+		ID     string            `json:"id"`
+		Name   string            `json:"name"`
+		Names  map[string]string `json:"names,omitempty"`
+		Plan   string            `json:"plan,omitempty"`
+		Width  float64           `json:"width"`
+		Height float64           `json:"height"`
+		Zones  []floorZone       `json:"zones"`
 	}
 	floorZone struct {
 		Zone    string       `json:"zone"`
 		Polygon [][2]float64 `json:"polygon"`
 	}
 	siteView struct {
-		ID   string `json:"id"`
-		Name string `json:"name"`
+		ID       string            `json:"id"`
+		Name     string            `json:"name"`
+		Names    map[string]string `json:"names,omitempty"`
+		Timezone string            `json:"timezone,omitempty"` // IANA: the pages show the store's time
 	}
 	feedMessage struct {
 		Type         string                 `json:"type"` // snapshot, update, heartbeat, guidance
 		Seq          uint64                 `json:"seq"`
 		At           time.Time              `json:"at"`
+		DataAt       time.Time              `json:"data_at,omitzero"` // when the newest report was applied
 		Site         *siteView              `json:"site,omitempty"`
 		Alerting     *bool                  `json:"alerting,omitempty"`
 		StaleAfterMS int64                  `json:"stale_after_ms,omitempty"`
@@ -187,6 +209,7 @@ type view struct {
 	alerts      []alerting.Alert
 	evacuations []alerting.Evacuation
 	screens     map[string]guidance.Guidance
+	dataAt      time.Time
 }
 
 // client is one WebSocket connection. screen is "" for the dashboard feed; principal (the
@@ -308,7 +331,7 @@ func (l *Live) Run(ctx context.Context) {
 			seq++
 			dash, screens := l.diff(cur, next, seq)
 			if dash == nil {
-				dash = l.prepare(feedMessage{Type: "heartbeat", Seq: seq, At: l.o.Now()})
+				dash = l.prepare(feedMessage{Type: "heartbeat", Seq: seq, At: l.o.Now(), DataAt: next.dataAt})
 			}
 			for id, g := range next.screens {
 				if screens[id] == nil {
@@ -365,10 +388,23 @@ func (l *Live) build(prev map[string]guidance.Guidance) view {
 		shown := status.Show(z)
 		r := guidance.Reading{Zone: z, Level: shown.Level, Uncertain: shown.Uncertain}
 		readings[z.ID] = r
-		v.zones = append(v.zones, zoneView{ID: z.ID, Name: z.Name, Parent: z.Parent, Occupancy: z.Occupancy,
+		v.zones = append(v.zones, zoneView{ID: z.ID, Name: z.Name, Names: l.namesOf(z), Parent: z.Parent, Occupancy: z.Occupancy,
 			Capacity: z.Capacity, Ratio: z.Ratio, Density: z.Density, Level: r.Level, Pending: shown.Pending,
 			PendingSince: shown.PendingSince, Uncertain: r.Uncertain, Updated: z.Updated})
 	}
+	for _, d := range snap.Devices {
+		if n, seen := l.reports[d.ID]; d.Reports != n || !seen {
+			l.reports[d.ID] = d.Reports
+			at := now
+			if !seen && d.LastSeen != nil {
+				at = *d.LastSeen
+			}
+			if d.Reports > 0 && at.After(l.dataAt) {
+				l.dataAt = at
+			}
+		}
+	}
+	v.dataAt = l.dataAt
 	evacuating := map[string]bool{}
 	if status != nil {
 		if status.Alerts != nil {
@@ -402,7 +438,8 @@ func (l *Live) build(prev map[string]guidance.Guidance) view {
 
 func (l *Live) snapshotMessage(v view, seq uint64) feedMessage {
 	yes := l.o.Alerts != nil
-	m := feedMessage{Type: "snapshot", Seq: seq, At: l.o.Now(), Site: &siteView{ID: l.o.Config.Site.ID, Name: l.o.Config.Site.Name},
+	m := feedMessage{Type: "snapshot", Seq: seq, At: l.o.Now(), DataAt: v.dataAt,
+		Site:     &siteView{ID: l.o.Config.Site.ID, Name: l.o.Config.Site.Name, Names: l.o.Config.Site.Names.ByLanguage(l.o.Config.Site.Name), Timezone: l.o.Config.Site.Timezone},
 		Alerting: &yes, StaleAfterMS: l.o.Config.Signage.StaleAfter.Milliseconds(), Floors: l.floors,
 		Zones: v.zones, Devices: v.devices, Alerts: &v.alerts, Evacuations: &v.evacuations}
 	if m.Floors == nil {
@@ -417,7 +454,7 @@ func (l *Live) snapshotMessage(v view, seq uint64) feedMessage {
 // diff returns the dashboard update (nil when nothing changed) and the guidance message of
 // each screen whose guidance changed.
 func (l *Live) diff(old, next view, seq uint64) (*websocket.PreparedMessage, map[string]*websocket.PreparedMessage) {
-	m := feedMessage{Type: "update", Seq: seq, At: l.o.Now()}
+	m := feedMessage{Type: "update", Seq: seq, At: l.o.Now(), DataAt: next.dataAt}
 	changed := false
 	oldZones := map[string]zoneView{}
 	for _, z := range old.zones {

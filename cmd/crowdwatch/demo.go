@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -18,6 +21,7 @@ func newDemoCmd(g *globalFlags) *cobra.Command {
 	var sf serviceFlags
 	var configPath, scenarioName string
 	var speed float64
+	var keepData bool
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run the demo store: embedded broker, local database and the firmware simulator",
@@ -39,6 +43,14 @@ func newDemoCmd(g *globalFlags) *cobra.Command {
 			}
 			if cfg.MQTT.Broker != "" || len(cfg.MQTT.Embedded.Users) > 0 {
 				return fmt.Errorf("demo: the demo runs its devices against an open embedded broker; use serve for %s", configPath)
+			}
+			// Every start is a fresh simulated morning: the embedded demo store starts from
+			// empty files (occupancy, history, alerts), so a second `make demo` neither
+			// replays nor adds to the last run. A store file of your own keeps its data.
+			if configPath == "" && !keepData {
+				if err := freshDemoData(cfg, log); err != nil {
+					return err
+				}
 			}
 			// No default password: the demo makes a user and a token per screen for this run
 			// and prints them once the service is up.
@@ -70,8 +82,28 @@ func newDemoCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().StringVar(&configPath, "config", "", "store file (default: the embedded demo store, configs/demo-store.yaml)")
 	cmd.Flags().StringVar(&scenarioName, "scenario", "doorbuster", "shipped scenario: normal-day, doorbuster or evacuation")
 	cmd.Flags().Float64Var(&speed, "speed", 10, "simulated seconds per real second")
+	cmd.Flags().BoolVar(&keepData, "keep-data", false, "keep the last demo run's figures, history and alerts instead of starting a fresh morning")
 	sf.register(cmd)
 	return cmd
+}
+
+// freshDemoData removes the demo store's database, history and alert files, so the demo
+// starts with an empty store. Only files the (embedded) demo store names are touched.
+func freshDemoData(cfg *configs.Config, log *slog.Logger) error {
+	for _, path := range []string{cfg.Storage.Path, cfg.HistoryPath(), cfg.AlertsPath()} {
+		st, err := os.Lstat(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil || !st.Mode().IsRegular() {
+			return fmt.Errorf("demo: cannot start a fresh morning: %s is not a file the demo made (%v); remove it or pass --keep-data", path, err)
+		}
+		if err := os.Remove(path); err != nil {
+			return fmt.Errorf("demo: cannot start a fresh morning: %w", err)
+		}
+		log.Info("demo: removed the last run's data for a fresh morning (--keep-data keeps it)", "file", path)
+	}
+	return nil
 }
 
 // displayAddr turns a wildcard listen address into one a browser or client can use.

@@ -29,6 +29,7 @@ type simDevice struct {
 	faults   scenario.Faults
 	rng      *rand.Rand
 
+	runTag   string // this run's part of every boot id (Options.BootTag)
 	boot     string
 	boots    int
 	seq      uint64
@@ -59,6 +60,9 @@ type outbound struct {
 func (d *simDevice) startBoot(now time.Time, wrap16 bool) {
 	d.boots++
 	d.boot = fmt.Sprintf("%s-%d-%d", d.id, now.Unix(), d.boots)
+	if d.runTag != "" {
+		d.boot = fmt.Sprintf("%s-%s-%d", d.id, d.runTag, d.boots)
+	}
 	d.seq = 0
 	for l := range d.totals {
 		var start uint64

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crowdwatch/crowdwatch/configs"
 	"github.com/crowdwatch/crowdwatch/firmware-sim/scenario"
 	"github.com/crowdwatch/crowdwatch/ingest"
 )
@@ -107,5 +108,41 @@ func TestFaultsAreInjected(t *testing.T) {
 	}
 	if bad == 0 || dups == 0 || good < 20 || bad != d.malformed || dups != d.duplicates {
 		t.Fatalf("good %d, malformed %d (counted %d), duplicates %d (counted %d)", good, bad, d.malformed, dups, d.duplicates)
+	}
+}
+
+// Two runs of the same seed on the same day boot their devices with different boot ids, so
+// the service does not discard the second run's reports as already seen; a BootTag given
+// makes them repeatable.
+func TestEachRunBootsAfresh(t *testing.T) {
+	cfg, err := configs.Parse(configs.DemoStore(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, _ := configs.Scenario("doorbuster")
+	sc, err := scenario.Parse(y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 11, 11, 5, 0, 0, 0, cfg.Location)
+	boots := func(tag string) map[string]string {
+		devs, _, err := buildDevices(Options{Config: cfg, Scenario: sc, Seed: 1, BootTag: tag}, rand.New(rand.NewPCG(1, 2)), start)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, d := range devs {
+			out[d.id] = d.boot
+		}
+		return out
+	}
+	a, b := boots(""), boots("")
+	for id := range a {
+		if a[id] == b[id] {
+			t.Errorf("device %s booted as %q in both runs", id, a[id])
+		}
+	}
+	if x, y := boots("t1"), boots("t1"); x["dc-01"] != y["dc-01"] {
+		t.Errorf("the same BootTag gave %q and %q", x["dc-01"], y["dc-01"])
 	}
 }

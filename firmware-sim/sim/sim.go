@@ -5,6 +5,7 @@ package sim
 
 import (
 	"context"
+	cryptorand "crypto/rand"
 	"encoding/csv"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/crowdwatch/crowdwatch/configs"
@@ -33,6 +35,11 @@ type Options struct {
 	// FastForward skips the first part of the day: the crowd moves but devices stay silent
 	// and nothing waits for the clock; the next reports carry what was counted meanwhile.
 	FastForward time.Duration
+	// BootTag goes into every device's boot id. Default: a random tag per Run, so a second
+	// run against the same service (a demo started again, the demo's next simulated day, the
+	// simulator run twice on one date) boots fresh devices instead of repeating boot ids whose
+	// sequence numbers the service has already seen and would discard as duplicates.
+	BootTag string
 	// Day is the simulated date. Default: yesterday, so no report is stamped in the future.
 	Day time.Time
 	// Truth, when set, receives the true occupancy per zone and crossings per door as CSV
@@ -235,7 +242,12 @@ func buildDevices(o Options, rng *rand.Rand, start time.Time) ([]*simDevice, map
 			return nil, nil, fmt.Errorf("faults.interval_devices: %q is not a counter of this store", id)
 		}
 	}
+	tag := o.BootTag
+	if tag == "" {
+		tag = strings.ToLower(cryptorand.Text()[:8])
+	}
 	for _, d := range devices {
+		d.runTag = tag
 		d.startBoot(start, o.Scenario.Faults.Wrap16)
 	}
 	return devices, byID, nil

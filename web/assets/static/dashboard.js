@@ -6,18 +6,38 @@ const LEVELS = ["normal", "busy", "warning", "critical", "evacuate"];
 const state = {
   session: null, zones: new Map(), order: [], floors: [], floor: null, devices: [], alerts: [], evacuations: [],
   alerting: false, staleAfter: 10000, lastMessage: 0, conn: "connecting", seenAlerts: null,
-  muted: localStorage.getItem("cw.muted") === "1", audio: null,
+  muted: localStorage.getItem("cw.muted") === "1", audio: null, site: null, tz: undefined,
+  dataAt: 0, clockOffset: 0, openCards: new Map(),
 };
+const SEVERITY = { emergency: 4, critical: 3, warning: 2, info: 1 };
 const $ = (id) => document.getElementById(id);
 
 function canAct() {
   return state.session && state.session.security_actions && ["security", "admin"].includes(state.session.role);
 }
 
+// nameIn is a zone's, floor's or the site's name in the viewer's language (the store file
+// may give one per language), else its plain name, else its id.
+function nameIn(o) {
+  if (!o) return "";
+  return (o.names && o.names[currentLang()]) || o.name || o.id || "";
+}
+
 function zoneName(id) {
   if (!id) return t("evac.site");
   const z = state.zones.get(id);
-  return z && z.name ? z.name : id;
+  return z ? nameIn(z) : id;
+}
+
+function siteName() { return state.site ? nameIn(state.site) : ""; }
+
+// Times are the store's (site.timezone), whatever the browser's zone.
+function storeTime(ts) {
+  if (!ts) return "";
+  try {
+    return new Intl.DateTimeFormat(currentLang() === "zh" ? "zh-CN" : "en-GB",
+      { timeZone: state.tz, hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" }).format(new Date(ts));
+  } catch { return new Date(ts).toLocaleTimeString(); }
 }
 
 // ---------- feed ----------
@@ -34,11 +54,14 @@ function onMessage(m) {
     state.evacuations = m.evacuations || [];
     state.alerting = !!m.alerting;
     state.staleAfter = m.stale_after_ms || 10000;
-    $("site").textContent = m.site ? m.site.name || m.site.id : "";
+    state.site = m.site || null;
+    state.tz = (m.site && m.site.timezone) || undefined;
+    noteData(m);
     noticeAlerts();
     renderAll();
     return;
   }
+  noteData(m);
   if (m.type !== "update") { renderAge(); return; }
   for (const z of m.zones || []) state.zones.set(z.id, z);
   if (m.devices) state.devices = m.devices;
@@ -51,6 +74,13 @@ function onMessage(m) {
   renderAge();
 }
 
+// noteData keeps when the newest count was applied (data_at, server clock) and how far the
+// browser's clock is from the server's, so "data N s old" is the age of the newest count.
+function noteData(m) {
+  if (m.at) state.clockOffset = Date.parse(m.at) - Date.now();
+  if (m.data_at) state.dataAt = Date.parse(m.data_at);
+}
+
 function onState(s) {
   state.conn = s;
   renderAge();
@@ -60,17 +90,22 @@ function onState(s) {
 
 function renderAll() {
   translate(document);
+  $("site").textContent = siteName();
   renderFloors(); renderMap(); renderZoneTable(); renderAlerts(); renderEvacuations(); renderDevices();
   renderForms(); renderUser(); renderSound(); renderAge();
 }
 
+// The figures are stale when the feed is down or silent for stale_after, or when no count
+// has reached the service for three times that (devices report at least that often).
 function renderAge() {
   const conn = $("conn");
-  const age = state.lastMessage ? Math.floor((Date.now() - state.lastMessage) / 1000) : null;
-  const stale = state.conn !== "live" || age === null || age * 1000 > state.staleAfter;
+  const silent = !state.lastMessage || Date.now() - state.lastMessage > state.staleAfter;
+  const age = state.dataAt ? Math.max(0, Math.floor((Date.now() + state.clockOffset - state.dataAt) / 1000)) : null;
+  const stale = state.conn !== "live" || silent || age === null || age * 1000 > 3 * state.staleAfter;
   conn.dataset.state = stale && state.conn === "live" ? "stale" : state.conn;
+  conn.dataset.age = age === null ? "" : String(age);
   $("conn-text").textContent = stale && state.conn === "live" ? t("conn.stale") : t("conn." + state.conn);
-  $("age").textContent = age === null ? "" : t("conn.age", { s: age });
+  $("age").textContent = age === null ? t("conn.nodata") : t("conn.age", { s: age });
   document.body.classList.toggle("stale", stale);
 }
 
@@ -78,7 +113,7 @@ function renderFloors() {
   const nav = $("floors");
   nav.replaceChildren(...state.floors.map((f) =>
     el("button", { type: "button", role: "tab", "aria-selected": f.id === state.floor ? "true" : "false", "data-floor": f.id,
-      onclick: () => { state.floor = f.id; renderFloors(); renderMap(); } }, f.name || f.id)));
+      onclick: () => { state.floor = f.id; renderFloors(); renderMap(); } }, nameIn(f))));
   nav.hidden = state.floors.length < 2;
 }
 
@@ -94,7 +129,7 @@ function renderMap() {
   if (!f) { box.replaceChildren(el("p", { class: "note" }, t("floor.none"))); return; }
   const evac = evacuatedZones();
   const fs = Math.max(f.width, f.height) / 40;
-  const s = svg("svg", { viewBox: `0 0 ${f.width} ${f.height}`, role: "img", "aria-label": f.name || f.id },
+  const s = svg("svg", { viewBox: `0 0 ${f.width} ${f.height}`, role: "img", "aria-label": nameIn(f) },
     svg("defs", {}, svg("pattern", { id: "hatch", width: fs, height: fs, patternUnits: "userSpaceOnUse", patternTransform: "rotate(45)" },
       svg("rect", { width: fs / 2, height: fs, fill: "#fff", opacity: "0.45" }))));
   if (f.plan) s.append(svg("image", { href: f.plan, x: 0, y: 0, width: f.width, height: f.height, preserveAspectRatio: "none" }));
@@ -109,7 +144,7 @@ function renderMap() {
     g.append(svg("polygon", { points: pts }));
     if (evac.has(z.id)) g.append(svg("polygon", { points: pts, fill: "url(#hatch)", class: "hatch" }));
     const label = svg("text", { x: cx, y: cy, "font-size": fs, "text-anchor": "middle" },
-      svg("tspan", { x: cx, dy: -fs * 0.6, "font-weight": "bold" }, z.name || z.id),
+      svg("tspan", { x: cx, dy: -fs * 0.6, "font-weight": "bold" }, nameIn(z)),
       svg("tspan", { x: cx, dy: fs * 1.2, class: "count" }, `${z.occupancy} / ${z.capacity} · ${pct}%`),
       svg("tspan", { x: cx, dy: fs * 1.1, "font-size": fs * 0.8 }, t("level." + level) + (z.uncertain ? " ?" : "")));
     g.append(label);
@@ -122,7 +157,7 @@ function renderZoneTable() {
   const rows = state.order.map((id) => state.zones.get(id)).map((z) => {
     const level = z.level || "normal";
     return el("tr", { "data-zone": z.id, "data-occupancy": z.occupancy },
-      el("td", {}, (z.parent ? "  " : "") + (z.name || z.id)),
+      el("td", {}, (z.parent ? "  " : "") + nameIn(z)),
       el("td", { class: "num" }, `${z.occupancy} / ${z.capacity}`),
       el("td", { class: "num" }, `${Math.round(z.ratio * 100)}%`),
       el("td", {}, el("span", { class: `badge level-${level}` }, t("level." + level) + (z.uncertain ? " ?" : ""))));
@@ -140,17 +175,93 @@ function evacuatedZones() {
   return s;
 }
 
+// alertText renders an alert's summary and suggested action in the viewer's language from
+// the catalogue (summary_key, action_key, params), a zone id in the params as the zone's
+// name; without keys, the server's default-language texts.
+function alertText(a) {
+  const params = {};
+  for (const [k, v] of Object.entries(a.params || {})) params[k] = typeof v === "string" && state.zones.has(v) ? zoneName(v) : v;
+  if (a.zone && state.zones.has(a.zone)) { params.zone_name = zoneName(a.zone); params.zone = params.zone || zoneName(a.zone); }
+  const known = (key) => key && t(key) !== key;
+  return {
+    summary: known(a.summary_key) ? t(a.summary_key, params) : a.summary || a.id,
+    action: known(a.action_key) ? t(a.action_key, params) : a.action || "",
+  };
+}
+
+// alertGroups puts the open alerts into one card per zone (or device, or the site), the
+// most urgent card first: highest severity, then unacknowledged, then the oldest.
+function alertGroups() {
+  const groups = new Map();
+  for (const a of state.alerts) {
+    const key = a.zone ? "zone:" + a.zone : a.device ? "device:" + a.device : "site";
+    if (!groups.has(key)) groups.set(key, { key, zone: a.zone || "", device: a.device || "", alerts: [] });
+    groups.get(key).alerts.push(a);
+  }
+  const rank = (a) => [SEVERITY[a.severity] || 0, a.state === "acknowledged" ? 0 : 1, -Date.parse(a.starts_at || 0)];
+  const cmp = (x, y) => { const a = rank(x), b = rank(y); for (let i = 0; i < 3; i++) if (a[i] !== b[i]) return b[i] - a[i]; return 0; };
+  const list = [...groups.values()];
+  for (const g of list) { g.alerts.sort(cmp); g.top = g.alerts[0]; g.open = g.alerts.filter((a) => a.state !== "acknowledged"); }
+  list.sort((x, y) => cmp(x.top, y.top));
+  return list;
+}
+
+// escalationLine says who is paged now and when it goes further, for the card's most
+// escalated alert.
+function escalationLine(alerts) {
+  let best = null;
+  for (const a of alerts) if ((a.escalation || 0) > ((best && best.escalation) || 0) || (!best && (a.escalation_to || a.next_escalation_at))) best = a;
+  if (!best) return null;
+  const parts = [];
+  if (best.escalation > 0 || best.escalated_at) {
+    parts.push(t("alerts.escalated", { to: best.escalation_to ? t("esc." + best.escalation_to) : t("esc.level", { n: best.escalation }), time: storeTime(best.escalated_at) }));
+  } else if (best.escalation_to) {
+    parts.push(t("alerts.paged", { to: t("esc." + best.escalation_to) }));
+  }
+  if (best.next_escalation_at && best.state !== "acknowledged") parts.push(t("alerts.next_escalation", { time: storeTime(best.next_escalation_at) }));
+  return parts.length ? el("div", { class: "escalation" }, parts.join(" · ")) : null;
+}
+
 function renderAlerts() {
   $("alerting-note").hidden = state.alerting;
-  const items = state.alerts.map((a) => {
-    const acked = a.state === "acknowledged";
-    return el("li", { class: `alert sev-${a.severity}`, "data-alert": a.id },
-      el("div", { class: "summary" }, a.summary || a.id),
-      el("div", { class: "meta" }, [a.zone ? zoneName(a.zone) : a.device || "", new Date(a.starts_at).toLocaleTimeString()].filter(Boolean).join(" · ")),
-      acked ? el("div", { class: "meta" }, t("alerts.acked", { who: a.ack_by || "" }))
-        : el("button", { type: "button", class: "ack", disabled: !canAct(), onclick: () => ackAlert(a) }, t("alerts.ack")));
+  const groups = alertGroups();
+  const cards = groups.map((g) => {
+    const where = g.zone ? zoneName(g.zone) : g.device ? t("alerts.device", { id: g.device }) : t("alerts.sitewide", { site: siteName() });
+    const top = alertText(g.top);
+    const rows = g.alerts.map((a) => {
+      const acked = a.state === "acknowledged";
+      const tx = alertText(a);
+      return el("li", { class: `alert sev-${a.severity}` + (acked ? " acked" : ""), "data-alert": a.id, "data-state": a.state },
+        el("div", { class: "summary" }, tx.summary),
+        tx.action ? el("div", { class: "action" }, tx.action) : null,
+        el("div", { class: "meta" }, [t("alerts.since", { time: storeTime(a.starts_at) }), acked ? t("alerts.acked", { who: a.ack_by || "" }) + (a.ack_at ? " " + storeTime(a.ack_at) : "") : ""].filter(Boolean).join(" · ")),
+        acked ? null : el("button", { type: "button", class: "ack", disabled: !canAct(), onclick: () => ackAlert(a) }, t("alerts.ack")));
+    });
+    const many = g.alerts.length > 1;
+    const single = g.alerts[0];
+    const singleAcked = single.state === "acknowledged";
+    // A few alerts show at once; a long list (a zone with many) opens on demand.
+    const open = state.openCards.has(g.key) ? state.openCards.get(g.key) : g.alerts.length <= 3;
+    return el("li", { class: `card sev-${g.top.severity}`, "data-card": g.key, "data-zone": g.zone, "data-count": g.alerts.length },
+      el("div", { class: "card-head" },
+        el("span", { class: `badge sev-${g.top.severity}` }, t("sev." + g.top.severity)),
+        el("b", { class: "where" }, where),
+        many ? el("span", { class: "count" }, t("alerts.count", { n: g.alerts.length })) : null),
+      el("div", { class: "summary" }, top.summary),
+      top.action ? el("div", { class: "action" }, "→ " + top.action) : null,
+      escalationLine(g.alerts),
+      // One alert: its time and button on the card itself; several: a list inside.
+      many ? null : el("div", { class: `alert-line sev-${single.severity}` + (singleAcked ? " acked" : ""), "data-alert": single.id, "data-state": single.state },
+        el("div", { class: "meta" }, [t("alerts.since", { time: storeTime(single.starts_at) }), singleAcked ? t("alerts.acked", { who: single.ack_by || "" }) + (single.ack_at ? " " + storeTime(single.ack_at) : "") : ""].filter(Boolean).join(" · ")),
+        singleAcked ? null : el("button", { type: "button", class: "ack", disabled: !canAct(), onclick: () => ackAlert(single) }, t("alerts.ack"))),
+      el("div", { class: "card-actions" },
+        g.open.length > 1 && g.zone ? el("button", { type: "button", class: "ack-all", disabled: !canAct(), onclick: () => ackZone(g) }, t("alerts.ack_all", { n: g.open.length })) : null,
+        many ? el("button", { type: "button", class: "more", "aria-expanded": String(open),
+          onclick: () => { state.openCards.set(g.key, !open); renderAlerts(); } }, open ? t("alerts.less") : t("alerts.more")) : null),
+      many && open ? el("ul", { class: "card-alerts" }, rows) : null);
   });
-  $("alerts").replaceChildren(...(items.length ? items : [el("li", { class: "note" }, t("alerts.none"))]));
+  $("alerts-count").textContent = state.alerts.length ? String(state.alerts.length) : "";
+  $("alerts").replaceChildren(...(cards.length ? cards : [el("li", { class: "note" }, t("alerts.none"))]));
 }
 
 function renderEvacuations() {
@@ -159,7 +270,7 @@ function renderEvacuations() {
   banner.textContent = state.evacuations.map((e) => t("evac.active", { zone: zoneName(e.zone) })).join(" · ");
   const items = state.evacuations.map((e) => el("li", { class: "evac", "data-zone": e.zone },
     el("div", { class: "summary" }, t("evac.active", { zone: zoneName(e.zone) })),
-    el("div", { class: "meta" }, [e.reason, e.by, new Date(e.at).toLocaleTimeString()].filter(Boolean).join(" · ")),
+    el("div", { class: "meta" }, [e.reason, e.by, storeTime(e.at)].filter(Boolean).join(" · ")),
     el("button", { type: "button", class: "standdown", disabled: !canAct(), onclick: () => standDown(e) }, t("evac.standdown"))));
   $("evacuations").replaceChildren(...(items.length ? items : [el("li", { class: "note" }, t("evac.none"))]));
 }
@@ -168,14 +279,17 @@ function renderDevices() {
   const order = [...state.devices].sort((a, b) => Number(a.online) - Number(b.online));
   $("devices").replaceChildren(...order.map((d) => el("li", { class: d.online ? "ok" : "down", "data-device": d.id },
     el("span", { class: "dot" }), el("b", {}, d.id), " ",
-    d.online ? t("devices.online") : d.last_seen ? `${t("devices.offline")} · ${new Date(d.last_seen).toLocaleTimeString()}` : t("devices.never"))));
+    d.online ? t("devices.online") : d.last_seen ? `${t("devices.offline")} · ${storeTime(d.last_seen)}` : t("devices.never"))));
 }
 
+// The evacuation list keeps the site (every zone, value "") apart from the zones, one of
+// which may be the whole building too.
 function renderForms() {
-  const opts = (withSite) => [
-    ...(withSite ? [el("option", { value: "" }, t("evac.site"))] : []),
-    ...state.order.map((id) => el("option", { value: id }, zoneName(id))),
-  ];
+  const zoneOpts = () => state.order.map((id) => el("option", { value: id }, zoneName(id)));
+  const opts = (withSite) => withSite ? [
+    el("optgroup", { label: t("evac.group_site") }, el("option", { value: "" }, t("evac.site_named", { site: siteName() || t("evac.site") }))),
+    el("optgroup", { label: t("evac.group_zones") }, ...zoneOpts()),
+  ] : zoneOpts();
   const keep = (sel, withSite) => { const v = sel.value; sel.replaceChildren(...opts(withSite)); if (v !== undefined) sel.value = v; if (sel.selectedIndex < 0) sel.selectedIndex = 0; };
   keep($("evac-zone"), true);
   keep($("corr-zone"), false);
@@ -191,10 +305,26 @@ function renderUser() {
   $("signout").hidden = !(s && s.signed_in);
 }
 
+// Browsers keep audio locked until the page is clicked; until then the button says so.
+function audioReady() { return !!state.audio && state.audio.state === "running"; }
+
 function renderSound() {
   const b = $("sound");
-  b.textContent = state.muted ? t("sound.off") : t("sound.on");
+  const locked = !state.muted && !audioReady();
+  b.textContent = state.muted ? t("sound.off") : locked ? t("sound.locked") : t("sound.on");
+  b.dataset.sound = state.muted ? "muted" : locked ? "locked" : "on";
+  b.classList.toggle("locked", locked);
   b.setAttribute("aria-pressed", String(!state.muted));
+}
+
+// unlockAudio runs on the first click anywhere (a user gesture, which browsers require).
+function unlockAudio() {
+  try {
+    state.audio = state.audio || new AudioContext();
+    state.audio.onstatechange = renderSound;
+    state.audio.resume().then(renderSound, renderSound);
+  } catch { /* no audio device: the list still shows the alert */ }
+  renderSound();
 }
 
 // ---------- sound on new critical alerts ----------
@@ -209,9 +339,8 @@ function noticeAlerts() {
 }
 
 function beep() {
-  if (state.muted) return;
+  if (state.muted || !audioReady()) return;
   try {
-    state.audio = state.audio || new AudioContext();
     const ctx = state.audio;
     for (let i = 0; i < 3; i++) {
       const o = ctx.createOscillator(), g = ctx.createGain();
@@ -257,9 +386,24 @@ function failure(r) {
 }
 
 async function ackAlert(a) {
-  const note = await confirmDialog(`${t("alerts.ack")}: ${a.summary || a.id}`, true);
+  const note = await confirmDialog(`${t("alerts.ack")}: ${alertText(a).summary}`, true);
   if (note === null) return;
   const r = await api("POST", `/api/v1/alerts/${encodeURIComponent(a.id)}/ack`, { note });
+  r.ok ? say(t("alerts.acked", { who: state.session.user })) : say(failure(r), true);
+}
+
+// ackZone acknowledges every open alert of a zone at once (POST /api/v1/alerts/ack); a
+// service without that endpoint gets them one by one.
+async function ackZone(g) {
+  const note = await confirmDialog(t("alerts.ack_all_confirm", { n: g.open.length, zone: zoneName(g.zone) }), true);
+  if (note === null) return;
+  let r = await api("POST", "/api/v1/alerts/ack", { zone: g.zone, note });
+  if (r.status === 404 || r.status === 405) {
+    for (const a of g.open) {
+      r = await api("POST", `/api/v1/alerts/${encodeURIComponent(a.id)}/ack`, { note });
+      if (!r.ok && r.status !== 409) break;
+    }
+  }
   r.ok ? say(t("alerts.acked", { who: state.session.user })) : say(failure(r), true);
 }
 
@@ -299,11 +443,14 @@ async function main() {
   if (state.session.auth_enabled && !state.session.signed_in) { location.href = "/login?next=/dashboard"; return; }
   $("lang").addEventListener("click", () => { setLang(currentLang() === "zh" ? "en" : "zh"); renderAll(); });
   $("sound").addEventListener("click", () => {
+    // A click while locked only unlocks (the page-wide listener does that); otherwise toggle.
+    if (!state.muted && !audioReady()) return;
     state.muted = !state.muted;
     localStorage.setItem("cw.muted", state.muted ? "1" : "0");
-    if (!state.muted) { try { state.audio = state.audio || new AudioContext(); state.audio.resume(); } catch { /* no audio */ } }
     renderSound();
   });
+  document.addEventListener("pointerdown", unlockAudio, { capture: true });
+  document.addEventListener("keydown", unlockAudio, { capture: true });
   $("signout").addEventListener("click", async () => { await api("DELETE", "/api/v1/session"); location.href = "/login"; });
   $("evac-form").addEventListener("submit", declare);
   $("corr-form").addEventListener("submit", correct);

@@ -18,6 +18,7 @@ async function main() {
     const next = new URLSearchParams(location.search).get("next");
     location.href = next && next.startsWith("/") && !next.startsWith("//") ? next : "/dashboard";
   });
+  document.body.dataset.ready = "true"; // the form posts through this script from now on
 }
 
 main();
