@@ -11,6 +11,7 @@ FUZZ_TARGETS = \
 	./ingest:FuzzDecodeOccupancy \
 	./ingest:FuzzDecodeStatus \
 	./ingest:FuzzTopicParse \
+	./ingest:FuzzWillRefusal \
 	./configs:FuzzParse \
 	./firmware-sim/scenario:FuzzParse \
 	./firmware-sim/replay:FuzzLoad \
