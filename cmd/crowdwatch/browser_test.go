@@ -501,6 +501,11 @@ func TestBrowserOverCapacityCriticalAtOnce(t *testing.T) {
 	if len(first) != 2 || first[1] != "critical" {
 		t.Fatalf("the first drawing of the entrance over capacity is %v, want critical in the same feed update", first)
 	}
+	// Its critical alert waits out a 15 s hold-down before anyone is paged; meanwhile the map
+	// and the table say that an alert is pending.
+	step(t, ctx, "the map and the table say an alert is pending",
+		chromedp.WaitVisible(`#map g.zone[data-zone="entrance"][data-pending="critical"]`),
+		chromedp.WaitVisible(`#zones tr[data-zone="entrance"] .pending[data-pending="critical"]`))
 	shots(t, ctx, "dashboard-over-capacity", "#map svg")
 }
 

@@ -140,17 +140,25 @@ function renderMap() {
     const pts = fz.polygon.map((p) => p.join(",")).join(" ");
     const [cx, cy] = centroid(fz.polygon);
     const pct = Math.round(z.ratio * 100);
-    const g = svg("g", { class: `zone level-${level}`, "data-zone": z.id, "data-occupancy": z.occupancy, "data-level": level });
+    const g = svg("g", { class: `zone level-${level}`, "data-zone": z.id, "data-occupancy": z.occupancy, "data-level": level,
+      "data-pending": z.pending || "" });
     g.append(svg("polygon", { points: pts }));
     if (evac.has(z.id)) g.append(svg("polygon", { points: pts, fill: "url(#hatch)", class: "hatch" }));
     const label = svg("text", { x: cx, y: cy, "font-size": fs, "text-anchor": "middle" },
       svg("tspan", { x: cx, dy: -fs * 0.6, "font-weight": "bold" }, nameIn(z)),
       svg("tspan", { x: cx, dy: fs * 1.2, class: "count" }, `${z.occupancy} / ${z.capacity} · ${pct}%`),
-      svg("tspan", { x: cx, dy: fs * 1.1, "font-size": fs * 0.8 }, t("level." + level) + (z.uncertain ? " ?" : "")));
+      svg("tspan", { x: cx, dy: fs * 1.1, "font-size": fs * 0.8 }, t("level." + level) + (z.uncertain ? " ?" : "") +
+        (z.pending ? " · " + pendingText(z) : "")));
     g.append(label);
     s.append(g);
   }
   box.replaceChildren(s);
+}
+
+// pendingText says that a zone's alert is waiting out its hold-down: the figure is already
+// shown at its level, staff are paged once the hold-down is over.
+function pendingText(z) {
+  return t("level.pending", { level: t("level." + z.pending), time: z.pending_since ? storeTime(z.pending_since) : "" });
 }
 
 function renderZoneTable() {
@@ -160,7 +168,8 @@ function renderZoneTable() {
       el("td", {}, (z.parent ? "  " : "") + nameIn(z)),
       el("td", { class: "num" }, `${z.occupancy} / ${z.capacity}`),
       el("td", { class: "num" }, `${Math.round(z.ratio * 100)}%`),
-      el("td", {}, el("span", { class: `badge level-${level}` }, t("level." + level) + (z.uncertain ? " ?" : ""))));
+      el("td", {}, el("span", { class: `badge level-${level}` }, t("level." + level) + (z.uncertain ? " ?" : "")),
+        z.pending ? el("span", { class: "pending", "data-pending": z.pending }, " " + pendingText(z)) : null));
   });
   $("zones").tBodies[0].replaceChildren(...rows);
 }
