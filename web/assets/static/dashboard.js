@@ -148,7 +148,7 @@ function renderMap() {
       svg("tspan", { x: cx, dy: -fs * 0.6, "font-weight": "bold" }, nameIn(z)),
       svg("tspan", { x: cx, dy: fs * 1.2, class: "count" }, `${z.occupancy} / ${z.capacity} · ${pct}%`),
       svg("tspan", { x: cx, dy: fs * 1.1, "font-size": fs * 0.8 }, t("level." + level) + (z.uncertain ? " ?" : "") +
-        (z.pending ? " · " + pendingText(z) : "")));
+        (z.pending ? " · " + t("level.pending_short") : "")));
     g.append(label);
     s.append(g);
   }
