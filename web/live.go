@@ -14,6 +14,7 @@ import (
 
 	"github.com/crowdwatch/crowdwatch/alerting"
 	"github.com/crowdwatch/crowdwatch/configs"
+	"github.com/crowdwatch/crowdwatch/internal/owner"
 	"github.com/crowdwatch/crowdwatch/web/guidance"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
@@ -26,12 +27,6 @@ type AlertSource interface {
 	Subscribe() (<-chan struct{}, func())
 }
 
-// Snapshotter is the occupancy engine's read side.
-type Snapshotter interface {
-	Snapshot() *zones.Snapshot
-	Subscribe() <-chan struct{}
-}
-
 // Publisher publishes the guidance on MQTT (the embedded broker or the external client).
 type Publisher interface {
 	Publish(topic string, payload []byte, retain bool) error
@@ -41,7 +36,7 @@ type Publisher interface {
 // LiveOptions configure the live feed.
 type LiveOptions struct {
 	Config *configs.Config
-	Engine Snapshotter
+	Engine zones.Source
 	// Alerts, when set, gives each zone's level, the open alerts and the evacuations. When
 	// nil, levels come from guidance.DefaultLevel and there are no alerts or evacuations.
 	Alerts AlertSource
@@ -224,7 +219,8 @@ type client struct {
 // Run owns the feed until ctx ends, then closes every client.
 func (l *Live) Run(ctx context.Context) {
 	defer close(l.done)
-	engineCh := l.o.Engine.Subscribe()
+	engineCh, unsubscribeEngine := l.o.Engine.Subscribe()
+	defer unsubscribeEngine()
 	var alertCh <-chan struct{}
 	if l.o.Alerts != nil {
 		ch, unsubscribe := l.o.Alerts.Subscribe()
@@ -250,10 +246,8 @@ func (l *Live) Run(ctx context.Context) {
 	// Leading-edge coalescing: the first change after a quiet spell goes out at once (a
 	// surge at an entrance reaches the screens within a commit), later ones wait for the
 	// interval since the last update, so a busy store sends at most one update per interval.
-	pace := time.NewTimer(time.Hour)
-	pace.Stop()
-	paced := false
-	var lastSent time.Time
+	pace := owner.NewPacer(l.o.Interval, owner.Leading)
+	defer pace.Stop()
 	beat := time.NewTicker(l.o.Heartbeat)
 	defer beat.Stop()
 	staleAfter := l.o.Config.Signage.StaleAfter
@@ -322,8 +316,8 @@ func (l *Live) Run(ctx context.Context) {
 			dirty = true
 		case <-alertCh:
 			dirty = true
-		case <-pace.C:
-			paced = false
+		case <-pace.C():
+			pace.Fired()
 		case <-beat.C:
 			// Re-evaluate guidance (a held state may now relax) and tell everyone the feed is
 			// alive: dashboards get a heartbeat (or an update), screens their guidance again.
@@ -349,18 +343,13 @@ func (l *Live) Run(ctx context.Context) {
 			cur = next
 			broadcast(dash, screens)
 		}
-		if dirty && !paced {
-			if wait := l.o.Interval - time.Since(lastSent); wait > 0 {
-				pace.Reset(wait)
-				paced = true
-				continue
-			}
+		if dirty && pace.Ready() {
 			dirty = false
 			next := l.build(cur.screens)
 			seq++
 			dash, screens := l.diff(cur, next, seq)
 			if dash != nil || len(screens) > 0 {
-				lastSent = time.Now() // only what clients see is paced
+				pace.Sent() // only what clients see is paced
 			}
 			l.storeGuidance(next)
 			l.offer(pubCh, next, cur.screens)
