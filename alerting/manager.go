@@ -265,7 +265,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		case <-tick.C:
 		case c := <-m.cmds.Requests():
 			now := m.opts.Now()
-			v, err := c.Fn(now)
+			v, err := c.Req(now)
 			step(now)
 			c.Reply(v, err)
 			continue

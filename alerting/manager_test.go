@@ -150,7 +150,7 @@ func (h *harness) run(call func()) {
 		defer close(done)
 		select {
 		case c := <-h.m.cmds.Requests():
-			v, err := c.Fn(h.now)
+			v, err := c.Req(h.now)
 			h.m.step(h.now)
 			c.Reply(v, err)
 		case <-quit:

@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"maps"
 	"slices"
@@ -62,8 +63,9 @@ type LiveOptions struct {
 // shows and the set of clients; it sends every client its messages through the client's
 // bounded queue and drops a client whose queue is full.
 type Live struct {
-	o          LiveOptions
-	register   chan admission
+	o LiveOptions
+	// joins ask Run to take a client; Run answers "" (taken) or the limit that refused it.
+	joins      *owner.Commands[*client]
 	unregister chan *client
 	done       chan struct{}
 	guidance   atomic.Pointer[map[string]guidance.Guidance]
@@ -97,8 +99,9 @@ func NewLive(o LiveOptions) *Live {
 		o.Log = slog.Default()
 	}
 	o.Limits = o.Limits.withDefaults()
-	l := &Live{o: o, register: make(chan admission), unregister: make(chan *client), done: make(chan struct{}),
+	l := &Live{o: o, unregister: make(chan *client), done: make(chan struct{}),
 		refused: newRefusedCounter(), zoneNames: map[string]map[string]string{}, reports: map[string]uint64{}}
+	l.joins = owner.NewCommands[*client](l.done, errFeedStopped)
 	for _, z := range o.Config.Zones {
 		l.zoneNames[z.ID] = z.Names.ByLanguage(z.Name)
 	}
@@ -293,14 +296,14 @@ func (l *Live) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case ad := <-l.register:
-			if why := admitted.admit(ad.c); why != "" {
+		case ad := <-l.joins.Requests():
+			c := ad.Req
+			if why := admitted.admit(c); why != "" {
 				l.refused.WithLabelValues(why).Inc()
-				ad.reply <- why
+				ad.Reply(why, nil)
 				break
 			}
-			ad.reply <- ""
-			c := ad.c
+			ad.Reply("", nil)
 			clients[c] = true
 			l.clients.Store(int64(len(clients)))
 			seq++
@@ -585,14 +588,14 @@ func (l *Live) publish(ctx context.Context, ch chan map[string][]byte) {
 // join adds a client to the feed if its limits allow: refused is "" when it joined, else the
 // limit that refused it; ok is false when the feed has stopped.
 func (l *Live) join(c *client) (refused string, ok bool) {
-	reply := make(chan string, 1)
-	select {
-	case l.register <- admission{c: c, reply: reply}:
-		return <-reply, true
-	case <-l.done:
+	why, err := l.joins.Do(context.Background(), c)
+	if err != nil {
 		return "", false
 	}
+	return why.(string), true
 }
+
+var errFeedStopped = errors.New("live feed stopped")
 
 // leave removes a client (its queue is closed, which ends its writer).
 func (l *Live) leave(c *client) {

@@ -233,7 +233,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			e.commit()
 		case c := <-e.cmds.Requests():
 			// The command runs here and is committed before the reply.
-			val, err := c.Fn()
+			val, err := c.Req()
 			if err == nil && !e.commit() {
 				err = errors.New("storage: the change could not be written; nothing was changed")
 			}

@@ -2,19 +2,19 @@ package owner
 
 import "context"
 
-// Commands carry requests into the owner goroutine. F is the function type the owner runs,
-// for example func() (any, error), or func(now time.Time) (any, error) when the owner hands
-// each command its clock reading.
+// Commands carry requests into the owner goroutine. F is what a request is: usually the
+// function the owner runs, for example func() (any, error), or func(now time.Time) (any,
+// error) when the owner hands each command its clock reading; or a value the owner acts on.
 type Commands[F any] struct {
 	ch         chan Command[F]
 	stopped    <-chan struct{}
 	errStopped error
 }
 
-// Command is one request: the owner calls Fn (with whatever argument F takes), does what
-// must follow (a commit, an evaluation), then calls Reply exactly once.
+// Command is one request: the owner carries out Req (calls it, with whatever argument F
+// takes), does what must follow (a commit, an evaluation), then calls Reply exactly once.
 type Command[F any] struct {
-	Fn    F
+	Req   F
 	reply chan result
 }
 
@@ -32,11 +32,11 @@ func NewCommands[F any](stopped <-chan struct{}, errStopped error) *Commands[F] 
 // Requests is what the owner's loop receives commands from.
 func (c *Commands[F]) Requests() <-chan Command[F] { return c.ch }
 
-// Do hands fn to the owner and waits for its reply. It gives up when ctx ends, or with
-// errStopped when the owner has stopped before taking fn. Once taken, fn's effects happen
+// Do hands req to the owner and waits for its reply. It gives up when ctx ends, or with
+// errStopped when the owner has stopped before taking req. Once taken, req's effects happen
 // even if ctx ends while waiting for the reply.
-func (c *Commands[F]) Do(ctx context.Context, fn F) (any, error) {
-	cmd := Command[F]{Fn: fn, reply: make(chan result, 1)}
+func (c *Commands[F]) Do(ctx context.Context, req F) (any, error) {
+	cmd := Command[F]{Req: req, reply: make(chan result, 1)}
 	select {
 	case c.ch <- cmd:
 	case <-ctx.Done():

@@ -109,7 +109,7 @@ func TestCommands(t *testing.T) {
 	}{
 		{"the reply comes back", func(c *Commands[func() (any, error)], _, _ func()) {
 			cmd := <-c.Requests()
-			v, err := cmd.Fn()
+			v, err := cmd.Req()
 			cmd.Reply(v, err)
 		}, 42, nil, true},
 		{"an error comes back", func(c *Commands[func() (any, error)], _, _ func()) {
@@ -120,7 +120,7 @@ func TestCommands(t *testing.T) {
 		{"ctx ends before the owner takes it", func(_ *Commands[func() (any, error)], _, cancel func()) { cancel() }, nil, context.Canceled, false},
 		{"ctx ends after the owner took it: its effects stay", func(c *Commands[func() (any, error)], _, cancel func()) {
 			cmd := <-c.Requests()
-			_, _ = cmd.Fn()
+			_, _ = cmd.Req()
 			cancel()
 		}, nil, context.Canceled, true},
 	} {
