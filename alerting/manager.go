@@ -246,8 +246,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	// A busy store commits hundreds of times a second; evaluating after each commit cost 9%
 	// of the service's CPU at saturation (docs/benchmarks.md). A change after a quiet spell is
 	// evaluated at once, later ones at most every minChangeGap, which is far inside every
-	// hold-down.
-	// Every evaluation counts as the pacer's last action, whatever caused it.
+	// hold-down. Every evaluation counts as the pacer's last one, whatever caused it.
 	pace := owner.NewPacer(minChangeGap, owner.Leading)
 	defer pace.Stop()
 	step := func(now time.Time) { m.step(now); pace.Sent() }
