@@ -9,20 +9,14 @@ import (
 	"math"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/crowdwatch/crowdwatch/configs"
+	"github.com/crowdwatch/crowdwatch/internal/owner"
 	"github.com/crowdwatch/crowdwatch/security"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
-
-// Source is what the manager reads: the occupancy engine's committed snapshots.
-type Source interface {
-	Snapshot() *zones.Snapshot
-	Subscribe() <-chan struct{}
-}
 
 // Silence mutes notifications of matching alerts until End. Empty matchers match anything.
 type Silence struct {
@@ -45,8 +39,8 @@ func (s *Silence) matches(a *Alert, now time.Time) bool {
 type Options struct {
 	Config   *configs.Config
 	Model    *zones.Model
-	Source   Source
-	Notifier Notifier // where notifications go; nil drops them
+	Source   zones.Source // the occupancy engine's committed snapshots
+	Notifier Notifier     // where notifications go; nil drops them
 	Metrics  *Metrics
 	// Messages is the catalogue the playbook's actions are rendered from; nil: the embedded one.
 	Messages Catalogue
@@ -115,12 +109,10 @@ type Manager struct {
 	store   *store
 	log     *slog.Logger
 	metrics *Metrics
-	cmds    chan command
+	cmds    *owner.Commands[func(now time.Time) (any, error)]
 	stopped chan struct{}
 	status  atomic.Pointer[Status]
-	subMu   sync.Mutex
-	subs    map[int]chan struct{}
-	nextSub int
+	changed owner.Signal
 
 	// Owned by Run.
 	set      *settings
@@ -154,16 +146,6 @@ func (s driftSample) when() time.Time { return s.at }
 type outgoing struct {
 	n      Notification
 	routes []string
-}
-
-type command struct {
-	run   func(now time.Time) (any, error)
-	reply chan commandResult
-}
-
-type commandResult struct {
-	val any
-	err error
 }
 
 // ErrStopped is returned once the manager has stopped.
@@ -209,11 +191,12 @@ func New(o Options) (*Manager, error) {
 		return nil, err
 	}
 	n := len(o.Model.Zones)
-	m := &Manager{opts: o, store: st, log: o.Logger, metrics: o.Metrics, cmds: make(chan command),
-		stopped: make(chan struct{}), subs: map[int]chan struct{}{}, set: set,
+	m := &Manager{opts: o, store: st, log: o.Logger, metrics: o.Metrics,
+		stopped: make(chan struct{}), set: set,
 		levels: make([]levelTracker, n), conds: map[string]*condTracker{}, alerts: map[string]*Alert{},
 		silences: l.silences, evacs: l.evacs, trends: make([]trend, n), drift: make([]series[driftSample], n),
 		lastCorr: make([]int64, n), started: o.Now(), pending: newChanges()}
+	m.cmds = owner.NewCommands[func(now time.Time) (any, error)](m.stopped, ErrStopped)
 	for id, a := range l.alerts {
 		if !a.Open() {
 			m.resolved = append(m.resolved, a)
@@ -251,57 +234,39 @@ func (m *Manager) Status() *Status { return m.status.Load() }
 
 // Subscribe returns a channel signalled (coalesced) after each new Status, and a function
 // that unsubscribes.
-func (m *Manager) Subscribe() (<-chan struct{}, func()) {
-	ch := make(chan struct{}, 1)
-	m.subMu.Lock()
-	id := m.nextSub
-	m.nextSub++
-	m.subs[id] = ch
-	m.subMu.Unlock()
-	return ch, func() {
-		m.subMu.Lock()
-		delete(m.subs, id)
-		m.subMu.Unlock()
-	}
-}
+func (m *Manager) Subscribe() (<-chan struct{}, func()) { return m.changed.Subscribe() }
 
 // Run evaluates on every occupancy change and every alerting.evaluate_every until ctx ends.
 func (m *Manager) Run(ctx context.Context) error {
 	defer close(m.stopped)
-	changed := m.opts.Source.Subscribe()
+	changed, unsubscribe := m.opts.Source.Subscribe()
+	defer unsubscribe()
 	tick := time.NewTicker(m.set.cfg.Alerting.EvaluateEvery)
 	defer tick.Stop()
 	// A busy store commits hundreds of times a second; evaluating after each commit cost 9%
 	// of the service's CPU at saturation (docs/benchmarks.md). A change after a quiet spell is
 	// evaluated at once, later ones at most every minChangeGap, which is far inside every
-	// hold-down.
-	pace := time.NewTimer(time.Hour)
-	pace.Stop()
-	paced := false
-	var last time.Time
-	step := func(now time.Time) { m.step(now); last = time.Now() }
+	// hold-down. Every evaluation counts as the pacer's last one, whatever caused it.
+	pace := owner.NewPacer(minChangeGap, owner.Leading)
+	defer pace.Stop()
+	step := func(now time.Time) { m.step(now); pace.Sent() }
 	step(m.opts.Now())
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-changed:
-			if paced {
+			if !pace.Ready() {
 				continue
 			}
-			if wait := minChangeGap - time.Since(last); wait > 0 {
-				pace.Reset(wait)
-				paced = true
-				continue
-			}
-		case <-pace.C:
-			paced = false
+		case <-pace.C():
+			pace.Fired()
 		case <-tick.C:
-		case c := <-m.cmds:
+		case c := <-m.cmds.Requests():
 			now := m.opts.Now()
-			v, err := c.run(now)
+			v, err := c.Req(now)
 			step(now)
-			c.reply <- commandResult{v, err}
+			c.Reply(v, err)
 			continue
 		}
 		step(m.opts.Now())
@@ -342,20 +307,7 @@ func (m *Manager) flush(now time.Time, snap *zones.Snapshot) {
 
 // do runs fn inside Run and waits for its effects to be stored.
 func (m *Manager) do(ctx context.Context, fn func(now time.Time) (any, error)) (any, error) {
-	c := command{run: fn, reply: make(chan commandResult, 1)}
-	select {
-	case m.cmds <- c:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-m.stopped:
-		return nil, ErrStopped
-	}
-	select {
-	case r := <-c.reply:
-		return r.val, r.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	return m.cmds.Do(ctx, fn)
 }
 
 // condTracker is the hold-down and clearing of a non-level condition.
@@ -882,14 +834,7 @@ func (m *Manager) publish(now time.Time, snap *zones.Snapshot) {
 	}
 	m.metrics.setFiring(counts)
 	m.status.Store(s)
-	m.subMu.Lock()
-	for _, ch := range m.subs {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
-	m.subMu.Unlock()
+	m.changed.Notify()
 }
 
 // sortAlerts puts the most severe first, then unacknowledged, then the oldest.

@@ -43,8 +43,10 @@ type fakeSource struct {
 	ch   chan struct{}
 }
 
-func (f *fakeSource) Snapshot() *zones.Snapshot  { f.mu.Lock(); defer f.mu.Unlock(); return f.snap }
-func (f *fakeSource) Subscribe() <-chan struct{} { return f.ch }
+func (f *fakeSource) Snapshot() *zones.Snapshot { f.mu.Lock(); defer f.mu.Unlock(); return f.snap }
+func (f *fakeSource) Subscribe() (<-chan struct{}, func()) {
+	return f.ch, func() {}
+}
 
 type recorded struct {
 	n        Notification
@@ -147,10 +149,10 @@ func (h *harness) run(call func()) {
 	go func() {
 		defer close(done)
 		select {
-		case c := <-h.m.cmds:
-			v, err := c.run(h.now)
+		case c := <-h.m.cmds.Requests():
+			v, err := c.Req(h.now)
 			h.m.step(h.now)
-			c.reply <- commandResult{v, err}
+			c.Reply(v, err)
 		case <-quit:
 		}
 	}()

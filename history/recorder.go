@@ -21,12 +21,6 @@ import (
 	"github.com/crowdwatch/crowdwatch/zones"
 )
 
-// Source is what the recorder reads: the engine's committed snapshots and its change signal.
-type Source interface {
-	Snapshot() *zones.Snapshot
-	Subscribe() <-chan struct{}
-}
-
 // Options configure a Recorder.
 type Options struct {
 	Path string
@@ -53,7 +47,7 @@ type Options struct {
 // for the disk, and one goroutine owns every write transaction on the history file.
 type Recorder struct {
 	o       Options
-	src     Source
+	src     zones.Source
 	file    *file
 	m       *metrics
 	held    atomic.Int64
@@ -102,7 +96,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 // NewRecorder checks the options and takes the engine's state as it is now; nothing is
 // opened until Run. Make it before devices can report (before MQTT starts), so that on a
 // first start every crossing from then on is recorded.
-func NewRecorder(src Source, reg prometheus.Registerer, o Options) (*Recorder, error) {
+func NewRecorder(src zones.Source, reg prometheus.Registerer, o Options) (*Recorder, error) {
 	if o.Path == "" {
 		return nil, errors.New("history: no file path")
 	}
@@ -150,7 +144,8 @@ func (r *Recorder) Run(ctx context.Context) error {
 	writerDone := make(chan struct{})
 	go func() { defer close(writerDone); r.writer() }()
 
-	signal := r.src.Subscribe()
+	signal, unsubscribe := r.src.Subscribe()
+	defer unsubscribe()
 	sampleT := time.NewTicker(r.o.SampleInterval)
 	defer sampleT.Stop()
 	flushT := time.NewTicker(r.o.FlushInterval)

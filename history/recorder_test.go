@@ -11,14 +11,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/crowdwatch/crowdwatch/internal/owner"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
 
 // fakeEngine publishes snapshots of one zone and one door as the engine does.
 type fakeEngine struct {
-	mu   sync.Mutex
-	snap *zones.Snapshot
-	subs []chan struct{}
+	mu      sync.Mutex
+	snap    *zones.Snapshot
+	changed owner.Signal
 }
 
 func (f *fakeEngine) Snapshot() *zones.Snapshot {
@@ -27,27 +28,15 @@ func (f *fakeEngine) Snapshot() *zones.Snapshot {
 	return f.snap
 }
 
-func (f *fakeEngine) Subscribe() <-chan struct{} {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	ch := make(chan struct{}, 1)
-	f.subs = append(f.subs, ch)
-	return ch
-}
+func (f *fakeEngine) Subscribe() (<-chan struct{}, func()) { return f.changed.Subscribe() }
 
 func (f *fakeEngine) set(in, out uint64) {
 	f.mu.Lock()
 	occ := int64(in - out)
 	f.snap = &zones.Snapshot{Zones: []zones.ZoneState{{ID: "hall", Occupancy: occ, Capacity: 10, Ratio: float64(occ) / 10}},
 		Doors: []zones.DoorState{{ID: "main", In: in, Out: out}}}
-	subs := f.subs
 	f.mu.Unlock()
-	for _, ch := range subs {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
+	f.changed.Notify()
 }
 
 func oneZoneSite() Site {

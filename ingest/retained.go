@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/crowdwatch/crowdwatch/internal/owner"
 )
 
 // Retainer is a Publisher that remembers the latest retained message it sent on each topic
@@ -22,7 +24,7 @@ type Retainer struct {
 	pub      Publisher
 	interval time.Duration
 	log      *slog.Logger
-	reqs     chan retainReq
+	reqs     *owner.Commands[retainReq]
 	done     chan struct{}
 }
 
@@ -30,7 +32,6 @@ type retainReq struct {
 	topic   string
 	payload []byte
 	retain  bool
-	reply   chan error
 }
 
 // errRetainerStopped is returned by Publish once Run has returned.
@@ -38,19 +39,16 @@ var errRetainerStopped = errors.New("mqtt: the retained-message publisher has st
 
 // NewRetainer wraps pub; call Run.
 func NewRetainer(pub Publisher, interval time.Duration, log *slog.Logger) *Retainer {
-	return &Retainer{pub: pub, interval: interval, log: log, reqs: make(chan retainReq), done: make(chan struct{})}
+	r := &Retainer{pub: pub, interval: interval, log: log, done: make(chan struct{})}
+	r.reqs = owner.NewCommands[retainReq](r.done, errRetainerStopped)
+	return r
 }
 
 // Publish sends a message through the wrapped publisher; a retained one is remembered (an
 // empty retained payload clears the topic and is forgotten).
 func (r *Retainer) Publish(topic string, payload []byte, retain bool) error {
-	req := retainReq{topic: topic, payload: payload, retain: retain, reply: make(chan error, 1)}
-	select {
-	case r.reqs <- req:
-		return <-req.reply
-	case <-r.done:
-		return errRetainerStopped
-	}
+	_, err := r.reqs.Do(context.Background(), retainReq{topic: topic, payload: payload, retain: retain})
+	return err
 }
 
 // Connected is the wrapped publisher's.
@@ -68,7 +66,8 @@ func (r *Retainer) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case req := <-r.reqs:
+		case cmd := <-r.reqs.Requests():
+			req := cmd.Req
 			err := r.pub.Publish(req.topic, req.payload, req.retain)
 			if req.retain {
 				if _, ok := latest[req.topic]; !ok {
@@ -81,7 +80,7 @@ func (r *Retainer) Run(ctx context.Context) {
 					order = removeTopic(order, req.topic)
 				}
 			}
-			req.reply <- err
+			cmd.Reply(nil, err)
 		case <-tick.C:
 			if !r.pub.Connected() {
 				continue

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/crowdwatch/crowdwatch/alerting"
+	"github.com/crowdwatch/crowdwatch/internal/owner"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
 
@@ -37,21 +38,18 @@ type StatusSource interface {
 	Status() *alerting.Status
 }
 
-// Snapshotter is the engine's read side.
-type Snapshotter interface {
-	Snapshot() *zones.Snapshot
-	Subscribe() <-chan struct{}
-}
-
 // PublishZones publishes each zone's state, retained, whenever it changes, at most once per
 // interval per zone, until ctx ends. A sign subscribing later gets the latest state at once.
 // levels (nil: the built-in thresholds) gives each zone's shown level; a change of level or
 // pending alert is published too, within an interval.
-func PublishZones(ctx context.Context, engine Snapshotter, pub Publisher, topics Topics, interval time.Duration, levels StatusSource, log *slog.Logger) {
-	changed := engine.Subscribe()
+func PublishZones(ctx context.Context, engine zones.Source, pub Publisher, topics Topics, interval time.Duration, levels StatusSource, log *slog.Logger) {
+	changed, unsubscribe := engine.Subscribe()
+	defer unsubscribe()
 	last := map[string]ZoneMessage{}
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
+	// Trailing: a change waits for the next tick, so a burst of commits becomes one message
+	// per zone; publishing happens only on a tick (and once at the start).
+	pace := owner.NewPacer(interval, owner.Trailing)
+	defer pace.Stop()
 	dirty := true
 	complain := rate.Sometimes{Interval: time.Minute}
 	for {
@@ -77,20 +75,18 @@ func PublishZones(ctx context.Context, engine Snapshotter, pub Publisher, topics
 				last[z.ID] = msg
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-changed:
-			// Wait for the tick so a burst of commits becomes one message per zone.
+		for ticked := false; !ticked; {
 			select {
-			case <-tick.C:
 			case <-ctx.Done():
 				return
+			case <-changed:
+				pace.Ready()
+			case <-pace.C():
+				ticked = true
+				// A level can change without a new count (a hold-down ends, a pending alert fires).
+				changes := pace.Fired()
+				dirty = dirty || changes || levels != nil
 			}
-			dirty = true
-		case <-tick.C:
-			// A level can change without a new count (a hold-down ends, a pending alert fires).
-			dirty = dirty || levels != nil
 		}
 	}
 }

@@ -17,8 +17,10 @@ type zpEngine struct {
 	snap atomic.Pointer[zones.Snapshot]
 }
 
-func (e *zpEngine) Snapshot() *zones.Snapshot  { return e.snap.Load() }
-func (e *zpEngine) Subscribe() <-chan struct{} { return make(chan struct{}) }
+func (e *zpEngine) Snapshot() *zones.Snapshot { return e.snap.Load() }
+func (e *zpEngine) Subscribe() (<-chan struct{}, func()) {
+	return make(chan struct{}), func() {}
+}
 
 type zpPub struct {
 	mu   sync.Mutex

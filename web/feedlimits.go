@@ -27,12 +27,6 @@ const (
 	refusedTotal        = "total"
 )
 
-// admission asks Run to take a client; Run answers "" (taken) or the limit that refused it.
-type admission struct {
-	c     *client
-	reply chan string
-}
-
 // admissions counts the clients per principal and per host. Only Run touches it.
 type admissions struct {
 	limits  FeedLimits

@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"maps"
 	"slices"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/crowdwatch/crowdwatch/alerting"
 	"github.com/crowdwatch/crowdwatch/configs"
+	"github.com/crowdwatch/crowdwatch/internal/owner"
 	"github.com/crowdwatch/crowdwatch/web/guidance"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
@@ -26,12 +28,6 @@ type AlertSource interface {
 	Subscribe() (<-chan struct{}, func())
 }
 
-// Snapshotter is the occupancy engine's read side.
-type Snapshotter interface {
-	Snapshot() *zones.Snapshot
-	Subscribe() <-chan struct{}
-}
-
 // Publisher publishes the guidance on MQTT (the embedded broker or the external client).
 type Publisher interface {
 	Publish(topic string, payload []byte, retain bool) error
@@ -41,7 +37,7 @@ type Publisher interface {
 // LiveOptions configure the live feed.
 type LiveOptions struct {
 	Config *configs.Config
-	Engine Snapshotter
+	Engine zones.Source
 	// Alerts, when set, gives each zone's level, the open alerts and the evacuations. When
 	// nil, levels come from guidance.DefaultLevel and there are no alerts or evacuations.
 	Alerts AlertSource
@@ -67,8 +63,9 @@ type LiveOptions struct {
 // shows and the set of clients; it sends every client its messages through the client's
 // bounded queue and drops a client whose queue is full.
 type Live struct {
-	o          LiveOptions
-	register   chan admission
+	o LiveOptions
+	// joins ask Run to take a client; Run answers "" (taken) or the limit that refused it.
+	joins      *owner.Commands[*client]
 	unregister chan *client
 	done       chan struct{}
 	guidance   atomic.Pointer[map[string]guidance.Guidance]
@@ -102,8 +99,9 @@ func NewLive(o LiveOptions) *Live {
 		o.Log = slog.Default()
 	}
 	o.Limits = o.Limits.withDefaults()
-	l := &Live{o: o, register: make(chan admission), unregister: make(chan *client), done: make(chan struct{}),
+	l := &Live{o: o, unregister: make(chan *client), done: make(chan struct{}),
 		refused: newRefusedCounter(), zoneNames: map[string]map[string]string{}, reports: map[string]uint64{}}
+	l.joins = owner.NewCommands[*client](l.done, errFeedStopped)
 	for _, z := range o.Config.Zones {
 		l.zoneNames[z.ID] = z.Names.ByLanguage(z.Name)
 	}
@@ -224,7 +222,8 @@ type client struct {
 // Run owns the feed until ctx ends, then closes every client.
 func (l *Live) Run(ctx context.Context) {
 	defer close(l.done)
-	engineCh := l.o.Engine.Subscribe()
+	engineCh, unsubscribeEngine := l.o.Engine.Subscribe()
+	defer unsubscribeEngine()
 	var alertCh <-chan struct{}
 	if l.o.Alerts != nil {
 		ch, unsubscribe := l.o.Alerts.Subscribe()
@@ -250,10 +249,8 @@ func (l *Live) Run(ctx context.Context) {
 	// Leading-edge coalescing: the first change after a quiet spell goes out at once (a
 	// surge at an entrance reaches the screens within a commit), later ones wait for the
 	// interval since the last update, so a busy store sends at most one update per interval.
-	pace := time.NewTimer(time.Hour)
-	pace.Stop()
-	paced := false
-	var lastSent time.Time
+	pace := owner.NewPacer(l.o.Interval, owner.Leading)
+	defer pace.Stop()
 	beat := time.NewTicker(l.o.Heartbeat)
 	defer beat.Stop()
 	staleAfter := l.o.Config.Signage.StaleAfter
@@ -299,14 +296,14 @@ func (l *Live) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case ad := <-l.register:
-			if why := admitted.admit(ad.c); why != "" {
+		case ad := <-l.joins.Requests():
+			c := ad.Req
+			if why := admitted.admit(c); why != "" {
 				l.refused.WithLabelValues(why).Inc()
-				ad.reply <- why
+				ad.Reply(why, nil)
 				break
 			}
-			ad.reply <- ""
-			c := ad.c
+			ad.Reply("", nil)
 			clients[c] = true
 			l.clients.Store(int64(len(clients)))
 			seq++
@@ -322,8 +319,8 @@ func (l *Live) Run(ctx context.Context) {
 			dirty = true
 		case <-alertCh:
 			dirty = true
-		case <-pace.C:
-			paced = false
+		case <-pace.C():
+			pace.Fired()
 		case <-beat.C:
 			// Re-evaluate guidance (a held state may now relax) and tell everyone the feed is
 			// alive: dashboards get a heartbeat (or an update), screens their guidance again.
@@ -349,18 +346,13 @@ func (l *Live) Run(ctx context.Context) {
 			cur = next
 			broadcast(dash, screens)
 		}
-		if dirty && !paced {
-			if wait := l.o.Interval - time.Since(lastSent); wait > 0 {
-				pace.Reset(wait)
-				paced = true
-				continue
-			}
+		if dirty && pace.Ready() {
 			dirty = false
 			next := l.build(cur.screens)
 			seq++
 			dash, screens := l.diff(cur, next, seq)
 			if dash != nil || len(screens) > 0 {
-				lastSent = time.Now() // only what clients see is paced
+				pace.Sent() // only what clients see is paced
 			}
 			l.storeGuidance(next)
 			l.offer(pubCh, next, cur.screens)
@@ -596,14 +588,14 @@ func (l *Live) publish(ctx context.Context, ch chan map[string][]byte) {
 // join adds a client to the feed if its limits allow: refused is "" when it joined, else the
 // limit that refused it; ok is false when the feed has stopped.
 func (l *Live) join(c *client) (refused string, ok bool) {
-	reply := make(chan string, 1)
-	select {
-	case l.register <- admission{c: c, reply: reply}:
-		return <-reply, true
-	case <-l.done:
+	why, err := l.joins.Do(context.Background(), c)
+	if err != nil {
 		return "", false
 	}
+	return why.(string), true
 }
+
+var errFeedStopped = errors.New("live feed stopped")
 
 // leave removes a client (its queue is closed, which ends its writer).
 func (l *Live) leave(c *client) {

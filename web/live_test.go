@@ -33,9 +33,9 @@ func newLiveEngine(entrance int64) *liveEngine {
 	return e
 }
 
-func (e *liveEngine) Snapshot() *zones.Snapshot  { return e.snap.Load() }
-func (e *liveEngine) Subscribe() <-chan struct{} { return e.ch }
-func (e *liveEngine) Healthy() bool              { return true }
+func (e *liveEngine) Snapshot() *zones.Snapshot            { return e.snap.Load() }
+func (e *liveEngine) Subscribe() (<-chan struct{}, func()) { return e.ch, func() {} }
+func (e *liveEngine) Healthy() bool                        { return true }
 func (e *liveEngine) Correct(context.Context, string, int64, string, string) (zones.ZoneState, error) {
 	return zones.ZoneState{}, nil
 }

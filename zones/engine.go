@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"math/bits"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/crowdwatch/crowdwatch/internal/owner"
 )
 
 // Outcome is what became of one message; Done callbacks receive it after the commit that
@@ -73,13 +74,12 @@ type Engine struct {
 	log     *slog.Logger
 
 	in      chan *Message
-	cmds    chan command
+	cmds    *owner.Commands[func() (any, error)]
 	stopped chan struct{}
 	snap    atomic.Pointer[Snapshot]
 	healthy atomic.Bool
 
-	subMu sync.Mutex
-	subs  []chan struct{}
+	changed owner.Signal
 
 	// Owned by the Run goroutine.
 	occ     *occupancy
@@ -98,16 +98,6 @@ type pendingDone struct {
 	msg     *Message
 	outcome Outcome
 	reason  string
-}
-
-type command struct {
-	run   func() (any, error) // runs in the engine goroutine; committed before the reply
-	reply chan commandResult
-}
-
-type commandResult struct {
-	val any
-	err error
 }
 
 // ErrStopped is returned to callers once the engine has stopped.
@@ -148,11 +138,11 @@ func NewEngine(m *Model, s *Store, metrics *Metrics, opts Options) (*Engine, err
 	e := &Engine{
 		model: m, store: s, opts: opts, metrics: metrics, log: opts.Logger,
 		in:      make(chan *Message, opts.QueueSize),
-		cmds:    make(chan command),
 		stopped: make(chan struct{}),
 		pending: batch{devices: map[string]*deviceState{}, zones: map[int]bool{}, doors: map[int]bool{}},
 		logOnce: map[string]*rate.Sometimes{},
 	}
+	e.cmds = owner.NewCommands[func() (any, error)](e.stopped, ErrStopped)
 	var err error
 	if e.occ, e.devices, err = s.load(m); err != nil {
 		return nil, err
@@ -195,15 +185,10 @@ func (e *Engine) Snapshot() *Snapshot { return e.snap.Load() }
 // Model returns the store topology.
 func (e *Engine) Model() *Model { return e.model }
 
-// Subscribe returns a channel that receives a signal after each new snapshot; signals are
-// coalesced, so a slow reader just sees the latest snapshot when it looks.
-func (e *Engine) Subscribe() <-chan struct{} {
-	ch := make(chan struct{}, 1)
-	e.subMu.Lock()
-	e.subs = append(e.subs, ch)
-	e.subMu.Unlock()
-	return ch
-}
+// Subscribe returns a channel that receives a signal after each new snapshot, and a function
+// that cancels the subscription; signals are coalesced, so a slow reader just sees the latest
+// snapshot when it looks.
+func (e *Engine) Subscribe() (<-chan struct{}, func()) { return e.changed.Subscribe() }
 
 // Run processes messages and commands until ctx ends, then commits what is pending.
 func (e *Engine) Run(ctx context.Context) error {
@@ -246,12 +231,13 @@ func (e *Engine) Run(ctx context.Context) error {
 		case <-commitTimer.C:
 			timerArmed = false
 			e.commit()
-		case c := <-e.cmds:
-			val, err := c.run()
+		case c := <-e.cmds.Requests():
+			// The command runs here and is committed before the reply.
+			val, err := c.Req()
 			if err == nil && !e.commit() {
 				err = errors.New("storage: the change could not be written; nothing was changed")
 			}
-			c.reply <- commandResult{val, err}
+			c.Reply(val, err)
 		case <-resetTimer.C:
 			e.dailyReset(nextReset)
 			e.commit()
@@ -617,20 +603,7 @@ const pruneEvery = 10 * time.Minute
 
 // do runs fn in the engine goroutine and waits for its commit.
 func (e *Engine) do(ctx context.Context, fn func() (any, error)) (any, error) {
-	c := command{run: fn, reply: make(chan commandResult, 1)}
-	select {
-	case e.cmds <- c:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-e.stopped:
-		return nil, ErrStopped
-	}
-	select {
-	case r := <-c.reply:
-		return r.val, r.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	return e.cmds.Do(ctx, fn)
 }
 
 // ErrUnknownZone is returned for a zone id that is not in the config.
@@ -785,12 +758,5 @@ func (e *Engine) online(d *deviceState, now time.Time) bool {
 func (e *Engine) publish() {
 	e.version++
 	e.snap.Store(e.buildSnapshot())
-	e.subMu.Lock()
-	for _, ch := range e.subs {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
-	e.subMu.Unlock()
+	e.changed.Notify()
 }

@@ -4,6 +4,16 @@ import (
 	"time"
 )
 
+// Source is the engine's read side, as the alert manager, the live feed, the zone publisher
+// and the history recorder consume it: the latest committed snapshot (it never blocks), and
+// a coalesced signal after each new one with a function that cancels it (internal/owner).
+type Source interface {
+	Snapshot() *Snapshot
+	Subscribe() (<-chan struct{}, func())
+}
+
+var _ Source = (*Engine)(nil)
+
 // Snapshot is an immutable view of committed state, replaced after every commit.
 type Snapshot struct {
 	Version uint64

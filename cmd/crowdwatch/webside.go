@@ -24,7 +24,7 @@ import (
 // come from occupancy thresholds (guidance.DefaultLevel). The feed's stop is added to stops;
 // the caller closes the returned store after HTTP has stopped (handlers append to its audit
 // log). events gets refused sign-ins and tokens (nil: Discard).
-func startWeb(cfg *configs.Config, engine web.Snapshotter, alerts web.AlertSource, pub web.Publisher, topics ingest.Topics,
+func startWeb(cfg *configs.Config, engine zones.Source, alerts web.AlertSource, pub web.Publisher, topics ingest.Topics,
 	events security.Sink, log *slog.Logger, stops *[]func()) (*auth.Authorizer, *auth.Store, *web.Live, error) {
 	store, err := auth.OpenStore(cfg.AuthPath(), auth.StoreOptions{AuditRetention: cfg.Auth.AuditRetention,
 		Log: log.With("component", "auth")})

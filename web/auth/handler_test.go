@@ -24,8 +24,8 @@ type fakeEngine struct{ ch chan struct{} }
 func (f fakeEngine) Snapshot() *zones.Snapshot {
 	return &zones.Snapshot{Zones: []zones.ZoneState{{ID: "hall", Capacity: 100}, {ID: "door-zone", Capacity: 10}}}
 }
-func (f fakeEngine) Subscribe() <-chan struct{} { return f.ch }
-func (f fakeEngine) Healthy() bool              { return true }
+func (f fakeEngine) Subscribe() (<-chan struct{}, func()) { return f.ch, func() {} }
+func (f fakeEngine) Healthy() bool                        { return true }
 func (f fakeEngine) Correct(_ context.Context, id string, v int64, _, _ string) (zones.ZoneState, error) {
 	return zones.ZoneState{ID: id, Occupancy: v}, nil
 }
