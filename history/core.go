@@ -2,6 +2,7 @@ package history
 
 import (
 	"github.com/crowdwatch/crowdwatch/alerting"
+	"github.com/crowdwatch/crowdwatch/levels"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
 
@@ -31,7 +32,7 @@ type flatRun struct {
 	block, start int64
 	n            int
 	v            int64
-	l            alerting.Level
+	l            levels.Level
 }
 
 type zoneRec struct {
@@ -222,7 +223,7 @@ func (c *core) doorDelta(i int, t int64, in, out int64) {
 	}
 }
 
-func (c *core) level(zs zones.ZoneState, st *alerting.Status) alerting.Level {
+func (c *core) level(zs zones.ZoneState, st *alerting.Status) levels.Level {
 	if st != nil {
 		if s, ok := st.Zone(zs.ID); ok {
 			return s.Level

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/crowdwatch/crowdwatch/alerting"
+	"github.com/crowdwatch/crowdwatch/levels"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
 
@@ -15,7 +16,7 @@ type Levels interface {
 
 // LevelFunc gives a zone's level from its state when no Levels source is wired, or when the
 // source does not know the zone yet.
-type LevelFunc func(z zones.ZoneState) alerting.Level
+type LevelFunc func(z zones.ZoneState) levels.Level
 
 // Default thresholds of DefaultLevel. They match the alerting issue's documented defaults so
 // that history recorded before alerting is wired reads the same way.
@@ -30,23 +31,23 @@ const (
 
 // DefaultLevel is the higher of the level by occupancy ratio (busy 0.6, warning 0.85,
 // critical 1.0) and the level by density (warning 2, critical 3.5, evacuate 5 persons/m²).
-func DefaultLevel(z zones.ZoneState) alerting.Level {
-	return alerting.InstantLevel(z.Ratio, z.Density)
+func DefaultLevel(z zones.ZoneState) levels.Level {
+	return levels.Instant(z.Ratio, z.Density)
 }
 
 // Band is the occupancy at which a zone enters a level, for charts.
 type Band struct {
-	Level     alerting.Level `json:"level"`
-	Occupancy float64        `json:"occupancy"`
+	Level     levels.Level `json:"level"`
+	Occupancy float64      `json:"occupancy"`
 }
 
 // DefaultBands are DefaultLevel's thresholds in persons for a zone: the lower of the ratio
 // and density thresholds for each level.
 func DefaultBands(capacity int, areaM2 float64) []Band {
-	byRatio := map[alerting.Level]float64{alerting.LevelBusy: BusyRatio, alerting.LevelWarning: WarningRatio, alerting.LevelCritical: CriticalRatio}
-	byDensity := map[alerting.Level]float64{alerting.LevelWarning: WarningDensity, alerting.LevelCritical: CriticalDensity, alerting.LevelEvacuate: EvacuateDensity}
+	byRatio := map[levels.Level]float64{levels.Busy: BusyRatio, levels.Warning: WarningRatio, levels.Critical: CriticalRatio}
+	byDensity := map[levels.Level]float64{levels.Warning: WarningDensity, levels.Critical: CriticalDensity, levels.Evacuate: EvacuateDensity}
 	var out []Band
-	for l := alerting.LevelBusy; l <= alerting.LevelEvacuate; l++ {
+	for l := levels.Busy; l <= levels.Evacuate; l++ {
 		occ, ok := 0.0, false
 		if r, has := byRatio[l]; has && capacity > 0 {
 			occ, ok = r*float64(capacity), true

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/crowdwatch/crowdwatch/alerting"
+	"github.com/crowdwatch/crowdwatch/levels"
 )
 
 // Report is the after-event review of a period, per zone and for the site.
@@ -87,7 +88,7 @@ type AlertLine struct {
 	Kind       alerting.Kind     `json:"kind"`
 	Zone       string            `json:"zone,omitempty"`
 	Severity   alerting.Severity `json:"severity,omitempty"`
-	Level      alerting.Level    `json:"level,omitzero"`
+	Level      levels.Level      `json:"level,omitzero"`
 	FiredAt    time.Time         `json:"fired_at"`
 	AckAt      *time.Time        `json:"ack_at,omitempty"`
 	AckBy      string            `json:"ack_by,omitempty"`
@@ -184,7 +185,7 @@ func (q *txq) report(a, b int64) (*Report, error) {
 			m := tot.Mean()
 			zr.Mean = &m
 		}
-		for l := alerting.LevelBusy; l <= alerting.LevelEvacuate; l++ {
+		for l := levels.Busy; l <= levels.Evacuate; l++ {
 			var ms int64
 			for k := int(l); k < NumLevels; k++ {
 				ms += tot.AtLevel[k]

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/crowdwatch/crowdwatch/alerting"
+	"github.com/crowdwatch/crowdwatch/levels"
 )
 
 type fakeEvents struct {
@@ -42,7 +43,7 @@ func TestReportAlertsSection(t *testing.T) {
 			}
 		}},
 		{"lifecycles", fakeEvents{evs: []alerting.Event{
-			{At: at(0), AlertID: "level:entrance", Kind: alerting.KindLevel, Zone: "entrance", What: "fired", Level: alerting.LevelWarning},
+			{At: at(0), AlertID: "level:entrance", Kind: alerting.KindLevel, Zone: "entrance", What: "fired", Level: levels.Warning},
 			{At: at(1), AlertID: "level:entrance", What: "escalated"},
 			{At: at(2), AlertID: "level:entrance", What: "acknowledged", By: "li"},
 			{At: at(3), AlertID: "level:entrance", What: "acknowledged", By: "late"}, // only the first counts

@@ -9,6 +9,7 @@ import (
 
 	"github.com/crowdwatch/crowdwatch/alerting"
 	"github.com/crowdwatch/crowdwatch/configs"
+	"github.com/crowdwatch/crowdwatch/levels"
 )
 
 func newCheckConfigCmd() *cobra.Command {
@@ -113,8 +114,8 @@ func printAlertSummary(w io.Writer, cfg *configs.Config) {
 			continue // Validate reported it
 		}
 		fmt.Fprintf(w, "  %-20s warning %.2f / %.1f/m² for %s, critical %.2f / %.1f/m² for %s, evacuate %.1f/m²", z.ID,
-			l.Ratio[alerting.LevelWarning], l.Density[alerting.LevelWarning], l.For[alerting.LevelWarning],
-			l.Ratio[alerting.LevelCritical], l.Density[alerting.LevelCritical], l.For[alerting.LevelCritical], l.Density[alerting.LevelEvacuate])
+			l.Ratio[levels.Warning], l.Density[levels.Warning], l.For[levels.Warning],
+			l.Ratio[levels.Critical], l.Density[levels.Critical], l.For[levels.Critical], l.Density[levels.Evacuate])
 		if l.SurgePerMin > 0 {
 			fmt.Fprintf(w, ", surge %.0f/min", l.SurgePerMin)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/crowdwatch/crowdwatch/alerting"
 	"github.com/crowdwatch/crowdwatch/configs"
 	"github.com/crowdwatch/crowdwatch/history"
+	"github.com/crowdwatch/crowdwatch/levels"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
 
@@ -92,7 +93,7 @@ func bandsFromConfig(cfg *configs.Config) func(history.ZoneInfo) []history.Band 
 			return history.DefaultBands(z.Capacity, z.AreaM2)
 		}
 		var out []history.Band
-		for lv := alerting.LevelBusy; lv <= alerting.LevelEvacuate; lv++ {
+		for lv := levels.Busy; lv <= levels.Evacuate; lv++ {
 			occ, set := 0.0, false
 			if r := l.Ratio[lv]; r > 0 && z.Capacity > 0 {
 				occ, set = r*float64(z.Capacity), true
