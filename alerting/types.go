@@ -209,6 +209,12 @@ func (s *Status) Zone(id string) (ZoneStatus, bool) {
 	return ZoneStatus{}, false
 }
 
+// AlertLevel is a zone's paged level (what history records; history.LevelView).
+func (s *Status) AlertLevel(zone string) (levels.Level, bool) {
+	z, ok := s.Zone(zone)
+	return z.Level, ok
+}
+
 // Event is one stored transition of an alert or an evacuation, for history and reports.
 type Event struct {
 	Seq     uint64    `json:"seq"`
