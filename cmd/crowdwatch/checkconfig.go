@@ -9,6 +9,7 @@ import (
 
 	"github.com/crowdwatch/crowdwatch/alerting"
 	"github.com/crowdwatch/crowdwatch/configs"
+	"github.com/crowdwatch/crowdwatch/ingest"
 	"github.com/crowdwatch/crowdwatch/levels"
 )
 
@@ -38,7 +39,7 @@ func printSummary(w io.Writer, path string, cfg *configs.Config) {
 	fmt.Fprintf(w, "http      %s\n", cfg.HTTP.Listen)
 	fmt.Fprintf(w, "storage   %s\n", cfg.Storage.Path)
 	if cfg.MQTT.Broker != "" {
-		fmt.Fprintf(w, "mqtt      external broker %s, topics %s/%s/...\n", cfg.MQTT.Broker, cfg.MQTT.TopicPrefix, cfg.Site.ID)
+		fmt.Fprintf(w, "mqtt      external broker %s, topics %s...\n", cfg.MQTT.Broker, ingest.TopicsFor(cfg).Base())
 	} else {
 		access := fmt.Sprintf("%d accounts", len(cfg.MQTT.Embedded.Users))
 		if len(cfg.MQTT.Embedded.Users) == 0 {
@@ -56,7 +57,7 @@ func printSummary(w io.Writer, path string, cfg *configs.Config) {
 			}
 			on = append(on, tlsOn)
 		}
-		fmt.Fprintf(w, "mqtt      embedded broker on %s (%s), topics %s/%s/...\n", strings.Join(on, " and "), access, cfg.MQTT.TopicPrefix, cfg.Site.ID)
+		fmt.Fprintf(w, "mqtt      embedded broker on %s (%s), topics %s...\n", strings.Join(on, " and "), access, ingest.TopicsFor(cfg).Base())
 		fmt.Fprintf(w, "          limits: %d connections, %d per address, CONNECT within %s, wills up to %d bytes\n",
 			e.MaxConnections, e.MaxConnectionsPerAddress, e.ConnectTimeout, e.MaxWillPayload)
 	}

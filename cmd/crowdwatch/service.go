@@ -185,7 +185,7 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 		serveMQTT                   func() error
 		stopMQTTSide, closeUnserved func()
 	)
-	topics := ingest.NewTopics(cfg.MQTT.TopicPrefix, cfg.Site.ID)
+	topics := ingest.TopicsFor(cfg)
 	if cfg.MQTT.Broker == "" {
 		broker, err := ingest.NewBroker(cfg, engine, log, ingest.BrokerOptions{Security: sec, Registerer: reg})
 		if err != nil {
@@ -216,7 +216,7 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 		}
 		mqtt, mqttAddr = client, cfg.MQTT.Broker
 	}
-	alerts, runAlerting, err := newAlerting(cfg, engine, mqtt, reg, log, reload)
+	alerts, runAlerting, err := newAlerting(cfg, engine, mqtt, topics, reg, log, reload)
 	if err != nil {
 		closeUnserved()
 		return err
@@ -330,11 +330,11 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 // returns it with the function that starts it, its notification channels and, for a service
 // run from a file, the reloader; that function returns the one that stops them in that
 // order's reverse and closes the database.
-func newAlerting(cfg *configs.Config, engine *zones.Engine, mqtt mqttSide, reg *prometheus.Registry,
+func newAlerting(cfg *configs.Config, engine *zones.Engine, mqtt mqttSide, topics ingest.Topics, reg *prometheus.Registry,
 	log *slog.Logger, reload *reloadSource) (*alerting.Manager, func() (stop func()), error) {
 	metrics := alerting.NewMetrics(reg)
 	alog := log.With("component", "alerting")
-	dispatcher := alerting.NewDispatcher(mqtt, metrics, alog)
+	dispatcher := alerting.NewDispatcher(mqtt, topics, metrics, alog)
 	manager, err := alerting.New(alerting.Options{Config: cfg, Model: engine.Model(), Source: engine,
 		Notifier: dispatcher, Metrics: metrics, Logger: alog})
 	if err != nil {

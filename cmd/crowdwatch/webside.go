@@ -55,7 +55,7 @@ func startWeb(cfg *configs.Config, engine web.Snapshotter, alerts web.AlertSourc
 		publisher = pub
 	}
 	live := web.NewLive(web.LiveOptions{Config: cfg, Engine: engine, Alerts: alerts, Publisher: publisher,
-		GuidanceTopic: func(screen string) string { return topics.Base() + "guidance/" + screen },
+		GuidanceTopic: topics.Guidance,
 		Catalogue:     cat, Interval: cfg.HTTP.LiveInterval, Log: log.With("component", "live"),
 		Limits: web.FeedLimits{PerPrincipal: cfg.HTTP.Feed.MaxPerUser, PerAddress: cfg.HTTP.Feed.MaxPerAddress, Total: cfg.HTTP.Feed.MaxTotal}})
 	ctx, stop := context.WithCancel(context.Background())
