@@ -31,3 +31,46 @@ func TestInstant(t *testing.T) {
 		})
 	}
 }
+
+func TestNamesRoundTrip(t *testing.T) {
+	for lv := Normal; lv <= Evacuate; lv++ {
+		b, err := lv.MarshalText()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back Level
+		if err := back.UnmarshalText(b); err != nil || back != lv {
+			t.Errorf("%v: read back as %v (%v)", lv, back, err)
+		}
+	}
+	var l Level = Warning
+	for _, bad := range []string{"", "Warning", "evacuation", "4"} {
+		if err := l.UnmarshalText([]byte(bad)); err == nil {
+			t.Errorf("%q accepted as a level", bad)
+		}
+		if l != Warning {
+			t.Errorf("%q changed the level to %v", bad, l)
+		}
+	}
+	if s := Level(Count).String(); s != "unknown" {
+		t.Errorf("Level(%d) is %q", Count, s)
+	}
+}
+
+// TestDefaultsAreOrdered: each level's trigger is above the lower levels' (alerting refuses
+// thresholds out of order, so built-in ones out of order would refuse every configuration).
+func TestDefaultsAreOrdered(t *testing.T) {
+	d := Default()
+	for _, tr := range [][Count]float64{d.Ratio, d.Density} {
+		last := 0.0
+		for lv := Busy; lv <= Evacuate; lv++ {
+			if tr[lv] == 0 {
+				continue
+			}
+			if tr[lv] <= last {
+				t.Errorf("%v trigger %v not above %v", lv, tr[lv], last)
+			}
+			last = tr[lv]
+		}
+	}
+}
