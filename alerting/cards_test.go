@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/crowdwatch/crowdwatch/levels"
 )
 
 // Time to full never fires for a zone that is already full, even while its critical level
@@ -23,7 +25,7 @@ func TestTimeToFullNotForFullZone(t *testing.T) {
 		}
 	}
 	z, _ := h.m.Status().Zone("entrance")
-	if z.Shown != LevelCritical {
+	if z.Shown != levels.Critical {
 		t.Fatalf("entrance at 117 %% shown %s", z.Shown)
 	}
 }

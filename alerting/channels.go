@@ -35,10 +35,18 @@ type Publisher interface {
 	Publish(topic string, payload []byte, retain bool) error
 }
 
+// Topics names the MQTT topics alerting publishes on. The service's one scheme of topics,
+// ingest.Topics, implements it: alerting does not spell topic names itself.
+type Topics interface {
+	// Alert is the retained topic of one alert's current state.
+	Alert(id string) string
+}
+
 // Dispatcher delivers notifications: one worker goroutine and one bounded queue per channel,
 // so a channel that is down delays nobody else and never the evaluation or the ingest.
 type Dispatcher struct {
 	mqtt    Publisher
+	topics  Topics
 	metrics *Metrics
 	log     *slog.Logger
 	client  *http.Client
@@ -51,12 +59,13 @@ type Dispatcher struct {
 	retry time.Duration
 }
 
-// NewDispatcher prepares the channels of cfg; Run starts them.
-func NewDispatcher(mqtt Publisher, metrics *Metrics, log *slog.Logger) *Dispatcher {
+// NewDispatcher prepares the channels of cfg; Run starts them. mqtt and topics (both nil
+// when there is no MQTT side) are where MQTT channels publish.
+func NewDispatcher(mqtt Publisher, topics Topics, metrics *Metrics, log *slog.Logger) *Dispatcher {
 	if metrics == nil {
 		metrics = NewMetrics(nil)
 	}
-	return &Dispatcher{mqtt: mqtt, metrics: metrics, log: log, client: &http.Client{}, workers: map[string]*worker{}, retry: time.Second}
+	return &Dispatcher{mqtt: mqtt, topics: topics, metrics: metrics, log: log, client: &http.Client{}, workers: map[string]*worker{}, retry: time.Second}
 }
 
 // Run starts the workers for cfg and stops them when ctx ends, waiting for them.
@@ -85,7 +94,7 @@ func (d *Dispatcher) Reload(cfg *configs.Config) {
 			delete(d.workers, ch.Name)
 			continue
 		}
-		w := &worker{d: d, cfg: ch, prefix: cfg.MQTT.TopicPrefix + "/" + cfg.Site.ID, site: cfg.Site.ID, queue: make(chan Notification, ch.QueueSize)}
+		w := &worker{d: d, cfg: ch, site: cfg.Site.ID, queue: make(chan Notification, ch.QueueSize)}
 		if old != nil {
 			old.stop()
 			for len(old.queue) > 0 {
@@ -124,8 +133,7 @@ func (d *Dispatcher) Notify(n Notification, channels []string) {
 type worker struct {
 	d      *Dispatcher
 	cfg    configs.AlertChannel
-	prefix string // MQTT topic root: mqtt.topic_prefix + "/" + site id
-	site   string // site id, for labels: the prefix may itself contain "/"
+	site   string // site id, for labels (mqtt.topic_prefix may itself contain "/")
 	queue  chan Notification
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -228,12 +236,12 @@ func errorAs(err error, target *permanentError) bool {
 func (w *worker) send(ctx context.Context, n Notification) error {
 	switch w.cfg.Type {
 	case "mqtt":
-		if w.d.mqtt == nil {
+		if w.d.mqtt == nil || w.d.topics == nil {
 			return permanentError{fmt.Errorf("no MQTT side to publish on")}
 		}
 		body, _ := json.Marshal(n)
 		// Retained, so a handheld that connects later sees every alert's current state.
-		return w.d.mqtt.Publish(w.prefix+"/alert/"+n.Alert.ID, body, true)
+		return w.d.mqtt.Publish(w.d.topics.Alert(n.Alert.ID), body, true)
 	case "webhook":
 		body, err := webhookBody(w.cfg.Template, n)
 		if err != nil {

@@ -84,7 +84,7 @@ func TestDownChannelBlocksNobody(t *testing.T) {
 			{Name: "fast", Type: "webhook", URL: fast.URL, Template: "json", Timeout: time.Minute, QueueSize: 16, MaxAttempts: 1, ResendEvery: time.Minute},
 		}}}
 	metrics := NewMetrics(nil)
-	d := NewDispatcher(nil, metrics, slog.New(slog.DiscardHandler))
+	d := NewDispatcher(nil, nil, metrics, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); d.Run(ctx, cfg) }()
@@ -139,7 +139,7 @@ func TestAlertmanagerSiteLabel(t *testing.T) {
 			Alerting: configs.Alerting{Channels: []configs.AlertChannel{
 				{Name: "am", Type: "alertmanager", URL: am.URL, Timeout: time.Minute, QueueSize: 4, MaxAttempts: 1, ResendEvery: time.Hour},
 			}}}
-		d := NewDispatcher(nil, NewMetrics(nil), slog.New(slog.DiscardHandler))
+		d := NewDispatcher(nil, nil, NewMetrics(nil), slog.New(slog.DiscardHandler))
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { defer close(done); d.Run(ctx, cfg) }()
@@ -157,5 +157,47 @@ func TestAlertmanagerSiteLabel(t *testing.T) {
 		}
 		cancel()
 		<-done
+	}
+}
+
+// recordingPublisher keeps the topics it is asked to publish on.
+type recordingPublisher chan string
+
+func (p recordingPublisher) Publish(topic string, _ []byte, _ bool) error {
+	select {
+	case p <- topic:
+	default:
+	}
+	return nil
+}
+
+// fixedTopics is a topic scheme that is not "<prefix>/<site>/...": the dispatcher must take
+// alert topics from it and never spell them from the configuration.
+type fixedTopics struct{}
+
+func (fixedTopics) Alert(id string) string { return "scheme/alerts/" + id }
+
+func TestMQTTChannelPublishesOnTheTopicsGiven(t *testing.T) {
+	pub := make(recordingPublisher, 4)
+	cfg := &configs.Config{Site: configs.Site{ID: "store-1"}, MQTT: configs.MQTT{TopicPrefix: "acme/crowdwatch"},
+		Alerting: configs.Alerting{Channels: []configs.AlertChannel{
+			{Name: "mqtt", Type: "mqtt", Timeout: time.Minute, QueueSize: 4, MaxAttempts: 1, ResendEvery: time.Hour},
+		}}}
+	d := NewDispatcher(pub, fixedTopics{}, NewMetrics(nil), slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); d.Run(ctx, cfg) }()
+	defer func() { cancel(); <-done }()
+	for d.workerCount() < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	d.Notify(Notification{What: "fired", Site: "store-1", Alert: Alert{ID: "level:hall", Kind: KindLevel, Severity: SeverityWarning, State: StateFiring}}, []string{"mqtt"})
+	select {
+	case topic := <-pub:
+		if topic != "scheme/alerts/level:hall" {
+			t.Errorf("published on %q, want scheme/alerts/level:hall", topic)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("nothing published")
 	}
 }

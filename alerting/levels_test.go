@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/crowdwatch/crowdwatch/configs"
+	"github.com/crowdwatch/crowdwatch/levels"
 )
 
 func TestResolveLimits(t *testing.T) {
@@ -19,14 +20,14 @@ func TestResolveLimits(t *testing.T) {
 		name      string
 		got, want float64
 	}{
-		{"warning ratio from the defaults block", l.Ratio[LevelWarning], 0.8},
-		{"critical ratio built in", l.Ratio[LevelCritical], 1.0},
-		{"critical density from the zone", l.Density[LevelCritical], 3.0},
-		{"evacuate density built in", l.Density[LevelEvacuate], 5},
-		{"busy built in", l.Ratio[LevelBusy], 0.6},
+		{"warning ratio from the defaults block", l.Ratio[levels.Warning], 0.8},
+		{"critical ratio built in", l.Ratio[levels.Critical], 1.0},
+		{"critical density from the zone", l.Density[levels.Critical], 3.0},
+		{"evacuate density built in", l.Density[levels.Evacuate], 5},
+		{"busy built in", l.Ratio[levels.Busy], 0.6},
 		{"clear after from defaults (s)", l.ClearAfter.Seconds(), 10},
-		{"warning hold built in (s)", l.For[LevelWarning].Seconds(), 60},
-		{"critical hold built in (s)", l.For[LevelCritical].Seconds(), 15},
+		{"warning hold built in (s)", l.For[levels.Warning].Seconds(), 60},
+		{"critical hold built in (s)", l.For[levels.Critical].Seconds(), 15},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -49,27 +50,27 @@ func TestLevelHysteresis(t *testing.T) {
 	type step struct {
 		at    int // seconds
 		ratio float64
-		want  Level
+		want  levels.Level
 	}
 	cases := []struct {
 		name  string
 		steps []step
 	}{
 		{"busy at once, warning only after its hold-down", []step{
-			{0, 0.7, LevelBusy}, {10, 0.86, LevelBusy}, {69, 0.9, LevelBusy}, {70, 0.9, LevelWarning}}},
+			{0, 0.7, levels.Busy}, {10, 0.86, levels.Busy}, {69, 0.9, levels.Busy}, {70, 0.9, levels.Warning}}},
 		{"a dip below the trigger restarts the hold-down", []step{
-			{0, 0.86, LevelBusy}, {50, 0.84, LevelBusy}, {55, 0.86, LevelBusy}, {110, 0.86, LevelBusy}, {115, 0.86, LevelWarning}}},
+			{0, 0.86, levels.Busy}, {50, 0.84, levels.Busy}, {55, 0.86, levels.Busy}, {110, 0.86, levels.Busy}, {115, 0.86, levels.Warning}}},
 		{"critical after 15 s even before warning's 60 s", []step{
-			{0, 1.05, LevelBusy}, {14, 1.05, LevelBusy}, {15, 1.05, LevelCritical}}},
+			{0, 1.05, levels.Busy}, {14, 1.05, levels.Busy}, {15, 1.05, levels.Critical}}},
 		{"hovering at the line does not flap", []step{
-			{0, 1.0, LevelBusy}, {15, 1.0, LevelCritical}, {20, 0.99, LevelCritical}, {30, 1.01, LevelCritical},
-			{40, 0.95, LevelCritical}, {60, 0.91, LevelCritical}, {200, 0.92, LevelCritical}}},
+			{0, 1.0, levels.Busy}, {15, 1.0, levels.Critical}, {20, 0.99, levels.Critical}, {30, 1.01, levels.Critical},
+			{40, 0.95, levels.Critical}, {60, 0.91, levels.Critical}, {200, 0.92, levels.Critical}}},
 		{"clears after 30 s below 90 % of the trigger, to the level still held", []step{
-			{0, 1.2, LevelBusy}, {15, 1.2, LevelCritical}, {20, 0.8, LevelCritical}, {49, 0.8, LevelCritical}, {50, 0.8, LevelWarning},
-			{60, 0.5, LevelWarning}, {89, 0.5, LevelWarning}, {90, 0.5, LevelNormal}}},
+			{0, 1.2, levels.Busy}, {15, 1.2, levels.Critical}, {20, 0.8, levels.Critical}, {49, 0.8, levels.Critical}, {50, 0.8, levels.Warning},
+			{60, 0.5, levels.Warning}, {89, 0.5, levels.Warning}, {90, 0.5, levels.Normal}}},
 		{"going back up during the clear wait keeps the level", []step{
-			{0, 1.2, LevelBusy}, {15, 1.2, LevelCritical}, {20, 0.5, LevelCritical}, {45, 0.95, LevelCritical}, {70, 0.5, LevelCritical},
-			{99, 0.5, LevelCritical}, {100, 0.5, LevelNormal}}},
+			{0, 1.2, levels.Busy}, {15, 1.2, levels.Critical}, {20, 0.5, levels.Critical}, {45, 0.95, levels.Critical}, {70, 0.5, levels.Critical},
+			{99, 0.5, levels.Critical}, {100, 0.5, levels.Normal}}},
 	}
 	base := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
 	for _, c := range cases {
@@ -88,16 +89,16 @@ func TestLevelTakesTheWorseOfRatioAndDensity(t *testing.T) {
 	l, _ := ResolveLimits(nil, nil)
 	for _, c := range []struct {
 		ratio, density float64
-		want           Level
+		want           levels.Level
 	}{
-		{0.1, 0.5, LevelNormal},
-		{0.1, 2.1, LevelWarning},  // a packed entrance in a store far under capacity
-		{0.3, 3.6, LevelCritical}, // density critical at 3.5
-		{0.3, 5.2, LevelEvacuate}, // density evacuate at 5
-		{1.1, 0.2, LevelCritical},
+		{0.1, 0.5, levels.Normal},
+		{0.1, 2.1, levels.Warning},  // a packed entrance in a store far under capacity
+		{0.3, 3.6, levels.Critical}, // density critical at 3.5
+		{0.3, 5.2, levels.Evacuate}, // density evacuate at 5
+		{1.1, 0.2, levels.Critical},
 	} {
 		d := c.density
-		if got := l.reached(c.ratio, &d, 1); got != c.want {
+		if got := l.Reached(c.ratio, &d, 1); got != c.want {
 			t.Errorf("ratio %.2f density %.1f: %s, want %s", c.ratio, c.density, got, c.want)
 		}
 	}

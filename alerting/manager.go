@@ -14,6 +14,7 @@ import (
 
 	"github.com/crowdwatch/crowdwatch/configs"
 	"github.com/crowdwatch/crowdwatch/internal/owner"
+	"github.com/crowdwatch/crowdwatch/levels"
 	"github.com/crowdwatch/crowdwatch/security"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
@@ -388,8 +389,8 @@ func (m *Manager) evaluate(now time.Time, snap *zones.Snapshot) {
 			}
 			return p
 		}
-		if level >= LevelWarning {
-			al := Alert{Kind: KindLevel, Zone: zs.ID, Level: level, Severity: level.severity(), Value: zs.Ratio,
+		if level >= levels.Warning {
+			al := Alert{Kind: KindLevel, Zone: zs.ID, Level: level, Severity: severityOf(level), Value: zs.Ratio,
 				Uncertain: st.Uncertain, Doors: weak, SummaryKey: "alert.level." + level.String(),
 				Params: zp("occupancy", zs.Occupancy, "capacity", info.Capacity, "percent", int64(math.Round(zs.Ratio*100)))}
 			if zs.Density != nil {
@@ -400,7 +401,7 @@ func (m *Manager) evaluate(now time.Time, snap *zones.Snapshot) {
 			if zs.Density != nil {
 				al.Summary += fmt.Sprintf(", %.1f persons/m²", *zs.Density)
 			}
-			if level == LevelEvacuate {
+			if level == levels.Evacuate {
 				al.Summary = "Evacuation recommended: " + al.Summary
 			}
 			if st.Uncertain {
@@ -417,9 +418,9 @@ func (m *Manager) evaluate(now time.Time, snap *zones.Snapshot) {
 		}
 		// Time to full says nothing about a zone that is full already (at capacity, or shown
 		// critical while paging waits out the hold-down): the level alert is the one to act on.
-		full := zs.Occupancy >= int64(info.Capacity) || shown >= LevelCritical
+		full := zs.Occupancy >= int64(info.Capacity) || shown >= levels.Critical
 		if l.FullHorizon > 0 && !full {
-			near := trendOK && net > 0 && toFull <= l.FullHorizon.Seconds() && level < LevelCritical
+			near := trendOK && net > 0 && toFull <= l.FullHorizon.Seconds() && level < levels.Critical
 			cands = append(cands, candidate{alert: Alert{Kind: KindTimeToFull, Zone: zs.ID, Severity: SeverityWarning, Value: round1(toFull),
 				Summary: fmt.Sprintf("%s full in about %s at %.0f people/min net", name, humanDuration(toFull), net), Uncertain: st.Uncertain,
 				SummaryKey: "alert.time_to_full", Params: zp("minutes", minutes(toFull), "net_per_min", math.Round(net))},
@@ -431,7 +432,7 @@ func (m *Manager) evaluate(now time.Time, snap *zones.Snapshot) {
 			cands = append(cands, candidate{alert: Alert{Kind: KindEvacTime, Zone: zs.ID, Severity: SeverityWarning, Value: *st.EvacSeconds,
 				Summary:    fmt.Sprintf("%s would take about %s to evacuate (target %s)", name, humanDuration(*st.EvacSeconds), humanDuration(target)),
 				SummaryKey: "alert.evac_time", Params: zp("minutes", minutes(*st.EvacSeconds), "target_minutes", minutes(target))},
-				active: *st.EvacSeconds > target, held: *st.EvacSeconds > target*l.ClearFactor, hold: l.For[LevelWarning], clear: l.ClearAfter})
+				active: *st.EvacSeconds > target, held: *st.EvacSeconds > target*l.ClearFactor, hold: l.For[levels.Warning], clear: l.ClearAfter})
 		}
 		if len(weak) > 0 {
 			cands = append(cands, candidate{alert: Alert{Kind: KindUncertain, Zone: zs.ID, Severity: SeverityInfo, Doors: weak,
@@ -618,7 +619,7 @@ func (m *Manager) fire(now time.Time, id string, c *Alert) {
 	a.Inhibited, a.Silenced = m.muted(&a, now)
 	m.metrics.fired.WithLabelValues(string(a.Kind), string(a.Severity)).Inc()
 	m.record(now, &a, "fired", "", "")
-	if a.Kind == KindLevel && a.Level == LevelEvacuate {
+	if a.Kind == KindLevel && a.Level == levels.Evacuate {
 		m.record(now, &a, "evacuation_recommended", "", "")
 	}
 	m.log.Warn("alert fired", "id", id, "severity", a.Severity, "summary", a.Summary)
@@ -646,7 +647,7 @@ func (m *Manager) update(now time.Time, id string, c *Alert) {
 		a.State, a.AckBy, a.AckAt, a.AckNote = StateFiring, "", nil, ""
 		a.Escalation, a.Notified, a.EscalatedAt = 0, now, now
 		m.record(now, a, "worsened", "", "")
-		if a.Kind == KindLevel && a.Level == LevelEvacuate && prevLevel < LevelEvacuate {
+		if a.Kind == KindLevel && a.Level == levels.Evacuate && prevLevel < levels.Evacuate {
 			m.record(now, a, "evacuation_recommended", "", "")
 		}
 		m.log.Warn("alert worsened", "id", id, "severity", a.Severity, "summary", a.Summary)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/crowdwatch/crowdwatch/configs"
+	"github.com/crowdwatch/crowdwatch/levels"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
 
@@ -193,7 +194,7 @@ func TestLifecycleHoldAckEscalateResolve(t *testing.T) {
 	}
 	h.at(15)
 	a := h.alert("level:entrance")
-	if a == nil || a.State != StateFiring || a.Severity != SeverityCritical || a.Level != LevelCritical {
+	if a == nil || a.State != StateFiring || a.Severity != SeverityCritical || a.Level != levels.Critical {
 		t.Fatalf("not firing critical at 15 s: %+v", a)
 	}
 	if got := whats(h.notes.take(), "level:entrance"); !slices.Equal(got, []string{"fired->radio"}) {
@@ -272,14 +273,14 @@ func TestWorseLevelPagesAgainAfterAck(t *testing.T) {
 	h.occ["entrance"], h.occ["store"] = 260, 260 // 5.2 persons/m²: evacuate at once (hold 0)
 	h.at(20)
 	a := h.alert("level:entrance")
-	if a.Level != LevelEvacuate || a.State != StateFiring || a.Severity != SeverityEmergency || a.AckBy != "" {
+	if a.Level != levels.Evacuate || a.State != StateFiring || a.Severity != SeverityEmergency || a.AckBy != "" {
 		t.Fatalf("worse level did not re-open the alert: %+v", a)
 	}
 	got := whats(h.notes.take(), "level:entrance")
 	if len(got) != 1 || !strings.HasPrefix(got[0], "worsened->") || !strings.Contains(got[0], "everyone") {
 		t.Fatalf("evacuate level must go to every channel: %v", got)
 	}
-	if z, _ := h.m.Status().Zone("entrance"); z.Level != LevelEvacuate {
+	if z, _ := h.m.Status().Zone("entrance"); z.Level != levels.Evacuate {
 		t.Fatalf("zone status %+v", z)
 	}
 }
@@ -447,7 +448,7 @@ func TestReloadChangesThresholds(t *testing.T) {
 	h := newHarness(t, testStore)
 	h.occ["entrance"], h.occ["store"] = 70, 70
 	h.at(0)
-	if z, _ := h.m.Status().Zone("entrance"); z.Level != LevelBusy {
+	if z, _ := h.m.Status().Zone("entrance"); z.Level != levels.Busy {
 		t.Fatalf("level %s", z.Level)
 	}
 	next := *h.cfg
@@ -459,7 +460,7 @@ func TestReloadChangesThresholds(t *testing.T) {
 		}
 	})
 	h.at(20)
-	if z, _ := h.m.Status().Zone("entrance"); z.Level != LevelCritical {
+	if z, _ := h.m.Status().Zone("entrance"); z.Level != levels.Critical {
 		t.Fatalf("after reload level %s, want critical", z.Level)
 	}
 	bad := next

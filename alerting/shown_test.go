@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/crowdwatch/crowdwatch/levels"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
 
@@ -15,8 +16,8 @@ func TestShownLevel(t *testing.T) {
 	type step struct {
 		at      int
 		occ     int64
-		shown   Level
-		paged   Level
+		shown   levels.Level
+		paged   levels.Level
 		pending string // "" none
 	}
 	cases := []struct {
@@ -24,26 +25,26 @@ func TestShownLevel(t *testing.T) {
 		steps []step
 	}{
 		{"instant escalation while paging waits", []step{
-			{0, 70, LevelBusy, LevelBusy, ""},
-			{1, 86, LevelWarning, LevelBusy, "warning"},
-			{2, 157, LevelCritical, LevelBusy, "critical"},
-			{17, 157, LevelCritical, LevelCritical, ""},
+			{0, 70, levels.Busy, levels.Busy, ""},
+			{1, 86, levels.Warning, levels.Busy, "warning"},
+			{2, 157, levels.Critical, levels.Busy, "critical"},
+			{17, 157, levels.Critical, levels.Critical, ""},
 		}},
 		{"relaxing through the clear band", []step{
-			{0, 120, LevelCritical, LevelBusy, "critical"},
-			{15, 120, LevelCritical, LevelCritical, ""},
-			{16, 95, LevelCritical, LevelCritical, ""}, // above 90: still critical
-			{17, 89, LevelWarning, LevelCritical, ""},  // below 90: warning at once; paging clears after 30 s
-			{18, 80, LevelWarning, LevelCritical, ""},  // above 76.5, the warning clear line
-			{19, 76, LevelBusy, LevelCritical, ""},     // 76 % is not drawn critical while the alert is held
-			{20, 55, LevelBusy, LevelCritical, ""},     // above 54, the busy clear line
-			{21, 53, LevelNormal, LevelCritical, ""},
-			{22, 60, LevelBusy, LevelCritical, ""},
+			{0, 120, levels.Critical, levels.Busy, "critical"},
+			{15, 120, levels.Critical, levels.Critical, ""},
+			{16, 95, levels.Critical, levels.Critical, ""}, // above 90: still critical
+			{17, 89, levels.Warning, levels.Critical, ""},  // below 90: warning at once; paging clears after 30 s
+			{18, 80, levels.Warning, levels.Critical, ""},  // above 76.5, the warning clear line
+			{19, 76, levels.Busy, levels.Critical, ""},     // 76 % is not drawn critical while the alert is held
+			{20, 55, levels.Busy, levels.Critical, ""},     // above 54, the busy clear line
+			{21, 53, levels.Normal, levels.Critical, ""},
+			{22, 60, levels.Busy, levels.Critical, ""},
 		}},
 		{"no flicker at a threshold", []step{
-			{0, 86, LevelWarning, LevelBusy, "warning"},
-			{1, 84, LevelWarning, LevelBusy, ""},
-			{2, 86, LevelWarning, LevelBusy, "warning"},
+			{0, 86, levels.Warning, levels.Busy, "warning"},
+			{1, 84, levels.Warning, levels.Busy, ""},
+			{2, 86, levels.Warning, levels.Busy, "warning"},
 		}},
 	}
 	for _, c := range cases {
@@ -79,11 +80,11 @@ func TestShowNewerFigures(t *testing.T) {
 	h.occ["entrance"] = 10
 	h.at(0)
 	over := zones.ZoneState{ID: "entrance", Occupancy: 151, Capacity: 100, Ratio: 1.51}
-	if got := h.m.Status().Show(over).Level; got != LevelCritical {
+	if got := h.m.Status().Show(over).Level; got != levels.Critical {
 		t.Errorf("151/100 before the next evaluation shown %s, want critical", got)
 	}
 	var none *Status
-	if got := none.Show(over).Level; got != LevelCritical {
+	if got := none.Show(over).Level; got != levels.Critical {
 		t.Errorf("without alerting 151/100 shown %s, want critical", got)
 	}
 	// The status's JSON says the shown level as "level" and the paged one as "alert_level".

@@ -8,58 +8,9 @@ package alerting
 import (
 	"time"
 
+	"github.com/crowdwatch/crowdwatch/levels"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
-
-// Level is a zone's crowd level, in increasing order of danger.
-type Level int
-
-const (
-	LevelNormal Level = iota
-	LevelBusy
-	LevelWarning
-	LevelCritical
-	LevelEvacuate
-)
-
-var levelNames = [...]string{"normal", "busy", "warning", "critical", "evacuate"}
-
-func (l Level) String() string {
-	if l < 0 || int(l) >= len(levelNames) {
-		return "unknown"
-	}
-	return levelNames[l]
-}
-
-// MarshalText writes the level's name, so JSON carries "warning", not 2.
-func (l Level) MarshalText() ([]byte, error) { return []byte(l.String()), nil }
-
-// UnmarshalText reads a level's name.
-func (l *Level) UnmarshalText(b []byte) error {
-	lv, ok := ParseLevel(string(b))
-	if !ok {
-		return &UnknownLevelError{Name: string(b)}
-	}
-	*l = lv
-	return nil
-}
-
-// ParseLevel reads a level's name.
-func ParseLevel(s string) (Level, bool) {
-	for i, n := range levelNames {
-		if n == s {
-			return Level(i), true
-		}
-	}
-	return LevelNormal, false
-}
-
-// UnknownLevelError names a level that does not exist.
-type UnknownLevelError struct{ Name string }
-
-func (e *UnknownLevelError) Error() string {
-	return "unknown level \"" + e.Name + "\" (normal, busy, warning, critical, evacuate)"
-}
 
 // Severity orders notifications and routes them.
 type Severity string
@@ -110,14 +61,14 @@ const (
 
 // Alert is one alert, identified by its kind and subject (zone, device or site).
 type Alert struct {
-	ID       string   `json:"id"` // kind:subject, e.g. "level:entrance", "device_silent:dc-01"
-	Kind     Kind     `json:"kind"`
-	Zone     string   `json:"zone,omitempty"`
-	Device   string   `json:"device,omitempty"`
-	Doors    []string `json:"doors,omitempty"`
-	Level    Level    `json:"level,omitzero"` // for level alerts: the level reached
-	Severity Severity `json:"severity"`
-	State    State    `json:"state"`
+	ID       string       `json:"id"` // kind:subject, e.g. "level:entrance", "device_silent:dc-01"
+	Kind     Kind         `json:"kind"`
+	Zone     string       `json:"zone,omitempty"`
+	Device   string       `json:"device,omitempty"`
+	Doors    []string     `json:"doors,omitempty"`
+	Level    levels.Level `json:"level,omitzero"` // for level alerts: the level reached
+	Severity Severity     `json:"severity"`
+	State    State        `json:"state"`
 	// Summary is the English text, for channels and logs. SummaryKey and ActionKey are keys
 	// of the message catalogue (web/assets/static/i18n.json) and Params the values their
 	// {placeholders} take, so that each viewer reads the alert in their own language.
@@ -176,11 +127,11 @@ type ZoneStatus struct {
 	// Shown is the level every view shows (map, screens, API, zone topic): it rises the moment
 	// the figures cross a trigger and falls only through the clear band. Level is the paged
 	// level (after hold-downs and ClearAfter), the one level alerts are about.
-	Shown Level `json:"level"`
-	Level Level `json:"alert_level"`
+	Shown levels.Level `json:"level"`
+	Level levels.Level `json:"alert_level"`
 	// Pending is the level of an alert waiting out its hold-down, since PendingSince.
-	Pending      *Level     `json:"pending,omitempty"`
-	PendingSince *time.Time `json:"pending_since,omitempty"`
+	Pending      *levels.Level `json:"pending,omitempty"`
+	PendingSince *time.Time    `json:"pending_since,omitempty"`
 	// Uncertain: a door of this zone has no live counter, so the figure may be off.
 	Uncertain bool `json:"uncertain,omitempty"`
 	// InflowPerMin is people per minute in through the zone's doors over the surge window;
@@ -200,9 +151,9 @@ type ZoneStatus struct {
 // ZoneLevel is how a zone is shown: the same on the map, the screens, GET /api/v1/zones, the
 // live feed and the retained zone topic.
 type ZoneLevel struct {
-	Level        Level      `json:"level"`
-	Pending      *Level     `json:"pending,omitempty"`
-	PendingSince *time.Time `json:"pending_since,omitempty"`
+	Level        levels.Level  `json:"level"`
+	Pending      *levels.Level `json:"pending,omitempty"`
+	PendingSince *time.Time    `json:"pending_since,omitempty"`
 	// Uncertain: a door of the zone has no live counter, so the figure may be off.
 	Uncertain bool `json:"uncertain,omitempty"`
 }
@@ -215,14 +166,14 @@ type ZoneLevel struct {
 func (s *Status) Show(z zones.ZoneState) ZoneLevel {
 	if s != nil {
 		if zs, ok := s.Zone(z.ID); ok {
-			now := InstantLevel(z.Ratio, z.Density)
+			now := levels.Instant(z.Ratio, z.Density)
 			if zs.limits != nil {
-				now = zs.limits.reached(z.Ratio, z.Density, 1)
+				now = zs.limits.Reached(z.Ratio, z.Density, 1)
 			}
 			return ZoneLevel{Level: max(zs.Shown, now), Pending: zs.Pending, PendingSince: zs.PendingSince, Uncertain: zs.Uncertain}
 		}
 	}
-	return ZoneLevel{Level: InstantLevel(z.Ratio, z.Density)}
+	return ZoneLevel{Level: levels.Instant(z.Ratio, z.Density)}
 }
 
 // Status is everything screens and reports need at one moment, replaced as a whole on each
@@ -258,6 +209,12 @@ func (s *Status) Zone(id string) (ZoneStatus, bool) {
 	return ZoneStatus{}, false
 }
 
+// AlertLevel is a zone's paged level (what history records; history.LevelView).
+func (s *Status) AlertLevel(zone string) (levels.Level, bool) {
+	z, ok := s.Zone(zone)
+	return z.Level, ok
+}
+
 // Event is one stored transition of an alert or an evacuation, for history and reports.
 type Event struct {
 	Seq     uint64    `json:"seq"`
@@ -268,9 +225,9 @@ type Event struct {
 	Device  string    `json:"device,omitempty"`
 	// What happened: fired, escalated, acknowledged, resolved, renotified, silenced,
 	// evacuation_declared, evacuation_recommended, evacuation_stood_down.
-	What     string   `json:"what"`
-	Severity Severity `json:"severity,omitempty"`
-	Level    Level    `json:"level,omitzero"`
-	By       string   `json:"by,omitempty"`
-	Note     string   `json:"note,omitempty"`
+	What     string       `json:"what"`
+	Severity Severity     `json:"severity,omitempty"`
+	Level    levels.Level `json:"level,omitzero"`
+	By       string       `json:"by,omitempty"`
+	Note     string       `json:"note,omitempty"`
 }

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/crowdwatch/crowdwatch/alerting"
+	"github.com/crowdwatch/crowdwatch/levels"
 )
 
 // Resolution is one of the stored series: raw samples, minute or hour roll-ups.
@@ -120,7 +120,7 @@ func appendUv(b []byte, v int64) []byte {
 }
 
 // levelByte is l as stored: a level the reader does not know is stored as the highest.
-func levelByte(l alerting.Level) byte {
+func levelByte(l levels.Level) byte {
 	if l < 0 {
 		return 0
 	}
@@ -198,13 +198,13 @@ func (r *reader) byte() byte {
 	return c
 }
 
-func (r *reader) level() alerting.Level {
+func (r *reader) level() levels.Level {
 	l := r.byte()
 	if int(l) >= NumLevels {
 		r.err = errCorrupt
 		return 0
 	}
-	return alerting.Level(l)
+	return levels.Level(l)
 }
 
 // decodeSamples reads a raw block.
@@ -217,7 +217,7 @@ func decodeSamples(block int64, b []byte, out []Sample) ([]Sample, error) {
 		prev = s.At
 		f := r.byte()
 		s.End = f&sampleEnd != 0
-		s.Level = alerting.Level(f & sampleLevel)
+		s.Level = levels.Level(f & sampleLevel)
 		if int(s.Level) >= NumLevels {
 			r.err = errCorrupt
 		}
@@ -254,7 +254,7 @@ const maxRun = 10000
 
 // appendFlat encodes n consecutive windows that held v at level l throughout, in records of
 // at most maxRun windows.
-func appendFlat(b []byte, res Resolution, block, start int64, n int, v int64, l alerting.Level) []byte {
+func appendFlat(b []byte, res Resolution, block, start int64, n int, v int64, l levels.Level) []byte {
 	for n > 0 {
 		k := min(n, maxRun)
 		b = appendUv(b, (start-block)/res.unit())

@@ -4,7 +4,7 @@ import (
 	"math"
 	"testing"
 
-	"github.com/crowdwatch/crowdwatch/alerting"
+	"github.com/crowdwatch/crowdwatch/levels"
 )
 
 // TestCodecWritesOnlyWhatItReads: the figures a wrapped correction produced (issue item 8:
@@ -13,7 +13,7 @@ import (
 func TestCodecWritesOnlyWhatItReads(t *testing.T) {
 	for _, v := range []int64{0, 1, -1, 1 << 62, 1<<62 + 1, math.MaxInt64, math.MinInt64} {
 		block := int64(1_800_000_000_000)
-		s := Sample{At: block + 5000, Occupancy: v, Deficit: v, Entries: v, Exits: v, Clamped: v, Corrected: v, Level: alerting.Level(7)}
+		s := Sample{At: block + 5000, Occupancy: v, Deficit: v, Entries: v, Exits: v, Clamped: v, Corrected: v, Level: levels.Level(7)}
 		b := appendSample(nil, block, Sample{At: block, Occupancy: 3})
 		b = appendSample(b, block, s)
 		ss, err := decodeSamples(block, b, nil)
@@ -21,10 +21,10 @@ func TestCodecWritesOnlyWhatItReads(t *testing.T) {
 			t.Errorf("sample with %d: %v (%d samples)", v, err, len(ss))
 		}
 		r := Rollup{Start: block, End: block + minuteMs, Covered: minuteMs, MaxAt: block, Min: v, Max: v, Last: v,
-			Integral: v, Entries: v, Exits: v, Clamped: v, Corrected: v, LastLevel: alerting.Level(9)}
+			Integral: v, Entries: v, Exits: v, Clamped: v, Corrected: v, LastLevel: levels.Level(9)}
 		r.AtLevel[1] = minuteMs
 		rb := appendRollup(nil, Minute, block, r)
-		rb = appendFlat(rb, Minute, block, block+minuteMs, 3, v, alerting.Level(-2))
+		rb = appendFlat(rb, Minute, block, block+minuteMs, 3, v, levels.Level(-2))
 		if rs, err := decodeRollups(Minute, block, rb, nil); err != nil || len(rs) != 4 {
 			t.Errorf("roll-ups with %d: %v (%d windows)", v, err, len(rs))
 		}
@@ -34,7 +34,7 @@ func TestCodecWritesOnlyWhatItReads(t *testing.T) {
 		}
 	}
 	// A flat run longer than one record holds is split, not refused.
-	b := appendFlat(nil, Minute, 0, 0, 2*maxRun+5, 4, alerting.LevelBusy)
+	b := appendFlat(nil, Minute, 0, 0, 2*maxRun+5, 4, levels.Busy)
 	if rs, err := decodeRollups(Minute, 0, b, nil); err != nil || len(rs) != 2*maxRun+5 || rs[len(rs)-1].Start != int64(2*maxRun+4)*minuteMs {
 		t.Errorf("long run: %v, %d windows", err, len(rs))
 	}
@@ -48,7 +48,7 @@ func FuzzCodecRoundTrip(f *testing.F) {
 		block := int64(1_800_000_000_000)
 		dt = max(0, dt%hourMs)
 		s := Sample{At: block + dt, Occupancy: occ, Deficit: deficit, Entries: entries, Exits: -entries,
-			Corrected: corrected, Clamped: deficit, Level: alerting.Level(level), End: level&1 == 1}
+			Corrected: corrected, Clamped: deficit, Level: levels.Level(level), End: level&1 == 1}
 		if _, err := decodeSamples(block, appendSample(nil, block, s), nil); err != nil {
 			t.Fatalf("sample %+v: %v", s, err)
 		}
@@ -57,11 +57,11 @@ func FuzzCodecRoundTrip(f *testing.F) {
 		split = max(0, split%(covered+1))
 		r := Rollup{Start: block, End: block + minuteMs, Covered: covered, MaxAt: block + dt%minuteMs, Min: occ, Max: deficit,
 			Last: entries, Integral: occ * covered, Entries: entries, Exits: corrected, Clamped: -occ, Corrected: corrected,
-			LastLevel: alerting.Level(level)}
+			LastLevel: levels.Level(level)}
 		r.AtLevel[int(level)%NumLevels] = split
 		r.AtLevel[(int(level)+1)%NumLevels] += covered - split
 		b := appendRollup(nil, Minute, block, r)
-		b = appendFlat(b, Minute, block, block+minuteMs, int(max(0, entries%100)), occ, alerting.Level(level))
+		b = appendFlat(b, Minute, block, block+minuteMs, int(max(0, entries%100)), occ, levels.Level(level))
 		if _, err := decodeRollups(Minute, block, b, nil); err != nil {
 			t.Fatalf("roll-up %+v: %v", r, err)
 		}

@@ -1,7 +1,7 @@
 package history
 
 import (
-	"github.com/crowdwatch/crowdwatch/alerting"
+	"github.com/crowdwatch/crowdwatch/levels"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
 
@@ -31,7 +31,7 @@ type flatRun struct {
 	block, start int64
 	n            int
 	v            int64
-	l            alerting.Level
+	l            levels.Level
 }
 
 type zoneRec struct {
@@ -222,10 +222,10 @@ func (c *core) doorDelta(i int, t int64, in, out int64) {
 	}
 }
 
-func (c *core) level(zs zones.ZoneState, st *alerting.Status) alerting.Level {
+func (c *core) level(zs zones.ZoneState, st LevelView) levels.Level {
 	if st != nil {
-		if s, ok := st.Zone(zs.ID); ok {
-			return s.Level
+		if lv, ok := st.AlertLevel(zs.ID); ok {
+			return lv
 		}
 	}
 	return c.levelOf(zs)
@@ -234,7 +234,7 @@ func (c *core) level(zs zones.ZoneState, st *alerting.Status) alerting.Level {
 // observe takes a snapshot at t. With full set (the sample tick) it records door crossings
 // and every zone whose figures changed; otherwise (a commit signal) only zones whose level
 // changed, so that level changes are recorded when they happen.
-func (c *core) observe(t int64, snap *zones.Snapshot, st *alerting.Status, full bool) {
+func (c *core) observe(t int64, snap *zones.Snapshot, st LevelView, full bool) {
 	if snap == nil {
 		return
 	}

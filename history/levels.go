@@ -3,67 +3,74 @@ package history
 import (
 	"time"
 
-	"github.com/crowdwatch/crowdwatch/alerting"
+	"github.com/crowdwatch/crowdwatch/levels"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
 
-// Levels is where the recorder takes each zone's crowd level from: the alerting manager once
-// it is wired (its levels have hysteresis and evacuations). Status may return nil.
+// Levels is where the recorder takes each zone's crowd level from: the alerting manager,
+// whose levels have hysteresis and evacuations. It is declared here, in the words history
+// needs, so that history does not depend on alerting: the service adapts the manager to it.
 type Levels interface {
-	Status() *alerting.Status
+	// LevelView is the latest view of the zones' levels; nil when there is none yet.
+	LevelView() LevelView
+}
+
+// LevelView is one moment's view of the zones' levels.
+type LevelView interface {
+	// AlertLevel is the zone's alert (paged) level; ok false for a zone the view does not know.
+	AlertLevel(zone string) (lv levels.Level, ok bool)
 }
 
 // LevelFunc gives a zone's level from its state when no Levels source is wired, or when the
 // source does not know the zone yet.
-type LevelFunc func(z zones.ZoneState) alerting.Level
+type LevelFunc func(z zones.ZoneState) levels.Level
 
-// Default thresholds of DefaultLevel. They match the alerting issue's documented defaults so
-// that history recorded before alerting is wired reads the same way.
-const (
-	BusyRatio       = 0.6
-	WarningRatio    = 0.85
-	CriticalRatio   = 1.0
-	WarningDensity  = 2.0 // persons per m²
-	CriticalDensity = 3.5
-	EvacuateDensity = 5.0
-)
-
-// DefaultLevel is the higher of the level by occupancy ratio (busy 0.6, warning 0.85,
-// critical 1.0) and the level by density (warning 2, critical 3.5, evacuate 5 persons/m²).
-func DefaultLevel(z zones.ZoneState) alerting.Level {
-	return alerting.InstantLevel(z.Ratio, z.Density)
+// DefaultLevel is a zone's level by the built-in thresholds (levels.Instant): the higher of
+// the level by occupancy ratio and the level by density.
+func DefaultLevel(z zones.ZoneState) levels.Level {
+	return levels.Instant(z.Ratio, z.Density)
 }
 
 // Band is the occupancy at which a zone enters a level, for charts.
 type Band struct {
-	Level     alerting.Level `json:"level"`
-	Occupancy float64        `json:"occupancy"`
+	Level     levels.Level `json:"level"`
+	Occupancy float64      `json:"occupancy"`
 }
 
-// DefaultBands are DefaultLevel's thresholds in persons for a zone: the lower of the ratio
-// and density thresholds for each level.
-func DefaultBands(capacity int, areaM2 float64) []Band {
-	byRatio := map[alerting.Level]float64{alerting.LevelBusy: BusyRatio, alerting.LevelWarning: WarningRatio, alerting.LevelCritical: CriticalRatio}
-	byDensity := map[alerting.Level]float64{alerting.LevelWarning: WarningDensity, alerting.LevelCritical: CriticalDensity, alerting.LevelEvacuate: EvacuateDensity}
+// Bands are the triggers t in persons for a zone: for each level the lower of its ratio and
+// density trigger; a level with neither is left out.
+func Bands(t levels.Triggers, capacity int, areaM2 float64) []Band {
 	var out []Band
-	for l := alerting.LevelBusy; l <= alerting.LevelEvacuate; l++ {
-		occ, ok := 0.0, false
-		if r, has := byRatio[l]; has && capacity > 0 {
-			occ, ok = r*float64(capacity), true
-		}
-		if d, has := byDensity[l]; has && areaM2 > 0 {
-			if v := d * areaM2; !ok || v < occ {
-				occ, ok = v, true
-			}
-		}
-		if ok {
+	for l := levels.Busy; l <= levels.Evacuate; l++ {
+		if occ, ok := t.Occupancy(l, capacity, areaM2); ok {
 			out = append(out, Band{Level: l, Occupancy: occ})
 		}
 	}
 	return out
 }
 
-// Events is where reports take alert history from: the alerting manager's stored events.
+// DefaultBands are DefaultLevel's thresholds in persons for a zone.
+func DefaultBands(capacity int, areaM2 float64) []Band {
+	return Bands(levels.Default(), capacity, areaM2)
+}
+
+// Events is where reports take alert history from: the alerting manager's stored events,
+// adapted by the service (history does not depend on alerting).
 type Events interface {
-	Events(from, to time.Time) ([]alerting.Event, error)
+	AlertEvents(from, to time.Time) ([]AlertEvent, error)
+}
+
+// AlertEvent is one entry of the alert history, with the fields reports use.
+type AlertEvent struct {
+	At      time.Time
+	AlertID string // "" for an evacuation event
+	Kind    string // alert kind: level, surge, ...
+	Zone    string
+	// What happened: fired, acknowledged, resolved, ..., evacuation_declared,
+	// evacuation_recommended, evacuation_stood_down.
+	What     string
+	Severity string
+	Level    levels.Level
+	By       string
+	Note     string
 }

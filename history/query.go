@@ -12,9 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/crowdwatch/crowdwatch/levels"
 	"github.com/crowdwatch/crowdwatch/storage"
-
-	"github.com/crowdwatch/crowdwatch/alerting"
 )
 
 // Reader answers queries and reports from a history file. Each call opens the file read-only
@@ -482,7 +481,7 @@ type Point struct {
 	PeakAt    *time.Time         `json:"peak_at"`
 	Mean      *float64           `json:"mean"`
 	Last      *int64             `json:"last"`
-	Level     *alerting.Level    `json:"level"` // highest level held in the bucket
+	Level     *levels.Level      `json:"level"` // highest level held in the bucket
 	Entries   int64              `json:"entries"`
 	Exits     int64              `json:"exits"`
 	Clamped   int64              `json:"clamped"`
@@ -497,7 +496,7 @@ func pointOf(w Rollup, loc *time.Location) Point {
 		CoveredS: float64(w.Covered) / 1000, Entries: w.Entries, Exits: w.Exits, Clamped: w.Clamped, Corrected: w.Corrected,
 		SecondsAt: map[string]float64{}}
 	for l, ms := range w.AtLevel {
-		p.SecondsAt[alerting.Level(l).String()] = float64(ms) / 1000
+		p.SecondsAt[levels.Level(l).String()] = float64(ms) / 1000
 	}
 	if w.hasValue() {
 		mn, mx, last := w.Min, w.Max, w.Last

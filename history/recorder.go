@@ -17,7 +17,6 @@ import (
 
 	"github.com/crowdwatch/crowdwatch/storage"
 
-	"github.com/crowdwatch/crowdwatch/alerting"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
 
@@ -151,11 +150,11 @@ func (r *Recorder) Run(ctx context.Context) error {
 	flushT := time.NewTicker(r.o.FlushInterval)
 	defer flushT.Stop()
 	now := func() int64 { return r.o.Now().UnixMilli() }
-	status := func() *alerting.Status {
+	status := func() LevelView {
 		if r.o.Levels == nil {
 			return nil
 		}
-		return r.o.Levels.Status()
+		return r.o.Levels.LevelView()
 	}
 	c.observe(now(), r.first, status(), true)
 	c.observe(now(), r.src.Snapshot(), status(), true)

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/crowdwatch/crowdwatch/alerting"
+	"github.com/crowdwatch/crowdwatch/levels"
 )
 
 // WriteSeriesCSV writes one row per zone and step.
@@ -16,7 +16,7 @@ func WriteSeriesCSV(w io.Writer, s *Series) error {
 	cw := csv.NewWriter(w)
 	head := []string{"zone", "start", "end", "capacity", "covered_s", "min", "max", "peak_at", "mean", "last", "level", "entries", "exits", "clamped", "corrected"}
 	for l := range NumLevels {
-		head = append(head, alerting.Level(l).String()+"_s")
+		head = append(head, levels.Level(l).String()+"_s")
 	}
 	_ = cw.Write(head)
 	for _, z := range s.Zones {
@@ -25,7 +25,7 @@ func WriteSeriesCSV(w io.Writer, s *Series) error {
 				optInt(p.Min), optInt(p.Max), optTime(p.PeakAt), optFloat(p.Mean), optInt(p.Last), optLevel(p.Level),
 				strconv.FormatInt(p.Entries, 10), strconv.FormatInt(p.Exits, 10), strconv.FormatInt(p.Clamped, 10), strconv.FormatInt(p.Corrected, 10)}
 			for l := range NumLevels {
-				row = append(row, num(p.SecondsAt[alerting.Level(l).String()]))
+				row = append(row, num(p.SecondsAt[levels.Level(l).String()]))
 			}
 			_ = cw.Write(row)
 		}
@@ -57,7 +57,7 @@ func optTime(p *time.Time) string {
 	return p.Format(time.RFC3339)
 }
 
-func optLevel(p *alerting.Level) string {
+func optLevel(p *levels.Level) string {
 	if p == nil {
 		return ""
 	}

@@ -8,7 +8,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/crowdwatch/crowdwatch/alerting"
+	"github.com/crowdwatch/crowdwatch/levels"
 )
 
 // Report is the after-event review of a period, per zone and for the site.
@@ -83,17 +83,17 @@ type AlertSummary struct {
 }
 
 type AlertLine struct {
-	ID         string            `json:"id"`
-	Kind       alerting.Kind     `json:"kind"`
-	Zone       string            `json:"zone,omitempty"`
-	Severity   alerting.Severity `json:"severity,omitempty"`
-	Level      alerting.Level    `json:"level,omitzero"`
-	FiredAt    time.Time         `json:"fired_at"`
-	AckAt      *time.Time        `json:"ack_at,omitempty"`
-	AckBy      string            `json:"ack_by,omitempty"`
-	ResolvedAt *time.Time        `json:"resolved_at,omitempty"`
-	AckS       *float64          `json:"ack_s,omitempty"`
-	ResolveS   *float64          `json:"resolve_s,omitempty"`
+	ID         string       `json:"id"`
+	Kind       string       `json:"kind"`
+	Zone       string       `json:"zone,omitempty"`
+	Severity   string       `json:"severity,omitempty"`
+	Level      levels.Level `json:"level,omitzero"`
+	FiredAt    time.Time    `json:"fired_at"`
+	AckAt      *time.Time   `json:"ack_at,omitempty"`
+	AckBy      string       `json:"ack_by,omitempty"`
+	ResolvedAt *time.Time   `json:"resolved_at,omitempty"`
+	AckS       *float64     `json:"ack_s,omitempty"`
+	ResolveS   *float64     `json:"resolve_s,omitempty"`
 }
 
 type EvacEvent struct {
@@ -184,7 +184,7 @@ func (q *txq) report(a, b int64) (*Report, error) {
 			m := tot.Mean()
 			zr.Mean = &m
 		}
-		for l := alerting.LevelBusy; l <= alerting.LevelEvacuate; l++ {
+		for l := levels.Busy; l <= levels.Evacuate; l++ {
 			var ms int64
 			for k := int(l); k < NumLevels; k++ {
 				ms += tot.AtLevel[k]
@@ -243,7 +243,7 @@ func (r *Reader) addAlerts(rep *Report, from, to time.Time) {
 		rep.AlertsNote = "alert history is not available to this report (alerting is not wired in)"
 		return
 	}
-	evs, err := r.Events.Events(from, to)
+	evs, err := r.Events.AlertEvents(from, to)
 	if err != nil {
 		rep.AlertsNote = "alert history could not be read: " + err.Error()
 		return

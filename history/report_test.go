@@ -7,15 +7,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/crowdwatch/crowdwatch/alerting"
+	"github.com/crowdwatch/crowdwatch/levels"
 )
 
 type fakeEvents struct {
-	evs []alerting.Event
+	evs []AlertEvent
 	err error
 }
 
-func (f fakeEvents) Events(from, to time.Time) ([]alerting.Event, error) { return f.evs, f.err }
+func (f fakeEvents) AlertEvents(from, to time.Time) ([]AlertEvent, error) { return f.evs, f.err }
 
 func TestReportAlertsSection(t *testing.T) {
 	site := testSite(time.UTC)
@@ -41,18 +41,18 @@ func TestReportAlertsSection(t *testing.T) {
 				t.Errorf("alerts %+v, note %q", rep.Alerts, rep.AlertsNote)
 			}
 		}},
-		{"lifecycles", fakeEvents{evs: []alerting.Event{
-			{At: at(0), AlertID: "level:entrance", Kind: alerting.KindLevel, Zone: "entrance", What: "fired", Level: alerting.LevelWarning},
+		{"lifecycles", fakeEvents{evs: []AlertEvent{
+			{At: at(0), AlertID: "level:entrance", Kind: "level", Zone: "entrance", What: "fired", Level: levels.Warning},
 			{At: at(1), AlertID: "level:entrance", What: "escalated"},
 			{At: at(2), AlertID: "level:entrance", What: "acknowledged", By: "li"},
 			{At: at(3), AlertID: "level:entrance", What: "acknowledged", By: "late"}, // only the first counts
 			{At: at(10), AlertID: "level:entrance", What: "resolved"},
-			{At: at(12), AlertID: "level:entrance", Kind: alerting.KindLevel, What: "fired"}, // fires again: a new alert
-			{At: at(13), AlertID: "device_silent:dc-01", What: "resolved"},                   // fired before the period
-			{At: at(14), Kind: alerting.KindEvacuation, What: "evacuation_declared", By: "guard"},
-			{At: at(16), AlertID: "level:floor", Kind: alerting.KindLevel, What: "fired"},
+			{At: at(12), AlertID: "level:entrance", Kind: "level", What: "fired"}, // fires again: a new alert
+			{At: at(13), AlertID: "device_silent:dc-01", What: "resolved"},        // fired before the period
+			{At: at(14), Kind: "evacuation", What: "evacuation_declared", By: "guard"},
+			{At: at(16), AlertID: "level:floor", Kind: "level", What: "fired"},
 			{At: at(20), AlertID: "level:floor", What: "acknowledged", By: "wang"},
-			{At: at(19), Kind: alerting.KindEvacuation, What: "evacuation_stood_down"},
+			{At: at(19), Kind: "evacuation", What: "evacuation_stood_down"},
 		}}, func(t *testing.T, rep *Report) {
 			s := rep.Alerts
 			if s == nil || s.Fired != 3 || s.Acknowledged != 2 || s.Resolved != 1 {

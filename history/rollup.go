@@ -1,11 +1,11 @@
 package history
 
 import (
-	"github.com/crowdwatch/crowdwatch/alerting"
+	"github.com/crowdwatch/crowdwatch/levels"
 )
 
 // NumLevels is how many crowd levels there are (normal … evacuate).
-const NumLevels = int(alerting.LevelEvacuate) + 1
+const NumLevels = int(levels.Evacuate) + 1
 
 // Sample is a zone's state from At (Unix milliseconds) until the next sample: the series is a
 // step function. Entries, Exits, Clamped and Corrected are what happened since the previous
@@ -14,7 +14,7 @@ type Sample struct {
 	At        int64
 	Occupancy int64
 	Deficit   int64
-	Level     alerting.Level
+	Level     levels.Level
 	Entries   int64
 	Exits     int64
 	Clamped   int64
@@ -43,7 +43,7 @@ type Rollup struct {
 	// AtLevel is the time spent at each level, in ms.
 	AtLevel [NumLevels]int64
 	// LastLevel is the level in force at the end of the window.
-	LastLevel alerting.Level
+	LastLevel levels.Level
 }
 
 // Mean is the time-weighted mean occupancy, 0 for a window without data.
@@ -55,13 +55,13 @@ func (r *Rollup) Mean() float64 {
 }
 
 // HighestLevel is the highest level held for any time in the window.
-func (r *Rollup) HighestLevel() alerting.Level {
+func (r *Rollup) HighestLevel() levels.Level {
 	for l := NumLevels - 1; l > 0; l-- {
 		if r.AtLevel[l] > 0 {
-			return alerting.Level(l)
+			return levels.Level(l)
 		}
 	}
-	return alerting.LevelNormal
+	return levels.Normal
 }
 
 // seen says whether the window saw any value (Min, Max and Last are set).
@@ -109,14 +109,14 @@ type window struct {
 	r   Rollup
 	has bool // a value is in force
 	cur int64
-	lvl alerting.Level
+	lvl levels.Level
 	at  int64 // integrated up to here
 	// samples counts samples that fell inside (a window without any is flat if has).
 	samples int
 }
 
 // newWindow starts a window; when carry is true the value cur/lvl is in force at start.
-func newWindow(start, end int64, carry bool, cur int64, lvl alerting.Level) window {
+func newWindow(start, end int64, carry bool, cur int64, lvl levels.Level) window {
 	w := window{r: Rollup{Start: start, End: end}, at: start}
 	if carry {
 		w.has, w.cur, w.lvl = true, cur, lvl
@@ -176,7 +176,7 @@ func (w *window) flat() bool {
 }
 
 // flatRollup is the rollup of a window that held value v at level l throughout.
-func flatRollup(start, end, v int64, l alerting.Level) Rollup {
+func flatRollup(start, end, v int64, l levels.Level) Rollup {
 	r := Rollup{Start: start, End: end, Covered: end - start, Min: v, Max: v, MaxAt: start, Last: v,
 		Integral: v * (end - start), LastLevel: l}
 	r.AtLevel[l] = end - start
@@ -194,7 +194,7 @@ func Aggregate(samples []Sample, bounds []int64) []Rollup {
 	i := 0
 	var has bool
 	var cur int64
-	var lvl alerting.Level
+	var lvl levels.Level
 	for ; i < len(samples) && samples[i].At < bounds[0]; i++ {
 		has, cur, lvl = !samples[i].End, samples[i].Occupancy, samples[i].Level
 	}

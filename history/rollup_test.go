@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/crowdwatch/crowdwatch/alerting"
+	"github.com/crowdwatch/crowdwatch/levels"
 )
 
 // reference computes a window from raw samples the slow, obvious way, independently of
@@ -16,7 +16,7 @@ func reference(ss []Sample, s, e int64) Rollup {
 	r := Rollup{Start: s, End: e}
 	has, seen := false, false
 	var cur int64
-	var lvl alerting.Level
+	var lvl levels.Level
 	lo := sort.Search(len(ss), func(i int) bool { return ss[i].At >= s })
 	if lo > 0 {
 		x := ss[lo-1]

@@ -78,7 +78,7 @@ func NewBroker(cfg *configs.Config, engine Submitter, log *slog.Logger, opts Bro
 		Logger: slog.New(levelFloor{log.With("component", "mqtt-broker").Handler(), slog.LevelError}),
 	})
 	ctx, cancel := context.WithCancel(context.Background())
-	b := &Broker{server: server, topics: NewTopics(cfg.MQTT.TopicPrefix, cfg.Site.ID),
+	b := &Broker{server: server, topics: TopicsFor(cfg),
 		maxPayload: cfg.MQTT.MaxPayload, engine: engine, log: log, sec: sec, ctx: ctx, cancel: cancel}
 	fail := func(err error) (*Broker, error) {
 		for _, ln := range []net.Listener{b.listener, b.tlsListener} {
@@ -386,19 +386,7 @@ func (h *deviceHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) b
 
 // serviceTopic tells whether a topic is one the service itself publishes: nobody else may,
 // even on an open broker, or a sign could be made to show anything.
-func (h *deviceHook) serviceTopic(topic string) bool {
-	base := h.broker.topics.Base()
-	rest, ok := strings.CutPrefix(topic, base)
-	if !ok {
-		return false
-	}
-	for _, p := range []string{KindZone + "/", "guidance/", "alert/", "service/"} {
-		if strings.HasPrefix(rest, p) {
-			return true
-		}
-	}
-	return false
-}
+func (h *deviceHook) serviceTopic(topic string) bool { return h.broker.topics.Own(topic) }
 
 // mayPublish is the write ACL: a device account publishes only on its own counter, occupancy
 // and status topics; a reader publishes nothing; on an open broker anything but the service's
@@ -444,8 +432,7 @@ func (h *deviceHook) mayRead(username, filter string) bool {
 	if u.Role == "reader" {
 		return strings.HasPrefix(filter, base) && len(filter) > len(base)
 	}
-	return strings.HasPrefix(filter, base+KindZone+"/") || strings.HasPrefix(filter, base+"guidance/") ||
-		filter == h.broker.topics.Service()
+	return h.broker.topics.ForSigns(filter)
 }
 
 // OnSubscribe reports the filters the read ACL will refuse; OnACLCheck's read check also runs

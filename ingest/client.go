@@ -47,7 +47,7 @@ type ClientOptions struct {
 
 // NewClient prepares the connection; Run connects and keeps it up.
 func NewClient(cfg *configs.Config, engine Submitter, log *slog.Logger, copts ClientOptions) (*Client, error) {
-	c := &Client{topics: NewTopics(cfg.MQTT.TopicPrefix, cfg.Site.ID), maxPayload: cfg.MQTT.MaxPayload,
+	c := &Client{topics: TopicsFor(cfg), maxPayload: cfg.MQTT.MaxPayload,
 		engine: engine, log: log, acks: make(chan paho.Message, 2*cfg.MQTT.QueueSize+cfg.Storage.CommitBatch),
 		closed: make(chan struct{}), redeliver: make(chan struct{}, 1), sec: copts.Security, devices: declaredDevices(cfg)}
 	if c.sec == nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/crowdwatch/crowdwatch/configs"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
 
@@ -29,13 +30,26 @@ const (
 	KindZone      = "zone"
 )
 
-// Topics builds and parses the site's topic names.
+// The service's own topic kinds, beside the devices' (KindCounter, KindOccupancy, KindStatus)
+// and KindZone.
+const (
+	kindGuidance = "guidance"
+	kindAlert    = "alert"
+	kindService  = "service"
+)
+
+// Topics builds and parses the site's topic names: the one place where every MQTT topic the
+// service reads (device topics) or writes (zone, guidance, alert, service status) is spelt.
+// The prefix may itself contain "/": nothing should split a topic to find the site.
 type Topics struct {
 	base string // "<prefix>/<site>/"
 }
 
 // NewTopics returns the topic scheme for a prefix and site id.
 func NewTopics(prefix, site string) Topics { return Topics{base: prefix + "/" + site + "/"} }
+
+// TopicsFor is the topic scheme of a site's configuration (mqtt.topic_prefix and site.id).
+func TopicsFor(cfg *configs.Config) Topics { return NewTopics(cfg.MQTT.TopicPrefix, cfg.Site.ID) }
 
 // Base is "<prefix>/<site>/".
 func (t Topics) Base() string { return t.base }
@@ -47,7 +61,34 @@ func (t Topics) Device(kind, device string) string { return t.base + kind + "/" 
 func (t Topics) Zone(zone string) string { return t.base + KindZone + "/" + zone }
 
 // Service is the retained topic on which the service says whether it is online.
-func (t Topics) Service() string { return t.base + "service/status" }
+func (t Topics) Service() string { return t.base + kindService + "/status" }
+
+// Guidance is the retained topic of one guidance screen's state (web.LiveOptions.GuidanceTopic).
+func (t Topics) Guidance(screen string) string { return t.base + kindGuidance + "/" + screen }
+
+// Alert is the retained topic of one alert's current state (alerting.Topics).
+func (t Topics) Alert(id string) string { return t.base + kindAlert + "/" + id }
+
+// Own tells whether a topic is one the service itself publishes on (zone, guidance, alert,
+// service): nobody else may, even on an open broker, or a sign could be made to show anything.
+func (t Topics) Own(topic string) bool {
+	rest, ok := strings.CutPrefix(topic, t.base)
+	if !ok {
+		return false
+	}
+	for _, k := range []string{KindZone, kindGuidance, kindAlert, kindService} {
+		if strings.HasPrefix(rest, k+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// ForSigns tells whether a subscription filter is one a device may hold: the site's zone and
+// guidance topics and the service status (what signs and screens read).
+func (t Topics) ForSigns(filter string) bool {
+	return strings.HasPrefix(filter, t.Zone("")) || strings.HasPrefix(filter, t.Guidance("")) || filter == t.Service()
+}
 
 // Subscriptions are the filters the service reads devices on.
 func (t Topics) Subscriptions() []string {

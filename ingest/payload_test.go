@@ -47,6 +47,47 @@ func TestTopics(t *testing.T) {
 	}
 }
 
+// TestOutgoingTopics: every topic the service writes comes from Topics, with a prefix that
+// itself contains "/", and the broker's ACL knows them as the service's own.
+func TestOutgoingTopics(t *testing.T) {
+	tp := TopicsFor(&configs.Config{MQTT: configs.MQTT{TopicPrefix: "acme/crowdwatch"}, Site: configs.Site{ID: "store-1"}})
+	built := []struct{ got, want string }{
+		{tp.Zone("hall"), "acme/crowdwatch/store-1/zone/hall"},
+		{tp.Guidance("door-a"), "acme/crowdwatch/store-1/guidance/door-a"},
+		{tp.Alert("level:hall"), "acme/crowdwatch/store-1/alert/level:hall"},
+		{tp.Service(), "acme/crowdwatch/store-1/service/status"},
+		{tp.Device(KindCounter, "dc-01"), "acme/crowdwatch/store-1/counter/dc-01"},
+	}
+	for _, b := range built {
+		if b.got != b.want {
+			t.Errorf("topic %q, want %q", b.got, b.want)
+		}
+	}
+	own := []struct {
+		topic      string
+		own, signs bool
+	}{
+		{"acme/crowdwatch/store-1/zone/hall", true, true},
+		{"acme/crowdwatch/store-1/guidance/door-a", true, true},
+		{"acme/crowdwatch/store-1/guidance/#", true, true},
+		{"acme/crowdwatch/store-1/alert/level:hall", true, false},
+		{"acme/crowdwatch/store-1/service/status", true, true},
+		{"acme/crowdwatch/store-1/service/other", true, false},
+		{"acme/crowdwatch/store-1/counter/dc-01", false, false},
+		{"acme/crowdwatch/store-1/zoneless", false, false},
+		{"crowdwatch/store-1/zone/hall", false, false}, // another prefix
+		{"acme/crowdwatch/store-2/zone/hall", false, false},
+	}
+	for _, o := range own {
+		if got := tp.Own(o.topic); got != o.own {
+			t.Errorf("Own(%q) = %v, want %v", o.topic, got, o.own)
+		}
+		if got := tp.ForSigns(o.topic); got != o.signs {
+			t.Errorf("ForSigns(%q) = %v, want %v", o.topic, got, o.signs)
+		}
+	}
+}
+
 func TestDecodeCounter(t *testing.T) {
 	cases := []struct {
 		name     string

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/crowdwatch/crowdwatch/alerting"
+	"github.com/crowdwatch/crowdwatch/levels"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
 
@@ -62,7 +63,7 @@ func TestZoneTopicCarriesShownLevel(t *testing.T) {
 	}})
 	pub := &zpPub{last: map[string]ZoneMessage{}}
 	lv := &zpLevels{}
-	lv.st.Store(&alerting.Status{Zones: []alerting.ZoneStatus{{Zone: "hall", Shown: alerting.LevelWarning}, {Zone: "floor"}}})
+	lv.st.Store(&alerting.Status{Zones: []alerting.ZoneStatus{{Zone: "hall", Shown: levels.Warning}, {Zone: "floor"}}})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -80,13 +81,13 @@ func TestZoneTopicCarriesShownLevel(t *testing.T) {
 			t.Fatalf("never published: %s", what)
 		}
 	}
-	wait("hall critical", func() bool { m, ok := pub.get("hall"); return ok && m.Level == alerting.LevelCritical })
-	warn := alerting.LevelWarning
+	wait("hall critical", func() bool { m, ok := pub.get("hall"); return ok && m.Level == levels.Critical })
+	warn := levels.Warning
 	since := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
-	lv.st.Store(&alerting.Status{Zones: []alerting.ZoneStatus{{Zone: "hall", Shown: alerting.LevelCritical},
+	lv.st.Store(&alerting.Status{Zones: []alerting.ZoneStatus{{Zone: "hall", Shown: levels.Critical},
 		{Zone: "floor", Pending: &warn, PendingSince: &since}}})
 	wait("floor pending warning", func() bool {
 		m, ok := pub.get("floor")
-		return ok && m.Pending != nil && *m.Pending == alerting.LevelWarning && m.PendingSince != nil && m.PendingSince.Equal(since)
+		return ok && m.Pending != nil && *m.Pending == levels.Warning && m.PendingSince != nil && m.PendingSince.Equal(since)
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/crowdwatch/crowdwatch/alerting"
+	"github.com/crowdwatch/crowdwatch/levels"
 )
 
 // Alerting is what the API needs from the alert manager.
@@ -168,7 +169,7 @@ func (a *api) getEvacuation(w http.ResponseWriter, _ *http.Request) {
 	}
 	var recommended []string
 	for _, z := range s.Zones {
-		if z.Level == alerting.LevelEvacuate && !z.Evacuating {
+		if z.Level == levels.Evacuate && !z.Evacuating {
 			recommended = append(recommended, z.Zone)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crowdwatch/crowdwatch/alerting"
+	"github.com/crowdwatch/crowdwatch/levels"
 )
 
 // fakeAlerting records what reaches it; ids and zones named "missing" are not found, and
@@ -29,7 +30,7 @@ func (f *fakeAlerting) result(what, key string) error {
 }
 
 func (f *fakeAlerting) Status() *alerting.Status {
-	return &alerting.Status{Zones: []alerting.ZoneStatus{{Zone: "hall", Level: alerting.LevelEvacuate}}}
+	return &alerting.Status{Zones: []alerting.ZoneStatus{{Zone: "hall", Level: levels.Evacuate}}}
 }
 func (f *fakeAlerting) Alerts(_ context.Context, fl alerting.Filter) ([]alerting.Alert, error) {
 	if fl.State == "bogus" {
@@ -152,9 +153,9 @@ func FuzzAlertRequests(f *testing.F) {
 func TestZonesLevel(t *testing.T) {
 	f, _ := newTestAPI(true, true, nil)
 	f.snap.Zones[0].Occupancy, f.snap.Zones[0].Ratio = 12, 1.2
-	warn := alerting.LevelCritical
+	warn := levels.Critical
 	st := &statusAlerting{status: &alerting.Status{Zones: []alerting.ZoneStatus{
-		{Zone: "hall", Shown: alerting.LevelWarning, Level: alerting.LevelBusy, Pending: &warn}}}}
+		{Zone: "hall", Shown: levels.Warning, Level: levels.Busy, Pending: &warn}}}}
 	h := NewHandler(Options{Engine: f, Broker: fakeBroker(true), Gatherer: prometheus.NewRegistry(), Alerting: st,
 		Log: slog.New(slog.DiscardHandler)})
 	_, m := do(h, "GET", "/api/v1/zones/hall", "")

@@ -16,6 +16,7 @@ import (
 	"github.com/crowdwatch/crowdwatch/alerting"
 	"github.com/crowdwatch/crowdwatch/configs"
 	"github.com/crowdwatch/crowdwatch/internal/owner"
+	"github.com/crowdwatch/crowdwatch/levels"
 	"github.com/crowdwatch/crowdwatch/web/guidance"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
@@ -39,7 +40,7 @@ type LiveOptions struct {
 	Config *configs.Config
 	Engine zones.Source
 	// Alerts, when set, gives each zone's level, the open alerts and the evacuations. When
-	// nil, levels come from guidance.DefaultLevel and there are no alerts or evacuations.
+	// nil, levels come from the built-in thresholds (levels.Instant) and there are no alerts or evacuations.
 	Alerts AlertSource
 	// Publisher and GuidanceTopic, when set, publish each screen's guidance retained.
 	Publisher     Publisher
@@ -157,11 +158,11 @@ type (
 		Density   *float64          `json:"density,omitempty"`
 		// Level is the shown level (alerting.Status.Show): the same as GET /api/v1/zones and the
 		// retained zone topic; Pending the level of an alert waiting out its hold-down.
-		Level        alerting.Level  `json:"level"`
-		Pending      *alerting.Level `json:"pending,omitempty"`
-		PendingSince *time.Time      `json:"pending_since,omitempty"`
-		Uncertain    bool            `json:"uncertain,omitempty"`
-		Updated      time.Time       `json:"updated,omitzero"`
+		Level        levels.Level  `json:"level"`
+		Pending      *levels.Level `json:"pending,omitempty"`
+		PendingSince *time.Time    `json:"pending_since,omitempty"`
+		Uncertain    bool          `json:"uncertain,omitempty"`
+		Updated      time.Time     `json:"updated,omitzero"`
 	}
 	floorView struct {
 		ID     string            `json:"id"`

@@ -17,6 +17,7 @@ import (
 
 	"github.com/crowdwatch/crowdwatch/alerting"
 	"github.com/crowdwatch/crowdwatch/configs"
+	"github.com/crowdwatch/crowdwatch/levels"
 	"github.com/crowdwatch/crowdwatch/web/assets"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
@@ -200,7 +201,7 @@ func TestFeedSnapshotThenChanges(t *testing.T) {
 	}
 	f.engine.set(7)
 	up := readUntil(t, c, "the entrance at 7", func(m anyMessage) bool { return m.Type == "update" && len(m.Zones) > 0 })
-	if len(up.Zones) != 1 || up.Zones[0].ID != "entrance" || up.Zones[0].Occupancy != 7 || up.Zones[0].Level != alerting.LevelBusy {
+	if len(up.Zones) != 1 || up.Zones[0].ID != "entrance" || up.Zones[0].Occupancy != 7 || up.Zones[0].Level != levels.Busy {
 		t.Errorf("update %+v, want only the entrance, at 7 and busy", up.Zones)
 	}
 	if up.Seq <= first.Seq {
@@ -377,11 +378,11 @@ func TestScreenFeedUnknownScreen(t *testing.T) {
 // once although paging still waits (the alert is pending), and a level still held for paging
 // is not drawn once the figures are below its clear line.
 func TestFeedShowsShownLevel(t *testing.T) {
-	crit := alerting.LevelCritical
+	crit := levels.Critical
 	since := time.Now().Add(-5 * time.Second).UTC().Truncate(time.Second)
 	a := &fakeAlerts{ch: make(chan struct{}, 1), status: &alerting.Status{Zones: []alerting.ZoneStatus{
-		{Zone: "entrance", Shown: alerting.LevelWarning, Level: alerting.LevelBusy, Pending: &crit, PendingSince: &since},
-		{Zone: "hall", Shown: alerting.LevelNormal, Level: alerting.LevelCritical}}}}
+		{Zone: "entrance", Shown: levels.Warning, Level: levels.Busy, Pending: &crit, PendingSince: &since},
+		{Zone: "hall", Shown: levels.Normal, Level: levels.Critical}}}}
 	f := startLive(t, a, 32)
 	f.engine.set(12) // 120 % of capacity, newer than the last evaluation
 	c := f.dial(t, "")
@@ -389,10 +390,10 @@ func TestFeedShowsShownLevel(t *testing.T) {
 		return len(m.Zones) > 0 && m.Zones[0].ID == "entrance" && m.Zones[0].Occupancy == 12
 	})
 	z := m.Zones[0]
-	if z.Level != alerting.LevelCritical || z.Pending == nil || *z.Pending != alerting.LevelCritical || z.PendingSince == nil {
+	if z.Level != levels.Critical || z.Pending == nil || *z.Pending != levels.Critical || z.PendingSince == nil {
 		t.Errorf("entrance 12/10 shown %v pending %v since %v, want critical with a pending critical alert", z.Level, z.Pending, z.PendingSince)
 	}
-	if len(m.Zones) > 1 && m.Zones[1].Level != alerting.LevelNormal {
+	if len(m.Zones) > 1 && m.Zones[1].Level != levels.Normal {
 		t.Errorf("hall at 1 %% shown %v: a level held for paging is not drawn", m.Zones[1].Level)
 	}
 	s := f.dial(t, "?screen=door")
@@ -403,18 +404,18 @@ func TestFeedShowsShownLevel(t *testing.T) {
 
 // With alerting wired, its levels, alerts and evacuations drive the feed and the screens.
 func TestFeedWithAlertSource(t *testing.T) {
-	a := &fakeAlerts{ch: make(chan struct{}, 1), status: &alerting.Status{Zones: []alerting.ZoneStatus{{Zone: "entrance", Shown: alerting.LevelCritical}}}}
+	a := &fakeAlerts{ch: make(chan struct{}, 1), status: &alerting.Status{Zones: []alerting.ZoneStatus{{Zone: "entrance", Shown: levels.Critical}}}}
 	f := startLive(t, a, 32)
 	c := f.dial(t, "")
 	first := read(t, c)
-	if first.Zones[0].Level != alerting.LevelCritical {
+	if first.Zones[0].Level != levels.Critical {
 		t.Errorf("entrance level %v, want critical from alerting (the occupancy alone says normal)", first.Zones[0].Level)
 	}
 	s := f.dial(t, "?screen=door")
 	if m := read(t, s); m.Guidance.State != "full" {
 		t.Errorf("screen %s, want full", m.Guidance.State)
 	}
-	a.set(&alerting.Status{Zones: []alerting.ZoneStatus{{Zone: "entrance", Shown: alerting.LevelCritical}},
+	a.set(&alerting.Status{Zones: []alerting.ZoneStatus{{Zone: "entrance", Shown: levels.Critical}},
 		Alerts:      []alerting.Alert{{ID: "level:entrance", Kind: alerting.KindLevel, Zone: "entrance", Severity: alerting.SeverityCritical, State: alerting.StateFiring}},
 		Evacuations: []alerting.Evacuation{{Zone: "", Reason: "fire", By: "guard"}}})
 	up := readUntil(t, c, "alerts and evacuations", func(m anyMessage) bool { return m.Type == "update" && m.Alerts != nil })

@@ -9,6 +9,8 @@ import (
 
 	"github.com/crowdwatch/crowdwatch/alerting"
 	"github.com/crowdwatch/crowdwatch/configs"
+	"github.com/crowdwatch/crowdwatch/ingest"
+	"github.com/crowdwatch/crowdwatch/levels"
 )
 
 func newCheckConfigCmd() *cobra.Command {
@@ -37,7 +39,7 @@ func printSummary(w io.Writer, path string, cfg *configs.Config) {
 	fmt.Fprintf(w, "http      %s\n", cfg.HTTP.Listen)
 	fmt.Fprintf(w, "storage   %s\n", cfg.Storage.Path)
 	if cfg.MQTT.Broker != "" {
-		fmt.Fprintf(w, "mqtt      external broker %s, topics %s/%s/...\n", cfg.MQTT.Broker, cfg.MQTT.TopicPrefix, cfg.Site.ID)
+		fmt.Fprintf(w, "mqtt      external broker %s, topics %s...\n", cfg.MQTT.Broker, ingest.TopicsFor(cfg).Base())
 	} else {
 		access := fmt.Sprintf("%d accounts", len(cfg.MQTT.Embedded.Users))
 		if len(cfg.MQTT.Embedded.Users) == 0 {
@@ -55,7 +57,7 @@ func printSummary(w io.Writer, path string, cfg *configs.Config) {
 			}
 			on = append(on, tlsOn)
 		}
-		fmt.Fprintf(w, "mqtt      embedded broker on %s (%s), topics %s/%s/...\n", strings.Join(on, " and "), access, cfg.MQTT.TopicPrefix, cfg.Site.ID)
+		fmt.Fprintf(w, "mqtt      embedded broker on %s (%s), topics %s...\n", strings.Join(on, " and "), access, ingest.TopicsFor(cfg).Base())
 		fmt.Fprintf(w, "          limits: %d connections, %d per address, CONNECT within %s, wills up to %d bytes\n",
 			e.MaxConnections, e.MaxConnectionsPerAddress, e.ConnectTimeout, e.MaxWillPayload)
 	}
@@ -113,8 +115,8 @@ func printAlertSummary(w io.Writer, cfg *configs.Config) {
 			continue // Validate reported it
 		}
 		fmt.Fprintf(w, "  %-20s warning %.2f / %.1f/m² for %s, critical %.2f / %.1f/m² for %s, evacuate %.1f/m²", z.ID,
-			l.Ratio[alerting.LevelWarning], l.Density[alerting.LevelWarning], l.For[alerting.LevelWarning],
-			l.Ratio[alerting.LevelCritical], l.Density[alerting.LevelCritical], l.For[alerting.LevelCritical], l.Density[alerting.LevelEvacuate])
+			l.Ratio[levels.Warning], l.Density[levels.Warning], l.For[levels.Warning],
+			l.Ratio[levels.Critical], l.Density[levels.Critical], l.For[levels.Critical], l.Density[levels.Evacuate])
 		if l.SurgePerMin > 0 {
 			fmt.Fprintf(w, ", surge %.0f/min", l.SurgePerMin)
 		}

@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,8 +16,9 @@ import (
 // startHistory runs the history recorder on the engine's snapshots and returns the reader the
 // API uses and the function that stops the recorder (after the engine, so that the last
 // state is recorded). A history that cannot be recorded is logged, not fatal: the live
-// figures matter more than their history.
-func startHistory(cfg *configs.Config, engine *zones.Engine, alerts *alertLink, reg prometheus.Registerer, log *slog.Logger) (*history.Reader, func()) {
+// figures matter more than their history. alerts is the alert manager, built (not yet run)
+// before history starts: see runService.
+func startHistory(cfg *configs.Config, engine *zones.Engine, alerts *alerting.Manager, reg prometheus.Registerer, log *slog.Logger) (*history.Reader, func()) {
 	log = log.With("component", "history")
 	site := history.SiteFromConfig(cfg)
 	path := cfg.HistoryPath()
@@ -32,13 +31,13 @@ func startHistory(cfg *configs.Config, engine *zones.Engine, alerts *alertLink, 
 		Retention: history.Retention{Raw: cfg.History.RetainRaw, Minute: cfg.History.RetainMinutes,
 			Hour: cfg.History.RetainHours},
 		Log:    log,
-		Levels: alerts,
+		Levels: historyAlerts{alerts},
 	})
 	reader := history.NewReader(path, &site, 5*time.Second)
 	reader.DamagedBlocks = prometheus.NewCounter(prometheus.CounterOpts{Name: "crowdwatch_history_damaged_blocks_total",
 		Help: "Stored history blocks that reads left out because they did not decode (each read that meets one counts it)."})
 	reg.MustRegister(reader.DamagedBlocks)
-	reader.Events = alerts
+	reader.Events = historyAlerts{alerts}
 	reader.BandsOf = bandsFromConfig(cfg)
 	if err != nil {
 		log.Error("history: not recorded", "error", err)
@@ -55,30 +54,38 @@ func startHistory(cfg *configs.Config, engine *zones.Engine, alerts *alertLink, 
 	return reader, func() { cancel(); <-done }
 }
 
-// alertLink hands history the alert manager, which starts after it (the manager needs the
-// MQTT side, and history must start before MQTT to see the first crossings).
-type alertLink struct {
-	m atomic.Pointer[alerting.Manager]
+// historyAlerts adapts the alert manager to what history reads from it (history.Levels and
+// history.Events). history declares those in its own words so that it does not depend on
+// alerting; the adapter binds nothing late, since the manager exists before history starts.
+type historyAlerts struct{ m *alerting.Manager }
+
+func (h historyAlerts) LevelView() history.LevelView {
+	if st := h.m.Status(); st != nil {
+		return st
+	}
+	return nil // not a typed nil: history falls back on its own levels
 }
 
-func (l *alertLink) Status() *alerting.Status {
-	if m := l.m.Load(); m != nil {
-		return m.Status()
+func (h historyAlerts) AlertEvents(from, to time.Time) ([]history.AlertEvent, error) {
+	evs, err := h.m.Events(from, to)
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	return historyEvents(evs), nil
 }
 
-func (l *alertLink) Events(from, to time.Time) ([]alerting.Event, error) {
-	m := l.m.Load()
-	if m == nil {
-		return nil, errors.New("alerting is not running")
+// historyEvents are alert events as history's reports read them.
+func historyEvents(evs []alerting.Event) []history.AlertEvent {
+	out := make([]history.AlertEvent, len(evs))
+	for i, e := range evs {
+		out[i] = history.AlertEvent{At: e.At, AlertID: e.AlertID, Kind: string(e.Kind), Zone: e.Zone, What: e.What,
+			Severity: string(e.Severity), Level: e.Level, By: e.By, Note: e.Note}
 	}
-	return m.Events(from, to)
+	return out
 }
 
 // bandsFromConfig gives charts each zone's own level thresholds in persons, with its
-// overrides (zones[].alerts) over alerting.defaults: for each level the lower of the ratio
-// and the density trigger.
+// overrides (zones[].alerts) over alerting.defaults.
 func bandsFromConfig(cfg *configs.Config) func(history.ZoneInfo) []history.Band {
 	limits := map[string]alerting.Limits{}
 	for _, z := range cfg.Zones {
@@ -91,21 +98,6 @@ func bandsFromConfig(cfg *configs.Config) func(history.ZoneInfo) []history.Band 
 		if !ok {
 			return history.DefaultBands(z.Capacity, z.AreaM2)
 		}
-		var out []history.Band
-		for lv := alerting.LevelBusy; lv <= alerting.LevelEvacuate; lv++ {
-			occ, set := 0.0, false
-			if r := l.Ratio[lv]; r > 0 && z.Capacity > 0 {
-				occ, set = r*float64(z.Capacity), true
-			}
-			if d := l.Density[lv]; d > 0 && z.AreaM2 > 0 {
-				if v := d * z.AreaM2; !set || v < occ {
-					occ, set = v, true
-				}
-			}
-			if set {
-				out = append(out, history.Band{Level: lv, Occupancy: occ})
-			}
-		}
-		return out
+		return history.Bands(l.Triggers, z.Capacity, z.AreaM2)
 	}
 }

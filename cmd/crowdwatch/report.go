@@ -146,10 +146,10 @@ func writeOut(w io.Writer, format string, v any, csv, md func() error) error {
 // service's own /api/v1/reports endpoints carry it.
 type alertFile string
 
-func (f alertFile) Events(from, to time.Time) ([]alerting.Event, error) {
+func (f alertFile) AlertEvents(from, to time.Time) ([]history.AlertEvent, error) {
 	evs, err := alerting.ReadEvents(string(f), from, to)
 	if err != nil {
 		return nil, fmt.Errorf("%w (while the service runs, GET /api/v1/reports/daily includes the alerts)", err)
 	}
-	return evs, nil
+	return historyEvents(evs), nil
 }

@@ -169,46 +169,85 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 		}
 	})
 
-	// History (package history): its own file, recorder and reader; it stops right after
-	// the engine so that the engine's last state is recorded.
-	link := &alertLink{}
-	historyReader, stopHistory := startHistory(cfg, engine, link, reg, log)
-	stops = append(stops, stopHistory)
-
+	// Start order: the MQTT side is built (listening, not yet serving), then the alert manager
+	// (it needs MQTT for its channel, and opens its database), then history (which reads the
+	// manager's levels and events: it exists already, so nothing is bound late), and only then
+	// does MQTT serve, so that history sees the first crossings. The manager runs once MQTT is
+	// up; until then it shows the levels it restored from its open alerts.
 	mqttCtx, stopMQTT := context.WithCancel(context.Background())
 	defer stopMQTT()
 	var (
 		mqtt     mqttSide
 		mqttAddr string
 		mqttTLS  []any
+		// serveMQTT starts serving; stopMQTTSide stops what it started; closeUnserved
+		// releases what was built when the start fails before serving.
+		serveMQTT                   func() error
+		stopMQTTSide, closeUnserved func()
 	)
-	// The zone and service-status publishers stop before the broker or client does, so that
-	// nothing re-asserts "online" after the external client's last "offline".
-	stopPublishers := func() {}
-	stops = append(stops, func() { stopPublishers() })
-	topics := ingest.NewTopics(cfg.MQTT.TopicPrefix, cfg.Site.ID)
+	topics := ingest.TopicsFor(cfg)
 	if cfg.MQTT.Broker == "" {
 		broker, err := ingest.NewBroker(cfg, engine, log, ingest.BrokerOptions{Security: sec, Registerer: reg})
 		if err != nil {
 			return err
 		}
-		stops = append(stops, broker.Close)
-		if err := broker.Serve(); err != nil {
-			return err
+		stopMQTTSide, closeUnserved = broker.Close, broker.Close
+		serveMQTT = func() error {
+			if err := broker.Serve(); err != nil {
+				return err
+			}
+			mqttAddr = broker.Addr().String()
+			if a := broker.TLSAddr(); a != nil {
+				mqttTLS = []any{"mqtt_tls", a.String()}
+			}
+			return nil
 		}
-		mqtt, mqttAddr = broker, broker.Addr().String()
-		if a := broker.TLSAddr(); a != nil {
-			mqttTLS = []any{"mqtt_tls", a.String()}
-		}
+		mqtt = broker
 	} else {
 		client, err := ingest.NewClient(cfg, engine, log.With("component", "mqtt-client"), ingest.ClientOptions{Security: sec})
 		if err != nil {
 			return err
 		}
 		clientDone := make(chan struct{})
-		go func() { defer close(clientDone); _ = client.Run(mqttCtx) }()
-		stops = append(stops, func() { stopMQTT(); <-clientDone })
+		stopMQTTSide, closeUnserved = func() { stopMQTT(); <-clientDone }, func() {}
+		serveMQTT = func() error {
+			go func() { defer close(clientDone); _ = client.Run(mqttCtx) }()
+			return nil
+		}
 		mqtt, mqttAddr = client, cfg.MQTT.Broker
+	}
+	alerts, runAlerting, err := newAlerting(cfg, engine, mqtt, topics, reg, log, reload)
+	if err != nil {
+		closeUnserved()
+		return err
+	}
+	// Until the manager runs, closing its database is all there is to stop.
+	stopAlerting := func() {
+		if err := alerts.Close(); err != nil {
+			log.Error("alerting: closing the alert database", "error", err)
+		}
+	}
+
+	// History (package history): its own file, recorder and reader; it stops right after
+	// the engine so that the engine's last state is recorded.
+	historyReader, stopHistory := startHistory(cfg, engine, alerts, reg, log)
+	stops = append(stops, stopHistory)
+
+	// The zone and service-status publishers stop before the broker or client does, so that
+	// nothing re-asserts "online" after the external client's last "offline".
+	stopPublishers := func() {}
+	stops = append(stops, func() { stopPublishers() })
+	stops = append(stops, stopMQTTSide)
+	// Until the manager runs, a failed start closes its database after the rest has stopped.
+	alertingRuns := false
+	defer func() {
+		if !alertingRuns {
+			stopAll()
+			stopAlerting()
+		}
+	}()
+	if err := serveMQTT(); err != nil {
+		return err
 	}
 	// The service's own retained topics (service status, zone states) are re-asserted every
 	// retainedReassert, so a retained message someone else put there does not last.
@@ -220,15 +259,11 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 	_ = retained.Publish(topics.Service(), []byte("online"), true)
 	go func() {
 		defer pubs.Done()
-		ingest.PublishZones(pubCtx, engine, retained, topics, 250*time.Millisecond, link, log.With("component", "zone-publisher"))
+		ingest.PublishZones(pubCtx, engine, retained, topics, 250*time.Millisecond, alerts, log.With("component", "zone-publisher"))
 	}()
 	stopPublishers = func() { stopPub(); pubs.Wait() }
 
-	alerts, stopAlerting, err := startAlerting(cfg, engine, mqtt, reg, log, reload)
-	if err != nil {
-		return err
-	}
-	link.m.Store(alerts)
+	stopAlerting, alertingRuns = runAlerting(), true
 	monitorCtx, stopMonitor := context.WithCancel(context.Background())
 	defer stopMonitor()
 	monitorDone := make(chan struct{})
@@ -291,55 +326,59 @@ func runService(ctx context.Context, cfg *configs.Config, log *slog.Logger, onSt
 	return nil
 }
 
-// startAlerting starts the alert manager, its notification channels and, for a service run
-// from a file, the reloader. The returned function stops them in that order's reverse.
-func startAlerting(cfg *configs.Config, engine *zones.Engine, mqtt mqttSide, reg *prometheus.Registry,
-	log *slog.Logger, reload *reloadSource) (*alerting.Manager, func(), error) {
+// newAlerting builds the alert manager (its database open, its open alerts restored) and
+// returns it with the function that starts it, its notification channels and, for a service
+// run from a file, the reloader; that function returns the one that stops them in that
+// order's reverse and closes the database.
+func newAlerting(cfg *configs.Config, engine *zones.Engine, mqtt mqttSide, topics ingest.Topics, reg *prometheus.Registry,
+	log *slog.Logger, reload *reloadSource) (*alerting.Manager, func() (stop func()), error) {
 	metrics := alerting.NewMetrics(reg)
 	alog := log.With("component", "alerting")
-	dispatcher := alerting.NewDispatcher(mqtt, metrics, alog)
+	dispatcher := alerting.NewDispatcher(mqtt, topics, metrics, alog)
 	manager, err := alerting.New(alerting.Options{Config: cfg, Model: engine.Model(), Source: engine,
 		Notifier: dispatcher, Metrics: metrics, Logger: alog})
 	if err != nil {
 		return nil, nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); dispatcher.Run(ctx, cfg) }()
-	go func() { defer wg.Done(); _ = manager.Run(ctx) }()
-	if reload != nil {
-		current := cfg
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			configs.Watch(ctx, reload.path, reload.overrides, cfg.Alerting.Reload.WatchFile, cfg.Alerting.Reload.Debounce,
-				func(next *configs.Config) {
-					if err := manager.Reload(ctx, next); err != nil {
+	return manager, func() func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); dispatcher.Run(ctx, cfg) }()
+		go func() { defer wg.Done(); _ = manager.Run(ctx) }()
+		if reload != nil {
+			current := cfg
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				configs.Watch(ctx, reload.path, reload.overrides, cfg.Alerting.Reload.WatchFile, cfg.Alerting.Reload.Debounce,
+					func(next *configs.Config) {
+						if err := manager.Reload(ctx, next); err != nil {
+							metrics.Reloaded(false)
+							alog.Error("config reload rejected; the previous settings stay in force", "path", reload.path, "error", err)
+							return
+						}
+						dispatcher.Reload(next)
+						metrics.Reloaded(true)
+						if current.NeedsRestart(next) {
+							alog.Warn("config reloaded: alerting settings applied; other changes (zones, doors, devices, MQTT, storage, HTTP) take effect after a restart", "path", reload.path)
+						} else {
+							alog.Info("config reloaded: alerting settings applied", "path", reload.path)
+						}
+						current = next
+					},
+					func(err error) {
 						metrics.Reloaded(false)
 						alog.Error("config reload rejected; the previous settings stay in force", "path", reload.path, "error", err)
-						return
-					}
-					dispatcher.Reload(next)
-					metrics.Reloaded(true)
-					if current.NeedsRestart(next) {
-						alog.Warn("config reloaded: alerting settings applied; other changes (zones, doors, devices, MQTT, storage, HTTP) take effect after a restart", "path", reload.path)
-					} else {
-						alog.Info("config reloaded: alerting settings applied", "path", reload.path)
-					}
-					current = next
-				},
-				func(err error) {
-					metrics.Reloaded(false)
-					alog.Error("config reload rejected; the previous settings stay in force", "path", reload.path, "error", err)
-				})
-		}()
-	}
-	return manager, func() {
-		cancel()
-		wg.Wait()
-		if err := manager.Close(); err != nil {
-			log.Error("alerting: closing the alert database", "error", err)
+					})
+			}()
+		}
+		return func() {
+			cancel()
+			wg.Wait()
+			if err := manager.Close(); err != nil {
+				log.Error("alerting: closing the alert database", "error", err)
+			}
 		}
 	}, nil
 }

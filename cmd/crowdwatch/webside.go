@@ -21,7 +21,7 @@ import (
 
 // startWeb opens the sign-in file, builds sign-in and starts the live feed (dashboard,
 // guidance screens, guidance on MQTT). alerts may be nil until alerting is wired: levels then
-// come from occupancy thresholds (guidance.DefaultLevel). The feed's stop is added to stops;
+// come from the built-in thresholds (levels.Instant). The feed's stop is added to stops;
 // the caller closes the returned store after HTTP has stopped (handlers append to its audit
 // log). events gets refused sign-ins and tokens (nil: Discard).
 func startWeb(cfg *configs.Config, engine zones.Source, alerts web.AlertSource, pub web.Publisher, topics ingest.Topics,
@@ -55,7 +55,7 @@ func startWeb(cfg *configs.Config, engine zones.Source, alerts web.AlertSource, 
 		publisher = pub
 	}
 	live := web.NewLive(web.LiveOptions{Config: cfg, Engine: engine, Alerts: alerts, Publisher: publisher,
-		GuidanceTopic: func(screen string) string { return topics.Base() + "guidance/" + screen },
+		GuidanceTopic: topics.Guidance,
 		Catalogue:     cat, Interval: cfg.HTTP.LiveInterval, Log: log.With("component", "live"),
 		Limits: web.FeedLimits{PerPrincipal: cfg.HTTP.Feed.MaxPerUser, PerAddress: cfg.HTTP.Feed.MaxPerAddress, Total: cfg.HTTP.Feed.MaxTotal}})
 	ctx, stop := context.WithCancel(context.Background())

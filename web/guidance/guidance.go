@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/crowdwatch/crowdwatch/alerting"
 	"github.com/crowdwatch/crowdwatch/configs"
+	"github.com/crowdwatch/crowdwatch/levels"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
 
@@ -50,13 +50,13 @@ type Text struct {
 
 // Guidance is what one screen shows, as the page, the MQTT topic and the tests see it.
 type Guidance struct {
-	Screen     string         `json:"screen"`
-	Zone       string         `json:"zone"`
-	State      State          `json:"state"`
-	Level      alerting.Level `json:"level"`
-	Occupancy  int64          `json:"occupancy"`
-	Capacity   int            `json:"capacity"`
-	PlacesLeft int64          `json:"places_left"`
+	Screen     string       `json:"screen"`
+	Zone       string       `json:"zone"`
+	State      State        `json:"state"`
+	Level      levels.Level `json:"level"`
+	Occupancy  int64        `json:"occupancy"`
+	Capacity   int          `json:"capacity"`
+	PlacesLeft int64        `json:"places_left"`
 	// Guards are the zones a person passing the screen enters (its zone first); Level,
 	// Occupancy and Capacity are LimitingZone's, the one that decided the state (the worst
 	// level, then the fewest places left); PlacesLeft is the smallest of the guarded zones'.
@@ -86,25 +86,8 @@ type Guidance struct {
 // (alerting.Status.Show), which rises the moment a figure crosses a trigger.
 type Reading struct {
 	Zone      zones.ZoneState
-	Level     alerting.Level
+	Level     levels.Level
 	Uncertain bool // a counter feeding the zone is down: the figure may be wrong
-}
-
-// Thresholds of DefaultLevel (occupancy ratio and persons per m²).
-const (
-	BusyRatio         = 0.6
-	WarningRatio      = 0.85
-	CriticalRatio     = 1.0
-	WarningDensity    = 2.0
-	CriticalDensity   = 3.5
-	EvacuationDensity = 5.0
-)
-
-// DefaultLevel is a zone's level when no alerting is wired: busy at 60% of capacity, warning at
-// 85% or 2 persons/m², critical at 100% or 3.5 persons/m², evacuate at 5 persons/m². The
-// alerting package's levels (with hysteresis and hold-down) replace it when present.
-func DefaultLevel(z zones.ZoneState) alerting.Level {
-	return alerting.InstantLevel(z.Ratio, z.Density)
 }
 
 // Route is what a screen guards and where its alternatives lead, from the store's layout:
@@ -232,7 +215,7 @@ func Compute(s configs.Screen, route Route, readings map[string]Reading, evacuat
 		for _, z := range path {
 			ar, found := readings[z]
 			// At or over capacity is never acceptable, whatever the zone's thresholds say.
-			if !found || ar.Uncertain || evacuating[z] || ar.Level >= alerting.LevelBusy || ar.Zone.Occupancy >= int64(ar.Zone.Capacity) {
+			if !found || ar.Uncertain || evacuating[z] || ar.Level >= levels.Busy || ar.Zone.Occupancy >= int64(ar.Zone.Capacity) {
 				fine = false
 				break
 			}
@@ -261,12 +244,12 @@ func Compute(s configs.Screen, route Route, readings map[string]Reading, evacuat
 	case evac:
 		g.State = Evacuate
 		g.point(pointer{zone: s.Exit.Zone, arrow: s.Exit.Arrow, label: s.Exit.Label})
-	case limitLeft >= 0 && (g.Level >= alerting.LevelCritical || g.PlacesLeft == 0):
+	case limitLeft >= 0 && (g.Level >= levels.Critical || g.PlacesLeft == 0):
 		g.State = Full
 		g.point(g.alt)
 	case limitLeft < 0 || untrusted:
 		g.State = Neutral
-	case g.Level >= alerting.LevelBusy:
+	case g.Level >= levels.Busy:
 		g.State = Busy
 		g.point(g.alt)
 	default:

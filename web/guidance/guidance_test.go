@@ -5,41 +5,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/crowdwatch/crowdwatch/alerting"
 	"github.com/crowdwatch/crowdwatch/configs"
+	"github.com/crowdwatch/crowdwatch/levels"
 	"github.com/crowdwatch/crowdwatch/web/assets"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
 
 func f(v float64) *float64 { return &v }
-
-func TestDefaultLevel(t *testing.T) {
-	cases := []struct {
-		name    string
-		ratio   float64
-		density *float64
-		want    alerting.Level
-	}{
-		{"empty", 0, nil, alerting.LevelNormal},
-		{"just below busy", 0.59, nil, alerting.LevelNormal},
-		{"busy", 0.6, nil, alerting.LevelBusy},
-		{"warning by ratio", 0.85, nil, alerting.LevelWarning},
-		{"critical by ratio", 1.0, nil, alerting.LevelCritical},
-		{"over capacity", 1.4, nil, alerting.LevelCritical},
-		{"warning by density", 0.1, f(2), alerting.LevelWarning},
-		{"critical by density", 0.1, f(3.5), alerting.LevelCritical},
-		{"evacuate by density", 0.1, f(5), alerting.LevelEvacuate},
-		{"ratio worse than density", 1.0, f(2.1), alerting.LevelCritical},
-		{"density below every threshold", 0.7, f(1.9), alerting.LevelBusy},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			if got := DefaultLevel(zones.ZoneState{Ratio: c.ratio, Density: c.density}); got != c.want {
-				t.Errorf("DefaultLevel(ratio %v) = %v, want %v", c.ratio, got, c.want)
-			}
-		})
-	}
-}
 
 var screen = configs.Screen{ID: "door-a", Zone: "a", Languages: []string{"zh", "en"},
 	Alternatives: []configs.Pointer{
@@ -49,13 +21,13 @@ var screen = configs.Screen{ID: "door-a", Zone: "a", Languages: []string{"zh", "
 	Exit: configs.Pointer{Arrow: "down", Label: map[string]string{"en": "East exit", "zh": "东出口"}},
 }
 
-func rd(id string, occ int64, capacity int, lv alerting.Level) Reading {
+func rd(id string, occ int64, capacity int, lv levels.Level) Reading {
 	return Reading{Zone: zones.ZoneState{ID: id, Name: "Zone " + id, Occupancy: occ, Capacity: capacity,
 		Ratio: float64(occ) / float64(capacity)}, Level: lv}
 }
 
 func TestCompute(t *testing.T) {
-	n, b, w, c, e := alerting.LevelNormal, alerting.LevelBusy, alerting.LevelWarning, alerting.LevelCritical, alerting.LevelEvacuate
+	n, b, w, c, e := levels.Normal, levels.Busy, levels.Warning, levels.Critical, levels.Evacuate
 	cases := []struct {
 		name       string
 		readings   []Reading
@@ -168,12 +140,12 @@ func TestRender(t *testing.T) {
 		title    string
 		detail   string
 	}{
-		{"welcome en", []Reading{rd("a", 10, 100, alerting.LevelNormal)}, nil, "en", "Welcome", "90 places left"},
-		{"welcome zh", []Reading{rd("a", 10, 100, alerting.LevelNormal)}, nil, "zh", "欢迎光临", "尚余 90 个位置"},
-		{"busy en", []Reading{rd("a", 70, 100, alerting.LevelBusy), rd("b", 5, 100, alerting.LevelNormal)}, nil, "en", "Busy", "Please use Entrance B"},
-		{"busy zh", []Reading{rd("a", 70, 100, alerting.LevelBusy), rd("b", 5, 100, alerting.LevelNormal)}, nil, "zh", "人流较多", "请使用B 入口"},
-		{"busy unlabelled alternative uses the zone name", []Reading{rd("a", 70, 100, alerting.LevelBusy), rd("c", 5, 100, alerting.LevelNormal)}, nil, "en", "Busy", "Please use Zone c"},
-		{"full en", []Reading{rd("a", 100, 100, alerting.LevelCritical)}, nil, "en", "Full", "Please wait"},
+		{"welcome en", []Reading{rd("a", 10, 100, levels.Normal)}, nil, "en", "Welcome", "90 places left"},
+		{"welcome zh", []Reading{rd("a", 10, 100, levels.Normal)}, nil, "zh", "欢迎光临", "尚余 90 个位置"},
+		{"busy en", []Reading{rd("a", 70, 100, levels.Busy), rd("b", 5, 100, levels.Normal)}, nil, "en", "Busy", "Please use Entrance B"},
+		{"busy zh", []Reading{rd("a", 70, 100, levels.Busy), rd("b", 5, 100, levels.Normal)}, nil, "zh", "人流较多", "请使用B 入口"},
+		{"busy unlabelled alternative uses the zone name", []Reading{rd("a", 70, 100, levels.Busy), rd("c", 5, 100, levels.Normal)}, nil, "en", "Busy", "Please use Zone c"},
+		{"full en", []Reading{rd("a", 100, 100, levels.Critical)}, nil, "en", "Full", "Please wait"},
 		{"evacuate en", nil, []string{"a"}, "en", "Evacuate now", "Leave by East exit"},
 		{"neutral zh", nil, nil, "zh", "请听从工作人员指引", ""},
 	}

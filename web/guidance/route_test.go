@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/crowdwatch/crowdwatch/alerting"
 	"github.com/crowdwatch/crowdwatch/configs"
+	"github.com/crowdwatch/crowdwatch/levels"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
 
@@ -128,7 +128,7 @@ func TestComputeHierarchy(t *testing.T) {
 			for _, zz := range tc.zones {
 				info := m.Zones[slices.IndexFunc(m.Zones, func(i zones.ZoneInfo) bool { return i.ID == zz.id })]
 				st := zones.ZoneState{ID: zz.id, Occupancy: zz.occ, Capacity: info.Capacity, Ratio: float64(zz.occ) / float64(info.Capacity)}
-				rs[zz.id] = Reading{Zone: st, Level: alerting.InstantLevel(st.Ratio, nil), Uncertain: zz.uncertain}
+				rs[zz.id] = Reading{Zone: st, Level: levels.Instant(st.Ratio, nil), Uncertain: zz.uncertain}
 			}
 			ev := map[string]bool{}
 			for _, e := range tc.evacuating {
@@ -148,14 +148,14 @@ func TestComputeHierarchy(t *testing.T) {
 func TestComputeCapacityIsHard(t *testing.T) {
 	now := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
 	rs := map[string]Reading{
-		"a": rd("a", 100, 100, alerting.LevelNormal),
-		"b": rd("b", 50, 50, alerting.LevelNormal),
-		"c": rd("c", 10, 100, alerting.LevelNormal),
+		"a": rd("a", 100, 100, levels.Normal),
+		"b": rd("b", 50, 50, levels.Normal),
+		"c": rd("c", 10, 100, levels.Normal),
 	}
 	if g := Compute(screen, Route{}, rs, nil, now); g.State != Full || g.Target != "c" {
 		t.Errorf("a at capacity: %s -> %q, want full pointing to c (b is at capacity too)", g.State, g.Target)
 	}
-	rs["a"] = rd("a", 70, 100, alerting.LevelBusy)
+	rs["a"] = rd("a", 70, 100, levels.Busy)
 	delete(rs, "c")
 	if g := Compute(screen, Route{}, rs, nil, now); g.State != Busy || g.Target != "" {
 		t.Errorf("b at capacity offered: %s -> %q", g.State, g.Target)
