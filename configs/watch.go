@@ -3,25 +3,19 @@ package configs
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
 )
 
-// Watch reloads the store file on SIGHUP and, when watchFile is set, on a change to the file
-// (debounced: editors write in several steps). Each reload loads and validates the whole
-// file; onError gets a file that does not load, onLoad one that does. The caller keeps
-// running its old config after an error. Watch returns when ctx ends.
-func Watch(ctx context.Context, path string, overrides map[string]any, watchFile bool, debounce time.Duration,
+// Watch reloads the store file on each value from reload (cmd/crowdwatch sends one on
+// SIGHUP; nil: never) and, when watchFile is set, on a change to the file (debounced: editors
+// write in several steps). Each reload loads and validates the whole file; onError gets a
+// file that does not load, onLoad one that does. The caller keeps running its old config
+// after an error. Watch returns when ctx ends.
+func Watch(ctx context.Context, path string, overrides map[string]any, reload <-chan struct{}, watchFile bool, debounce time.Duration,
 	onLoad func(*Config), onError func(error)) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-
 	var events chan fsnotify.Event
 	if watchFile {
 		if w, err := fsnotify.NewWatcher(); err != nil {
@@ -36,7 +30,7 @@ func Watch(ctx context.Context, path string, overrides map[string]any, watchFile
 		}
 	}
 	var timer <-chan time.Time
-	reload := func() {
+	load := func() {
 		cfg, err := Load(path, overrides)
 		if err != nil {
 			onError(err)
@@ -48,15 +42,15 @@ func Watch(ctx context.Context, path string, overrides map[string]any, watchFile
 		select {
 		case <-ctx.Done():
 			return
-		case <-hup:
-			reload()
+		case <-reload:
+			load()
 		case ev := <-events:
 			if filepath.Clean(ev.Name) == filepath.Clean(path) && ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename) != 0 {
 				timer = time.After(debounce)
 			}
 		case <-timer:
 			timer = nil
-			reload()
+			load()
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,32 +10,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/crowdwatch/crowdwatch/alerting"
 	"github.com/crowdwatch/crowdwatch/configs"
-	"github.com/crowdwatch/crowdwatch/history"
 	"github.com/crowdwatch/crowdwatch/storage"
-	"github.com/crowdwatch/crowdwatch/web"
-	"github.com/crowdwatch/crowdwatch/zones"
 )
-
-// serviceBackups serves GET /api/v1/backup from the running service's open files.
-type serviceBackups struct {
-	store       *zones.Store
-	alerts      *alerting.Manager
-	historyPath string
-}
-
-func (b *serviceBackups) Backup(_ context.Context, file string, start func(int64) io.Writer) (int64, error) {
-	switch file {
-	case "occupancy":
-		return b.store.Backup(start)
-	case "alerts":
-		return b.alerts.Backup(start)
-	case "history":
-		return history.Backup(b.historyPath, 5*time.Second, start)
-	}
-	return 0, fmt.Errorf("no file %q (one of %v)", file, web.BackupFiles)
-}
 
 // backupFiles are the files of a store by backup name.
 func backupFiles(cfg *configs.Config) []struct{ name, path string } {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/crowdwatch/crowdwatch/app"
 	"github.com/crowdwatch/crowdwatch/configs"
 	"github.com/crowdwatch/crowdwatch/firmware-sim/scenario"
 	"github.com/crowdwatch/crowdwatch/firmware-sim/sim"
@@ -71,12 +72,16 @@ func newDemoCmd(g *globalFlags) *cobra.Command {
 			fastForward := time.Duration(max(0, int(sc.Open-sc.Start)-1)) * time.Minute
 			ctx, stop := signalContext()
 			defer stop()
-			return runService(ctx, cfg, log, func(httpAddr, mqttAddr string) {
+			a, err := app.New(cfg, app.Options{Logger: log, Version: versionString(), OnReady: func(a *app.App) {
 				log.Info("demo: the simulated store is opening; watch the zones",
-					"zones", "http://"+displayAddr(httpAddr)+"/api/v1/zones", "scenario", sc.Name, "speed", speed)
-				access.print(cmd.OutOrStdout(), scheme(cfg)+displayAddr(httpAddr))
-				go runDemoCrowd(ctx, cfg, sc, speed, fastForward, "tcp://"+displayAddr(mqttAddr), log.With("component", "simulator"))
-			}, nil)
+					"zones", "http://"+displayAddr(a.HTTPAddr())+"/api/v1/zones", "scenario", sc.Name, "speed", speed)
+				access.print(cmd.OutOrStdout(), scheme(cfg)+displayAddr(a.HTTPAddr()))
+				go runDemoCrowd(ctx, cfg, sc, speed, fastForward, "tcp://"+displayAddr(a.MQTTAddr()), log.With("component", "simulator"))
+			}})
+			if err != nil {
+				return err
+			}
+			return a.Run(ctx)
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", "", "store file (default: the embedded demo store, configs/demo-store.yaml)")

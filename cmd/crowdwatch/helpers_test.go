@@ -3,9 +3,11 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -18,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crowdwatch/crowdwatch/app"
+	"github.com/crowdwatch/crowdwatch/configs"
 	paho "github.com/eclipse/paho.mqtt.golang"
 )
 
@@ -64,14 +68,17 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// service is a running crowdwatch binary.
+// service is a running crowdwatch binary (startService), or the service run in this process
+// (startApp: cmd is nil).
 type service struct {
-	t    *testing.T
-	cmd  *exec.Cmd
-	HTTP string // host:port
-	MQTT string // host:port or broker URL
-	logs *syncBuffer
-	done chan error
+	t      *testing.T
+	cmd    *exec.Cmd
+	HTTP   string // host:port
+	MQTT   string // host:port or broker URL
+	logs   *syncBuffer
+	done   chan error
+	cancel context.CancelFunc // in-process: ends the app's Run
+	ended  bool               // in-process: Run has returned
 }
 
 var readyLine = regexp.MustCompile(`msg="crowdwatch ready".* http=(\S+) mqtt=(\S+)`)
@@ -129,18 +136,66 @@ func startCmd(t *testing.T, cmd *exec.Cmd) *service {
 	return s
 }
 
+// startApp runs the service in this process, app.New and Run on the store file at cfgPath
+// (listening on the ports it names, port 0 for any), and asks the app for its addresses. It is
+// for tests that need no SIGKILL, signal or exit status; the others use startService.
+func startApp(t *testing.T, cfgPath string) *service {
+	t.Helper()
+	cfg, err := configs.Load(cfgPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &service{t: t, logs: &syncBuffer{}, done: make(chan error, 1)}
+	ready := make(chan struct{})
+	a, err := app.New(cfg, app.Options{Logger: slog.New(slog.NewTextHandler(s.logs, nil)), Version: "test",
+		OnReady: func(*app.App) { close(ready) }})
+	if err != nil {
+		t.Fatalf("app.New: %v\n%s", err, s.logs)
+	}
+	s.HTTP, s.MQTT = a.HTTPAddr(), a.MQTTAddr()
+	var ctx context.Context
+	ctx, s.cancel = context.WithCancel(context.Background())
+	go func() { s.done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		if !s.ended {
+			s.cancel()
+			<-s.done
+		}
+		if t.Failed() {
+			t.Logf("crowdwatch output:\n%s", s.logs)
+		}
+	})
+	select {
+	case <-ready:
+	case err := <-s.done:
+		s.ended = true
+		t.Fatalf("the app stopped before it was ready (%v):\n%s", err, s.logs)
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the app was not ready within 60s:\n%s", s.logs)
+	}
+	return s
+}
+
 // kill ends the process with SIGKILL: no clean-up runs, as in a crash or power cut.
 func (s *service) kill() {
+	if s.cmd == nil {
+		s.t.Fatal("kill: an in-process service cannot be SIGKILLed; start it with startService")
+	}
 	s.cmd.Process.Signal(syscall.SIGKILL)
 	<-s.done
 }
 
-// stop sends SIGTERM and waits for a clean exit.
+// stop sends SIGTERM (in-process: ends Run's context) and waits for a clean exit.
 func (s *service) stop() {
 	s.t.Helper()
-	s.cmd.Process.Signal(syscall.SIGTERM)
+	if s.cmd == nil {
+		s.cancel()
+	} else {
+		s.cmd.Process.Signal(syscall.SIGTERM)
+	}
 	select {
 	case err := <-s.done:
+		s.ended = true
 		if err != nil {
 			s.t.Fatalf("crowdwatch did not exit cleanly on SIGTERM: %v\n%s", err, s.logs)
 		}

@@ -27,9 +27,11 @@ sensors:
   - {device: cam-07, zone: floor2}
 `
 
+// TestEmbeddedBrokerEndToEnd runs the app in this process (startApp): it needs no SIGKILL,
+// so it is the pattern for tests that do not.
 func TestEmbeddedBrokerEndToEnd(t *testing.T) {
 	dir := t.TempDir()
-	svc := startService(t, "serve", "--config", writeConfig(t, dir, embeddedStore))
+	svc := startApp(t, writeConfig(t, dir, embeddedStore))
 	broker := "tcp://" + svc.MQTT
 	dev, err := mqttClient(t, broker, "dc-01", "", "")
 	if err != nil {
@@ -110,7 +112,7 @@ func TestEmbeddedBrokerEndToEnd(t *testing.T) {
 
 	// A clean restart keeps everything.
 	svc.stop()
-	svc = startService(t, "serve", "--config", writeConfig(t, dir, embeddedStore))
+	svc = startApp(t, writeConfig(t, dir, embeddedStore))
 	svc.waitOccupancy(map[string]int64{"entrance": 23, "floor2": 10, "store": 33}, 10*time.Second)
 }
 

@@ -93,3 +93,26 @@ func newVersionCmd() *cobra.Command {
 		},
 	}
 }
+
+// reloadSignal sends on the returned channel for each SIGHUP (a burst becomes one) until ctx
+// ends: the service reloads its store file's alerting settings (app.Reload).
+func reloadSignal(ctx context.Context) <-chan struct{} {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	out := make(chan struct{}, 1)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				select {
+				case out <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	return out
+}

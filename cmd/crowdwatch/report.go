@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/crowdwatch/crowdwatch/alerting"
+	"github.com/crowdwatch/crowdwatch/app"
 	"github.com/crowdwatch/crowdwatch/configs"
 	"github.com/crowdwatch/crowdwatch/history"
 )
@@ -47,7 +48,7 @@ running service, which writes to it every few seconds.`,
 				s := history.SiteFromConfig(cfg)
 				st = &s
 				alertsPath = cfg.AlertsPath()
-				bands = bandsFromConfig(cfg)
+				bands = app.BandsFromConfig(cfg)
 				if dbPath == "" {
 					dbPath = cfg.HistoryPath()
 				}
@@ -151,5 +152,5 @@ func (f alertFile) AlertEvents(from, to time.Time) ([]history.AlertEvent, error)
 	if err != nil {
 		return nil, fmt.Errorf("%w (while the service runs, GET /api/v1/reports/daily includes the alerts)", err)
 	}
-	return historyEvents(evs), nil
+	return app.HistoryEvents(evs), nil
 }

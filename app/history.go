@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -13,12 +13,20 @@ import (
 	"github.com/crowdwatch/crowdwatch/zones"
 )
 
-// startHistory runs the history recorder on the engine's snapshots and returns the reader the
-// API uses and the function that stops the recorder (after the engine, so that the last
-// state is recorded). A history that cannot be recorded is logged, not fatal: the live
-// figures matter more than their history. alerts is the alert manager, built (not yet run)
-// before history starts: see runService.
-func startHistory(cfg *configs.Config, engine *zones.Engine, alerts *alerting.Manager, reg prometheus.Registerer, log *slog.Logger) (*history.Reader, func()) {
+// historySide is the history recorder on the engine's snapshots and the reader the API uses.
+// A history that cannot be recorded is logged, not fatal: the live figures matter more than
+// their history.
+type historySide struct {
+	reader *history.Reader
+	rec    *history.Recorder // nil: not recorded
+	path   string
+	log    *slog.Logger
+	run    runner
+}
+
+// newHistory builds the recorder and the reader. alerts is the alert manager, built (not yet
+// run) before history: see New.
+func newHistory(cfg *configs.Config, engine *zones.Engine, alerts *alerting.Manager, reg prometheus.Registerer, log *slog.Logger) *historySide {
 	log = log.With("component", "history")
 	site := history.SiteFromConfig(cfg)
 	path := cfg.HistoryPath()
@@ -38,20 +46,32 @@ func startHistory(cfg *configs.Config, engine *zones.Engine, alerts *alerting.Ma
 		Help: "Stored history blocks that reads left out because they did not decode (each read that meets one counts it)."})
 	reg.MustRegister(reader.DamagedBlocks)
 	reader.Events = historyAlerts{alerts}
-	reader.BandsOf = bandsFromConfig(cfg)
+	reader.BandsOf = BandsFromConfig(cfg)
 	if err != nil {
 		log.Error("history: not recorded", "error", err)
-		return reader, func() {}
+		rec = nil
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := rec.Run(ctx); err != nil && ctx.Err() == nil {
-			log.Error("history: the recorder stopped; live figures are not affected", "path", path, "error", err)
+	return &historySide{reader: reader, rec: rec, path: path, log: log}
+}
+
+func (h *historySide) start() {
+	if h.rec == nil {
+		return
+	}
+	h.run.start(func(ctx context.Context) error {
+		if err := h.rec.Run(ctx); err != nil && ctx.Err() == nil {
+			h.log.Error("history: the recorder stopped; live figures are not affected", "path", h.path, "error", err)
 		}
-	}()
-	return reader, func() { cancel(); <-done }
+		return nil
+	})
+}
+
+// stop stops the recorder (after the engine, so that the last state is recorded).
+func (h *historySide) stop(ctx context.Context) error {
+	if h == nil {
+		return nil
+	}
+	return h.run.stop(ctx)
 }
 
 // historyAlerts adapts the alert manager to what history reads from it (history.Levels and
@@ -71,11 +91,11 @@ func (h historyAlerts) AlertEvents(from, to time.Time) ([]history.AlertEvent, er
 	if err != nil {
 		return nil, err
 	}
-	return historyEvents(evs), nil
+	return HistoryEvents(evs), nil
 }
 
-// historyEvents are alert events as history's reports read them.
-func historyEvents(evs []alerting.Event) []history.AlertEvent {
+// HistoryEvents are alert events as history's reports read them.
+func HistoryEvents(evs []alerting.Event) []history.AlertEvent {
 	out := make([]history.AlertEvent, len(evs))
 	for i, e := range evs {
 		out[i] = history.AlertEvent{At: e.At, AlertID: e.AlertID, Kind: string(e.Kind), Zone: e.Zone, What: e.What,
@@ -84,9 +104,9 @@ func historyEvents(evs []alerting.Event) []history.AlertEvent {
 	return out
 }
 
-// bandsFromConfig gives charts each zone's own level thresholds in persons, with its
+// BandsFromConfig gives charts each zone's own level thresholds in persons, with its
 // overrides (zones[].alerts) over alerting.defaults.
-func bandsFromConfig(cfg *configs.Config) func(history.ZoneInfo) []history.Band {
+func BandsFromConfig(cfg *configs.Config) func(history.ZoneInfo) []history.Band {
 	limits := map[string]alerting.Limits{}
 	for _, z := range cfg.Zones {
 		if l, err := alerting.ResolveLimits(z.Alerts, &cfg.Alerting.Defaults); err == nil {

@@ -1,0 +1,119 @@
+package app
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/crowdwatch/crowdwatch/configs"
+	"github.com/crowdwatch/crowdwatch/ingest"
+	"github.com/crowdwatch/crowdwatch/security"
+	"github.com/crowdwatch/crowdwatch/zones"
+)
+
+// retainedReassert is how often the service publishes its retained topics again unchanged.
+const retainedReassert = 10 * time.Second
+
+// mqttConn is the embedded broker or the external-broker client, as the rest of the service
+// publishes through it.
+type mqttConn interface {
+	Connected() bool
+	Publish(topic string, payload []byte, retain bool) error
+}
+
+// mqttSide is the embedded broker (listening from New, serving from Run) or the external
+// broker's client (connecting from Run).
+type mqttSide struct {
+	mqttConn
+	broker  *ingest.Broker
+	client  *ingest.Client
+	url     string
+	run     runner
+	serving bool
+}
+
+func newMQTT(cfg *configs.Config, engine *zones.Engine, sec security.Sink, reg prometheus.Registerer, log *slog.Logger) (*mqttSide, error) {
+	if cfg.MQTT.Broker == "" {
+		broker, err := ingest.NewBroker(cfg, engine, log, ingest.BrokerOptions{Security: sec, Registerer: reg})
+		if err != nil {
+			return nil, err
+		}
+		return &mqttSide{mqttConn: broker, broker: broker}, nil
+	}
+	client, err := ingest.NewClient(cfg, engine, log.With("component", "mqtt-client"), ingest.ClientOptions{Security: sec})
+	if err != nil {
+		return nil, err
+	}
+	return &mqttSide{mqttConn: client, client: client, url: cfg.MQTT.Broker}, nil
+}
+
+// serve starts serving (the broker) or connecting (the client).
+func (m *mqttSide) serve() error {
+	if m.broker != nil {
+		if err := m.broker.Serve(); err != nil {
+			return err
+		}
+	} else {
+		// The client's own errors are its reconnects' business; it returns when stopped.
+		m.run.start(func(ctx context.Context) error { _ = m.client.Run(ctx); return nil })
+	}
+	m.serving = true
+	return nil
+}
+
+// stop closes the broker (served or not) or stops the client (which sends the last
+// acknowledgements and its "offline" status).
+func (m *mqttSide) stop(ctx context.Context) error {
+	if m == nil {
+		return nil
+	}
+	if m.broker != nil {
+		m.broker.Close()
+		return nil
+	}
+	return m.run.stop(ctx)
+}
+
+func (m *mqttSide) addr() string {
+	if m.broker != nil {
+		return m.broker.Addr().String()
+	}
+	return m.url
+}
+
+func (m *mqttSide) tlsAddr() string {
+	if m.broker != nil {
+		if a := m.broker.TLSAddr(); a != nil {
+			return a.String()
+		}
+	}
+	return ""
+}
+
+// tlsAttrs are the ready log's attributes for the broker's TLS listener.
+func (m *mqttSide) tlsAttrs() []any {
+	if a := m.tlsAddr(); a != "" {
+		return []any{"mqtt_tls", a}
+	}
+	return nil
+}
+
+// retainedPublishers runs the service's own retained topics (service status, zone states),
+// re-asserted every retainedReassert so that a retained message someone else put there does
+// not last, until ctx ends.
+func (a *App) retainedPublishers(ctx context.Context) error {
+	retained := ingest.NewRetainer(a.mqtt, retainedReassert, a.log.With("component", "retained-publisher"))
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); retained.Run(ctx) }()
+	_ = retained.Publish(a.topics.Service(), []byte("online"), true)
+	go func() {
+		defer wg.Done()
+		ingest.PublishZones(ctx, a.engine, retained, a.topics, 250*time.Millisecond, a.alerts.manager, a.log.With("component", "zone-publisher"))
+	}()
+	wg.Wait()
+	return nil
+}
