@@ -86,7 +86,7 @@ func (c *Config) validateDoors(bad func(key, format string, args ...any), zoneId
 			bad(key+".width_m", "must be >= 0")
 		}
 		if d.Counter.Device == "" {
-			continue // an uncounted door: allowed, the alerting issue flags what it weakens
+			continue // an uncounted door is allowed; its zones are flagged uncertain (docs/alerting.md)
 		}
 		if !idPattern.MatchString(d.Counter.Device) {
 			bad(key+".counter.device", "%q must be letters, digits, '.', '_' or '-' (at most 64)", d.Counter.Device)
