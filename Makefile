@@ -65,7 +65,7 @@ fuzz:
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./...
 
-# Issue 7: the whole path against the bare broker, and the soak (docs/benchmarks.md).
+# Load test: the whole path against the bare broker, and the soak (docs/benchmarks.md).
 loadbench: build
 	bin/crowdwatch bench --devices 100 --rate 0 --clients 0 --duration 10s
 	bin/crowdwatch bench --devices 100 --rate 0 --clients 0 --duration 10s --broker mosquitto

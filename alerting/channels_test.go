@@ -119,7 +119,7 @@ func TestDownChannelBlocksNobody(t *testing.T) {
 }
 
 // TestAlertmanagerSiteLabel: the site label is the site id even when mqtt.topic_prefix has
-// a "/" in it (issue item 15: it was cut from the topic root at the first "/").
+// a "/" in it (a bug once cut it from the topic root at the first "/").
 func TestAlertmanagerSiteLabel(t *testing.T) {
 	got := make(chan []amAlert, 4)
 	am := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -84,9 +84,10 @@ func newTopology(m *zones.Model, cfg *configs.Config) *topology {
 func (t *topology) singleRoot() bool { return len(t.roots) == 1 }
 
 // evacSeconds is T = N / (W x F) + pre-movement, where W x F is the flow of every exit but
-// the largest (assume one exit is blocked; crowd-safety.md). A zone with a single exit is
-// estimated through that exit, since leaving it out would say nothing useful about how
-// crowded the zone is; docs/alerting.md notes it.
+// the largest (assume one exit is blocked). The flows and the rule come from the published guidance that
+// docs/alerting.md, "Trends and estimates", cites. A zone with a single exit is estimated
+// through that exit, since leaving it out would say nothing useful about how crowded the
+// zone is; the same section notes it.
 func evacSeconds(occupancy int64, exits []exit, pre time.Duration) (float64, bool) {
 	if len(exits) == 0 {
 		return 0, false

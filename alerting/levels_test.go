@@ -116,7 +116,7 @@ func TestEvacSeconds(t *testing.T) {
 		want  float64
 		ok    bool
 	}{
-		// crowd-safety.md's example: 1,200 people, 6 m usable, 80 /m/min: 2.5 min.
+		// docs/alerting.md's example: 1,200 people, two 6 m exits (one assumed blocked), 80 /m/min: 2.5 min.
 		{"reference example, widest of two 6 m exits removed", 1200, []exit{level(6), level(6)}, 0, 150, true},
 		{"pre-movement added", 1200, []exit{level(6), level(6)}, time.Minute, 210, true},
 		{"widest removed: 4 m gone, 2+1.2 m left", 512, []exit{level(4), level(2), level(1.2)}, 0, 512.0 / (3.2 * 80) * 60, true},

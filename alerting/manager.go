@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -18,23 +16,6 @@ import (
 	"github.com/crowdwatch/crowdwatch/security"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
-
-// Silence mutes notifications of matching alerts until End. Empty matchers match anything.
-type Silence struct {
-	ID      string    `json:"id"`
-	Kind    Kind      `json:"kind,omitempty"`
-	Zone    string    `json:"zone,omitempty"`
-	Device  string    `json:"device,omitempty"`
-	Start   time.Time `json:"start"`
-	End     time.Time `json:"end"`
-	By      string    `json:"by"`
-	Comment string    `json:"comment"`
-}
-
-func (s *Silence) matches(a *Alert, now time.Time) bool {
-	return !now.Before(s.Start) && now.Before(s.End) &&
-		(s.Kind == "" || s.Kind == a.Kind) && (s.Zone == "" || s.Zone == a.Zone) && (s.Device == "" || s.Device == a.Device)
-}
 
 // Options wire a manager.
 type Options struct {
@@ -329,209 +310,31 @@ type candidate struct {
 	unknown bool
 }
 
+// evaluate runs every rule over the latest snapshot and reconciles the candidates they return
+// with the open alerts. The order of the rules is the order candidates are appended in.
 func (m *Manager) evaluate(now time.Time, snap *zones.Snapshot) {
 	set := m.set
-	a := &set.cfg.Alerting
 	status := make([]ZoneStatus, len(snap.Zones))
 	var cands []candidate
 
-	// A device never heard from counts as live until the service has waited offline_after
-	// for it, so a start-up does not page anyone before the devices have had a chance.
-	grace := now.Sub(m.started) < set.cfg.Devices.OfflineAfter
-	live := map[string]bool{}
-	for _, d := range snap.Devices {
-		live[d.ID] = d.Online || (d.LastSeen == nil && grace)
+	live := m.liveDevices(now, snap)
+	for z := range snap.Zones {
+		e := m.zoneFigures(now, snap, z, live)
+		status[z] = e.st
+		cands = append(cands, m.levelRule(e)...)
+		cands = append(cands, m.surgeRule(e)...)
+		cands = append(cands, m.timeToFullRule(e)...)
+		cands = append(cands, m.evacTimeRule(e)...)
+		cands = append(cands, m.uncertainRule(e)...)
+		cands = append(cands, m.driftRule(now, e)...)
+		cands = append(cands, m.correctionRule(now, e)...)
 	}
-	uncertainDoors := func(z int) []string {
-		var out []string
-		for _, d := range append(slices.Clone(set.topo.doorsIn[z]), set.topo.doorsOut[z]...) {
-			door := set.topo.doors[d]
-			if door.Device == "" || !live[door.Device] {
-				out = append(out, door.ID)
-			}
-		}
-		slices.Sort(out)
-		return slices.Compact(out)
-	}
-
-	for z, zs := range snap.Zones {
-		l := &set.limits[z]
-		info := set.topo.zones[z]
-		level := m.levels[z].step(l, zs.Ratio, zs.Density, now)
-		shown := m.levels[z].Shown
-		st := ZoneStatus{Zone: zs.ID, Level: level, Shown: shown, limits: l}
-		if lv, since, ok := m.levels[z].pending(); ok {
-			st.Pending, st.PendingSince = &lv, &since
-		}
-		weak := uncertainDoors(z)
-		st.Uncertain = len(weak) > 0
-
-		in, out := set.topo.zoneFlows(z, snap.Doors)
-		m.trends[z].add(flowSample{at: now, in: in, out: out}, l.SurgeWindow)
-		inflow, net, trendOK := m.trends[z].rates(l.SurgeWindow)
-		st.InflowPerMin, st.NetPerMin = round1(inflow), round1(net)
-		var toFull float64
-		if trendOK && net > 0 {
-			toFull = max(0, float64(int64(info.Capacity)-zs.Occupancy)/net*60)
-			st.SecondsToFull = ptr(round1(toFull))
-		}
-		if t, ok := evacSeconds(zs.Occupancy, set.topo.exits[z], a.Evacuation.PreMovement); ok {
-			st.EvacSeconds = ptr(round1(t))
-		}
-		status[z] = st
-
-		name := cmp.Or(info.Name, info.ID)
-		// zp are the params every zone alert's messages take; each kind adds its own.
-		zp := func(kv ...any) map[string]any {
-			p := map[string]any{"zone": zs.ID, "zone_name": name}
-			for i := 0; i+1 < len(kv); i += 2 {
-				p[kv[i].(string)] = kv[i+1]
-			}
-			return p
-		}
-		if level >= levels.Warning {
-			al := Alert{Kind: KindLevel, Zone: zs.ID, Level: level, Severity: severityOf(level), Value: zs.Ratio,
-				Uncertain: st.Uncertain, Doors: weak, SummaryKey: "alert.level." + level.String(),
-				Params: zp("occupancy", zs.Occupancy, "capacity", info.Capacity, "percent", int64(math.Round(zs.Ratio*100)))}
-			if zs.Density != nil {
-				al.SummaryKey = "alert.level_density." + level.String()
-				al.Params["density"] = round1(*zs.Density)
-			}
-			al.Summary = fmt.Sprintf("%s %s: %d people, %.0f%% of capacity %d", name, level, zs.Occupancy, zs.Ratio*100, info.Capacity)
-			if zs.Density != nil {
-				al.Summary += fmt.Sprintf(", %.1f persons/m²", *zs.Density)
-			}
-			if level == levels.Evacuate {
-				al.Summary = "Evacuation recommended: " + al.Summary
-			}
-			if st.Uncertain {
-				al.Detail = "uncertain: no live counter on " + strings.Join(weak, ", ")
-			}
-			cands = append(cands, candidate{alert: al, active: true, held: true})
-		}
-		if l.SurgePerMin > 0 {
-			cands = append(cands, candidate{alert: Alert{Kind: KindSurge, Zone: zs.ID, Severity: SeverityWarning, Value: round1(inflow),
-				Summary: fmt.Sprintf("%s: %.0f people/min coming in (limit %.0f)", name, inflow, l.SurgePerMin), Uncertain: st.Uncertain,
-				SummaryKey: "alert.surge", Params: zp("per_min", math.Round(inflow), "limit", l.SurgePerMin)},
-				active: trendOK && inflow >= l.SurgePerMin, held: trendOK && inflow >= l.SurgePerMin*l.ClearFactor,
-				clear: l.ClearAfter, unknown: !trendOK})
-		}
-		// Time to full says nothing about a zone that is full already (at capacity, or shown
-		// critical while paging waits out the hold-down): the level alert is the one to act on.
-		full := zs.Occupancy >= int64(info.Capacity) || shown >= levels.Critical
-		if l.FullHorizon > 0 && !full {
-			near := trendOK && net > 0 && toFull <= l.FullHorizon.Seconds() && level < levels.Critical
-			cands = append(cands, candidate{alert: Alert{Kind: KindTimeToFull, Zone: zs.ID, Severity: SeverityWarning, Value: round1(toFull),
-				Summary: fmt.Sprintf("%s full in about %s at %.0f people/min net", name, humanDuration(toFull), net), Uncertain: st.Uncertain,
-				SummaryKey: "alert.time_to_full", Params: zp("minutes", minutes(toFull), "net_per_min", math.Round(net))},
-				active: near, held: near || (trendOK && net > 0 && toFull <= l.FullHorizon.Seconds()/l.ClearFactor),
-				hold: l.FullFor, clear: l.ClearAfter, unknown: !trendOK})
-		}
-		if st.EvacSeconds != nil {
-			target := a.Evacuation.Target.Seconds()
-			cands = append(cands, candidate{alert: Alert{Kind: KindEvacTime, Zone: zs.ID, Severity: SeverityWarning, Value: *st.EvacSeconds,
-				Summary:    fmt.Sprintf("%s would take about %s to evacuate (target %s)", name, humanDuration(*st.EvacSeconds), humanDuration(target)),
-				SummaryKey: "alert.evac_time", Params: zp("minutes", minutes(*st.EvacSeconds), "target_minutes", minutes(target))},
-				active: *st.EvacSeconds > target, held: *st.EvacSeconds > target*l.ClearFactor, hold: l.For[levels.Warning], clear: l.ClearAfter})
-		}
-		if len(weak) > 0 {
-			cands = append(cands, candidate{alert: Alert{Kind: KindUncertain, Zone: zs.ID, Severity: SeverityInfo, Doors: weak,
-				Summary:    fmt.Sprintf("%s count uncertain: no live counter on %s", name, strings.Join(weak, ", ")),
-				SummaryKey: "alert.uncertain", Params: zp("doors", strings.Join(weak, ", "))}, active: true, held: true})
-		}
-		// Drift: people clamped in over the window.
-		m.drift[z].add(driftSample{at: now, clamped: zs.Clamped}, a.DriftWindow)
-		if d := zs.Clamped - m.drift[z].samples[0].clamped; d >= a.DriftThreshold || m.alerts["drift:"+zs.ID] != nil {
-			cands = append(cands, candidate{alert: Alert{Kind: KindDrift, Zone: zs.ID, Severity: SeverityWarning, Value: float64(d),
-				Summary:    fmt.Sprintf("%s: %d people added by drift clamping in the last %s; check the counters of %s", name, d, a.DriftWindow, strings.Join(info.Devices, ", ")),
-				SummaryKey: "alert.drift", Params: zp("people", d, "minutes", minutes(a.DriftWindow.Seconds()), "devices", strings.Join(info.Devices, ", "))},
-				active: d >= a.DriftThreshold, held: d >= a.DriftThreshold/2})
-		}
-		// A large correction: a one-off event, open for event_hold.
-		corr := zs.Corrected + zs.Anchored
-		if d := corr - m.lastCorr[z]; d >= a.CorrectionThreshold || d <= -a.CorrectionThreshold {
-			if d < 0 {
-				d = -d
-			}
-			id := "correction:" + zs.ID
-			al := Alert{Kind: KindCorrection, Zone: zs.ID, Severity: SeverityWarning, Value: float64(d),
-				Summary:    fmt.Sprintf("%s corrected by %d people (manual correction, area sensor or daily reset)", name, d),
-				SummaryKey: "alert.correction", Params: zp("people", d)}
-			m.conds[id] = &condTracker{}
-			cands = append(cands, candidate{alert: al, active: true, held: true})
-		} else if open := m.alerts["correction:"+zs.ID]; open != nil {
-			cands = append(cands, candidate{alert: *open, active: false, held: now.Sub(open.StartsAt) < a.EventHold})
-		}
-		m.lastCorr[z] = corr
-	}
-
-	for _, d := range snap.Devices {
-		if d.Online {
-			continue
-		}
-		if live[d.ID] {
-			continue
-		}
-		var doors, zonesHit []string
-		for _, di := range set.topo.deviceDoors[d.ID] {
-			doors = append(doors, set.topo.doors[di].ID)
-			zonesHit = append(zonesHit, set.topo.doorZones[di]...)
-		}
-		if d.Zone != "" {
-			zonesHit = append(zonesHit, d.Zone)
-		}
-		slices.Sort(zonesHit)
-		zonesHit = slices.Compact(zonesHit)
-		since := "never reported"
-		key, params := "alert.device_silent.never", map[string]any{"device": d.ID, "doors": strings.Join(doors, ", "), "zones": strings.Join(zonesHit, ", ")}
-		if d.LastSeen != nil {
-			since = "silent since " + d.LastSeen.In(set.cfg.Location).Format("15:04:05")
-			key, params["since"] = "alert.device_silent", d.LastSeen.In(set.cfg.Location).Format("15:04:05")
-		}
-		what := "door " + strings.Join(doors, ", ")
-		if d.Kind == zones.KindSensor {
-			what = "the head count"
-		}
-		cands = append(cands, candidate{alert: Alert{Kind: KindDeviceSilent, Device: d.ID, Doors: doors, Severity: SeverityWarning,
-			Summary:    fmt.Sprintf("%s %s %s; %s of %s is not counted", d.Kind, d.ID, since, what, strings.Join(zonesHit, ", ")),
-			SummaryKey: key, Params: params},
-			active: true, held: true})
-	}
-
-	var siteEvac *float64
-	var siteN int64
-	for _, r := range set.topo.roots {
-		siteN += snap.Zones[r].Occupancy
-	}
-	if t, ok := evacSeconds(siteN, set.topo.siteExits, a.Evacuation.PreMovement); ok {
-		siteEvac = ptr(round1(t))
-	}
-	// With a single top zone (the whole store) the site's estimate is that zone's (the same
-	// people through the same outside doors): its zone alert says it, once.
-	if t := ptrValue(siteEvac); siteEvac != nil && !set.topo.singleRoot() {
-		target := a.Evacuation.Target.Seconds()
-		cands = append(cands, candidate{alert: Alert{Kind: KindEvacTime, Severity: SeverityWarning, Value: *siteEvac,
-			Summary:    fmt.Sprintf("The whole site would take about %s to evacuate (target %s)", humanDuration(t), humanDuration(target)),
-			SummaryKey: "alert.evac_time.site", Params: map[string]any{"minutes": minutes(t), "target_minutes": minutes(target)}},
-			active: t > target, held: t > target*0.9, hold: time.Minute, clear: 30 * time.Second})
-	}
-
-	for zone, ev := range m.evacs {
-		where := "the whole site"
-		key, params := "alert.evacuation.site", map[string]any{"by": ev.By, "reason": ev.Reason}
-		if zone != "" {
-			where = zone
-			key, params["zone"], params["zone_name"] = "alert.evacuation", zone, zone
-			if zi, ok := m.opts.Model.Zone(zone); ok {
-				params["zone_name"] = cmp.Or(set.topo.zones[zi].Name, zone)
-			}
-		}
-		cands = append(cands, candidate{alert: Alert{Kind: KindEvacuation, Zone: zone, Severity: SeverityEmergency,
-			Summary: fmt.Sprintf("EVACUATION of %s declared by %s: %s", where, ev.By, ev.Reason), SummaryKey: key, Params: params},
-			active: true, held: true})
-	}
-
+	cands = append(cands, m.deviceSilentRule(snap, live)...)
+	siteEvac, siteCands := m.siteEvacTimeRule(snap)
+	cands = append(cands, siteCands...)
+	cands = append(cands, m.evacuationRule()...)
 	cands = append(cands, m.securityCandidates(now)...)
+
 	for i := range cands {
 		set.play.describe(&cands[i].alert)
 	}
@@ -539,11 +342,74 @@ func (m *Manager) evaluate(now time.Time, snap *zones.Snapshot) {
 	m.zoneStatus, m.siteEvac = status, siteEvac
 }
 
-func ptrValue(v *float64) float64 {
-	if v == nil {
-		return 0
+// zoneEval holds one zone's figures for one evaluation, shared by the zone rules.
+type zoneEval struct {
+	z     int
+	zs    *zones.ZoneState
+	l     *Limits
+	info  zones.ZoneInfo
+	name  string
+	level levels.Level
+	shown levels.Level
+	weak  []string // doors of the zone without a live counter
+	st    ZoneStatus
+	// The zone's flow over the surge window; trendOK is false while it warms up.
+	inflow, net float64
+	trendOK     bool
+	toFull      float64 // seconds to capacity at the net rate, when it is rising
+}
+
+// params are the params every zone alert's messages take; each kind adds its own.
+func (e *zoneEval) params(kv ...any) map[string]any {
+	p := map[string]any{"zone": e.zs.ID, "zone_name": e.name}
+	for i := 0; i+1 < len(kv); i += 2 {
+		p[kv[i].(string)] = kv[i+1]
 	}
-	return *v
+	return p
+}
+
+// liveDevices says which devices count as live. A device never heard from counts as live
+// until the service has waited offline_after for it, so a start-up does not page anyone
+// before the devices have had a chance.
+func (m *Manager) liveDevices(now time.Time, snap *zones.Snapshot) map[string]bool {
+	grace := now.Sub(m.started) < m.set.cfg.Devices.OfflineAfter
+	live := map[string]bool{}
+	for _, d := range snap.Devices {
+		live[d.ID] = d.Online || (d.LastSeen == nil && grace)
+	}
+	return live
+}
+
+// zoneFigures steps zone z's level and trend trackers and works out its status figures.
+func (m *Manager) zoneFigures(now time.Time, snap *zones.Snapshot, z int, live map[string]bool) *zoneEval {
+	set := m.set
+	a := &set.cfg.Alerting
+	zs := &snap.Zones[z]
+	l := &set.limits[z]
+	info := set.topo.zones[z]
+	level := m.levels[z].step(l, zs.Ratio, zs.Density, now)
+	shown := m.levels[z].Shown
+	st := ZoneStatus{Zone: zs.ID, Level: level, Shown: shown, limits: l}
+	if lv, since, ok := m.levels[z].pending(); ok {
+		st.Pending, st.PendingSince = &lv, &since
+	}
+	weak := set.topo.uncertainDoors(z, live)
+	st.Uncertain = len(weak) > 0
+
+	in, out := set.topo.zoneFlows(z, snap.Doors)
+	m.trends[z].add(flowSample{at: now, in: in, out: out}, l.SurgeWindow)
+	inflow, net, trendOK := m.trends[z].rates(l.SurgeWindow)
+	st.InflowPerMin, st.NetPerMin = round1(inflow), round1(net)
+	var toFull float64
+	if trendOK && net > 0 {
+		toFull = max(0, float64(int64(info.Capacity)-zs.Occupancy)/net*60)
+		st.SecondsToFull = ptr(round1(toFull))
+	}
+	if t, ok := evacSeconds(zs.Occupancy, set.topo.exits[z], a.Evacuation.PreMovement); ok {
+		st.EvacSeconds = ptr(round1(t))
+	}
+	return &zoneEval{z: z, zs: zs, l: l, info: info, name: cmp.Or(info.Name, info.ID), level: level, shown: shown,
+		weak: weak, st: st, inflow: inflow, net: net, trendOK: trendOK, toFull: toFull}
 }
 
 func alertID(a *Alert) string {
@@ -678,123 +544,6 @@ func (m *Manager) record(now time.Time, a *Alert, what, by, note string) {
 	m.pending.alerts[a.ID] = a
 	m.pending.events = append(m.pending.events, &Event{At: now, AlertID: a.ID, Kind: a.Kind, Zone: a.Zone, Device: a.Device,
 		What: what, Severity: a.Severity, Level: a.Level, By: by, Note: note})
-}
-
-// inhibitSilenceEscalate applies evacuations and silences, then pages the next group for
-// what nobody acknowledged and repeats what is still firing.
-func (m *Manager) inhibitSilenceEscalate(now time.Time) {
-	for id, s := range m.silences {
-		if !now.Before(s.End) {
-			delete(m.silences, id)
-			m.pending.silences[id] = nil
-		}
-	}
-	a := &m.set.cfg.Alerting
-	for _, al := range m.alerts {
-		inhibited, silenced := m.muted(al, now)
-		if inhibited != al.Inhibited || silenced != al.Silenced {
-			al.Inhibited, al.Silenced = inhibited, silenced
-			m.pending.alerts[al.ID] = al
-		}
-		m.escalationOf(al)
-		if al.State != StateFiring || inhibited || silenced || al.Kind == KindSecurity {
-			continue // security alerts are told once, to their own route (security.go)
-		}
-		if al.Escalation+1 < len(a.Escalation.Groups) && now.Sub(al.EscalatedAt) >= a.Escalation.After {
-			al.Escalation++
-			al.EscalatedAt, al.Notified = now, now
-			m.escalationOf(al)
-			m.record(now, al, "escalated", "", a.Escalation.Groups[al.Escalation])
-			m.log.Warn("alert escalated", "id", al.ID, "group", a.Escalation.Groups[al.Escalation])
-			m.notify(al, "escalated")
-			continue
-		}
-		if now.Sub(al.Notified) >= a.RepeatInterval {
-			al.Notified = now
-			m.pending.alerts[al.ID] = al
-			m.notify(al, "repeat")
-		}
-	}
-}
-
-// escalationOf sets who the alert has paged (the group at its escalation step) and when the
-// next group is paged if nobody acknowledges (none once acknowledged, muted or at the last).
-func (m *Manager) escalationOf(al *Alert) {
-	e := &m.set.cfg.Alerting.Escalation
-	al.EscalationTo, al.NextEscalationAt = "", nil
-	if al.Kind == KindSecurity {
-		return // told once, to its own route, never escalated (security.go)
-	}
-	if al.Escalation < len(e.Groups) {
-		al.EscalationTo = e.Groups[al.Escalation]
-	}
-	if al.State == StateFiring && !al.Inhibited && !al.Silenced && al.Escalation+1 < len(e.Groups) {
-		next := al.EscalatedAt.Add(e.After)
-		al.NextEscalationAt = &next
-	}
-}
-
-// muted says whether an evacuation of the alert's zone inhibits it and whether a silence
-// matches it. Evacuations themselves are never muted.
-func (m *Manager) muted(al *Alert, now time.Time) (inhibited, silenced bool) {
-	if al.Kind == KindEvacuation {
-		return false, false
-	}
-	if al.Zone != "" && slices.Contains([]Kind{KindLevel, KindSurge, KindTimeToFull, KindEvacTime}, al.Kind) {
-		for _, ev := range m.evacs {
-			if slices.Contains(ev.Affected, al.Zone) {
-				inhibited = true
-			}
-		}
-	}
-	for _, s := range m.silences {
-		if s.matches(al, now) {
-			silenced = true
-		}
-	}
-	return inhibited, silenced
-}
-
-// notify routes a notification: the routes whose filters match and whose escalation group
-// has been reached; an evacuation goes to every route.
-func (m *Manager) notify(a *Alert, what string) {
-	if (a.Silenced || a.Inhibited) && what != "resolved" {
-		return
-	}
-	cfg := &m.set.cfg.Alerting
-	groupIdx := func(g string) int { return slices.Index(cfg.Escalation.Groups, g) }
-	var chans []string
-	for _, r := range cfg.Routes {
-		if a.Kind == KindSecurity && !slices.Contains(r.Kinds, string(KindSecurity)) {
-			continue // security alerts go only to the routes made for them
-		}
-		if a.Severity != SeverityEmergency {
-			if r.MinSeverity != "" && a.Severity.Rank() < Severity(r.MinSeverity).Rank() {
-				continue
-			}
-			if len(r.Zones) > 0 && !slices.Contains(r.Zones, a.Zone) {
-				continue
-			}
-			if len(r.Kinds) > 0 && !slices.Contains(r.Kinds, string(a.Kind)) {
-				continue
-			}
-			if r.Group != "" {
-				g := groupIdx(r.Group)
-				if g > a.Escalation || (what == "escalated" && g != a.Escalation) {
-					continue
-				}
-			}
-		}
-		if !slices.Contains(chans, r.Channel) {
-			chans = append(chans, r.Channel)
-		}
-	}
-	group := ""
-	if a.Escalation < len(cfg.Escalation.Groups) {
-		group = cfg.Escalation.Groups[a.Escalation]
-	}
-	m.outbox = append(m.outbox, outgoing{n: Notification{What: what, Site: m.set.cfg.Site.ID, SiteName: m.set.cfg.Site.Name,
-		Group: group, Alert: *a}, routes: chans})
 }
 
 func (m *Manager) publish(now time.Time, snap *zones.Snapshot) {

@@ -106,7 +106,7 @@ site: {id: s1, timezone: UTC}
 zones: [{id: a, capacity: 0}, {id: b, capacity: -5}, {id: c, capacity: 100000001}]`,
 			[]string{`zones[0].capacity: 0 must be between 1 and 100000000`, `zones[1].capacity: -5 must be between 1 and 100000000`,
 				`zones[2].capacity: 100000001 must be between 1 and 100000000`}},
-		{"capacity: exact whole numbers in range (issue item 14)", `
+		{"capacity: exact whole numbers in range", `
 site: {id: s1, timezone: UTC}
 storage: {commit_batch: 2.5}
 mqtt: {queue_size: 18446744073709551615, max_payload: true}
@@ -116,7 +116,7 @@ zones: [{id: a, capacity: 10.7}, {id: b, capacity: 9223372036854775808}, {id: c,
 				`zones[2].capacity: 10 is written as a decimal number`,
 				`storage.commit_batch: 2.5 is not a whole number`, `mqtt.queue_size: 18446744073709551615 is out of range`,
 				`mqtt.max_payload: true is not a number`}},
-		{"listen addresses (issue item 14)", `
+		{"listen addresses", `
 site: {id: s1, timezone: UTC}
 http: {listen: "127.0.0.1:99999"}
 mqtt: {embedded: {listen: "localhost"}}
@@ -201,7 +201,7 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte(minimal))
 	f.Add([]byte("zones: [{id: a, parent: a}]"))
-	// Exact types (issue item 14): fractions, huge and unsigned numbers, booleans, strings.
+	// Exact types: fractions, huge and unsigned numbers, booleans, strings.
 	for _, v := range []string{"10.7", "10.0", "1e3", "9223372036854775808", "18446744073709551615", "-9223372036854775809", "true", `"12"`, `"1_000"`, "0x10"} {
 		f.Add([]byte("site: {id: s, timezone: UTC}\nmqtt: {queue_size: " + v + "}\nzones: [{id: a, capacity: " + v + "}]\n"))
 	}

@@ -1,8 +1,12 @@
 package configs
 
 import (
+	"fmt"
 	"net"
+	"net/url"
 	"os"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -103,4 +107,74 @@ func IsLoopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// validateMQTT checks the mqtt section: the listeners, the topic prefix, the external broker,
+// TLS and the limits.
+func (c *Config) validateMQTT(bad func(key, format string, args ...any)) {
+	if c.MQTT.Broker == "" {
+		// An empty plain listener turns plain TCP off (TLS only); validateEmbedded says
+		// when neither listener is set.
+		for key, addr := range map[string]string{"mqtt.embedded.listen": c.MQTT.Embedded.Listen,
+			"mqtt.embedded.tls.listen": c.MQTT.Embedded.TLS.Listen} {
+			if addr == "" {
+				continue
+			}
+			if err := checkListen(addr); err != nil {
+				bad(key, "%v", err)
+			}
+		}
+	}
+	if c.MQTT.TopicPrefix == "" || strings.ContainsAny(c.MQTT.TopicPrefix, "#+") {
+		bad("mqtt.topic_prefix", "%q must be non-empty and contain no wildcards", c.MQTT.TopicPrefix)
+	}
+	if c.MQTT.Broker != "" {
+		u, err := url.Parse(c.MQTT.Broker)
+		if err != nil || u.Host == "" {
+			bad("mqtt.broker", "%q is not a broker URL such as tcp://host:1883", c.MQTT.Broker)
+		} else if !slices.Contains([]string{"tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss"}, u.Scheme) {
+			bad("mqtt.broker", "scheme %q is not one of tcp, mqtt, ssl, tls, mqtts, ws, wss", u.Scheme)
+		} else if t := c.MQTT.TLS; (t.CAFile != "" || t.CertFile != "" || t.InsecureSkipVerify) &&
+			!slices.Contains([]string{"ssl", "tls", "mqtts", "wss"}, u.Scheme) {
+			bad("mqtt.tls", "is set but %s:// is unencrypted; use ssl:// (or wss://) for TLS", u.Scheme)
+		}
+		if len(c.MQTT.Embedded.Users) > 0 {
+			bad("mqtt.embedded.users", "accounts are for the embedded broker; with mqtt.broker set, configure them on that broker")
+		}
+	}
+	if (c.MQTT.TLS.CertFile == "") != (c.MQTT.TLS.KeyFile == "") {
+		bad("mqtt.tls", "cert_file and key_file go together")
+	}
+	if c.MQTT.MaxPayload < 64 || c.MQTT.MaxPayload > MaxPayloadLimit {
+		bad("mqtt.max_payload", "%d must be between 64 and %d bytes", c.MQTT.MaxPayload, MaxPayloadLimit)
+	}
+	if c.MQTT.QueueSize < 1 || c.MQTT.QueueSize > MaxQueueSize {
+		bad("mqtt.queue_size", "%d must be between 1 and %d", c.MQTT.QueueSize, MaxQueueSize)
+	}
+	c.validateEmbedded(bad) // TLS listener, CONNECT deadline, connection and will limits: configs/mqtt.go
+}
+
+// validateMQTTUsers checks the embedded broker's accounts; a device account must be a
+// configured door counter or sensor.
+func (c *Config) validateMQTTUsers(bad func(key, format string, args ...any), sensorDevices map[string]int, counterDevices map[string]bool) {
+	users := map[string]bool{}
+	for i, u := range c.MQTT.Embedded.Users {
+		key := fmt.Sprintf("mqtt.embedded.users[%d]", i)
+		if u.Username == "" || u.Password == "" {
+			bad(key, "username and password are required")
+		}
+		if users[u.Username] {
+			bad(key+".username", "duplicate user %q", u.Username)
+		}
+		users[u.Username] = true
+		switch u.Role {
+		case "device":
+			if _, ok := sensorDevices[u.Username]; !ok && !counterDevices[u.Username] {
+				bad(key+".username", "device user %q is not a configured device", u.Username)
+			}
+		case "reader":
+		default:
+			bad(key+".role", "%q must be device or reader", u.Role)
+		}
+	}
 }

@@ -369,3 +369,14 @@ func (c *Config) Screen(id string) (Screen, bool) {
 	}
 	return Screen{}, false
 }
+
+// validateHTTP checks the http section's listen address and live feed interval (the rest of
+// the web settings: validateWeb).
+func (c *Config) validateHTTP(bad func(key, format string, args ...any)) {
+	if c.HTTP.LiveInterval < 10*time.Millisecond || c.HTTP.LiveInterval > 2*time.Second {
+		bad("http.live_interval", "%v must be between 10ms and 2s (write a unit, e.g. 50ms)", c.HTTP.LiveInterval)
+	}
+	if err := checkListen(c.HTTP.Listen); err != nil {
+		bad("http.listen", "%v", err)
+	}
+}

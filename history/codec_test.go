@@ -7,7 +7,7 @@ import (
 	"github.com/crowdwatch/crowdwatch/levels"
 )
 
-// TestCodecWritesOnlyWhatItReads: the figures a wrapped correction produced (issue item 8:
+// TestCodecWritesOnlyWhatItReads: the figures a wrapped correction produced (by a bug since fixed:
 // a deficit of 9.2e18, a negative corrected count, an overflowed integral) are clamped when
 // written, and the block they are in still reads.
 func TestCodecWritesOnlyWhatItReads(t *testing.T) {

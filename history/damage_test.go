@@ -35,7 +35,7 @@ func damageBlock(t *testing.T, path string, kind byte, res Resolution, series st
 }
 
 // TestDamagedBlockCostsOnlyItself: one damaged block leaves out its own hour, counted in the
-// answer and the metric; the rest of the day reads (issue item 8: the history API, the daily
+// answer and the metric; the rest of the day reads (before, the history API, the daily
 // report and `crowdwatch report` failed for the whole day, permanently).
 func TestDamagedBlockCostsOnlyItself(t *testing.T) {
 	site := testSite(time.UTC)

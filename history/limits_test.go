@@ -19,8 +19,8 @@ func allocated(fn func()) uint64 {
 }
 
 // TestLimitsCheckedBeforeAllocating: a query or report far beyond the limits is refused
-// (a QueryError, HTTP 400) without allocating for what it asked (issue item 9: twenty years at
-// 5 s allocated about 3 GB before "more than 200000 points").
+// (a QueryError, HTTP 400) without allocating for what it asked (a query of twenty years at
+// 5 s once allocated about 3 GB before "more than 200000 points").
 func TestLimitsCheckedBeforeAllocating(t *testing.T) {
 	site := testSite(time.UTC)
 	h := newHarness(t, site)

@@ -115,7 +115,7 @@ const (
 	connBadUserOrPasswd3 = 0x05 // mochi answers a bad password with 3.1.1's "not authorized"
 )
 
-// Issue item 2: a device's Last Will passes the same ACL as its publishes, and is small.
+// A device's Last Will passes the same ACL as its publishes, and is small.
 func TestWillOutsideTheAccountIsRefused(t *testing.T) {
 	svc, ev, _ := startSecured(t, 100, 100)
 	addr := svc.broker.Addr().String()
@@ -161,7 +161,7 @@ func TestWillOutsideTheAccountIsRefused(t *testing.T) {
 	}
 }
 
-// Issue item 3: a client id belongs to one account.
+// A client id belongs to one account.
 func TestClientIDBelongsToOneAccount(t *testing.T) {
 	svc, ev, _ := startSecured(t, 100, 100)
 	addr := svc.broker.Addr().String()
@@ -208,7 +208,7 @@ func TestClientIDBelongsToOneAccount(t *testing.T) {
 	}
 }
 
-// Issue item 4: connections over the limits are closed at accept time and counted.
+// Connections over the limits are closed at accept time and counted.
 func TestConnectionLimits(t *testing.T) {
 	svc, ev, reg := startSecured(t, 3, 2)
 	addr := svc.broker.Addr().String()
@@ -248,7 +248,7 @@ func TestConnectionLimits(t *testing.T) {
 	}
 }
 
-// Issue item 4: a connection that never sends CONNECT is closed after connect_timeout.
+// A connection that never sends CONNECT is closed after connect_timeout.
 func TestConnectDeadline(t *testing.T) {
 	svc, _, reg := startSecured(t, 100, 100)
 	conn, err := net.Dial("tcp", svc.broker.Addr().String())

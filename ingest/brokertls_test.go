@@ -71,7 +71,7 @@ func writeFile(t *testing.T, dir, name string, data []byte) string {
 	return p
 }
 
-// Issue item 17: the embedded broker's TLS listener, with device certificates from a store CA.
+// The embedded broker's TLS listener, with device certificates from a store CA.
 func TestTLSListenerWithDeviceCertificates(t *testing.T) {
 	dir := t.TempDir()
 	ca := newTestCA(t, "store CA")

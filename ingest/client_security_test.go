@@ -26,7 +26,7 @@ func (m fakeMessage) MessageID() uint16 { return 1 }
 func (m fakeMessage) Payload() []byte   { return []byte("{}") }
 func (m fakeMessage) Ack()              {}
 
-// Item 16's source on the external-broker path: a report from an undeclared device.
+// The external-broker path reports a report from an undeclared device as security.UnknownDevice.
 func TestClientReportsUnknownDevices(t *testing.T) {
 	cfg, err := configs.Parse([]byte(benchStore(1)), map[string]any{"mqtt.broker": "tcp://127.0.0.1:1", "mqtt.embedded.users": nil})
 	if err != nil {

@@ -130,7 +130,7 @@ func TestDecodeCounter(t *testing.T) {
 		{"lines wrong type", `{"boot":"b","seq":1,"ts":"2026-11-11T02:00:00Z","lines":[1]}`, "wrong_type", nil, false, ""},
 		{"line wrong type", `{"boot":"b","seq":1,"ts":"2026-11-11T02:00:00Z","lines":{"1":7}}`, "wrong_type", nil, false, ""},
 		{"not UTF-8", "{\"boot\":\"\xff\",\"seq\":1}", "malformed", nil, false, ""},
-		// Issue: a quoted number was counted (`"in":"900"` as 900 people); counts, seq and an
+		// A quoted number was once counted (`"in":"900"` as 900 people); counts, seq and an
 		// integer boot must be JSON numbers.
 		{"quoted count", `{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","in":"900","out":0}`, "wrong_type", nil, false, ""},
 		{"quoted out", `{"boot":"A","seq":9,"ts":"2026-11-11T02:00:00Z","in":1,"out":"0"}`, "wrong_type", nil, false, ""},
@@ -446,8 +446,9 @@ func FuzzTopicParse(f *testing.F) {
 	})
 }
 
-// TestRefusedPayloadsAreCountedByReason runs the issue's payloads through the decoder and a
-// real engine: each refusal is counted in /metrics under its reason and moves nobody.
+// TestRefusedPayloadsAreCountedByReason runs a quoted count, a duplicate key and an impossible
+// jump through the decoder and a real engine: each refusal is counted in /metrics under its
+// reason and moves nobody.
 func TestRefusedPayloadsAreCountedByReason(t *testing.T) {
 	cfg, err := configs.Parse([]byte(benchStore(1)), map[string]any{"storage.path": filepath.Join(t.TempDir(), "b.db")})
 	if err != nil {

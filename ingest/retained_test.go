@@ -35,7 +35,7 @@ func (p *recordingPub) count(msg string) int {
 	return n
 }
 
-// Issue item 2: the service's retained topics are re-asserted periodically, not only on change.
+// The service's retained topics are re-asserted periodically, not only on change.
 func TestRetainerReassertsTheLatestRetainedMessages(t *testing.T) {
 	pub := &recordingPub{}
 	r := NewRetainer(pub, 1e6, slog.New(slog.NewTextHandler(io.Discard, nil))) // 1 ms

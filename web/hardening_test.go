@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Issue item 12: a JSON body is one JSON value; anything after it is refused and changes
+// A JSON body is one JSON value; anything after it is refused and changes
 // nothing.
 func TestJSONBodiesRefuseTrailingBytes(t *testing.T) {
 	f, h := newTestAPI(true, true, Open{})
@@ -46,7 +46,7 @@ func TestJSONBodiesRefuseTrailingBytes(t *testing.T) {
 	}
 }
 
-// Issue item 12: /static/ lists nothing, and JSON answers say nosniff.
+// /static/ lists nothing, and JSON answers say nosniff.
 func TestStaticListsNoDirectoryAndJSONIsNosniff(t *testing.T) {
 	l := NewLive(LiveOptions{Config: liveConfig(), Engine: newLiveEngine(0)})
 	h := NewHandler(Options{Engine: newLiveEngine(0), Broker: fakeBroker(true), Gatherer: prometheus.NewRegistry(), Live: l})
@@ -66,7 +66,7 @@ func TestStaticListsNoDirectoryAndJSONIsNosniff(t *testing.T) {
 	}
 }
 
-// Issue item 10: one remote address cannot open the feed without bound; the refusal says
+// One remote address cannot open the feed without bound; the refusal says
 // why, and a closed connection frees its place.
 func TestFeedLimitsConnectionsPerAddress(t *testing.T) {
 	f := startLive(t, nil, 8)
@@ -100,7 +100,7 @@ func TestFeedLimitsConnectionsPerAddress(t *testing.T) {
 	}
 }
 
-// Issue item 10: the feed as a whole is bounded too (503, it is not the caller's fault), and
+// The feed as a whole is bounded too (503, it is not the caller's fault), and
 // every refusal is counted in crowdwatch_http_feed_refused_total{limit}.
 func TestFeedTotalLimitAndMetric(t *testing.T) {
 	eng := newLiveEngine(0)

@@ -3,7 +3,6 @@ package web
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"maps"
 	"slices"
@@ -16,7 +15,6 @@ import (
 	"github.com/crowdwatch/crowdwatch/alerting"
 	"github.com/crowdwatch/crowdwatch/configs"
 	"github.com/crowdwatch/crowdwatch/internal/owner"
-	"github.com/crowdwatch/crowdwatch/levels"
 	"github.com/crowdwatch/crowdwatch/web/guidance"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
@@ -27,12 +25,6 @@ import (
 type AlertSource interface {
 	Status() *alerting.Status
 	Subscribe() (<-chan struct{}, func())
-}
-
-// Publisher publishes the guidance on MQTT (the embedded broker or the external client).
-type Publisher interface {
-	Publish(topic string, payload []byte, retain bool) error
-	Connected() bool
 }
 
 // LiveOptions configure the live feed.
@@ -145,62 +137,6 @@ func (l *Live) Guidance(screen string) (guidance.Guidance, bool) {
 func (l *Live) Clients() int64 { return l.clients.Load() }
 func (l *Live) Drops() int64   { return l.drops.Load() }
 
-// Messages of the feed (docs/api.md, "Live feed").
-type (
-	zoneView struct {
-		ID        string            `json:"id"`
-		Name      string            `json:"name"`
-		Names     map[string]string `json:"names,omitempty"`
-		Parent    string            `json:"parent,omitempty"`
-		Occupancy int64             `json:"occupancy"`
-		Capacity  int               `json:"capacity"`
-		Ratio     float64           `json:"ratio"`
-		Density   *float64          `json:"density,omitempty"`
-		// Level is the shown level (alerting.Status.Show): the same as GET /api/v1/zones and the
-		// retained zone topic; Pending the level of an alert waiting out its hold-down.
-		Level        levels.Level  `json:"level"`
-		Pending      *levels.Level `json:"pending,omitempty"`
-		PendingSince *time.Time    `json:"pending_since,omitempty"`
-		Uncertain    bool          `json:"uncertain,omitempty"`
-		Updated      time.Time     `json:"updated,omitzero"`
-	}
-	floorView struct {
-		ID     string            `json:"id"`
-		Name   string            `json:"name"`
-		Names  map[string]string `json:"names,omitempty"`
-		Plan   string            `json:"plan,omitempty"`
-		Width  float64           `json:"width"`
-		Height float64           `json:"height"`
-		Zones  []floorZone       `json:"zones"`
-	}
-	floorZone struct {
-		Zone    string       `json:"zone"`
-		Polygon [][2]float64 `json:"polygon"`
-	}
-	siteView struct {
-		ID       string            `json:"id"`
-		Name     string            `json:"name"`
-		Names    map[string]string `json:"names,omitempty"`
-		Timezone string            `json:"timezone,omitempty"` // IANA: the pages show the store's time
-	}
-	feedMessage struct {
-		Type         string                 `json:"type"` // snapshot, update, heartbeat, guidance
-		Seq          uint64                 `json:"seq"`
-		At           time.Time              `json:"at"`
-		DataAt       time.Time              `json:"data_at,omitzero"` // when the newest report was applied
-		Site         *siteView              `json:"site,omitempty"`
-		Alerting     *bool                  `json:"alerting,omitempty"`
-		StaleAfterMS int64                  `json:"stale_after_ms,omitempty"`
-		Floors       []floorView            `json:"floors,omitempty"`
-		Zones        []zoneView             `json:"zones,omitempty"`
-		Devices      []zones.DeviceStatus   `json:"devices,omitempty"`
-		Alerts       *[]alerting.Alert      `json:"alerts,omitempty"`
-		Evacuations  *[]alerting.Evacuation `json:"evacuations,omitempty"`
-		Screens      []guidance.Guidance    `json:"screens,omitempty"`
-		Guidance     *guidance.Guidance     `json:"guidance,omitempty"`
-	}
-)
-
 // view is everything the feed shows at one moment.
 type view struct {
 	zones       []zoneView
@@ -209,15 +145,6 @@ type view struct {
 	evacuations []alerting.Evacuation
 	screens     map[string]guidance.Guidance
 	dataAt      time.Time
-}
-
-// client is one WebSocket connection. screen is "" for the dashboard feed; principal (the
-// user or token, "" while sign-in is off) and host are what its limits count.
-type client struct {
-	screen    string
-	principal string
-	host      string
-	send      chan *websocket.PreparedMessage
 }
 
 // Run owns the feed until ctx ends, then closes every client.
@@ -238,14 +165,8 @@ func (l *Live) Run(ctx context.Context) {
 		go func() { defer close(pubDone); l.publish(pubCtx, pubCh) }()
 		defer func() { stop(); <-pubDone }()
 	}
-	clients := map[*client]bool{}
-	admitted := &admissions{limits: l.o.Limits, perWho: map[string]int{}, perHost: map[string]int{}}
-	defer func() {
-		for c := range clients {
-			close(c.send)
-		}
-		l.clients.Store(0)
-	}()
+	clients := newClientRegistry(l)
+	defer clients.closeAll()
 	var seq uint64
 	// Leading-edge coalescing: the first change after a quiet spell goes out at once (a
 	// surge at an entrance reaches the screens within a commit), later ones wait for the
@@ -263,35 +184,6 @@ func (l *Live) Run(ctx context.Context) {
 	l.storeGuidance(cur)
 	l.offer(pubCh, cur, nil)
 
-	drop := func(c *client) {
-		if clients[c] {
-			delete(clients, c)
-			admitted.release(c)
-			close(c.send)
-			l.clients.Store(int64(len(clients)))
-		}
-	}
-	// deliver queues msg for c, dropping c when its queue is full.
-	deliver := func(c *client, msg *websocket.PreparedMessage) {
-		select {
-		case c.send <- msg:
-		default:
-			l.drops.Add(1)
-			l.o.Log.Warn("live feed: client too slow; dropped", "screen", c.screen)
-			drop(c)
-		}
-	}
-	broadcast := func(dash *websocket.PreparedMessage, screens map[string]*websocket.PreparedMessage) {
-		for c := range clients {
-			if c.screen == "" {
-				if dash != nil {
-					deliver(c, dash)
-				}
-			} else if m := screens[c.screen]; m != nil {
-				deliver(c, m)
-			}
-		}
-	}
 	dirty := false
 	for {
 		select {
@@ -299,23 +191,20 @@ func (l *Live) Run(ctx context.Context) {
 			return
 		case ad := <-l.joins.Requests():
 			c := ad.Req
-			if why := admitted.admit(c); why != "" {
-				l.refused.WithLabelValues(why).Inc()
+			if why := clients.add(c); why != "" {
 				ad.Reply(why, nil)
 				break
 			}
 			ad.Reply("", nil)
-			clients[c] = true
-			l.clients.Store(int64(len(clients)))
 			seq++
 			if c.screen == "" {
-				deliver(c, l.prepare(l.snapshotMessage(cur, seq)))
+				clients.deliver(c, l.prepare(l.snapshotMessage(cur, seq)))
 			} else {
 				g := cur.screens[c.screen]
-				deliver(c, l.prepare(feedMessage{Type: "guidance", Seq: seq, At: l.o.Now(), Guidance: &g}))
+				clients.deliver(c, l.prepare(feedMessage{Type: "guidance", Seq: seq, At: l.o.Now(), Guidance: &g}))
 			}
 		case c := <-l.unregister:
-			drop(c)
+			clients.drop(c)
 		case <-engineCh:
 			dirty = true
 		case <-alertCh:
@@ -345,7 +234,7 @@ func (l *Live) Run(ctx context.Context) {
 				l.offer(pubCh, next, cur.screens)
 			}
 			cur = next
-			broadcast(dash, screens)
+			clients.broadcast(dash, screens)
 		}
 		if dirty && pace.Ready() {
 			dirty = false
@@ -358,7 +247,7 @@ func (l *Live) Run(ctx context.Context) {
 			l.storeGuidance(next)
 			l.offer(pubCh, next, cur.screens)
 			cur = next
-			broadcast(dash, screens)
+			clients.broadcast(dash, screens)
 		}
 	}
 }
@@ -528,80 +417,4 @@ func (l *Live) prepare(m feedMessage) *websocket.PreparedMessage {
 func (l *Live) storeGuidance(v view) {
 	g := maps.Clone(v.screens)
 	l.guidance.Store(&g)
-}
-
-// offer hands the guidance that changed since prev (all of it when prev is nil) to the MQTT
-// publisher, replacing anything it has not taken yet (only the latest matters).
-func (l *Live) offer(ch chan map[string][]byte, v view, prev map[string]guidance.Guidance) {
-	if l.o.Publisher == nil || l.o.GuidanceTopic == nil {
-		return
-	}
-	out := map[string][]byte{}
-	for id, g := range v.screens {
-		if p, ok := prev[id]; ok && prev != nil && p.State == g.State && p.Target == g.Target && p.PlacesLeft == g.PlacesLeft &&
-			p.LimitingZone == g.LimitingZone {
-			continue
-		}
-		b, _ := json.Marshal(g)
-		out[id] = b
-	}
-	if len(out) == 0 {
-		return
-	}
-	select {
-	case old := <-ch: // not taken yet: merge, newer wins
-		for id, b := range old {
-			if _, ok := out[id]; !ok {
-				out[id] = b
-			}
-		}
-	default:
-	}
-	ch <- out // cannot block: this goroutine is the only sender and the slot is empty
-}
-
-// publish sends guidance to the broker, retained; while it is away the latest waits.
-func (l *Live) publish(ctx context.Context, ch chan map[string][]byte) {
-	pending := map[string][]byte{}
-	retry := time.NewTicker(time.Second)
-	defer retry.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case m := <-ch:
-			maps.Copy(pending, m)
-		case <-retry.C:
-		}
-		if !l.o.Publisher.Connected() {
-			continue
-		}
-		for id, b := range pending {
-			if err := l.o.Publisher.Publish(l.o.GuidanceTopic(id), b, true); err != nil {
-				l.o.Log.Warn("mqtt: guidance not published; will retry", "screen", id, "error", err)
-				continue
-			}
-			delete(pending, id)
-		}
-	}
-}
-
-// join adds a client to the feed if its limits allow: refused is "" when it joined, else the
-// limit that refused it; ok is false when the feed has stopped.
-func (l *Live) join(c *client) (refused string, ok bool) {
-	why, err := l.joins.Do(context.Background(), c)
-	if err != nil {
-		return "", false
-	}
-	return why.(string), true
-}
-
-var errFeedStopped = errors.New("live feed stopped")
-
-// leave removes a client (its queue is closed, which ends its writer).
-func (l *Live) leave(c *client) {
-	select {
-	case l.unregister <- c:
-	case <-l.done:
-	}
 }

@@ -327,7 +327,7 @@ func TestCorrectionIsAudited(t *testing.T) {
 }
 
 // TestCorrectionIsBounded: a correction beyond MaxCorrectionFactor × capacity is refused and
-// changes nothing (issue item 8: 9223372036854775807 was accepted, the parent zone wrapped and
+// changes nothing (9223372036854775807 was accepted, the parent zone wrapped and
 // the corrected total went negative).
 func TestCorrectionIsBounded(t *testing.T) {
 	h := newHarness(t, "")

@@ -22,7 +22,7 @@ import (
 	"github.com/crowdwatch/crowdwatch/web"
 )
 
-// Issue item 7: a display token reads its own screen's routes and nothing else, whatever it
+// A display token reads its own screen's routes and nothing else, whatever it
 // puts in the query (Authorize used to take ?screen= on routes without {screen}).
 func TestDisplayTokenCannotBorrowScreenFromQuery(t *testing.T) {
 	a, tokens := fullAuth(t)
@@ -41,7 +41,7 @@ func TestDisplayTokenCannotBorrowScreenFromQuery(t *testing.T) {
 	}
 }
 
-// Issue item 11: sign-out answers the service's real state; a cookie copied before sign-out
+// Sign-out answers the service's real state; a cookie copied before sign-out
 // is refused afterwards.
 func TestSignOutRevokesTheSession(t *testing.T) {
 	a, _ := fullAuth(t)
@@ -69,7 +69,7 @@ func TestSignOutRevokesTheSession(t *testing.T) {
 	}
 }
 
-// Issue item 11: repeated wrong passwords are throttled with 429 and Retry-After.
+// Repeated wrong passwords are throttled with 429 and Retry-After.
 func TestSignInIsThrottled(t *testing.T) {
 	a, _ := fullAuth(t)
 	h, _ := newHandler(t, a)
@@ -141,7 +141,7 @@ func (e *events) count(k security.Kind) int {
 	return n
 }
 
-// Issue item 11: a guard being guessed at waits at most userCap; the right password then
+// A guard being guessed at waits at most userCap; the right password then
 // works, and the attempts were reported with their source.
 func TestThrottleCapsTheWaitAndReports(t *testing.T) {
 	a, _ := fullAuth(t)
@@ -207,7 +207,7 @@ func TestThrottleDelays(t *testing.T) {
 	}
 }
 
-// Issue item 11: sign-out and revocation hold across a restart; a session that was not
+// Sign-out and revocation hold across a restart; a session that was not
 // revoked survives it; an admin signs a user out everywhere.
 func TestSessionsSurviveRestartRevocationsToo(t *testing.T) {
 	a, tokens := fullAuth(t)
@@ -255,7 +255,7 @@ func TestSessionsSurviveRestartRevocationsToo(t *testing.T) {
 	}
 }
 
-// Issue item 16: sign-ins, sign-outs and every state-changing call (who, role, remote,
+// Sign-ins, sign-outs and every state-changing call (who, role, remote,
 // method, path, status) are in the audit log, which managers read and others may not.
 func TestAuditLog(t *testing.T) {
 	a, tokens := fullAuth(t)
@@ -347,7 +347,7 @@ func TestAuditLog(t *testing.T) {
 	}
 }
 
-// Issue item 10: one token opens at most its limit of feeds; the refusal is a 429 that says
+// One token opens at most its limit of feeds; the refusal is a 429 that says
 // which limit, reported as a connection_limit event. A closed feed frees its place.
 func TestFeedLimitPerToken(t *testing.T) {
 	a, tokens := fullAuth(t)
@@ -401,7 +401,7 @@ func TestFeedLimitPerToken(t *testing.T) {
 	}
 }
 
-// Issue item 16: a token that matches nothing, or is used outside its role or screen, is a
+// A token that matches nothing, or is used outside its role or screen, is a
 // token_refused event with its source; a valid use is not.
 func TestTokenRefusedEvents(t *testing.T) {
 	a, tokens := fullAuth(t)
