@@ -1,4 +1,4 @@
-// Package loadbench is the load tool behind `crowdwatch bench` (issue 7): it drives counters
+// Package loadbench is the load tool behind `crowdwatch bench`: it drives counters
 // through a broker into a child crowdwatch service and out to WebSocket clients, against the
 // bare broker. It is not part of the service. docs/benchmarks.md.
 package loadbench

@@ -9,7 +9,7 @@ import (
 	"github.com/crowdwatch/crowdwatch/loadbench"
 )
 
-// newBenchCmd is issue 7's load tool (package loadbench): N counters through a broker into a
+// newBenchCmd is the load tool (package loadbench): N counters through a broker into a
 // crowdwatch service (this binary, `serve`, as a child process) and out to M WebSocket
 // clients, then the same publishers through the same kind of broker to a bare subscriber.
 func newBenchCmd() *cobra.Command {

@@ -32,8 +32,8 @@ doors:
 
 var tlsReady = regexp.MustCompile(`msg="crowdwatch ready".* mqtt_tls=(\S+)`)
 
-// Issue item 17: the embedded broker's TLS listener, with mosquitto_pub --cafile as the device.
-// Item 2 end to end: a will outside the account is refused at CONNECT.
+// The embedded broker's TLS listener, with mosquitto_pub --cafile as the device
+// (docs/security.md), and end to end: a will outside the account is refused at CONNECT.
 func TestEmbeddedBrokerTLSWithMosquittoPub(t *testing.T) {
 	pub := need(t, "mosquitto_pub", "mosquitto-clients")
 	dir := t.TempDir()
@@ -77,7 +77,7 @@ func TestEmbeddedBrokerTLSWithMosquittoPub(t *testing.T) {
 	}
 }
 
-// Issue item 17: check-config warns when device accounts use plain TCP off loopback.
+// check-config warns when device accounts use plain TCP off loopback.
 func TestCheckConfigWarnsAboutPlainDeviceListener(t *testing.T) {
 	dir := t.TempDir()
 	_, cert, key := writeTestPKI(t, dir)
@@ -96,7 +96,7 @@ func TestCheckConfigWarnsAboutPlainDeviceListener(t *testing.T) {
 	}
 }
 
-// Issue item 2: the service re-asserts its retained topics, so a spoof on a broker with loose
+// The service re-asserts its retained topics, so a spoof on a broker with loose
 // rules (here an anonymous mosquitto) does not stay in front of the readers.
 func TestRetainedSpoofsAreOverwritten(t *testing.T) {
 	mq := startMosquitto(t)

@@ -15,7 +15,7 @@ import (
 
 // The service keeps sessions and the audit log in its sign-in file beside the database: a
 // sign-out holds across a restart, a session that was not signed out survives it, and the
-// audit log remembers both sign-ins and the sign-out (issue items 11 and 16).
+// audit log remembers both sign-ins and the sign-out.
 func TestSignOutHoldsAcrossRestart(t *testing.T) {
 	dir := t.TempDir()
 	hash, _ := bcrypt.GenerateFromPassword([]byte("guard-password"), bcrypt.MinCost)

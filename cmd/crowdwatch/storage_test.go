@@ -12,8 +12,8 @@ import (
 	"time"
 )
 
-// damages are the ways issue item 13 found to break a file. Each leaves the meta pages
-// (which carry checksums) for last: truncation cuts the pages after them, scrambling writes
+// damages are ways a file is broken in the field (a cut copy, a full disk, bit rot). Each
+// leaves the meta pages (which carry checksums) for last: truncation cuts the pages after them, scrambling writes
 // random bytes over every other page's header.
 var damages = []struct {
 	name string
@@ -87,7 +87,7 @@ func checkRefusal(t *testing.T, out []byte, err error, file string) {
 	}
 }
 
-// TestDamagedFilesAreRefused (issue item 13): each of the four files, damaged each way, is
+// TestDamagedFilesAreRefused: each of the four files, damaged each way, is
 // refused with one clear line, non-zero exit and no trace: the occupancy, alert and sign-in files by
 // serve, the history file by `crowdwatch report` (serve keeps running without history, as
 // the live figures matter more, and logs the same line).
@@ -148,7 +148,7 @@ func TestDamagedFilesAreRefused(t *testing.T) {
 	}
 }
 
-// TestBadListenAddressWritesNothing (issue item 14): check-config refuses a listen address
+// TestBadListenAddressWritesNothing: check-config refuses a listen address
 // with a port out of range, and serve fails the same way without creating any file.
 func TestBadListenAddressWritesNothing(t *testing.T) {
 	for _, tc := range []struct{ yaml, want string }{
