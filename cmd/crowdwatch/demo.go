@@ -92,10 +92,12 @@ func newDemoCmd(g *globalFlags) *cobra.Command {
 	return cmd
 }
 
-// freshDemoData removes the demo store's database, history and alert files, so the demo
-// starts with an empty store. Only files the (embedded) demo store names are touched.
+// freshDemoData removes the demo store's database, history, alert and sign-in files, so the
+// demo starts with an empty store and a session of an earlier run (whose password was made
+// for that run only) does not carry over. Only files the (embedded) demo store names are
+// touched.
 func freshDemoData(cfg *configs.Config, log *slog.Logger) error {
-	for _, path := range []string{cfg.Storage.Path, cfg.HistoryPath(), cfg.AlertsPath()} {
+	for _, path := range []string{cfg.Storage.Path, cfg.HistoryPath(), cfg.AlertsPath(), cfg.AuthPath()} {
 		st, err := os.Lstat(path)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
