@@ -2,18 +2,16 @@ package app
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"log/slog"
 
 	"github.com/crowdwatch/crowdwatch/configs"
+	"github.com/crowdwatch/crowdwatch/internal/testkit"
 )
 
 const testStore = `
@@ -29,33 +27,11 @@ doors:
 
 func loadStore(t *testing.T, dir, extra string) *configs.Config {
 	t.Helper()
-	path := filepath.Join(dir, "store.yaml")
-	if err := os.WriteFile(path, []byte(strings.ReplaceAll(testStore, "$DIR", dir)+extra), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := configs.Load(path, nil)
+	cfg, err := configs.Load(testkit.WriteStore(t, dir, testStore+extra), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return cfg
-}
-
-// lockedBuffer is a log the app's goroutines write to.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // TestNewFailureClosesWhatItOpened: a New that fails after opening the occupancy and alert
@@ -82,7 +58,7 @@ func TestNewFailureClosesWhatItOpened(t *testing.T) {
 // ends, stops every component once, in the documented order.
 func TestRunServesAndStopsInOrder(t *testing.T) {
 	dir := t.TempDir()
-	var logs lockedBuffer
+	var logs testkit.Buffer
 	ready := make(chan struct{})
 	a, err := New(loadStore(t, dir, ""), Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Version: "test",
 		OnReady: func(*App) { close(ready) }})

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/crowdwatch/crowdwatch/internal/testkit"
 )
 
 func connectTB(t *testing.T, svc *benchService, id string, opts ...func(*paho.ClientOptions)) paho.Client {
@@ -16,11 +18,10 @@ func connectTB(t *testing.T, svc *benchService, id string, opts ...func(*paho.Cl
 	for _, f := range opts {
 		f(o)
 	}
-	c := paho.NewClient(o)
-	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatal(tok.Error())
+	c, err := testkit.Connect(t, o)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Disconnect(50) })
 	return c
 }
 
@@ -46,7 +47,7 @@ func TestBrokerAcknowledgesRejectsButDoesNotForwardThem(t *testing.T) {
 	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("a rejected report was not acknowledged: %v", tok.Error())
 	}
-	good := fmt.Sprintf(`{"boot":"b","seq":1,"ts":%q,"in":4,"out":0}`, time.Now().UTC().Format(time.RFC3339))
+	good := testkit.CounterReport("b", 1, 4, 0)
 	if tok := dev.Publish("crowdwatch/bench/counter/dc-0", 1, false, good); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}

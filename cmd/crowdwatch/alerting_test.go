@@ -242,7 +242,7 @@ func TestAlertsReachAlertmanagerAndWebhook(t *testing.T) {
 		yaml = strings.ReplaceAll(yaml, k, v)
 	}
 	cfgPath := writeConfig(t, dir, yaml)
-	svc := startService(t, "serve", "--config", cfgPath)
+	svc := startApp(t, cfgPath)
 
 	// A handheld listening on the alert topics.
 	retained := make(chan string, 64)
@@ -331,7 +331,7 @@ func TestAlertsReachAlertmanagerAndWebhook(t *testing.T) {
 	before := len(hook.bodies)
 	hook.mu.Unlock()
 	svc.stop()
-	svc = startService(t, "serve", "--config", cfgPath)
+	svc = startApp(t, cfgPath)
 	a = svc.waitAlert("kind=level", 10*time.Second, func(a alerting.Alert) bool { return a.ID == "level:entrance" })
 	if a.State != alerting.StateAcknowledged || a.AckBy != "token:officer" || a.AckNote != "two guards at the door" {
 		t.Fatalf("after restart: %+v", a)
@@ -414,7 +414,7 @@ func TestDoorbusterRaisesAcknowledgesAndResolves(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := startService(t, "serve", "--config", cfgPath, "--storage-path", dir+"/cw.db", "--http-listen", httpAddr, "--mqtt-listen", mqttAddr)
+	svc := startAppWith(t, cfgPath, map[string]any{"storage.path": dir + "/cw.db", "http.listen": httpAddr, "mqtt.embedded.listen": mqttAddr})
 
 	sc, err := scenario.Load("../../configs/scenarios/doorbuster.yaml")
 	if err != nil {

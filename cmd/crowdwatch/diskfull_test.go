@@ -69,7 +69,7 @@ func TestDiskFullDegradesLoudlyAndRecovers(t *testing.T) {
 	mountSmallDisk(t, disk)
 	mqttAddr := freePort(t)
 	cfg := writeConfig(t, dir, strings.ReplaceAll(diskFullStore, "$MQTT", mqttAddr))
-	svc := startService(t, "serve", "--config", cfg)
+	svc := startApp(t, cfg)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -160,7 +160,7 @@ func TestDiskFullDegradesLoudlyAndRecovers(t *testing.T) {
 	svc.stop()
 
 	// The database reopens with the same count.
-	again := startService(t, "serve", "--config", cfg)
+	again := startApp(t, cfg)
 	occ, err := again.occupancy()
 	if err != nil {
 		t.Fatal(err)

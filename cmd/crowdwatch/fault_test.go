@@ -38,7 +38,7 @@ doors:
 // exact and the flooded counter's zone untouched.
 func TestFloodLeavesRealTrafficExact(t *testing.T) {
 	dir := t.TempDir()
-	svc := startService(t, "serve", "--config", writeConfig(t, dir, strings.ReplaceAll(floodStore, "$SUM", tokenSum(securityToken))))
+	svc := startApp(t, writeConfig(t, dir, strings.ReplaceAll(floodStore, "$SUM", tokenSum(securityToken))))
 	broker := "tcp://" + svc.MQTT
 	const reports = 300
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,13 +14,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/crowdwatch/crowdwatch/app"
 	"github.com/crowdwatch/crowdwatch/configs"
+	"github.com/crowdwatch/crowdwatch/internal/testkit"
 	paho "github.com/eclipse/paho.mqtt.golang"
 )
 
@@ -50,23 +49,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuffer collects a process's output for failure messages.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer collects a process's (or the in-process app's) output for failure messages.
+type syncBuffer = testkit.Buffer
 
 // service is a running crowdwatch binary (startService), or the service run in this process
 // (startApp: cmd is nil).
@@ -141,7 +125,14 @@ func startCmd(t *testing.T, cmd *exec.Cmd) *service {
 // for tests that need no SIGKILL, signal or exit status; the others use startService.
 func startApp(t *testing.T, cfgPath string) *service {
 	t.Helper()
-	cfg, err := configs.Load(cfgPath, nil)
+	return startAppWith(t, cfgPath, nil)
+}
+
+// startAppWith is startApp with settings overridden as serve's flags would (keys such as
+// "storage.path", "http.listen", "mqtt.embedded.listen").
+func startAppWith(t *testing.T, cfgPath string, overrides map[string]any) *service {
+	t.Helper()
+	cfg, err := configs.Load(cfgPath, overrides)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,12 +284,7 @@ func matches(got, want map[string]int64) bool {
 // writeConfig writes a store file into dir with the storage path inside dir.
 func writeConfig(t *testing.T, dir, yaml string) string {
 	t.Helper()
-	yaml = strings.ReplaceAll(yaml, "$DIR", dir)
-	path := filepath.Join(dir, "store.yaml")
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return testkit.WriteStore(t, dir, yaml)
 }
 
 // freePort returns a loopback port nobody listens on now, for services that must come back
@@ -316,25 +302,15 @@ func freePort(t *testing.T) string {
 // mqttClient connects a plain client (the test's stand-in for a device or a sign).
 func mqttClient(t *testing.T, broker, id, user, pass string) (paho.Client, error) {
 	t.Helper()
-	opts := paho.NewClientOptions().AddBroker(broker).SetClientID(id).SetUsername(user).SetPassword(pass).
-		SetConnectTimeout(5 * time.Second).SetAutoReconnect(false)
-	c := paho.NewClient(opts)
-	tok := c.Connect()
-	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		return nil, fmt.Errorf("connect %s as %q: %v", broker, user, tok.Error())
-	}
-	t.Cleanup(func() { c.Disconnect(100) })
-	return c, nil
+	return testkit.Connect(t, paho.NewClientOptions().AddBroker(broker).SetClientID(id).SetUsername(user).SetPassword(pass).
+		SetConnectTimeout(5*time.Second))
 }
 
 func publish(t *testing.T, c paho.Client, topic, payload string) {
 	t.Helper()
-	tok := c.Publish(topic, 1, false, payload)
-	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("publish %s: %v", topic, tok.Error())
-	}
+	testkit.Publish(t, c, topic, payload)
 }
 
 func report(boot string, seq int, in, out uint64) string {
-	return fmt.Sprintf(`{"boot":%q,"seq":%d,"ts":%q,"in":%d,"out":%d}`, boot, seq, time.Now().UTC().Format(time.RFC3339), in, out)
+	return testkit.CounterReport(boot, seq, in, out)
 }

@@ -33,7 +33,7 @@ doors:
 func TestHistoryThroughService(t *testing.T) {
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, historyStore)
-	svc := startService(t, "serve", "--config", cfg)
+	svc := startApp(t, cfg)
 	dev, err := mqttClient(t, "tcp://"+svc.MQTT, "dc-01", "", "")
 	if err != nil {
 		t.Fatal(err)

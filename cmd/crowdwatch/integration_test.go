@@ -125,7 +125,7 @@ func TestEmbeddedBrokerConfinesDevices(t *testing.T) {
       - {username: dc-01, password: s3cret-1, role: device}
       - {username: dc-02, password: s3cret-2, role: device}
       - {username: sign, password: s3cret-3, role: reader}`, 1)
-	svc := startService(t, "serve", "--config", writeConfig(t, dir, cfg))
+	svc := startApp(t, writeConfig(t, dir, cfg))
 	broker := "tcp://" + svc.MQTT
 	base := "crowdwatch/it-store/"
 	if _, err := mqttClient(t, broker, "intruder", "dc-01", "wrong"); err == nil {

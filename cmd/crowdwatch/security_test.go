@@ -24,7 +24,7 @@ func TestIntrusionDetection(t *testing.T) {
       - {username: dc-02, password: s3cret-2, role: device}`, 1) +
 		fmt.Sprintf("auth:\n  tokens: [{name: ops, sha256: %q, role: admin}, {name: boss, sha256: %q, role: manager}]\n",
 			tokenSum(adminToken), tokenSum(managerToken))
-	svc := startService(t, "serve", "--config", writeConfig(t, dir, cfg))
+	svc := startApp(t, writeConfig(t, dir, cfg))
 	broker := "tcp://" + svc.MQTT
 	for i := range 5 {
 		if _, err := mqttClient(t, broker, "guess-"+string(rune('a'+i)), "dc-01", "guess"); err == nil {

@@ -39,7 +39,7 @@ func TestSignOutHoldsAcrossRestart(t *testing.T) {
 		}
 		return resp.StatusCode, string(b)
 	}
-	svc := startService(t, "serve", "--config", cfg)
+	svc := startApp(t, cfg)
 	_, kept := call(svc, "POST", "/api/v1/session", `{"username":"guard","password":"guard-password"}`, nil)
 	_, gone := call(svc, "POST", "/api/v1/session", `{"username":"guard","password":"guard-password"}`, nil)
 	keptC, goneC := &http.Cookie{Name: "cw_session", Value: kept}, &http.Cookie{Name: "cw_session", Value: gone}
@@ -51,7 +51,7 @@ func TestSignOutHoldsAcrossRestart(t *testing.T) {
 		t.Errorf("no sign-in file beside the database: %v", err)
 	}
 
-	svc = startService(t, "serve", "--config", cfg)
+	svc = startApp(t, cfg)
 	if code, _ := call(svc, "GET", "/api/v1/zones", "", goneC); code != http.StatusUnauthorized {
 		t.Errorf("signed-out cookie after a restart: %d, want 401", code)
 	}

@@ -94,7 +94,7 @@ func checkRefusal(t *testing.T, out []byte, err error, file string) {
 func TestDamagedFilesAreRefused(t *testing.T) {
 	pristine := t.TempDir()
 	cfgPath := writeConfig(t, pristine, embeddedStore)
-	svc := startService(t, "serve", "--config", cfgPath)
+	svc := startApp(t, cfgPath)
 	dev, err := mqttClient(t, "tcp://"+svc.MQTT, "dc-01", "", "")
 	if err != nil {
 		t.Fatal(err)
@@ -120,7 +120,7 @@ func TestDamagedFilesAreRefused(t *testing.T) {
 					out, err := exec.Command(binPath, "report", "--config", cfg, "--date", "2026-11-11").CombinedOutput()
 					checkRefusal(t, out, err, path)
 					// The service itself runs on, without history, and says why.
-					svc := startService(t, "serve", "--config", cfg)
+					svc := startApp(t, cfg)
 					deadline := time.Now().Add(20 * time.Second)
 					for !strings.Contains(svc.logs.String(), path+" is damaged") {
 						if time.Now().After(deadline) {

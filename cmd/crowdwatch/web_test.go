@@ -37,7 +37,7 @@ screens:
 // log says so; the guidance is retained on MQTT.
 func TestServeWithoutUsers(t *testing.T) {
 	dir := t.TempDir()
-	svc := startService(t, "serve", "--config", writeConfig(t, dir, openStore))
+	svc := startApp(t, writeConfig(t, dir, openStore))
 	if !strings.Contains(svc.logs.String(), "security actions (correction, acknowledge, evacuation) are refused") {
 		t.Errorf("the start log does not say security actions are refused:\n%s", svc.logs)
 	}
@@ -121,7 +121,7 @@ func TestServeHTTPS(t *testing.T) {
 auth: {users: [{username: guard, password_hash: "%s", role: security}]}
 `, hash)
 	yaml = strings.Replace(yaml, `http: {listen: "127.0.0.1:0"}`, fmt.Sprintf(`http: {listen: "127.0.0.1:0", tls: {cert_file: %s, key_file: %s}}`, cert, key), 1)
-	svc := startService(t, "serve", "--config", writeConfig(t, dir, yaml))
+	svc := startApp(t, writeConfig(t, dir, yaml))
 	pem, err := os.ReadFile(ca)
 	if err != nil {
 		t.Fatal(err)
