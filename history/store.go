@@ -191,22 +191,12 @@ func (f *file) init() (*persisted, error) {
 // ensureMeta creates the file's meta on first use, checks it is this site's history, and
 // records the time zone and the site's layout for the report command.
 func (f *file) ensureMeta(tx *bolt.Tx) (*bolt.Bucket, error) {
-	meta := tx.Bucket(bucketMeta)
-	if meta == nil {
-		empty := true
-		_ = tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
-		if !empty {
-			return nil, fmt.Errorf("history: %s is another program's database (it has no meta bucket)", f.path)
-		}
-		var err error
-		if meta, err = tx.CreateBucket(bucketMeta); err != nil {
-			return nil, err
-		}
-		for k, v := range map[string]string{string(keyFormat): historyFormat, string(keySite): f.site} {
-			if err := meta.Put([]byte(k), []byte(v)); err != nil {
-				return nil, err
-			}
-		}
+	meta, err := storage.ClaimMeta(tx, bucketMeta, map[string]string{string(keyFormat): historyFormat, string(keySite): f.site})
+	if errors.Is(err, storage.ErrNotOurs) {
+		return nil, fmt.Errorf("history: %s is another program's database (it has no meta bucket)", f.path)
+	}
+	if err != nil {
+		return nil, err
 	}
 	if err := checkMeta(tx, f.path, f.site); err != nil {
 		return nil, err

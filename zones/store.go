@@ -65,24 +65,12 @@ func OpenStore(path, site string) (*Store, error) {
 
 func (s *Store) init(site string) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
-		if meta == nil {
-			// A new file has no buckets at all; anything else is somebody else's database.
-			empty := true
-			_ = tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
-			if !empty {
-				return fmt.Errorf("storage: %s: %w (it has no %q bucket)", s.path, ErrForeignFile, bucketMeta)
-			}
-			var err error
-			if meta, err = tx.CreateBucket(bucketMeta); err != nil {
-				return err
-			}
-			if err := meta.Put(keyFormat, []byte(formatVersion)); err != nil {
-				return err
-			}
-			if err := meta.Put(keySite, []byte(site)); err != nil {
-				return err
-			}
+		meta, err := storage.ClaimMeta(tx, bucketMeta, map[string]string{string(keyFormat): formatVersion, string(keySite): site})
+		if errors.Is(err, storage.ErrNotOurs) {
+			return fmt.Errorf("storage: %s: %w (it has no %q bucket)", s.path, ErrForeignFile, bucketMeta)
+		}
+		if err != nil {
+			return err
 		}
 		if f := string(meta.Get(keyFormat)); f != formatVersion {
 			return fmt.Errorf("storage: %s: %w (format %q, this version reads %q)", s.path, ErrForeignFile, f, formatVersion)

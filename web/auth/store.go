@@ -132,20 +132,12 @@ func openFile(path string) (*bolt.DB, error) {
 func (s *Store) load(st *storeState) error {
 	now := s.o.Now()
 	return s.db.Update(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
-		if meta == nil {
-			empty := true
-			_ = tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
-			if !empty {
-				return errors.New("not Crowdwatch's sign-in file (it has no meta bucket)")
-			}
-			var err error
-			if meta, err = tx.CreateBucket(bucketMeta); err != nil {
-				return err
-			}
-			if err := meta.Put(keyFormat, []byte(storeFormat)); err != nil {
-				return err
-			}
+		meta, err := storage.ClaimMeta(tx, bucketMeta, map[string]string{string(keyFormat): storeFormat})
+		if errors.Is(err, storage.ErrNotOurs) {
+			return errors.New("not Crowdwatch's sign-in file (it has no meta bucket)")
+		}
+		if err != nil {
+			return err
 		}
 		if f := string(meta.Get(keyFormat)); f != storeFormat {
 			return fmt.Errorf("format %q, want %q", f, storeFormat)
