@@ -40,21 +40,22 @@ func Scenario(name string) ([]byte, error) {
 
 // Config is the whole store file after defaults and environment overrides.
 type Config struct {
-	Site      Site      `mapstructure:"site"`
-	HTTP      HTTP      `mapstructure:"http"`
-	Storage   Storage   `mapstructure:"storage"`
-	MQTT      MQTT      `mapstructure:"mqtt"`
-	Occupancy Occupancy `mapstructure:"occupancy"`
-	Devices   Devices   `mapstructure:"devices"`
-	History   History   `mapstructure:"history"`
-	Zones     []Zone    `mapstructure:"zones"`
-	Doors     []Door    `mapstructure:"doors"`
-	Sensors   []Sensor  `mapstructure:"sensors"`
-	Alerting  Alerting  `mapstructure:"alerting"`
-	Floors    []Floor   `mapstructure:"floors"`  // dashboard map (configs/web.go)
-	Screens   []Screen  `mapstructure:"screens"` // guidance screens (configs/web.go)
-	Signage   Signage   `mapstructure:"signage"`
-	Auth      Auth      `mapstructure:"auth"` // sign-in: users and API tokens
+	Site      Site        `mapstructure:"site"`
+	HTTP      HTTP        `mapstructure:"http"`
+	Storage   Storage     `mapstructure:"storage"`
+	MQTT      MQTT        `mapstructure:"mqtt"`
+	Occupancy Occupancy   `mapstructure:"occupancy"`
+	Devices   Devices     `mapstructure:"devices"`
+	History   History     `mapstructure:"history"`
+	Zones     []Zone      `mapstructure:"zones"`
+	Doors     []Door      `mapstructure:"doors"`
+	Sensors   []Sensor    `mapstructure:"sensors"`
+	Alerting  Alerting    `mapstructure:"alerting"`
+	Floors    []Floor     `mapstructure:"floors"`  // dashboard map (configs/web.go)
+	Screens   []Screen    `mapstructure:"screens"` // guidance screens (configs/web.go)
+	Signage   Signage     `mapstructure:"signage"`
+	Auth      Auth        `mapstructure:"auth"`   // sign-in: users and API tokens
+	Events    []EventPlan `mapstructure:"events"` // promotion plans (configs/events.go)
 
 	// Location is Site.Timezone resolved; set by validation.
 	Location *time.Location `mapstructure:"-"`
