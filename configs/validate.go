@@ -71,6 +71,7 @@ func (c *Config) Validate() error {
 	c.validateMQTTUsers(bad, sensorDevices, counterDevices) // configs/mqtt.go
 	c.validateWeb(bad)                                      // floors, screens, users, tokens, HTTPS: configs/web.go
 	c.validateNames(bad)                                    // names per language: configs/names.go
+	c.validateEvents(bad)                                   // promotion plans: configs/events.go
 	if len(errs) == 0 {
 		return nil
 	}

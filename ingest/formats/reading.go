@@ -9,7 +9,11 @@
 // business (zones), because only the engine's committed state can answer it exactly once.
 package formats
 
-import "time"
+import (
+	"maps"
+	"slices"
+	"time"
+)
 
 // Semantics says how a reading's figures relate to crossings.
 type Semantics uint8
@@ -112,4 +116,27 @@ type Decoder interface {
 	// nothing to count (a heartbeat, a trigger message on a device counted by its periodic
 	// ones) returns no readings and no error.
 	Decode(in Input) ([]Reading, error)
+	// Counting is the semantics this format counts crossings by unless the store file says
+	// otherwise (`devices[].counting`): a device that sends both trigger and periodic messages
+	// for one line is counted by one kind only, and readings of the other kinds are ignored.
+	Counting() Semantics
 }
+
+var registry = map[string]Decoder{}
+
+// Register adds a format; each format's file calls it from init.
+func Register(d Decoder) {
+	if _, dup := registry[d.Name()]; dup {
+		panic("formats: " + d.Name() + " registered twice")
+	}
+	registry[d.Name()] = d
+}
+
+// Lookup returns the decoder of a format named in the store file.
+func Lookup(name string) (Decoder, bool) {
+	d, ok := registry[name]
+	return d, ok
+}
+
+// Names lists the registered formats, sorted.
+func Names() []string { return slices.Sorted(maps.Keys(registry)) }
