@@ -37,17 +37,49 @@ type mqttSide struct {
 
 func newMQTT(cfg *configs.Config, engine *zones.Engine, sec security.Sink, reg prometheus.Registerer, log *slog.Logger) (*mqttSide, error) {
 	if cfg.MQTT.Broker == "" {
-		broker, err := ingest.NewBroker(cfg, engine, log, ingest.BrokerOptions{Security: sec, Registerer: reg})
+		broker, err := ingest.NewBroker(engine, log, brokerOptions(cfg, engine.Model(), sec, reg))
 		if err != nil {
 			return nil, err
 		}
 		return &mqttSide{mqttConn: broker, broker: broker}, nil
 	}
-	client, err := ingest.NewClient(cfg, engine, log.With("component", "mqtt-client"), ingest.ClientOptions{Security: sec})
+	client, err := ingest.NewClient(engine, log.With("component", "mqtt-client"), clientOptions(cfg, engine.Model(), sec))
 	if err != nil {
 		return nil, err
 	}
 	return &mqttSide{mqttConn: client, client: client, url: cfg.MQTT.Broker}, nil
+}
+
+// brokerOptions are the embedded broker's inputs from the store file.
+func brokerOptions(cfg *configs.Config, model *zones.Model, sec security.Sink, reg prometheus.Registerer) ingest.BrokerOptions {
+	return ingest.BrokerOptions{
+		Embedded:   cfg.MQTT.Embedded,
+		MaxPayload: cfg.MQTT.MaxPayload,
+		Site:       cfg.Site.ID,
+		Topics:     ingest.TopicsFor(cfg),
+		Model:      model,
+		Warnings:   cfg.EmbeddedBrokerWarnings(),
+		Security:   sec,
+		Registerer: reg,
+	}
+}
+
+// clientOptions are the external-broker client's inputs from the store file.
+func clientOptions(cfg *configs.Config, model *zones.Model, sec security.Sink) ingest.ClientOptions {
+	return ingest.ClientOptions{
+		Broker:     cfg.MQTT.Broker,
+		Username:   cfg.MQTT.Username,
+		Password:   cfg.MQTT.Password,
+		ClientID:   cfg.MQTT.ClientID,
+		TLS:        cfg.MQTT.TLS,
+		Site:       cfg.Site.ID,
+		Topics:     ingest.TopicsFor(cfg),
+		MaxPayload: cfg.MQTT.MaxPayload,
+		// What the engine can hold at once: its queue, twice, and a commit's group.
+		AckQueue: 2*cfg.MQTT.QueueSize + cfg.Storage.CommitBatch,
+		Model:    model,
+		Security: sec,
+	}
 }
 
 // serve starts serving (the broker) or connecting (the client).

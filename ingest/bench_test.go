@@ -62,7 +62,7 @@ func startStoreService(b testing.TB, yaml string, opts BrokerOptions) *benchServ
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = engine.Run(ctx) }()
-	broker, err := NewBroker(cfg, engine, log, opts)
+	broker, err := NewBroker(engine, log, brokerOptions(cfg, engine.Model(), opts))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -143,4 +143,11 @@ func BenchmarkDecodeCounter(b *testing.B) {
 			b.Fatal(m.Reject)
 		}
 	}
+}
+
+// brokerOptions fills opts with the broker's part of a store file, as app does.
+func brokerOptions(cfg *configs.Config, model *zones.Model, opts BrokerOptions) BrokerOptions {
+	opts.Embedded, opts.MaxPayload, opts.Site = cfg.MQTT.Embedded, cfg.MQTT.MaxPayload, cfg.Site.ID
+	opts.Topics, opts.Model, opts.Warnings = TopicsFor(cfg), model, cfg.EmbeddedBrokerWarnings()
+	return opts
 }

@@ -50,8 +50,18 @@ type Broker struct {
 	serving     atomic.Bool
 }
 
-// BrokerOptions are the broker's dependencies beyond the store file.
+// BrokerOptions are what the embedded broker is built from: its part of the store file, the
+// store's devices and its dependencies (app.brokerOptions builds them from the store file).
 type BrokerOptions struct {
+	Embedded   configs.Embedded // mqtt.embedded: listeners, accounts, limits, TLS
+	MaxPayload int              // mqtt.max_payload
+	Site       string           // site.id (a client id may carry it as a prefix)
+	Topics     Topics
+	// Model gives the devices the store file declares; a report from any other is refused
+	// and reported.
+	Model *zones.Model
+	// Warnings are logged once the broker listens (configs.Config.EmbeddedBrokerWarnings).
+	Warnings []string
 	// Security receives every refusal: bad credentials, ACL and will refusals, client-id
 	// collisions, connection limits, unknown devices. Nil means security.Discard.
 	Security security.Sink
@@ -59,14 +69,14 @@ type BrokerOptions struct {
 	Registerer prometheus.Registerer
 }
 
-// NewBroker listens on cfg.MQTT.Embedded.Listen (plain TCP) and .TLS.Listen (":0" picks a
+// NewBroker listens on opts.Embedded.Listen (plain TCP) and .TLS.Listen (":0" picks a
 // free port; "" turns a listener off) and wires the device hook. Call Serve to accept clients.
-func NewBroker(cfg *configs.Config, engine Submitter, log *slog.Logger, opts BrokerOptions) (*Broker, error) {
+func NewBroker(engine Submitter, log *slog.Logger, opts BrokerOptions) (*Broker, error) {
 	sec := opts.Security
 	if sec == nil {
 		sec = security.Discard
 	}
-	e := cfg.MQTT.Embedded
+	e := opts.Embedded
 	caps := mqtt.NewDefaultServerCapabilities()
 	// Above the largest allowed payload limit, so an oversized report reaches the hook and is
 	// refused with a reason, while a hostile multi-megabyte packet is cut off by the broker.
@@ -78,8 +88,8 @@ func NewBroker(cfg *configs.Config, engine Submitter, log *slog.Logger, opts Bro
 		Logger: slog.New(levelFloor{log.With("component", "mqtt-broker").Handler(), slog.LevelError}),
 	})
 	ctx, cancel := context.WithCancel(context.Background())
-	b := &Broker{server: server, topics: TopicsFor(cfg),
-		maxPayload: cfg.MQTT.MaxPayload, engine: engine, log: log, sec: sec, ctx: ctx, cancel: cancel}
+	b := &Broker{server: server, topics: opts.Topics,
+		maxPayload: opts.MaxPayload, engine: engine, log: log, sec: sec, ctx: ctx, cancel: cancel}
 	fail := func(err error) (*Broker, error) {
 		for _, ln := range []net.Listener{b.listener, b.tlsListener} {
 			if ln != nil {
@@ -115,7 +125,7 @@ func NewBroker(cfg *configs.Config, engine Submitter, log *slog.Logger, opts Bro
 			return fail(fmt.Errorf("mqtt: metrics: %w", err))
 		}
 	}
-	hook := newDeviceHook(b, cfg)
+	hook := newDeviceHook(b, opts)
 	if len(hook.users) == 0 {
 		log.Warn("mqtt: the embedded broker has no users configured and accepts any client; list devices under mqtt.embedded.users for a real store",
 			"listen", e.Listen)
@@ -148,7 +158,7 @@ func NewBroker(cfg *configs.Config, engine Submitter, log *slog.Logger, opts Bro
 			return fail(fmt.Errorf("mqtt: %w", err))
 		}
 	}
-	for _, w := range cfg.EmbeddedBrokerWarnings() {
+	for _, w := range opts.Warnings {
 		log.Warn("mqtt: " + w)
 	}
 	return b, nil
@@ -206,15 +216,13 @@ func (b *Broker) Close() {
 }
 
 // declaredDevices is the set of device ids the store file binds to doors or zones.
-func declaredDevices(cfg *configs.Config) map[string]bool {
+func declaredDevices(m *zones.Model) map[string]bool {
 	devices := map[string]bool{}
-	for _, d := range cfg.Doors {
-		if d.Counter.Device != "" {
-			devices[d.Counter.Device] = true
-		}
+	if m == nil {
+		return devices
 	}
-	for _, s := range cfg.Sensors {
-		devices[s.Device] = true
+	for _, d := range m.Devices {
+		devices[d.ID] = true
 	}
 	return devices
 }
@@ -245,11 +253,11 @@ type deviceHook struct {
 // maxOwners bounds the remembered client ids; past it, only live sessions are compared.
 const maxOwners = 10000
 
-func newDeviceHook(b *Broker, cfg *configs.Config) *deviceHook {
-	h := &deviceHook{broker: b, users: map[string]configs.User{}, devices: declaredDevices(cfg), site: cfg.Site.ID,
-		maxWill: min(cfg.MQTT.Embedded.MaxWillPayload, cfg.MQTT.MaxPayload), certs: cfg.MQTT.Embedded.TLS.ClientCAFile != "",
+func newDeviceHook(b *Broker, opts BrokerOptions) *deviceHook {
+	h := &deviceHook{broker: b, users: map[string]configs.User{}, devices: declaredDevices(opts.Model), site: opts.Site,
+		maxWill: min(opts.Embedded.MaxWillPayload, opts.MaxPayload), certs: opts.Embedded.TLS.ClientCAFile != "",
 		owners: map[string]string{}, logs: map[security.Kind]*rate.Sometimes{}}
-	for _, u := range cfg.MQTT.Embedded.Users {
+	for _, u := range opts.Embedded.Users {
 		h.users[u.Username] = u
 	}
 	for _, k := range []security.Kind{security.MQTTAuthFailed, security.ACLRefused, security.WillRefused,

@@ -38,37 +38,55 @@ type Client struct {
 	devices    map[string]bool // every device the store file declares
 }
 
-// ClientOptions are the external-broker client's dependencies beyond the store file.
+// ClientOptions are what the external-broker client is built from: its part of the store
+// file, the store's devices and its dependencies (app.clientOptions builds them).
 type ClientOptions struct {
+	// Broker is mqtt.broker, the external broker's URL (tcp://, ssl://, mqtt(s)://, ws(s)://).
+	Broker             string
+	Username, Password string      // mqtt.username, mqtt.password
+	ClientID           string      // mqtt.client_id; "" is crowdwatch-<Site>
+	TLS                configs.TLS // mqtt.tls
+	Site               string      // site.id
+	Topics             Topics
+	MaxPayload         int // mqtt.max_payload
+	// AckQueue bounds the messages waiting for their acknowledgement (app: twice
+	// mqtt.queue_size plus storage.commit_batch: what the engine can hold at once); 0 is 1024.
+	AckQueue int
+	// Model gives the devices the store file declares; a report from any other is refused
+	// and reported.
+	Model *zones.Model
 	// Security receives reports from devices the store file does not declare (the external
 	// broker does its own authentication and ACLs). Nil means security.Discard.
 	Security security.Sink
 }
 
 // NewClient prepares the connection; Run connects and keeps it up.
-func NewClient(cfg *configs.Config, engine Submitter, log *slog.Logger, copts ClientOptions) (*Client, error) {
-	c := &Client{topics: TopicsFor(cfg), maxPayload: cfg.MQTT.MaxPayload,
-		engine: engine, log: log, acks: make(chan paho.Message, 2*cfg.MQTT.QueueSize+cfg.Storage.CommitBatch),
-		closed: make(chan struct{}), redeliver: make(chan struct{}, 1), sec: copts.Security, devices: declaredDevices(cfg)}
+func NewClient(engine Submitter, log *slog.Logger, copts ClientOptions) (*Client, error) {
+	if copts.AckQueue <= 0 {
+		copts.AckQueue = 1024
+	}
+	c := &Client{topics: copts.Topics, maxPayload: copts.MaxPayload,
+		engine: engine, log: log, acks: make(chan paho.Message, copts.AckQueue),
+		closed: make(chan struct{}), redeliver: make(chan struct{}, 1), sec: copts.Security, devices: declaredDevices(copts.Model)}
 	if c.sec == nil {
 		c.sec = security.Discard
 	}
-	broker := cfg.MQTT.Broker
+	broker := copts.Broker
 	// paho names the TLS schemes ssl/tls and the plain one tcp; accept the mqtt(s) spellings too.
 	if rest, ok := strings.CutPrefix(broker, "mqtts://"); ok {
 		broker = "ssl://" + rest
 	} else if rest, ok := strings.CutPrefix(broker, "mqtt://"); ok {
 		broker = "tcp://" + rest
 	}
-	clientID := cfg.MQTT.ClientID
+	clientID := copts.ClientID
 	if clientID == "" {
-		clientID = "crowdwatch-" + cfg.Site.ID
+		clientID = "crowdwatch-" + copts.Site
 	}
 	opts := paho.NewClientOptions().
 		AddBroker(broker).
 		SetClientID(clientID).
-		SetUsername(cfg.MQTT.Username).
-		SetPassword(cfg.MQTT.Password).
+		SetUsername(copts.Username).
+		SetPassword(copts.Password).
 		SetCleanSession(false).
 		SetOrderMatters(true).
 		SetAutoAckDisabled(true).
@@ -82,14 +100,14 @@ func NewClient(cfg *configs.Config, engine Submitter, log *slog.Logger, copts Cl
 		SetDefaultPublishHandler(c.onMessage).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			c.subscribed.Store(false)
-			log.Warn("mqtt: lost the broker connection; reconnecting", "broker", cfg.MQTT.Broker, "error", err)
+			log.Warn("mqtt: lost the broker connection; reconnecting", "broker", copts.Broker, "error", err)
 		}).
 		SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) {
-			log.Info("mqtt: reconnecting", "broker", cfg.MQTT.Broker)
+			log.Info("mqtt: reconnecting", "broker", copts.Broker)
 		})
 	if strings.HasPrefix(broker, "ssl://") || strings.HasPrefix(broker, "tls://") || strings.HasPrefix(broker, "wss://") ||
-		cfg.MQTT.TLS.CAFile != "" || cfg.MQTT.TLS.CertFile != "" {
-		tc, err := tlsConfig(cfg.MQTT.TLS)
+		copts.TLS.CAFile != "" || copts.TLS.CertFile != "" {
+		tc, err := tlsConfig(copts.TLS)
 		if err != nil {
 			return nil, err
 		}

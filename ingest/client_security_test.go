@@ -33,7 +33,8 @@ func TestClientReportsUnknownDevices(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := &events{}
-	c, err := NewClient(cfg, nullEngine{}, slog.New(slog.NewTextHandler(io.Discard, nil)), ClientOptions{Security: ev})
+	c, err := NewClient(nullEngine{}, slog.New(slog.NewTextHandler(io.Discard, nil)), ClientOptions{Broker: cfg.MQTT.Broker,
+		Site: cfg.Site.ID, Topics: TopicsFor(cfg), MaxPayload: cfg.MQTT.MaxPayload, Model: zones.NewModel(cfg), Security: ev})
 	if err != nil {
 		t.Fatal(err)
 	}
