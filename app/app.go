@@ -148,7 +148,7 @@ func New(cfg *configs.Config, opts Options) (_ *App, err error) {
 		return nil, err
 	}
 	a.history = newHistory(cfg, a.engine, a.alerts.manager, a.reg, log)
-	if a.web, err = newWeb(cfg, a.engine, a.alerts.manager, a.mqtt, a.topics, a.monitor, log); err != nil {
+	if a.web, err = newWeb(cfg, a.engine.Model(), a.engine, a.alerts.manager, a.mqtt, a.topics, a.monitor, log); err != nil {
 		return nil, err
 	}
 	a.web.store.RegisterMetrics(a.reg)

@@ -18,6 +18,7 @@ import (
 	"github.com/crowdwatch/crowdwatch/web"
 	"github.com/crowdwatch/crowdwatch/web/assets"
 	"github.com/crowdwatch/crowdwatch/web/auth"
+	"github.com/crowdwatch/crowdwatch/web/guidance"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
 
@@ -32,7 +33,7 @@ type webSide struct {
 
 // newWeb opens the sign-in file, builds sign-in and the live feed. events gets refused
 // sign-ins and tokens (nil: Discard).
-func newWeb(cfg *configs.Config, engine zones.Source, alerts web.AlertSource, pub web.Publisher, topics ingest.Topics,
+func newWeb(cfg *configs.Config, model *zones.Model, engine zones.Source, alerts web.AlertSource, pub web.Publisher, topics ingest.Topics,
 	events security.Sink, log *slog.Logger) (*webSide, error) {
 	store, err := auth.OpenStore(cfg.AuthPath(), auth.StoreOptions{AuditRetention: cfg.Auth.AuditRetention,
 		Log: log.With("component", "auth")})
@@ -58,11 +59,23 @@ func newWeb(cfg *configs.Config, engine zones.Source, alerts web.AlertSource, pu
 		store.Close()
 		return nil, err
 	}
-	live := web.NewLive(web.LiveOptions{Config: cfg, Engine: engine, Alerts: alerts, Publisher: pub,
+	live := web.NewLive(liveOptions(cfg, model, engine, alerts, pub, topics, cat, log))
+	return &webSide{store: store, authz: authz, live: live}, nil
+}
+
+// liveOptions are the live feed's inputs: the store file's layout (site, zones, floors,
+// screens, signage) with the engine's model, its sources, and http.live_interval and
+// http.feed.
+func liveOptions(cfg *configs.Config, model *zones.Model, engine zones.Source, alerts web.AlertSource, pub web.Publisher,
+	topics ingest.Topics, cat guidance.Catalogue, log *slog.Logger) web.LiveOptions {
+	return web.LiveOptions{
+		Layout: web.Layout{Site: cfg.Site, Zones: cfg.Zones, Floors: cfg.Floors, Screens: cfg.Screens, Signage: cfg.Signage,
+			Model: model},
+		Engine: engine, Alerts: alerts, Publisher: pub,
 		GuidanceTopic: topics.Guidance,
 		Catalogue:     cat, Interval: cfg.HTTP.LiveInterval, Log: log.With("component", "live"),
-		Limits: web.FeedLimits{PerPrincipal: cfg.HTTP.Feed.MaxPerUser, PerAddress: cfg.HTTP.Feed.MaxPerAddress, Total: cfg.HTTP.Feed.MaxTotal}})
-	return &webSide{store: store, authz: authz, live: live}, nil
+		Limits: web.FeedLimits{PerPrincipal: cfg.HTTP.Feed.MaxPerUser, PerAddress: cfg.HTTP.Feed.MaxPerAddress, Total: cfg.HTTP.Feed.MaxTotal},
+	}
 }
 
 func (w *webSide) startLive() {

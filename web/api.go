@@ -358,7 +358,7 @@ func (a *api) listZones(w http.ResponseWriter, _ *http.Request) {
 		list.Zones = append(list.Zones, a.info(z, st))
 	}
 	if a.Live != nil {
-		site := a.Live.o.Config.Site
+		site := a.Live.o.Layout.Site
 		list.Site = &siteView{ID: site.ID, Name: site.Name, Names: site.Names.ByLanguage(site.Name), Timezone: site.Timezone}
 	}
 	writeJSON(w, http.StatusOK, list)

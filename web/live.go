@@ -27,9 +27,37 @@ type AlertSource interface {
 	Subscribe() (<-chan struct{}, func())
 }
 
+// Layout is what the live feed and the pages show of the store file (app.liveOptions builds
+// it; LayoutOf builds it from a whole store file).
+type Layout struct {
+	Site    configs.Site
+	Zones   []configs.Zone   // their names per language
+	Floors  []configs.Floor  // the dashboard's map
+	Screens []configs.Screen // the guidance screens, in the store file's order
+	Signage configs.Signage  // hold and stale_after
+	// Model is the store's topology, from which each screen's route is found.
+	Model *zones.Model
+}
+
+// LayoutOf is the layout of a whole store file.
+func LayoutOf(cfg *configs.Config) Layout {
+	return Layout{Site: cfg.Site, Zones: cfg.Zones, Floors: cfg.Floors, Screens: cfg.Screens, Signage: cfg.Signage,
+		Model: zones.NewModel(cfg)}
+}
+
+// Screen finds a screen by its id.
+func (l Layout) Screen(id string) (configs.Screen, bool) {
+	for _, s := range l.Screens {
+		if s.ID == id {
+			return s, true
+		}
+	}
+	return configs.Screen{}, false
+}
+
 // LiveOptions configure the live feed.
 type LiveOptions struct {
-	Config *configs.Config
+	Layout Layout
 	Engine zones.Source
 	// Alerts, when set, gives each zone's level, the open alerts and the evacuations. When
 	// nil, levels come from the built-in thresholds (levels.Instant) and there are no alerts or evacuations.
@@ -95,10 +123,10 @@ func NewLive(o LiveOptions) *Live {
 	l := &Live{o: o, unregister: make(chan *client), done: make(chan struct{}),
 		refused: newRefusedCounter(), zoneNames: map[string]map[string]string{}, reports: map[string]uint64{}}
 	l.joins = owner.NewCommands[*client](l.done, errFeedStopped)
-	for _, z := range o.Config.Zones {
+	for _, z := range o.Layout.Zones {
 		l.zoneNames[z.ID] = z.Names.ByLanguage(z.Name)
 	}
-	for _, f := range o.Config.Floors {
+	for _, f := range o.Layout.Floors {
 		fv := floorView{ID: f.ID, Name: f.Name, Names: f.Names.ByLanguage(f.Name), Width: f.Width, Height: f.Height, Zones: []floorZone{}}
 		if f.Plan != "" {
 			fv.Plan = "/plans/" + f.ID
@@ -108,10 +136,9 @@ func NewLive(o LiveOptions) *Live {
 		}
 		l.floors = append(l.floors, fv)
 	}
-	model := zones.NewModel(o.Config)
 	l.routes = map[string]guidance.Route{}
-	for _, s := range o.Config.Screens {
-		l.routes[s.ID] = guidance.RouteFor(s, model)
+	for _, s := range o.Layout.Screens {
+		l.routes[s.ID] = guidance.RouteFor(s, o.Layout.Model)
 	}
 	empty := map[string]guidance.Guidance{}
 	l.guidance.Store(&empty)
@@ -175,7 +202,7 @@ func (l *Live) Run(ctx context.Context) {
 	defer pace.Stop()
 	beat := time.NewTicker(l.o.Heartbeat)
 	defer beat.Stop()
-	staleAfter := l.o.Config.Signage.StaleAfter
+	staleAfter := l.o.Layout.Signage.StaleAfter
 	if staleAfter <= 0 {
 		staleAfter = 10 * time.Second
 	}
@@ -307,11 +334,11 @@ func (l *Live) build(prev map[string]guidance.Guidance) view {
 			}
 		}
 	}
-	for _, s := range l.o.Config.Screens {
+	for _, s := range l.o.Layout.Screens {
 		g := guidance.Compute(s, l.routes[s.ID], readings, evacuating, now)
 		shown, ok := prev[s.ID]
-		g = guidance.Hold(shown, ok, g, l.o.Config.Signage.Hold)
-		g.StaleAfterMS = l.o.Config.Signage.StaleAfter.Milliseconds()
+		g = guidance.Hold(shown, ok, g, l.o.Layout.Signage.Hold)
+		g.StaleAfterMS = l.o.Layout.Signage.StaleAfter.Milliseconds()
 		guidance.Render(&g, l.o.Catalogue)
 		v.screens[s.ID] = g
 	}
@@ -321,13 +348,13 @@ func (l *Live) build(prev map[string]guidance.Guidance) view {
 func (l *Live) snapshotMessage(v view, seq uint64) feedMessage {
 	yes := l.o.Alerts != nil
 	m := feedMessage{Type: "snapshot", Seq: seq, At: l.o.Now(), DataAt: v.dataAt,
-		Site:     &siteView{ID: l.o.Config.Site.ID, Name: l.o.Config.Site.Name, Names: l.o.Config.Site.Names.ByLanguage(l.o.Config.Site.Name), Timezone: l.o.Config.Site.Timezone},
-		Alerting: &yes, StaleAfterMS: l.o.Config.Signage.StaleAfter.Milliseconds(), Floors: l.floors,
+		Site:     &siteView{ID: l.o.Layout.Site.ID, Name: l.o.Layout.Site.Name, Names: l.o.Layout.Site.Names.ByLanguage(l.o.Layout.Site.Name), Timezone: l.o.Layout.Site.Timezone},
+		Alerting: &yes, StaleAfterMS: l.o.Layout.Signage.StaleAfter.Milliseconds(), Floors: l.floors,
 		Zones: v.zones, Devices: v.devices, Alerts: &v.alerts, Evacuations: &v.evacuations}
 	if m.Floors == nil {
 		m.Floors = []floorView{}
 	}
-	for _, s := range l.o.Config.Screens {
+	for _, s := range l.o.Layout.Screens {
 		m.Screens = append(m.Screens, v.screens[s.ID])
 	}
 	return m
@@ -359,7 +386,7 @@ func (l *Live) diff(old, next view, seq uint64) (*websocket.PreparedMessage, map
 		m.Evacuations = &next.evacuations
 	}
 	screens := map[string]*websocket.PreparedMessage{}
-	for _, s := range l.o.Config.Screens {
+	for _, s := range l.o.Layout.Screens {
 		o, n := old.screens[s.ID], next.screens[s.ID]
 		if o.State != n.State || o.Target != n.Target || o.PlacesLeft != n.PlacesLeft || o.Level != n.Level || o.LimitingZone != n.LimitingZone {
 			m.Screens = append(m.Screens, n)

@@ -90,7 +90,7 @@ func (a *api) routeUI() {
 	a.route("GET /login", RolePublic, page("login.html"))
 	a.route("GET /manager", RolePublic, page("manager.html")) // its data needs the manager role
 	a.route("GET /signage/{screen}", RolePublic, func(w http.ResponseWriter, r *http.Request) {
-		if _, ok := a.Live.o.Config.Screen(r.PathValue("screen")); !ok {
+		if _, ok := a.Live.o.Layout.Screen(r.PathValue("screen")); !ok {
 			writeError(w, http.StatusNotFound, fmt.Sprintf("no screen %q", r.PathValue("screen")))
 			return
 		}
@@ -120,7 +120,7 @@ func securityHeaders(w http.ResponseWriter) {
 }
 
 func (a *api) plan(w http.ResponseWriter, r *http.Request) {
-	for _, f := range a.Live.o.Config.Floors {
+	for _, f := range a.Live.o.Layout.Floors {
 		if f.ID == r.PathValue("floor") && f.Plan != "" {
 			w.Header().Set("Content-Security-Policy", "sandbox") // an SVG plan runs no script
 			w.Header().Set("Cache-Control", "no-cache")

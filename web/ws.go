@@ -31,7 +31,7 @@ func (a *api) feed(w http.ResponseWriter, r *http.Request) {
 	screen := r.URL.Query().Get("screen")
 	who, _ := r.Context().Value(whoKey{}).(string)
 	if screen != "" {
-		if _, ok := a.Live.o.Config.Screen(screen); !ok {
+		if _, ok := a.Live.o.Layout.Screen(screen); !ok {
 			writeError(w, http.StatusNotFound, fmt.Sprintf("no screen %q", screen))
 			return
 		}
