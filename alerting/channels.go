@@ -69,7 +69,7 @@ func NewDispatcher(mqtt Publisher, topics Topics, metrics *Metrics, log *slog.Lo
 }
 
 // Run starts the workers for cfg and stops them when ctx ends, waiting for them.
-func (d *Dispatcher) Run(ctx context.Context, cfg *configs.Config) {
+func (d *Dispatcher) Run(ctx context.Context, cfg *Config) {
 	d.mu.Lock()
 	d.ctx = ctx
 	d.mu.Unlock()
@@ -80,7 +80,7 @@ func (d *Dispatcher) Run(ctx context.Context, cfg *configs.Config) {
 
 // Reload replaces the channels: a channel whose settings are unchanged keeps its worker and
 // queue; a changed one is restarted with what was still queued; a removed one stops.
-func (d *Dispatcher) Reload(cfg *configs.Config) {
+func (d *Dispatcher) Reload(cfg *Config) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.ctx == nil {

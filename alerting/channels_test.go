@@ -87,7 +87,7 @@ func TestDownChannelBlocksNobody(t *testing.T) {
 	d := NewDispatcher(nil, nil, metrics, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); d.Run(ctx, cfg) }()
+	go func() { defer close(done); d.Run(ctx, ConfigOf(cfg)) }()
 	defer func() { cancel(); <-done }()
 	for d.workerCount() < 2 {
 		time.Sleep(time.Millisecond)
@@ -142,7 +142,7 @@ func TestAlertmanagerSiteLabel(t *testing.T) {
 		d := NewDispatcher(nil, nil, NewMetrics(nil), slog.New(slog.DiscardHandler))
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
-		go func() { defer close(done); d.Run(ctx, cfg) }()
+		go func() { defer close(done); d.Run(ctx, ConfigOf(cfg)) }()
 		for d.workerCount() < 1 {
 			time.Sleep(time.Millisecond)
 		}
@@ -186,7 +186,7 @@ func TestMQTTChannelPublishesOnTheTopicsGiven(t *testing.T) {
 	d := NewDispatcher(pub, fixedTopics{}, NewMetrics(nil), slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); d.Run(ctx, cfg) }()
+	go func() { defer close(done); d.Run(ctx, ConfigOf(cfg)) }()
 	defer func() { cancel(); <-done }()
 	for d.workerCount() < 1 {
 		time.Sleep(time.Millisecond)

@@ -7,8 +7,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/crowdwatch/crowdwatch/configs"
 )
 
 // ErrInvalid wraps a request that cannot be carried out as asked.
@@ -210,7 +208,7 @@ func (m *Manager) Events(from, to time.Time) ([]Event, error) { return m.store.e
 
 // Reload swaps in new thresholds, escalation and routes; the zones and doors must be the
 // same (they need a restart).
-func (m *Manager) Reload(ctx context.Context, cfg *configs.Config) error {
+func (m *Manager) Reload(ctx context.Context, cfg *Config) error {
 	set, err := newSettings(cfg, m.opts.Model, m.opts.Messages)
 	if err != nil {
 		return err

@@ -32,7 +32,7 @@ type topology struct {
 	roots       []int
 }
 
-func newTopology(m *zones.Model, cfg *configs.Config) *topology {
+func newTopology(m *zones.Model, cfg *Config) *topology {
 	t := &topology{zones: m.Zones, doors: m.Doors, deviceDoors: map[string][]int{}}
 	n := len(m.Zones)
 	t.doorsIn, t.doorsOut, t.exits = make([][]int, n), make([][]int, n), make([][]exit, n)

@@ -17,9 +17,29 @@ import (
 	"github.com/crowdwatch/crowdwatch/zones"
 )
 
+// Config is the part of the store file alerting reads, and what a reload swaps in (the zones
+// and doors themselves must stay the same: they need a restart). ConfigOf takes it from a
+// whole store file.
+type Config struct {
+	Site     configs.Site     // id and name, carried by every notification
+	Alerting configs.Alerting // the alerting section: rules, escalation, routes, channels, playbook
+	Zones    []configs.Zone   // zones[].alerts: each zone's thresholds over alerting.defaults
+	Doors    []configs.Door   // stairs (evacuation flow) and entrances (playbook)
+	Devices  configs.Devices  // offline_after: the start-up grace before a device counts as silent
+	Location *time.Location   // site.timezone resolved, for the times in messages
+}
+
+// ConfigOf is alerting's part of a store file.
+func ConfigOf(cfg *configs.Config) *Config {
+	return &Config{Site: cfg.Site, Alerting: cfg.Alerting, Zones: cfg.Zones, Doors: cfg.Doors, Devices: cfg.Devices,
+		Location: cfg.Location}
+}
+
 // Options wire a manager.
 type Options struct {
-	Config   *configs.Config
+	Config *Config
+	// Path is the alert file (configs.Config.AlertsPath), opened by New.
+	Path     string
 	Model    *zones.Model
 	Source   zones.Source // the occupancy engine's committed snapshots
 	Notifier Notifier     // where notifications go; nil drops them
@@ -37,13 +57,13 @@ type Notifier interface {
 
 // settings are the reloadable part of the config, resolved.
 type settings struct {
-	cfg    *configs.Config
+	cfg    *Config
 	limits []Limits
 	topo   *topology
 	play   *playbook
 }
 
-func newSettings(cfg *configs.Config, m *zones.Model, cat Catalogue) (*settings, error) {
+func newSettings(cfg *Config, m *zones.Model, cat Catalogue) (*settings, error) {
 	play, err := newPlaybook(cfg, cat)
 	if err != nil {
 		return nil, fmt.Errorf("alerting: %w", err)
@@ -69,7 +89,9 @@ func newSettings(cfg *configs.Config, m *zones.Model, cat Catalogue) (*settings,
 
 // CheckLimits reports zones whose thresholds, merged over the defaults, are out of order, and
 // playbook keys that are not in the embedded message catalogue.
-func CheckLimits(cfg *configs.Config) error {
+func CheckLimits(cfg *configs.Config) error { return checkLimits(ConfigOf(cfg)) }
+
+func checkLimits(cfg *Config) error {
 	var errs []error
 	if cat, err := DefaultCatalogue(); err != nil {
 		errs = append(errs, err)
@@ -156,14 +178,14 @@ func New(o Options) (*Manager, error) {
 		}
 		o.Messages = cat
 	}
-	if err := CheckLimits(o.Config); err != nil {
+	if err := checkLimits(o.Config); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	set, err := newSettings(o.Config, o.Model, o.Messages)
 	if err != nil {
 		return nil, err
 	}
-	st, err := openStore(o.Config.AlertsPath(), o.Config.Site.ID)
+	st, err := openStore(o.Path, o.Config.Site.ID)
 	if err != nil {
 		return nil, err
 	}

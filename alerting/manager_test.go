@@ -103,7 +103,7 @@ func newHarness(t *testing.T, yaml string) *harness {
 
 func (h *harness) open() {
 	h.t.Helper()
-	m, err := New(Options{Config: h.cfg, Model: h.model, Source: h.src, Notifier: h.notes, Now: func() time.Time { return h.now }})
+	m, err := New(Options{Config: ConfigOf(h.cfg), Path: h.cfg.AlertsPath(), Model: h.model, Source: h.src, Notifier: h.notes, Now: func() time.Time { return h.now }})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -455,7 +455,7 @@ func TestReloadChangesThresholds(t *testing.T) {
 	next.Alerting.Defaults.CriticalRatio = ptr(0.65)
 	next.Alerting.Defaults.WarningRatio = ptr(0.62)
 	h.run(func() {
-		if err := h.m.Reload(context.Background(), &next); err != nil {
+		if err := h.m.Reload(context.Background(), ConfigOf(&next)); err != nil {
 			t.Error(err)
 		}
 	})
@@ -465,7 +465,7 @@ func TestReloadChangesThresholds(t *testing.T) {
 	}
 	bad := next
 	bad.Alerting.Defaults.WarningRatio = ptr(0.9) // above critical 0.65
-	if err := h.m.Reload(context.Background(), &bad); err == nil {
+	if err := h.m.Reload(context.Background(), ConfigOf(&bad)); err == nil {
 		t.Fatal("an unordered reload was accepted")
 	}
 }

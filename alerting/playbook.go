@@ -87,7 +87,7 @@ type playbook struct {
 	cat      Catalogue
 }
 
-func newPlaybook(cfg *configs.Config, cat Catalogue) (*playbook, error) {
+func newPlaybook(cfg *Config, cat Catalogue) (*playbook, error) {
 	p := &playbook{lang: cmp.Or(cfg.Alerting.Playbook.Language, "en"), cat: cat, entrance: map[string]bool{}}
 	p.actions = append(slices.Clone(cfg.Alerting.Playbook.Actions), builtinPlaybook...)
 	for _, d := range cfg.Doors {

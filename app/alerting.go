@@ -31,12 +31,19 @@ func newAlerting(cfg *configs.Config, engine *zones.Engine, mqtt mqttConn, topic
 	metrics := alerting.NewMetrics(reg)
 	alog := log.With("component", "alerting")
 	dispatcher := alerting.NewDispatcher(mqtt, topics, metrics, alog)
-	manager, err := alerting.New(alerting.Options{Config: cfg, Model: engine.Model(), Source: engine,
-		Notifier: dispatcher, Metrics: metrics, Logger: alog})
+	manager, err := alerting.New(alertingOptions(cfg, engine, dispatcher, metrics, alog))
 	if err != nil {
 		return nil, err
 	}
 	return &alertingSide{cfg: cfg, manager: manager, dispatcher: dispatcher, metrics: metrics, log: alog, reload: reload}, nil
+}
+
+// alertingOptions are the alert manager's inputs: alerting's part of the store file
+// (alerting.ConfigOf), the alert file, the engine's model and snapshots, and the channels.
+func alertingOptions(cfg *configs.Config, engine *zones.Engine, n alerting.Notifier, metrics *alerting.Metrics,
+	log *slog.Logger) alerting.Options {
+	return alerting.Options{Config: alerting.ConfigOf(cfg), Path: cfg.AlertsPath(), Model: engine.Model(), Source: engine,
+		Notifier: n, Metrics: metrics, Logger: log}
 }
 
 // start runs the channel workers, the manager and the reloader.
@@ -44,7 +51,7 @@ func (s *alertingSide) start() {
 	s.run.start(func(ctx context.Context) error {
 		var wg sync.WaitGroup
 		wg.Add(2)
-		go func() { defer wg.Done(); s.dispatcher.Run(ctx, s.cfg) }()
+		go func() { defer wg.Done(); s.dispatcher.Run(ctx, alerting.ConfigOf(s.cfg)) }()
 		go func() { defer wg.Done(); _ = s.manager.Run(ctx) }()
 		if s.reload != nil {
 			wg.Add(1)
@@ -65,11 +72,12 @@ func (s *alertingSide) watch(ctx context.Context) {
 	}
 	configs.Watch(ctx, r.Path, r.Overrides, r.Signal, s.cfg.Alerting.Reload.WatchFile, s.cfg.Alerting.Reload.Debounce,
 		func(next *configs.Config) {
-			if err := s.manager.Reload(ctx, next); err != nil {
+			set := alerting.ConfigOf(next)
+			if err := s.manager.Reload(ctx, set); err != nil {
 				refused(err)
 				return
 			}
-			s.dispatcher.Reload(next)
+			s.dispatcher.Reload(set)
 			s.metrics.Reloaded(true)
 			if current.NeedsRestart(next) {
 				s.log.Warn("config reloaded: alerting settings applied; other changes (zones, doors, devices, MQTT, storage, HTTP) take effect after a restart", "path", r.Path)

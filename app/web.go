@@ -69,8 +69,7 @@ func newWeb(cfg *configs.Config, model *zones.Model, engine zones.Source, alerts
 func liveOptions(cfg *configs.Config, model *zones.Model, engine zones.Source, alerts web.AlertSource, pub web.Publisher,
 	topics ingest.Topics, cat guidance.Catalogue, log *slog.Logger) web.LiveOptions {
 	return web.LiveOptions{
-		Layout: web.Layout{Site: cfg.Site, Zones: cfg.Zones, Floors: cfg.Floors, Screens: cfg.Screens, Signage: cfg.Signage,
-			Model: model},
+		Layout: web.LayoutOf(cfg, model),
 		Engine: engine, Alerts: alerts, Publisher: pub,
 		GuidanceTopic: topics.Guidance,
 		Catalogue:     cat, Interval: cfg.HTTP.LiveInterval, Log: log.With("component", "live"),

@@ -139,7 +139,7 @@ func BenchmarkFeedUpdate(b *testing.B) {
 	}
 	eng := &liveEngine{ch: make(chan struct{}, 1)}
 	eng.snap.Store(snaps[0])
-	l := NewLive(LiveOptions{Layout: LayoutOf(cfg), Engine: eng, Log: slog.New(slog.DiscardHandler)})
+	l := NewLive(LiveOptions{Layout: LayoutOf(cfg, nil), Engine: eng, Log: slog.New(slog.DiscardHandler)})
 	cur := l.build(nil)
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -48,7 +48,7 @@ func TestJSONBodiesRefuseTrailingBytes(t *testing.T) {
 
 // /static/ lists nothing, and JSON answers say nosniff.
 func TestStaticListsNoDirectoryAndJSONIsNosniff(t *testing.T) {
-	l := NewLive(LiveOptions{Layout: LayoutOf(liveConfig()), Engine: newLiveEngine(0)})
+	l := NewLive(LiveOptions{Layout: LayoutOf(liveConfig(), nil), Engine: newLiveEngine(0)})
 	h := NewHandler(Options{Engine: newLiveEngine(0), Broker: fakeBroker(true), Gatherer: prometheus.NewRegistry(), Live: l})
 	for _, path := range []string{"/static/", "/static", "/static/vendor/", "/static/vendor", "/static/./", "/static//"} {
 		rec := httptest.NewRecorder()
@@ -104,7 +104,7 @@ func TestFeedLimitsConnectionsPerAddress(t *testing.T) {
 // every refusal is counted in crowdwatch_http_feed_refused_total{limit}.
 func TestFeedTotalLimitAndMetric(t *testing.T) {
 	eng := newLiveEngine(0)
-	l := NewLive(LiveOptions{Layout: LayoutOf(liveConfig()), Engine: eng, Limits: FeedLimits{Total: 2}})
+	l := NewLive(LiveOptions{Layout: LayoutOf(liveConfig(), nil), Engine: eng, Limits: FeedLimits{Total: 2}})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); l.Run(ctx) }()

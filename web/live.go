@@ -27,8 +27,7 @@ type AlertSource interface {
 	Subscribe() (<-chan struct{}, func())
 }
 
-// Layout is what the live feed and the pages show of the store file (app.liveOptions builds
-// it; LayoutOf builds it from a whole store file).
+// Layout is what the live feed and the pages show of the store file (LayoutOf).
 type Layout struct {
 	Site    configs.Site
 	Zones   []configs.Zone   // their names per language
@@ -39,10 +38,13 @@ type Layout struct {
 	Model *zones.Model
 }
 
-// LayoutOf is the layout of a whole store file.
-func LayoutOf(cfg *configs.Config) Layout {
+// LayoutOf is the layout of a store file, on its model (nil: zones.NewModel(cfg)).
+func LayoutOf(cfg *configs.Config, model *zones.Model) Layout {
+	if model == nil {
+		model = zones.NewModel(cfg)
+	}
 	return Layout{Site: cfg.Site, Zones: cfg.Zones, Floors: cfg.Floors, Screens: cfg.Screens, Signage: cfg.Signage,
-		Model: zones.NewModel(cfg)}
+		Model: model}
 }
 
 // Screen finds a screen by its id.

@@ -133,7 +133,7 @@ func startLiveLimited(t testing.TB, alerts AlertSource, buffer int, interval tim
 		t.Fatal(err)
 	}
 	f := &liveFixture{engine: newLiveEngine(0), pub: &recorder{msgs: map[string][]byte{}}}
-	f.live = NewLive(LiveOptions{Layout: LayoutOf(liveConfig()), Engine: f.engine, Alerts: alerts, Catalogue: cat,
+	f.live = NewLive(LiveOptions{Layout: LayoutOf(liveConfig(), nil), Engine: f.engine, Alerts: alerts, Catalogue: cat,
 		Publisher: f.pub, GuidanceTopic: func(s string) string { return "cw/s1/guidance/" + s },
 		Interval: interval, Heartbeat: time.Hour, SendBuffer: buffer, Limits: limits, Log: slog.New(slog.DiscardHandler)})
 	ctx, cancel := context.WithCancel(context.Background())

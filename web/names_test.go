@@ -25,7 +25,7 @@ func TestNamesAndDataAge(t *testing.T) {
 	cfg.Zones[0].Names = configs.Names{"zh": "入口大厅", "en": "Entrance"}
 	cfg.Floors[0].Names = configs.Names{"": "Ground"}
 	eng := newLiveEngine(0)
-	live := NewLive(LiveOptions{Layout: LayoutOf(cfg), Engine: eng, Interval: 5 * time.Millisecond, Heartbeat: 20 * time.Millisecond,
+	live := NewLive(LiveOptions{Layout: LayoutOf(cfg, nil), Engine: eng, Interval: 5 * time.Millisecond, Heartbeat: 20 * time.Millisecond,
 		Log: slog.New(slog.DiscardHandler)})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -54,7 +54,7 @@ func TestPlanAndPages(t *testing.T) {
 	}
 	cfg := liveConfig()
 	cfg.Floors[0].Plan = plan
-	l := NewLive(LiveOptions{Layout: LayoutOf(cfg), Engine: newLiveEngine(0)})
+	l := NewLive(LiveOptions{Layout: LayoutOf(cfg, nil), Engine: newLiveEngine(0)})
 	h := NewHandler(Options{Engine: newLiveEngine(0), Broker: fakeBroker(true), Gatherer: prometheus.NewRegistry(), Live: l})
 	cases := []struct {
 		path, header, want string

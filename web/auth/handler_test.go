@@ -52,7 +52,7 @@ func newHandler(t *testing.T, a configs.Auth) (http.Handler, *Authorizer) {
 		t.Fatal(err)
 	}
 	eng := fakeEngine{ch: make(chan struct{})}
-	live := web.NewLive(web.LiveOptions{Layout: web.LayoutOf(cfg), Engine: eng})
+	live := web.NewLive(web.LiveOptions{Layout: web.LayoutOf(cfg, nil), Engine: eng})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); live.Run(ctx) }()

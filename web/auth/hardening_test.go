@@ -107,7 +107,7 @@ func newStoreHandler(t *testing.T, a configs.Auth, path string, sink security.Si
 		Signage: configs.Signage{Hold: time.Second, StaleAfter: 10 * time.Second},
 		Screens: []configs.Screen{{ID: "door", Zone: "door-zone"}, {ID: "other", Zone: "hall"}}}
 	eng := fakeEngine{ch: make(chan struct{})}
-	live := web.NewLive(web.LiveOptions{Layout: web.LayoutOf(cfg), Engine: eng, Limits: web.FeedLimits{PerPrincipal: 3, PerAddress: 100, Total: 100}})
+	live := web.NewLive(web.LiveOptions{Layout: web.LayoutOf(cfg, nil), Engine: eng, Limits: web.FeedLimits{PerPrincipal: 3, PerAddress: 100, Total: 100}})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); live.Run(ctx) }()
