@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -498,16 +497,15 @@ func containsInOrder(got, want []string) bool {
 	return i == len(want)
 }
 
-// TestReloadOnSIGHUP rewrites the store file under a running service: a bad file is refused
-// (logged, in a metric) and the old thresholds keep running; a good one is swapped in.
-func TestReloadOnSIGHUP(t *testing.T) {
+// reloadStore writes a store file whose default warning and critical ratios write(warn,
+// crit) rewrites, and returns its path (written with 0.85 and 1.0) and write.
+func reloadStore(t *testing.T) (string, func(warn, crit string)) {
 	dir := t.TempDir()
-	httpAddr, mqttAddr := freePort(t), freePort(t)
-	yaml := strings.NewReplacer("$HTTP", httpAddr, "$MQTT", mqttAddr, "$SUM", tokenSum(securityToken)).Replace(`
+	yaml := strings.NewReplacer("$SUM", tokenSum(securityToken)).Replace(`
 site: {id: reload-site, timezone: UTC}
-http: {listen: "$HTTP"}
+http: {listen: "127.0.0.1:0"}
 storage: {path: $DIR/cw.db}
-mqtt: {embedded: {listen: "$MQTT"}}
+mqtt: {embedded: {listen: "127.0.0.1:0"}}
 auth:
   tokens: [{name: officer, sha256: "$SUM", role: security}]
 alerting:
@@ -522,10 +520,14 @@ doors:
 	write := func(warn, crit string) string {
 		return writeConfig(t, dir, strings.NewReplacer("WARN", warn, "CRIT", crit).Replace(yaml))
 	}
-	cfgPath := write("0.85", "1.0")
-	svc := startService(t, "serve", "--config", cfgPath)
-	dev := paho.NewClient(device.Options("tcp://"+mqttAddr, "dc-01"))
-	defer dev.Disconnect(100)
+	return write("0.85", "1.0"), func(warn, crit string) { write(warn, crit) }
+}
+
+// hallAt70 puts 7 people in the 10-place hall of reloadStore and waits for it to show busy;
+// it returns the hall's level as the service shows it.
+func hallAt70(t *testing.T, svc *service) func() string {
+	dev := paho.NewClient(device.Options("tcp://"+svc.MQTT, "dc-01"))
+	t.Cleanup(func() { dev.Disconnect(100) })
 	p := fmt.Sprintf(`{"boot":"b","seq":1,"ts":%q,"in":7,"out":0}`, time.Now().UTC().Format(time.RFC3339Nano))
 	if err := device.PublishAcked(context.Background(), dev, "crowdwatch/reload-site/counter/dc-01", []byte(p)); err != nil {
 		t.Fatal(err)
@@ -539,11 +541,19 @@ doors:
 		return z.Level.String()
 	}
 	waitFor(t, 10*time.Second, "hall busy at 70%", func() bool { return level() == "busy" })
+	return level
+}
+
+// TestReload rewrites the store file under a running service (in-process, app.Reload): a
+// bad file is refused (logged, in a metric) and the old thresholds keep running; a good one
+// is swapped in.
+func TestReload(t *testing.T) {
+	cfgPath, write := reloadStore(t)
+	svc := startApp(t, cfgPath)
+	level := hallAt70(t, svc)
 
 	write("0.9", "0.5") // warning above critical: refused
-	if err := svc.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
+	svc.reload()
 	waitFor(t, 10*time.Second, "the bad file refused in the metric", func() bool {
 		return strings.Contains(svc.get("/metrics"), "crowdwatch_config_last_reload_successful 0")
 	})
@@ -552,12 +562,25 @@ doors:
 	}
 
 	write("0.62", "0.65") // 70% is now critical
-	if err := svc.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
+	svc.reload()
 	waitFor(t, 10*time.Second, "the new thresholds applied", func() bool { return level() == "critical" })
 	if m := svc.get("/metrics"); !strings.Contains(m, "crowdwatch_config_last_reload_successful 1") ||
 		!strings.Contains(m, `crowdwatch_config_reloads_total{result="success"} 1`) {
+		t.Fatalf("reload metrics:\n%s", grepLines(m, "reload"))
+	}
+}
+
+// TestReloadOnSIGHUP: the binary reloads its store file on SIGHUP (the rest of reloading is
+// TestReload's, in-process).
+func TestReloadOnSIGHUP(t *testing.T) {
+	cfgPath, write := reloadStore(t)
+	svc := startService(t, "serve", "--config", cfgPath)
+	level := hallAt70(t, svc)
+
+	write("0.62", "0.65") // 70% is now critical
+	svc.reload()
+	waitFor(t, 10*time.Second, "the new thresholds applied", func() bool { return level() == "critical" })
+	if m := svc.get("/metrics"); !strings.Contains(m, `crowdwatch_config_reloads_total{result="success"} 1`) {
 		t.Fatalf("reload metrics:\n%s", grepLines(m, "reload"))
 	}
 }

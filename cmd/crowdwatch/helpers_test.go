@@ -63,6 +63,24 @@ type service struct {
 	done   chan error
 	cancel context.CancelFunc // in-process: ends the app's Run
 	ended  bool               // in-process: Run has returned
+	// reloads is the in-process app's app.Reload.Signal: what SIGHUP is to the binary.
+	reloads chan struct{}
+}
+
+// reload asks the service to reload its store file: SIGHUP to the binary, a value on
+// app.Reload.Signal in-process (a burst becomes one, as with the signal).
+func (s *service) reload() {
+	s.t.Helper()
+	if s.cmd != nil {
+		if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			s.t.Fatal(err)
+		}
+		return
+	}
+	select {
+	case s.reloads <- struct{}{}:
+	default:
+	}
 }
 
 var readyLine = regexp.MustCompile(`msg="crowdwatch ready".* http=(\S+) mqtt=(\S+)`)
@@ -136,9 +154,12 @@ func startAppWith(t *testing.T, cfgPath string, overrides map[string]any) *servi
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &service{t: t, logs: &syncBuffer{}, done: make(chan error, 1)}
+	s := &service{t: t, logs: &syncBuffer{}, done: make(chan error, 1), reloads: make(chan struct{}, 1)}
 	ready := make(chan struct{})
+	// As serve does: the store file is reloaded on s.reload() (SIGHUP to serve) and, with
+	// alerting.reload.watch_file, on a change to it.
 	a, err := app.New(cfg, app.Options{Logger: slog.New(slog.NewTextHandler(s.logs, nil)), Version: "test",
+		Reload:  &app.Reload{Path: cfgPath, Overrides: overrides, Signal: s.reloads},
 		OnReady: func(*app.App) { close(ready) }})
 	if err != nil {
 		t.Fatalf("app.New: %v\n%s", err, s.logs)
