@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crowdwatch/crowdwatch/internal/testkit"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	bolt "go.etcd.io/bbolt"
@@ -122,12 +123,11 @@ func TestRecorderStopsWritingADamagedFile(t *testing.T) {
 		}
 	}
 	f.Close()
-	flushErrs := mustCounter(t, reg, "crowdwatch_history_flush_errors_total")
 	for i := range 8 {
 		eng.set(uint64(6+i), 1) // more to write
 		time.Sleep(60 * time.Millisecond)
 	}
-	if n := testutil.ToFloat64(flushErrs); n != 1 {
+	if n := testkit.Metric(t, reg, "crowdwatch_history_flush_errors_total"); n != 1 {
 		t.Errorf("%v failed writes of the damaged file, want exactly 1 (then none)", n)
 	}
 	stop()

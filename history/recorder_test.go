@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/crowdwatch/crowdwatch/internal/owner"
+	"github.com/crowdwatch/crowdwatch/internal/testkit"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
 
@@ -112,12 +112,12 @@ func TestRecorderKeepsRecordsWhileTheFileIsBusyAndAcrossRestarts(t *testing.T) {
 	}
 	eng.set(9, 2)
 	for range 500 {
-		if testutil.ToFloat64(mustCounter(t, reg, "crowdwatch_history_flush_errors_total")) > 0 {
+		if testkit.Metric(t, reg, "crowdwatch_history_flush_errors_total") > 0 {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if n := testutil.ToFloat64(mustCounter(t, reg, "crowdwatch_history_flush_errors_total")); n == 0 {
+	if n := testkit.Metric(t, reg, "crowdwatch_history_flush_errors_total"); n == 0 {
 		t.Fatal("no flush failed while the file was held")
 	}
 	db.Close()
@@ -152,7 +152,7 @@ func TestRecorderDropsRawRecordsBeyondItsBuffer(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	for range 500 {
-		if testutil.ToFloat64(mustCounter(t, reg, "crowdwatch_history_dropped_total")) > 0 {
+		if testkit.Metric(t, reg, "crowdwatch_history_dropped_total") > 0 {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -171,7 +171,7 @@ func TestRecorderDropsRawRecordsBeyondItsBuffer(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	stop()
-	if n := testutil.ToFloat64(mustCounter(t, reg, "crowdwatch_history_dropped_total")); n == 0 {
+	if n := testkit.Metric(t, reg, "crowdwatch_history_dropped_total"); n == 0 {
 		t.Fatal("nothing was dropped with a 64-byte buffer")
 	}
 	rep, err := r.Report(context.Background(), base, time.UnixMilli(until))
@@ -180,26 +180,5 @@ func TestRecorderDropsRawRecordsBeyondItsBuffer(t *testing.T) {
 	}
 	if rep.Zones[0].Entries != 41 || rep.Visitors != 41 {
 		t.Errorf("roll-ups counted %d entries and %d visitors, want 41", rep.Zones[0].Entries, rep.Visitors)
-	}
-}
-
-func mustCounter(t *testing.T, reg *prometheus.Registry, name string) prometheus.Collector {
-	t.Helper()
-	return collectorFunc{reg, name}
-}
-
-// collectorFunc exposes one gathered metric to testutil.ToFloat64.
-type collectorFunc struct {
-	reg  *prometheus.Registry
-	name string
-}
-
-func (c collectorFunc) Describe(ch chan<- *prometheus.Desc) {}
-func (c collectorFunc) Collect(ch chan<- prometheus.Metric) {
-	mfs, _ := c.reg.Gather()
-	for _, mf := range mfs {
-		if mf.GetName() == c.name && len(mf.Metric) > 0 {
-			ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(c.name, "", nil, nil), prometheus.CounterValue, mf.Metric[0].GetCounter().GetValue())
-		}
 	}
 }

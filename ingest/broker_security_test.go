@@ -6,15 +6,14 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/crowdwatch/crowdwatch/internal/testkit"
 	"github.com/crowdwatch/crowdwatch/security"
 )
 
@@ -37,33 +36,9 @@ doors:
   - {id: side-door, from: outside, to: entrance, counter: {device: dc-02}}
 `
 
-// events collects what the broker reports.
-type events struct {
-	mu  sync.Mutex
-	all []security.Event
-}
-
-func (e *events) Record(ev security.Event) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.all = append(e.all, ev)
-}
-
-func (e *events) of(kind security.Kind) []security.Event {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var out []security.Event
-	for _, ev := range e.all {
-		if ev.Kind == kind {
-			out = append(out, ev)
-		}
-	}
-	return out
-}
-
-func startSecured(t *testing.T, maxConn, perAddr int) (*benchService, *events, *prometheus.Registry) {
+func startSecured(t *testing.T, maxConn, perAddr int) (*benchService, *testkit.Events, *prometheus.Registry) {
 	t.Helper()
-	ev := &events{}
+	ev := &testkit.Events{}
 	reg := prometheus.NewRegistry()
 	svc := startStoreService(t, fmt.Sprintf(securedStore, maxConn, perAddr), BrokerOptions{Security: ev, Registerer: reg})
 	t.Cleanup(svc.stop)
@@ -138,7 +113,7 @@ func TestWillOutsideTheAccountIsRefused(t *testing.T) {
 			t.Errorf("will on %s (%d bytes): CONNACK %d, want %d (not authorized)", tc.topic, len(tc.payload), code, connNotAuthorized)
 		}
 	}
-	if got := ev.of(security.WillRefused); len(got) != len(cases) {
+	if got := ev.Of(security.WillRefused); len(got) != len(cases) {
 		t.Errorf("%d will refusals reported, want %d: %+v", len(got), len(cases), got)
 	} else if !strings.HasPrefix(got[0].Source, "127.0.0.1:") || got[0].Subject != cases[0].topic {
 		t.Errorf("event without source or subject: %+v", got[0])
@@ -196,7 +171,7 @@ func TestClientIDBelongsToOneAccount(t *testing.T) {
 	if tok := dc02.Publish(base+"counter/dc-02", 1, false, good); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("dc-02 lost its connection to the impostor: %v", tok.Error())
 	}
-	if got := ev.of(security.ClientIDCollision); len(got) != 3 || got[0].Subject != "store-042-dc-02" ||
+	if got := ev.Of(security.ClientIDCollision); len(got) != 3 || got[0].Subject != "store-042-dc-02" ||
 		!strings.HasPrefix(got[0].Source, "127.0.0.1:") {
 		t.Fatalf("collisions reported: %+v", got)
 	}
@@ -229,19 +204,19 @@ func TestConnectionLimits(t *testing.T) {
 	if _, code := rawConnect(t, addr, "127.0.0.3", login); code != -1 {
 		t.Errorf("a fourth connection got CONNACK %d; want it closed", code)
 	}
-	if got := testutil.ToFloat64(mustCounter(t, reg, "crowdwatch_mqtt_connections_refused_total", RefusedPerAddress)); got != 1 {
+	if got := testkit.Metric(t, reg, "crowdwatch_mqtt_connections_refused_total", RefusedPerAddress); got != 1 {
 		t.Errorf("refused per address: %v", got)
 	}
-	if got := testutil.ToFloat64(mustCounter(t, reg, "crowdwatch_mqtt_connections_refused_total", RefusedTotal)); got != 1 {
+	if got := testkit.Metric(t, reg, "crowdwatch_mqtt_connections_refused_total", RefusedTotal); got != 1 {
 		t.Errorf("refused over the total: %v", got)
 	}
-	if got := ev.of(security.ConnectionLimit); len(got) != 2 || !strings.HasPrefix(got[0].Source, "127.0.0.1:") ||
+	if got := ev.Of(security.ConnectionLimit); len(got) != 2 || !strings.HasPrefix(got[0].Source, "127.0.0.1:") ||
 		!strings.HasPrefix(got[1].Source, "127.0.0.3:") {
 		t.Errorf("limit events: %+v", got)
 	}
 	// A place freed is a place again.
 	held[0].Close()
-	waitFor(t, "the freed connection to be released", func() bool { return gaugeValue(t, reg, "crowdwatch_mqtt_connections") == 2 })
+	waitFor(t, "the freed connection to be released", func() bool { return testkit.Metric(t, reg, "crowdwatch_mqtt_connections") == 2 })
 	login.ClientIdentifier = "sign-y"
 	if _, code := rawConnect(t, addr, "127.0.0.1", login); code != connAccepted {
 		t.Errorf("after a close, CONNACK %d", code)
@@ -256,12 +231,12 @@ func TestConnectDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	waitFor(t, "the broker to hold the idle connection", func() bool { return gaugeValue(t, reg, "crowdwatch_mqtt_connections") == 1 })
+	waitFor(t, "the broker to hold the idle connection", func() bool { return testkit.Metric(t, reg, "crowdwatch_mqtt_connections") == 1 })
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second)) // 10× connect_timeout
 	if n, err := conn.Read(make([]byte, 1)); err == nil || isTimeout(err) {
 		t.Fatalf("an idle connection was still open (read %d, %v)", n, err)
 	}
-	waitFor(t, "the idle connection to be released", func() bool { return gaugeValue(t, reg, "crowdwatch_mqtt_connections") == 0 })
+	waitFor(t, "the idle connection to be released", func() bool { return testkit.Metric(t, reg, "crowdwatch_mqtt_connections") == 0 })
 }
 
 func isTimeout(err error) bool {
@@ -280,15 +255,15 @@ func TestRefusalsAreReported(t *testing.T) {
 		Username: []byte("nobody"), Password: []byte("x")}); code != connBadUserOrPasswd3 {
 		t.Errorf("unknown account: CONNACK %d", code)
 	}
-	if got := ev.of(security.MQTTAuthFailed); len(got) != 2 || got[1].Subject != "nobody" || !strings.HasPrefix(got[1].Source, "127.0.0.1:") {
+	if got := ev.Of(security.MQTTAuthFailed); len(got) != 2 || got[1].Subject != "nobody" || !strings.HasPrefix(got[1].Source, "127.0.0.1:") {
 		t.Errorf("auth failures: %+v", got)
 	}
 	dev := connectTB(t, svc, "store-042-dc-01", func(o *paho.ClientOptions) { o.SetUsername("dc-01").SetPassword("pass-01") })
 	dev.Publish(base+"counter/dc-02", 1, false, "{}").WaitTimeout(5 * time.Second)
 	sign := connectTB(t, svc, "sign-1", func(o *paho.ClientOptions) { o.SetUsername("sign").SetPassword("pass-sign") })
 	sign.Subscribe("#", 1, nil).WaitTimeout(5 * time.Second)
-	waitFor(t, "two ACL refusals", func() bool { return len(ev.of(security.ACLRefused)) == 2 })
-	got := ev.of(security.ACLRefused)
+	waitFor(t, "two ACL refusals", func() bool { return len(ev.Of(security.ACLRefused)) == 2 })
+	got := ev.Of(security.ACLRefused)
 	if got[0].Subject != base+"counter/dc-02" || got[1].Subject != "#" {
 		t.Errorf("ACL refusals: %+v", got)
 	}
@@ -297,7 +272,7 @@ func TestRefusalsAreReported(t *testing.T) {
 // On an open broker (the demo) nobody but the service writes its own topics, and a report
 // from an undeclared device is reported.
 func TestOpenBrokerProtectsServiceTopics(t *testing.T) {
-	ev := &events{}
+	ev := &testkit.Events{}
 	svc := startStoreService(t, benchStore(1), BrokerOptions{Security: ev})
 	defer svc.stop()
 	if _, code := rawConnect(t, svc.broker.Addr().String(), "", packets.ConnectParams{ClientIdentifier: "x", Clean: true,
@@ -315,55 +290,11 @@ func TestOpenBrokerProtectsServiceTopics(t *testing.T) {
 	c.Publish("crowdwatch/bench/guidance/main", 1, true, `{"state":"welcome"}`).WaitTimeout(5 * time.Second)
 	c2 := connectTB(t, svc, "ghost")
 	c2.Publish("crowdwatch/bench/counter/ghost", 1, false, "{}").WaitTimeout(5 * time.Second)
-	waitFor(t, "the refusals", func() bool { return len(ev.of(security.ACLRefused)) == 1 && len(ev.of(security.UnknownDevice)) == 1 })
+	waitFor(t, "the refusals", func() bool { return len(ev.Of(security.ACLRefused)) == 1 && len(ev.Of(security.UnknownDevice)) == 1 })
 	if n := len(svc.broker.server.Topics.Messages("crowdwatch/bench/guidance/#")); n != 0 {
 		t.Errorf("a client's guidance was retained")
 	}
-	if got := ev.of(security.UnknownDevice)[0]; got.Subject != "ghost" {
+	if got := ev.Of(security.UnknownDevice)[0]; got.Subject != "ghost" {
 		t.Errorf("unknown device event: %+v", got)
 	}
-}
-
-func mustCounter(t *testing.T, reg *prometheus.Registry, name, reason string) prometheus.Collector {
-	t.Helper()
-	return collectorFunc(func() float64 { return metricValue(t, reg, name, reason) })
-}
-
-func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	return metricValue(t, reg, name, "")
-}
-
-// metricValue reads one sample from the registry (the one with label reason, if given).
-func metricValue(t *testing.T, reg *prometheus.Registry, name, reason string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if reason != "" && (len(m.GetLabel()) == 0 || m.GetLabel()[0].GetValue() != reason) {
-				continue
-			}
-			if m.Counter != nil {
-				return m.Counter.GetValue()
-			}
-			return m.Gauge.GetValue()
-		}
-	}
-	t.Fatalf("no metric %s %s", name, reason)
-	return 0
-}
-
-// collectorFunc is a one-sample gauge, so testutil.ToFloat64 can read a value computed above.
-type collectorFunc func() float64
-
-func (f collectorFunc) Describe(ch chan<- *prometheus.Desc) {
-	ch <- prometheus.NewDesc("v", "v", nil, nil)
-}
-func (f collectorFunc) Collect(ch chan<- prometheus.Metric) {
-	ch <- prometheus.MustNewConstMetric(prometheus.NewDesc("v", "v", nil, nil), prometheus.GaugeValue, f())
 }

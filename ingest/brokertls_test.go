@@ -19,6 +19,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/crowdwatch/crowdwatch/internal/testkit"
 	"github.com/crowdwatch/crowdwatch/security"
 )
 
@@ -79,7 +80,7 @@ func TestTLSListenerWithDeviceCertificates(t *testing.T) {
 	store := strings.Replace(fmt.Sprintf(securedStore, 100, 100), `listen: "127.0.0.1:0"`, fmt.Sprintf(
 		"listen: \"\"\n    tls: {listen: \"127.0.0.1:0\", cert_file: %s, key_file: %s, client_ca_file: %s}",
 		writeFile(t, dir, "server.pem", srvCert), writeFile(t, dir, "server.key", srvKey), writeFile(t, dir, "ca.pem", ca.pem)), 1)
-	ev := &events{}
+	ev := &testkit.Events{}
 	svc := startStoreService(t, store, BrokerOptions{Security: ev})
 	defer svc.stop()
 	if svc.broker.TLSAddr() == nil || svc.broker.Addr().String() != svc.broker.TLSAddr().String() {
@@ -132,8 +133,8 @@ func TestTLSListenerWithDeviceCertificates(t *testing.T) {
 	if _, err := connect("store-042-dc-02", "dc-02", "pass-02", pair(newTestCA(t, "another CA"), "dc-02")); err == nil {
 		t.Error("a certificate from another CA got in")
 	}
-	waitFor(t, "three certificate refusals", func() bool { return len(ev.of(security.MQTTAuthFailed)) == 3 })
-	for _, e := range ev.of(security.MQTTAuthFailed) {
+	waitFor(t, "three certificate refusals", func() bool { return len(ev.Of(security.MQTTAuthFailed)) == 3 })
+	for _, e := range ev.Of(security.MQTTAuthFailed) {
 		if !strings.HasPrefix(e.Source, "127.0.0.1:") {
 			t.Errorf("refusal without its source: %+v", e)
 		}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/crowdwatch/crowdwatch/configs"
+	"github.com/crowdwatch/crowdwatch/internal/testkit"
 	"github.com/crowdwatch/crowdwatch/security"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
@@ -32,7 +33,7 @@ func TestClientReportsUnknownDevices(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev := &events{}
+	ev := &testkit.Events{}
 	c, err := NewClient(nullEngine{}, slog.New(slog.NewTextHandler(io.Discard, nil)), ClientOptions{Broker: cfg.MQTT.Broker,
 		Site: cfg.Site.ID, Topics: TopicsFor(cfg), MaxPayload: cfg.MQTT.MaxPayload, Model: zones.NewModel(cfg), Security: ev})
 	if err != nil {
@@ -40,7 +41,7 @@ func TestClientReportsUnknownDevices(t *testing.T) {
 	}
 	c.onMessage(nil, fakeMessage{"crowdwatch/bench/counter/dc-0"})
 	c.onMessage(nil, fakeMessage{"crowdwatch/bench/counter/ghost"})
-	if got := ev.of(security.UnknownDevice); len(got) != 1 || got[0].Subject != "ghost" {
+	if got := ev.Of(security.UnknownDevice); len(got) != 1 || got[0].Subject != "ghost" {
 		t.Fatalf("unknown-device events: %+v", got)
 	}
 }

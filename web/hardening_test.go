@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/crowdwatch/crowdwatch/internal/testkit"
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -126,22 +127,8 @@ func TestFeedTotalLimitAndMetric(t *testing.T) {
 	if body, _ := io.ReadAll(resp.Body); !strings.Contains(string(body), "http.feed.max_total") {
 		t.Errorf("refusal says %s", body)
 	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]float64{}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			key := mf.GetName()
-			for _, lp := range m.GetLabel() {
-				key += "{" + lp.GetValue() + "}"
-			}
-			got[key] = m.GetCounter().GetValue() + m.GetGauge().GetValue()
-		}
-	}
-	if got["crowdwatch_http_feed_refused_total{total}"] != 1 || got["crowdwatch_http_feed_connections"] != 2 {
-		t.Errorf("metrics: %v", got)
+	if r, n := testkit.Metric(t, reg, "crowdwatch_http_feed_refused_total", "total"), testkit.Metric(t, reg, "crowdwatch_http_feed_connections"); r != 1 || n != 2 {
+		t.Errorf("metrics: %v refused for the total, %v connections; want 1 and 2", r, n)
 	}
 }
 

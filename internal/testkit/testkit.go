@@ -1,6 +1,7 @@
 // Package testkit holds the set-up that the tests of several packages repeat: a store file in
 // a temporary directory, a log buffer goroutines write to, an MQTT client standing in for a
-// door counter and the counter report it publishes. It is imported by tests only.
+// door counter and the counter report it publishes, a security sink that keeps what it is
+// told and a reader of one metric. It is imported by tests only.
 package testkit
 
 import (
@@ -14,6 +15,9 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/crowdwatch/crowdwatch/security"
 )
 
 // Buffer collects log output written by several goroutines (a service's slog handler or a
@@ -78,4 +82,67 @@ func Publish(t testing.TB, c paho.Client, topic, payload string) {
 // since boot, stamped now.
 func CounterReport(boot string, seq int, in, out uint64) string {
 	return fmt.Sprintf(`{"boot":%q,"seq":%d,"ts":%q,"in":%d,"out":%d}`, boot, seq, time.Now().UTC().Format(time.RFC3339), in, out)
+}
+
+// Events is a security.Sink that keeps every event, for a test to look at what a component
+// refused. Record never blocks for long, as the Sink contract asks.
+type Events struct {
+	mu  sync.Mutex
+	all []security.Event
+}
+
+func (e *Events) Record(ev security.Event) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.all = append(e.all, ev)
+}
+
+// All is every event recorded so far, in order.
+func (e *Events) All() []security.Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]security.Event(nil), e.all...)
+}
+
+// Of is the events of one kind recorded so far, in order.
+func (e *Events) Of(kind security.Kind) []security.Event {
+	var out []security.Event
+	for _, ev := range e.All() {
+		if ev.Kind == kind {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// Metric reads one sample, counter or gauge, of the metric name from g: the first whose label
+// values begin with labels (any sample when none are given). A metric not there fails the test.
+func Metric(t testing.TB, g prometheus.Gatherer, name string, labels ...string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	samples:
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) < len(labels) {
+				continue
+			}
+			for i, v := range labels {
+				if m.GetLabel()[i].GetValue() != v {
+					continue samples
+				}
+			}
+			if m.Counter != nil {
+				return m.Counter.GetValue()
+			}
+			return m.Gauge.GetValue()
+		}
+	}
+	t.Fatalf("no metric %s %v", name, labels)
+	return 0
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crowdwatch/crowdwatch/configs"
+	"github.com/crowdwatch/crowdwatch/internal/testkit"
 	"github.com/crowdwatch/crowdwatch/security"
 	"github.com/crowdwatch/crowdwatch/web"
 )
@@ -123,18 +124,11 @@ func newStoreHandler(t *testing.T, a configs.Auth, path string, sink security.Si
 	return h, z, st
 }
 
-type events struct {
-	mu   sync.Mutex
-	list []security.Event
-}
-
-func (e *events) Record(ev security.Event) { e.mu.Lock(); e.list = append(e.list, ev); e.mu.Unlock() }
-func (e *events) count(k security.Kind) int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+// sourced counts the events of kind k that name their source.
+func sourced(sink *testkit.Events, k security.Kind) int {
 	n := 0
-	for _, ev := range e.list {
-		if ev.Kind == k && ev.Source != "" {
+	for _, ev := range sink.Of(k) {
+		if ev.Source != "" {
 			n++
 		}
 	}
@@ -149,7 +143,7 @@ func TestThrottleCapsTheWaitAndReports(t *testing.T) {
 	clock := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
 	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
 	advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
-	sink := &events{}
+	sink := &testkit.Events{}
 	h, _, _ := newStoreHandler(t, a, "", sink, now)
 	for i := 0; i < 200; i++ { // an attacker who never stops, one attempt per second
 		do(h, "POST", "/api/v1/session", `{"username":"guard","password":"wrong-pw"}`, nil)
@@ -167,8 +161,8 @@ func TestThrottleCapsTheWaitAndReports(t *testing.T) {
 	if w.Code != http.StatusOK {
 		t.Errorf("guard after %v: %d %s", userCap, w.Code, w.Body)
 	}
-	if sink.count(security.SignInFailed) == 0 || sink.count(security.SignInThrottled) == 0 {
-		t.Errorf("events: %d failed, %d throttled; want both reported with a source", sink.count(security.SignInFailed), sink.count(security.SignInThrottled))
+	if sourced(sink, security.SignInFailed) == 0 || sourced(sink, security.SignInThrottled) == 0 {
+		t.Errorf("events: %d failed, %d throttled; want both reported with a source", sourced(sink, security.SignInFailed), sourced(sink, security.SignInThrottled))
 	}
 }
 
@@ -351,7 +345,7 @@ func TestAuditLog(t *testing.T) {
 // which limit, reported as a connection_limit event. A closed feed frees its place.
 func TestFeedLimitPerToken(t *testing.T) {
 	a, tokens := fullAuth(t)
-	sink := &events{}
+	sink := &testkit.Events{}
 	h, _, _ := newStoreHandler(t, a, "", sink, nil)
 	srv := httptest.NewServer(h)
 	defer srv.Close()
@@ -377,8 +371,8 @@ func TestFeedLimitPerToken(t *testing.T) {
 	if !strings.Contains(string(body), "token:display") || !strings.Contains(string(body), "max_per_user") {
 		t.Errorf("refusal says %s", body)
 	}
-	if sink.count(security.ConnectionLimit) != 1 {
-		t.Errorf("%d connection_limit events, want 1", sink.count(security.ConnectionLimit))
+	if sourced(sink, security.ConnectionLimit) != 1 {
+		t.Errorf("%d connection_limit events, want 1", sourced(sink, security.ConnectionLimit))
 	}
 	// Another principal is not affected by this token's limit.
 	mgr := http.Header{"Authorization": {"Bearer " + tokens["manager"]}}
@@ -405,25 +399,23 @@ func TestFeedLimitPerToken(t *testing.T) {
 // token_refused event with its source; a valid use is not.
 func TestTokenRefusedEvents(t *testing.T) {
 	a, tokens := fullAuth(t)
-	sink := &events{}
+	sink := &testkit.Events{}
 	h, _, _ := newStoreHandler(t, a, "", sink, nil)
 	bearer := func(tok string) func(*http.Request) {
 		return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }
 	}
 	do(h, "GET", "/api/v1/signage/door", "", bearer(tokens["display"]))
 	do(h, "GET", "/api/v1/zones", "", bearer(tokens["manager"]))
-	if n := sink.count(security.TokenRefused); n != 0 {
+	if n := sourced(sink, security.TokenRefused); n != 0 {
 		t.Fatalf("%d token_refused events for valid uses", n)
 	}
 	do(h, "GET", "/api/v1/zones", "", bearer("cw_guessed"))
 	do(h, "GET", "/api/v1/zones?screen=door", "", bearer(tokens["display"]))
 	do(h, "POST", "/api/v1/evacuation", `{"zone":"hall","reason":"x"}`, bearer(tokens["manager"]))
-	if n := sink.count(security.TokenRefused); n != 3 {
-		t.Errorf("%d token_refused events, want 3: %+v", n, sink.list)
+	if n := sourced(sink, security.TokenRefused); n != 3 {
+		t.Errorf("%d token_refused events, want 3: %+v", n, sink.All())
 	}
-	sink.mu.Lock()
-	defer sink.mu.Unlock()
-	for _, e := range sink.list {
+	for _, e := range sink.All() {
 		if e.Source != "192.0.2.1" || e.Subject == "" {
 			t.Errorf("event without source or subject: %+v", e)
 		}
