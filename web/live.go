@@ -34,7 +34,8 @@ type Layout struct {
 	Floors  []configs.Floor  // the dashboard's map
 	Screens []configs.Screen // the guidance screens, in the store file's order
 	Signage configs.Signage  // hold and stale_after
-	// Model is the store's topology, from which each screen's route is found.
+	// Model is the store's topology, from which each screen's route is found (required
+	// when there are screens).
 	Model *zones.Model
 }
 
