@@ -173,6 +173,7 @@ func TestFixturesDecode(t *testing.T) {
 			`chirpstack+milesight absolute region="1" count=9 t=2024-05-30T12:11:32.95Z seq=912`,
 		}},
 		{format: "chirpstack", decoded: "milesight", file: "v4-join.json", topic: "application/17c82e96/device/24e124795d123456/event/join", want: nil},
+		{format: "chirpstack", decoded: "milesight", file: "v4-join.json", topic: "crowdwatch/store/counter/24e124795d123456", want: nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.format+"/"+tc.file, func(t *testing.T) {
