@@ -95,6 +95,7 @@ func TestFixturesDecode(t *testing.T) {
 			`milesight absolute region="2" count=0 t=2024-05-30T12:12:01Z`,
 		}},
 		{format: "milesight", file: "vs125-heartbeat.json", want: nil},
+		{format: "milesight", file: "vs133-lora-device-info.json", want: nil},
 		{format: "milesight", file: "vs121p-region.json", want: []string{
 			`milesight absolute region="" count=10 t=2022-12-20T10:15:52Z`,
 			`milesight absolute region="1" count=5 t=2022-12-20T10:15:52Z`,
@@ -228,6 +229,7 @@ func TestRefusals(t *testing.T) {
 		{"milesight periodic without window", "milesight", "", `{"line_periodic_data":[{"line":1,"total":{"in":1,"out":2}}]}`, "", "missing_field"},
 		{"milesight window backwards", "milesight", "", `{"line_periodic_data":[{"line":1,"total":{"in":1,"out":2}}],"time_info":{"start_time":"2024-05-30T20:05:00+08:00","end_time":"2024-05-30T20:00:00+08:00"}}`, "", "out_of_range"},
 		{"milesight VS121-P regions unpaired", "milesight", "", `{"event":"Region People Counting","current_total":3,"numbering_regions":[1,2],"current_counted":[3]}`, "", "malformed"},
+		{"milesight another vendor's payload", "milesight", "", `{"live_data":{"package_info":{"id":1},"frames":[]}}`, "", "unsupported"},
 		{"milesight not JSON", "milesight", "", `{"line_1_total_in":`, "", "malformed"},
 		{"milesight not UTF-8", "milesight", "", "{\"line_1_total_in\":1,\"x\":\"\xff\"}", "", "malformed"},
 		{"xovis duplicate key", "xovis", "", xv(`{"category":"COUNT","type":"COUNT_INCREMENT","attributes":{"counter_id":1008001,"counter_value":1,"counter_value":2}}`), "", "duplicate_key"},
