@@ -304,4 +304,12 @@ func TestForDevice(t *testing.T) {
 	if got := strings.Join(Names(), ","); got != "axis,chirpstack,hikvision,milesight,xovis" {
 		t.Errorf("Names() = %s", got)
 	}
+	for _, n := range Names() {
+		if Expects(n) == "" {
+			t.Errorf("format %s has no description for check-config", n)
+		}
+	}
+	if Expects("vivotek") != "" {
+		t.Error("an unknown format has a description")
+	}
 }
