@@ -87,7 +87,7 @@ func TestFixturesDecode(t *testing.T) {
 		// Milesight PoE / Wi-Fi JSON.
 		{format: "milesight", file: "vs125-trigger.json", want: []string{"milesight since_reset 1:27/27 t=2024-05-30T12:11:32Z"}},
 		{format: "milesight", file: "vs125-periodic.json", want: []string{
-			`milesight interval 1:14/9 2:3/5 w=2024-05-30T12:00:00Z..2024-05-30T12:05:00Z key="periodic 2024-05-30T12:00:00Z/2024-05-30T12:05:00Z"`,
+			`milesight interval 1:14/9 2:3/5 t=2024-05-30T12:05:00Z w=2024-05-30T12:00:00Z..2024-05-30T12:05:00Z key="periodic 2024-05-30T12:00:00Z/2024-05-30T12:05:00Z"`,
 		}},
 		{format: "milesight", file: "vs125-total.json", want: []string{"milesight since_reset 1:812/790 t=2024-05-30T12:12:00Z"}},
 		{format: "milesight", file: "vs125-region.json", want: []string{

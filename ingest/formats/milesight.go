@@ -145,6 +145,9 @@ func (m milesight) decode(body []byte) ([]Reading, *Rejection) {
 				return nil, rej
 			}
 			r.WindowStart, r.WindowEnd, r.Key = from, to, "periodic "+key
+			if r.DeviceTime.IsZero() {
+				r.DeviceTime = to // the device made the report when its window closed
+			}
 		case w.TimeInfo.StartTime.set && w.TimeInfo.EndTime.set:
 			// A local time without a zone: the window is still its own key.
 			r.Key = "periodic " + w.TimeInfo.StartTime.s + "/" + w.TimeInfo.EndTime.s
