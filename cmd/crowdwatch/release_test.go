@@ -185,7 +185,7 @@ func TestDebPackageInstallsAndServes(t *testing.T) {
 		if out, err := exec.Command(sa, "verify", unitPath).CombinedOutput(); err != nil || len(out) > 0 {
 			t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 		}
-		// The exposure score systemd gives the sandboxing: 1.5 today; above 2 something was lost.
+		// The exposure score systemd gives the sandboxing: 1.6 today; above 2 something was lost.
 		if out, err := exec.Command(sa, "security", "--offline=true", "--threshold=20", unitPath).CombinedOutput(); err != nil {
 			t.Errorf("systemd-analyze security: exposure above 2.0 (%v):\n%s", err, out)
 		}
