@@ -191,6 +191,14 @@ func TestDebPackageInstallsAndServes(t *testing.T) {
 		}
 	}
 
+	// The installed store file checks as the technician is told to check it: from its folder,
+	// where its floor plans are, as the service's user (it must be able to read the file).
+	chk := exec.Command("setpriv", "--reuid=crowdwatch", "--regid=crowdwatch", "--init-groups", "--", "/usr/bin/crowdwatch", "check-config", "store.yaml")
+	chk.Dir = "/etc/crowdwatch"
+	if out, err := chk.CombinedOutput(); err != nil || strings.Contains(string(out), "WARNING") || !strings.Contains(string(out), "floors    2") {
+		t.Errorf("check-config of the installed /etc/crowdwatch/store.yaml as crowdwatch: %v\n%s", err, out)
+	}
+
 	// The listen addresses come from the environment file, free loopback ports for the test.
 	httpAddr, mqttAddr := freePort(t), freePort(t)
 	if err := os.WriteFile(envFile, []byte("CROWDWATCH_HTTP_LISTEN="+httpAddr+"\nCROWDWATCH_MQTT_EMBEDDED_LISTEN="+mqttAddr+"\n"), 0o644); err != nil {
@@ -236,6 +244,37 @@ func TestDebPackageInstallsAndServes(t *testing.T) {
 			}
 		}
 		svc.stop()
+	}
+
+	// An upgrade keeps the store's edits of its store file and its data, and stamps the new
+	// version.
+	f, err := os.OpenFile("/etc/crowdwatch/store.yaml", os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const edit = "# edited by the store's technician\n"
+	f.WriteString(edit)
+	f.Close()
+	const next = "0.0.1+pkgtest"
+	mk = exec.Command("make", "--no-print-directory", "deb", "ARCH=amd64", "DIST="+dist, "VERSION="+next)
+	mk.Dir = filepath.Join("..", "..")
+	if out, err := mk.CombinedOutput(); err != nil {
+		t.Fatalf("make deb VERSION=%s: %v\n%s", next, err, out)
+	}
+	pkgRun(t, "dpkg", "-i", filepath.Join(dist, "crowdwatch_"+next+"_amd64.deb"))
+	if got := pkgRun(t, "/usr/bin/crowdwatch", "version"); strings.TrimSpace(got) != "crowdwatch "+next {
+		t.Errorf("after the upgrade crowdwatch version = %q, want %q", got, next)
+	}
+	if b, err := os.ReadFile("/etc/crowdwatch/store.yaml"); err != nil || !strings.HasSuffix(string(b), edit) {
+		t.Errorf("the upgrade lost the store's edit of store.yaml (%v)", err)
+	}
+	if st, err := os.Stat("/etc/crowdwatch/store.yaml"); err != nil {
+		t.Error(err)
+	} else if st.Mode().Perm() != 0o640 {
+		t.Errorf("after the upgrade store.yaml is %v, want 0640", st.Mode().Perm())
+	}
+	if _, err := os.Stat("/var/lib/crowdwatch/store.db"); err != nil {
+		t.Errorf("the upgrade lost the data file: %v", err)
 	}
 }
 
