@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -300,4 +301,28 @@ func waitPackageReady(t *testing.T, addr string, logs func() string) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Fatalf("the installed service was not ready on %s within 60s (%s):\n%s", addr, last, logs())
+}
+
+// TestReleaseBuildsBothArchitectures: `make release` (dry run: the amd64 package itself is built
+// and installed by TestDebPackageInstallsAndServes) builds a static, version-stamped binary and
+// a .deb for each of linux/amd64 and linux/arm64.
+func TestReleaseBuildsBothArchitectures(t *testing.T) {
+	need(t, "make", "make")
+	mk := exec.Command("make", "--no-print-directory", "-n", "release", "VERSION=9.8.7", "DIST=/nonexistent/dist")
+	mk.Dir = filepath.Join("..", "..")
+	out, err := mk.CombinedOutput()
+	if err != nil {
+		t.Fatalf("make -n release: %v\n%s", err, out)
+	}
+	plan := strings.ReplaceAll(string(out), "\\\n", " ")
+	for _, arch := range []string{"amd64", "arm64"} {
+		build := regexp.MustCompile(`CGO_ENABLED=0 GOOS=linux GOARCH=` + arch + ` \S+ build .*-X main\.version=9\.8\.7.* -o /nonexistent/dist/linux-` + arch + `/crowdwatch \./cmd/crowdwatch`)
+		if !build.MatchString(plan) {
+			t.Errorf("make release does not build a static, stamped linux/%s binary:\n%s", arch, plan)
+		}
+		pkg := regexp.MustCompile(`VERSION='9\.8\.7' ARCH=` + arch + ` BINARY=/nonexistent/dist/linux-` + arch + `/crowdwatch\s+\S+ run github\.com/goreleaser/nfpm/v2/cmd/nfpm@v[0-9.]+ package --config deploy/nfpm\.yaml --packager deb`)
+		if !pkg.MatchString(plan) {
+			t.Errorf("make release does not package the linux/%s binary as a .deb:\n%s", arch, plan)
+		}
+	}
 }
