@@ -202,6 +202,9 @@ func TestDebPackageInstallsAndServes(t *testing.T) {
 
 	// The listen addresses come from the environment file, free loopback ports for the test.
 	httpAddr, mqttAddr := freePort(t), freePort(t)
+	for i := 0; httpAddr == mqttAddr && i < 10; i++ { // the kernel may hand out a closed port again
+		mqttAddr = freePort(t)
+	}
 	if err := os.WriteFile(envFile, []byte("CROWDWATCH_HTTP_LISTEN="+httpAddr+"\nCROWDWATCH_MQTT_EMBEDDED_LISTEN="+mqttAddr+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
