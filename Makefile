@@ -28,7 +28,7 @@ FUZZ_TARGETS = \
 	./ingest/formats:FuzzHikvision \
 	./ingest/formats:FuzzChirpstack
 
-.PHONY: demo test deps assets lint unit fuzz bench build loadbench faults soak
+.PHONY: demo test deps assets lint unit fuzz bench build loadbench faults soak release deb
 
 demo: assets
 	$(GO) run ./cmd/crowdwatch demo
@@ -83,3 +83,29 @@ faults:
 SOAK_MINUTES ?= 60
 soak:
 	.ci/soak $(SOAK_MINUTES)
+
+# Release (docs/operations.md, "Install"): static binaries for linux/amd64 and linux/arm64
+# with the version stamped in, and a .deb of each, in $(DIST)/. VERSION is the tag (v1.2.0 ->
+# 1.2.0) or 0.0.0+git<commit> for an untagged build; both are valid Debian versions.
+# nfpm runs with `go run pkg@version` rather than as a go.mod `tool`: a tool directive would put
+# the packager's ~60 modules into the service's go.mod and go.sum (and into every `go list -m
+# all` and vulnerability report of the service); `go run @version` still verifies the module
+# against the checksum database, and the version is pinned here.
+DIST         ?= dist
+NFPM_VERSION ?= v2.45.2
+NFPM          = $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
+VERSION      ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null) && echo "$${v\#v}" || echo "0.0.0+git$$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)")
+ARCH         ?= amd64
+RELEASE_ARCHES = amd64 arm64
+
+release: assets
+	@set -e; for a in $(RELEASE_ARCHES); do $(MAKE) --no-print-directory deb ARCH=$$a VERSION='$(VERSION)' DIST='$(DIST)'; done
+	@ls -l $(DIST)/*.deb
+
+# One architecture: make deb ARCH=arm64. The cmd/crowdwatch package test runs this target.
+deb: assets
+	mkdir -p $(DIST)/linux-$(ARCH)
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(ARCH) $(GO) build -trimpath \
+		-ldflags '-s -w -X main.version=$(VERSION)' -o $(DIST)/linux-$(ARCH)/crowdwatch ./cmd/crowdwatch
+	VERSION='$(VERSION)' ARCH=$(ARCH) BINARY=$(DIST)/linux-$(ARCH)/crowdwatch \
+		$(NFPM) package --config deploy/nfpm.yaml --packager deb --target $(DIST)/
