@@ -22,7 +22,7 @@ doors:
   - {id: stair, from: upper, to: hall, width_m: 1.5, stairs: true}
   - {id: nookdoor, from: outside, to: nook}
 events:
-  - {id: d11, start: "2026-11-11 07:00", end: "2026-11-11 22:00", capacities: {hall: 150, upper: 80}}
+  - {id: d11, kind: double11, start: "2026-11-11 07:00", end: "2026-11-11 22:00", capacities: {hall: 150, upper: 80}}
 `
 
 // TestAssess checks the arithmetic on hand-computed cases (flow 80/m/min, stairs 60, 1.5 min

@@ -19,7 +19,7 @@ type clock struct {
 	t  time.Time
 }
 
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
 func startPlans(t *testing.T, cfg *configs.Config, path string, clk *clock) *Plans {
@@ -189,7 +189,7 @@ type guarded[T any] struct {
 func (a *guarded[T]) Load() T   { a.mu.Lock(); defer a.mu.Unlock(); return a.v }
 func (a *guarded[T]) Store(v T) { a.mu.Lock(); a.v = v; a.mu.Unlock() }
 
-func (f *fakeSource) Snapshot() *zones.Snapshot             { return f.snap.Load() }
+func (f *fakeSource) Snapshot() *zones.Snapshot            { return f.snap.Load() }
 func (f *fakeSource) Subscribe() (<-chan struct{}, func()) { return f.sig.Subscribe() }
 
 // TestInForce: a running plan rewrites capacity and ratio of the zones it names, and its
