@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -88,7 +89,6 @@ type PlansOptions struct {
 type Plans struct {
 	cfg    *configs.Config
 	opts   PlansOptions
-	db     *bolt.DB
 	sched  atomic.Pointer[Schedule]
 	signal owner.Signal
 	cmds   *owner.Commands[func(now time.Time) (any, error)]
@@ -110,39 +110,11 @@ func OpenPlans(cfg *configs.Config, o PlansOptions) (*Plans, error) {
 	p := &Plans{cfg: cfg, opts: o, done: make(chan struct{}), api: map[string]storedPlan{}}
 	p.cmds = owner.NewCommands[func(time.Time) (any, error)](p.done, ErrStopped)
 	if o.Path != "" {
-		db, err := storage.Open(o.Path, storage.Options{})
+		stored, err := readStored(o.Path, cfg.Site.ID, false)
 		if err != nil {
 			return nil, err
 		}
-		p.db = db
-		err = db.Update(func(tx *bolt.Tx) error {
-			meta, err := storage.ClaimMeta(tx, bucketMeta, map[string]string{"format": eventsFormat, "site": cfg.Site.ID})
-			if err != nil {
-				return err
-			}
-			if f := string(meta.Get([]byte("format"))); f != eventsFormat {
-				return fmt.Errorf("it is a %q file, not an events file", f)
-			}
-			if s := string(meta.Get([]byte("site"))); s != cfg.Site.ID {
-				return fmt.Errorf("it belongs to site %q, not %q", s, cfg.Site.ID)
-			}
-			b, err := tx.CreateBucketIfNotExists(bucketPlans)
-			if err != nil {
-				return err
-			}
-			return b.ForEach(func(k, v []byte) error {
-				var sp storedPlan
-				if err := json.Unmarshal(v, &sp); err != nil {
-					return fmt.Errorf("plan %q is damaged: %w", k, err)
-				}
-				p.api[sp.ID] = sp
-				return nil
-			})
-		})
-		if err != nil {
-			_ = db.Close()
-			return nil, fmt.Errorf("events: %s: %w", o.Path, err)
-		}
+		p.api = stored
 	}
 	sched, problems := p.build(p.api, "")
 	for _, pr := range problems {
@@ -152,12 +124,85 @@ func OpenPlans(cfg *configs.Config, o PlansOptions) (*Plans, error) {
 	return p, nil
 }
 
-// Close closes the events file (after Run has returned).
-func (p *Plans) Close() error {
-	if p.db == nil {
+// Close is there for symmetry with the other files: the events file is open only while it
+// is read at the start and for each change, so that `crowdwatch plan` and `review` can read
+// it while the service runs.
+func (p *Plans) Close() error { return nil }
+
+// readStored reads the plans of the events file at path (creating it unless readOnly).
+func readStored(path, site string, readOnly bool) (map[string]storedPlan, error) {
+	out := map[string]storedPlan{}
+	db, err := storage.Open(path, storage.Options{ReadOnly: readOnly, Timeout: 5 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("events: %w", err)
+	}
+	defer db.Close()
+	check := func(meta *bolt.Bucket) error {
+		if f := string(meta.Get([]byte("format"))); f != eventsFormat {
+			return fmt.Errorf("it is a %q file, not an events file", f)
+		}
+		if s := string(meta.Get([]byte("site"))); s != site {
+			return fmt.Errorf("it belongs to site %q, not %q", s, site)
+		}
 		return nil
 	}
-	return p.db.Close()
+	load := func(b *bolt.Bucket) error {
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			var sp storedPlan
+			if err := json.Unmarshal(v, &sp); err != nil {
+				return fmt.Errorf("plan %q is damaged: %w", k, err)
+			}
+			out[sp.ID] = sp
+			return nil
+		})
+	}
+	if readOnly {
+		err = storage.View(db, func(tx *bolt.Tx) error {
+			meta := tx.Bucket(bucketMeta)
+			if meta == nil {
+				return storage.ErrNotOurs
+			}
+			if err := check(meta); err != nil {
+				return err
+			}
+			return load(tx.Bucket(bucketPlans))
+		})
+	} else {
+		err = db.Update(func(tx *bolt.Tx) error {
+			meta, err := storage.ClaimMeta(tx, bucketMeta, map[string]string{"format": eventsFormat, "site": site})
+			if err != nil {
+				return err
+			}
+			if err := check(meta); err != nil {
+				return err
+			}
+			b, err := tx.CreateBucketIfNotExists(bucketPlans)
+			if err != nil {
+				return err
+			}
+			return load(b)
+		})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("events: %s: %w", path, err)
+	}
+	return out, nil
+}
+
+// LoadSchedule is the schedule a command reads while the service may run: the store file's
+// plans and those in the events file (when it exists), read-only.
+func LoadSchedule(cfg *configs.Config) (*Schedule, error) {
+	p := &Plans{cfg: cfg, api: map[string]storedPlan{}}
+	if _, err := os.Stat(cfg.EventsPath()); err == nil {
+		if p.api, err = readStored(cfg.EventsPath(), cfg.Site.ID, true); err != nil {
+			return nil, err
+		}
+	}
+	sched, _ := p.build(p.api, "")
+	return sched, nil
 }
 
 // build makes the schedule of the file's plans and api; the stored plans that do not
@@ -372,11 +417,26 @@ func (p *Plans) commit(api map[string]storedPlan) {
 	p.signal.Notify()
 }
 
+// write opens the events file for one change (in Run).
 func (p *Plans) write(fn func(*bolt.Bucket) error) error {
-	if p.db == nil {
+	if p.opts.Path == "" {
 		return nil
 	}
-	if err := p.db.Update(func(tx *bolt.Tx) error { return fn(tx.Bucket(bucketPlans)) }); err != nil {
+	db, err := storage.Open(p.opts.Path, storage.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return fmt.Errorf("events: %w", err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketPlans)
+		if b == nil {
+			return fmt.Errorf("it has no plans bucket: %w", storage.ErrNotOurs)
+		}
+		return fn(b)
+	})
+	if cerr := db.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
 		return fmt.Errorf("events: writing %s: %w", p.opts.Path, err)
 	}
 	return nil

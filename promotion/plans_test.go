@@ -161,6 +161,14 @@ func TestPlansPersist(t *testing.T) {
 	if !ok || got.Capacities["hall"] != 120 || got.Names["zh"] != "促销" || got.UpdatedBy != "mia" {
 		t.Fatalf("after reopening: %+v", got)
 	}
+	// A command reads it while the service runs.
+	cfg2 := *cfg
+	cfg2.EventsFile = path
+	if sched, err := LoadSchedule(&cfg2); err != nil {
+		t.Fatal(err)
+	} else if got, ok := sched.Plan("sale"); !ok || got.Origin != "api" {
+		t.Errorf("LoadSchedule: %+v %v", got, ok)
+	}
 	// A file of another site is refused.
 	xp := filepath.Join(t.TempDir(), "x.db")
 	x, err := OpenPlans(cfg, PlansOptions{Path: xp})
