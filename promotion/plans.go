@@ -48,7 +48,7 @@ var (
 // PlanInput is a plan as the API takes and the events file keeps it.
 type PlanInput struct {
 	ID            string                `json:"id"`
-	Name          configs.Names         `json:"name,omitempty"` // per language; "" is every language
+	Name          Names                 `json:"name,omitempty"` // a string, or per language
 	Kind          string                `json:"kind,omitempty"`
 	Start         string                `json:"start"`
 	End           string                `json:"end"`
@@ -58,6 +58,27 @@ type PlanInput struct {
 	ForecastScale float64               `json:"forecast_scale,omitempty"`
 }
 
+// Names is a plan's name in JSON: a plain string (every language) or an object of language
+// to text, as in the store file (configs.Names).
+type Names configs.Names
+
+func (n *Names) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*n = nil
+		if s != "" {
+			*n = Names{"": s}
+		}
+		return nil
+	}
+	var m map[string]string
+	if err := json.Unmarshal(b, &m); err != nil {
+		return errors.New("name must be a string or an object of language to text")
+	}
+	*n = m
+	return nil
+}
+
 type storedPlan struct {
 	PlanInput
 	UpdatedBy string    `json:"updated_by"`
@@ -65,13 +86,13 @@ type storedPlan struct {
 }
 
 func (in PlanInput) plan() configs.EventPlan {
-	return configs.EventPlan{ID: in.ID, Names: in.Name, Kind: in.Kind, StartText: in.Start, EndText: in.End, DoorsOpenText: in.DoorsOpen,
+	return configs.EventPlan{ID: in.ID, Names: configs.Names(in.Name), Kind: in.Kind, StartText: in.Start, EndText: in.End, DoorsOpenText: in.DoorsOpen,
 		Capacities: maps.Clone(in.Capacities), Metered: slices.Clone(in.Metered), ForecastScale: in.ForecastScale}
 }
 
 // InputOf is a plan in the API's shape (what GET returns inside "plan").
 func InputOf(p configs.EventPlan) PlanInput {
-	return PlanInput{ID: p.ID, Name: p.Names, Kind: p.Kind, Start: p.Start.Format(time.RFC3339), End: p.End.Format(time.RFC3339),
+	return PlanInput{ID: p.ID, Name: Names(p.Names), Kind: p.Kind, Start: p.Start.Format(time.RFC3339), End: p.End.Format(time.RFC3339),
 		DoorsOpen: p.DoorsOpen.Format(time.RFC3339), Capacities: p.Capacities, Metered: p.Metered, ForecastScale: p.ForecastScale}
 }
 

@@ -146,7 +146,7 @@ func TestPlansPersist(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
-	if _, err := p.Create(context.Background(), PlanInput{ID: "sale", Name: configs.Names{"en": "Sale", "zh": "促销"}, Start: "2026-11-12T10:00:00Z", End: "2026-11-12T12:00:00Z",
+	if _, err := p.Create(context.Background(), PlanInput{ID: "sale", Name: Names{"en": "Sale", "zh": "促销"}, Start: "2026-11-12T10:00:00Z", End: "2026-11-12T12:00:00Z",
 		Capacities: map[string]int{"hall": 120}}, "mia"); err != nil {
 		t.Fatal(err)
 	}
