@@ -26,12 +26,12 @@ type alertingSide struct {
 	run        runner
 }
 
-func newAlerting(cfg *configs.Config, engine *zones.Engine, mqtt mqttConn, topics ingest.Topics, reg *prometheus.Registry,
+func newAlerting(cfg *configs.Config, engine *zones.Engine, src zones.Source, mqtt mqttConn, topics ingest.Topics, reg *prometheus.Registry,
 	log *slog.Logger, reload *Reload) (*alertingSide, error) {
 	metrics := alerting.NewMetrics(reg)
 	alog := log.With("component", "alerting")
 	dispatcher := alerting.NewDispatcher(mqtt, topics, metrics, alog)
-	manager, err := alerting.New(alerting.Options{Config: cfg, Model: engine.Model(), Source: engine,
+	manager, err := alerting.New(alerting.Options{Config: cfg, Model: engine.Model(), Source: src,
 		Notifier: dispatcher, Metrics: metrics, Logger: alog})
 	if err != nil {
 		return nil, err

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+const eventStore = `
+site: {id: ev-store, timezone: UTC}
+http: {listen: "127.0.0.1:0"}
+storage: {path: $DIR/cw.db}
+mqtt: {embedded: {listen: "127.0.0.1:0"}}
+zones:
+  - {id: entrance, capacity: 10}
+  - {id: hall, capacity: 100}
+doors:
+  - {id: main-door, from: outside, to: entrance, counter: {device: dc-01}}
+screens:
+  - {id: door, zone: entrance, languages: [en]}
+`
+
+type zoneLevel struct {
+	Zones []struct {
+		ID       string `json:"id"`
+		Capacity int    `json:"capacity"`
+		Level    string `json:"level"`
+	} `json:"zones"`
+}
+
+type screenState struct {
+	State    string `json:"state"`
+	Level    string `json:"level"`
+	Capacity int    `json:"capacity"`
+}
+
+// TestRunningPlanChangesLevelAndScreen: five people in a zone of ten are normal; a plan that
+// starts now with an event capacity of five makes the zone critical and its screen full
+// (with no new count: the plan's change is signalled), and its removal brings both back.
+func TestRunningPlanChangesLevelAndScreen(t *testing.T) {
+	dir := t.TempDir()
+	svc := startApp(t, writeConfig(t, dir, eventStore))
+	dev, err := mqttClient(t, "tcp://"+svc.MQTT, "dc-01", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, dev, "crowdwatch/ev-store/counter/dc-01", report("b1", 1, 5, 0))
+	svc.waitOccupancy(map[string]int64{"entrance": 5}, 10*time.Second)
+
+	wait := func(what string, capacity int, level, state string) {
+		t.Helper()
+		var z zoneLevel
+		var g screenState
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			z, g = zoneLevel{}, screenState{}
+			_ = svc.getJSON("/api/v1/zones", &z)
+			_ = svc.getJSON("/api/v1/signage/door", &g)
+			if len(z.Zones) > 0 && z.Zones[0].Capacity == capacity && z.Zones[0].Level == level && g.State == state && g.Capacity == capacity {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatalf("%s: zone %+v, screen %+v; want capacity %d, level %s, screen %s", what, z.Zones, g, capacity, level, state)
+	}
+	wait("everyday", 10, "normal", "welcome")
+
+	now := time.Now().UTC()
+	body := fmt.Sprintf(`{"id":"flash","start":%q,"end":%q,"capacities":{"entrance":5}}`, now.Add(-time.Minute).Format(time.RFC3339), now.Add(time.Hour).Format(time.RFC3339))
+	if st, msg := send(t, "POST", "http://"+svc.HTTP+"/api/v1/events", body); st != 201 {
+		t.Fatalf("create: %d %s", st, msg)
+	}
+	wait("while the plan runs", 5, "critical", "full")
+
+	if st, msg := send(t, "DELETE", "http://"+svc.HTTP+"/api/v1/events/flash", ""); st != 409 {
+		t.Fatalf("unforced delete of the running plan: %d %s", st, msg)
+	}
+	if st, msg := send(t, "DELETE", "http://"+svc.HTTP+"/api/v1/events/flash?force=true", ""); st != 204 {
+		t.Fatalf("forced delete: %d %s", st, msg)
+	}
+	// The level relaxes through the clear band (below 90% of the trigger: 5 of 10 is well
+	// below), and the screen after signage.hold; only the capacity is checked at once.
+	var z zoneLevel
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		_ = svc.getJSON("/api/v1/zones", &z)
+		if z.Zones[0].Capacity == 10 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if z.Zones[0].Capacity != 10 {
+		t.Errorf("after the plan: %+v", z.Zones)
+	}
+}
+
+func send(t *testing.T, method, url, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
