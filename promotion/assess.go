@@ -40,7 +40,20 @@ type ZoneAssessment struct {
 	Egress  *int     `json:"egress_limit"` // usable flow x (target - pre-movement), rounded down
 	// Limit is the smaller of the two limits (null when neither is known).
 	Limit    *int     `json:"limit"`
-	Warnings []string `json:"warnings"`
+	Warnings []string `json:"warnings"` // in English, for the command and logs
+	// Notes are the warnings as codes with their figures, for the pages to say in the
+	// viewer's language (ev.warn.<code> in the catalogue).
+	Notes []Note `json:"notes"`
+}
+
+// Note is one warning of the assessment: no_area, no_exit, one_exit (door), no_time,
+// over_density and over_egress (event: the event capacity; capacity, limit).
+type Note struct {
+	Code     string `json:"code"`
+	Event    bool   `json:"event,omitempty"`
+	Capacity int    `json:"capacity,omitempty"`
+	Limit    int    `json:"limit,omitempty"`
+	Door     string `json:"door,omitempty"`
 }
 
 // exitOf is a door across a zone's boundary as a way out.
@@ -78,7 +91,11 @@ func Assess(cfg *configs.Config, plan *configs.EventPlan) *Assessment {
 	}
 	window := ev.Target - ev.PreMovement
 	for i, z := range m.Zones {
-		za := ZoneAssessment{Zone: z.ID, Name: z.Name, Capacity: z.Capacity, AreaM2: z.AreaM2, Exits: []string{}, Warnings: []string{}}
+		za := ZoneAssessment{Zone: z.ID, Name: z.Name, Capacity: z.Capacity, AreaM2: z.AreaM2, Exits: []string{}, Warnings: []string{}, Notes: []Note{}}
+		note := func(n Note, text string) {
+			za.Notes = append(za.Notes, n)
+			za.Warnings = append(za.Warnings, text)
+		}
 		if plan != nil {
 			if c, ok := plan.Capacities[z.ID]; ok {
 				za.Event = &c
@@ -87,25 +104,26 @@ func Assess(cfg *configs.Config, plan *configs.EventPlan) *Assessment {
 		if z.AreaM2 > 0 {
 			za.Density = ptr(int(math.Floor(z.AreaM2*a.DensityPerM2 + 1e-9)))
 		} else {
-			za.Warnings = append(za.Warnings, "no area_m2: no density limit")
+			note(Note{Code: "no_area"}, "no area_m2: no density limit")
 		}
 		za.Exits, za.ExitsM, za.UsableM, za.Egress = egress(exits[i], window)
 		switch {
 		case len(za.Exits) == 0:
-			za.Warnings = append(za.Warnings, "no exit with a width_m: no egress limit")
+			note(Note{Code: "no_exit"}, "no exit with a width_m: no egress limit")
 		case len(za.Exits) == 1:
-			za.Warnings = append(za.Warnings, fmt.Sprintf("only one exit (%s): the egress limit assumes it is open", za.Exits[0]))
+			note(Note{Code: "one_exit", Door: za.Exits[0]}, fmt.Sprintf("only one exit (%s): the egress limit assumes it is open", za.Exits[0]))
 		}
 		if window <= 0 {
-			za.Warnings = append(za.Warnings, "alerting.evacuation.target is not above pre_movement: nobody can leave in time")
+			note(Note{Code: "no_time"}, "alerting.evacuation.target is not above pre_movement: nobody can leave in time")
 		}
 		za.Limit = minOf(za.Density, za.Egress)
 		check := func(what string, c int) {
+			isEvent := what != "capacity"
 			if za.Density != nil && c > *za.Density {
-				za.Warnings = append(za.Warnings, fmt.Sprintf("%s %d exceeds the density limit %d (%.1f m² × %g persons/m²)", what, c, *za.Density, z.AreaM2, a.DensityPerM2))
+				note(Note{Code: "over_density", Event: isEvent, Capacity: c, Limit: *za.Density}, fmt.Sprintf("%s %d exceeds the density limit %d (%.1f m² × %g persons/m²)", what, c, *za.Density, z.AreaM2, a.DensityPerM2))
 			}
 			if za.Egress != nil && c > *za.Egress {
-				za.Warnings = append(za.Warnings, fmt.Sprintf("%s %d exceeds the egress limit %d (%.2f m usable × %g/m/min × %s)", what, c, *za.Egress, za.UsableM, ev.FlowPerMetre, window))
+				note(Note{Code: "over_egress", Event: isEvent, Capacity: c, Limit: *za.Egress}, fmt.Sprintf("%s %d exceeds the egress limit %d (%.2f m usable × %g/m/min × %s)", what, c, *za.Egress, za.UsableM, ev.FlowPerMetre, window))
 			}
 		}
 		check("capacity", z.Capacity)

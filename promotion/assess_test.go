@@ -77,6 +77,9 @@ func TestAssess(t *testing.T) {
 			}
 		}
 	}
+	if n := a.Zones[1].Notes; len(n) != 1 || n[0] != (Note{Code: "over_density", Capacity: 300, Limit: 175}) {
+		t.Errorf("hall notes %+v", n)
+	}
 	nook := a.Zones[3]
 	if nook.Density != nil || nook.Egress != nil || nook.Limit != nil || len(nook.Warnings) != 2 {
 		t.Errorf("nook without area or door width: %+v", nook)

@@ -46,7 +46,8 @@ type Forecast struct {
 	Days  []string    `json:"days"`
 	Slots []time.Time `json:"slots"` // each half hour's start
 	// Arrivals are the people coming into the store (the top zones' entries) per half hour.
-	Arrivals []Range        `json:"arrivals"`
+	// null where no comparable day recorded the half hour.
+	Arrivals []*Range       `json:"arrivals"`
 	Zones    []ZoneForecast `json:"zones"`
 }
 
@@ -72,7 +73,7 @@ func BuildForecast(cfg *configs.Config, plan configs.EventPlan, basis string, da
 	n := slotsOf(plan.Start, plan.End)
 	scale := plan.Scale()
 	f := &Forecast{Event: plan.ID, Start: plan.Start, End: plan.End, Scale: scale, Basis: basis, Days: []string{},
-		Slots: make([]time.Time, n), Arrivals: make([]Range, n)}
+		Slots: make([]time.Time, n), Arrivals: make([]*Range, n)}
 	if len(days) == 0 {
 		f.Basis = "none"
 	}
@@ -129,9 +130,7 @@ func BuildForecast(cfg *configs.Config, plan configs.EventPlan, basis string, da
 				sums = append(sums, sum)
 			}
 		}
-		if r := rangeOf(sums, scale); r != nil {
-			f.Arrivals[i] = *r
-		}
+		f.Arrivals[i] = rangeOf(sums, scale)
 	}
 	return f
 }

@@ -68,7 +68,7 @@ func TestForecastFromWeekdays(t *testing.T) {
 			t.Errorf("hall entries in half hour %d: %+v, want %+v", i, got, want)
 		}
 		// Arrivals are the top zones' entries: store and nook, the same pattern each.
-		if got := f.Arrivals[i]; got.Expected != 2*want.Expected || got.Low != 2*want.Low || got.High != 2*want.High {
+		if got := *f.Arrivals[i]; got.Expected != 2*want.Expected || got.Low != 2*want.Low || got.High != 2*want.High {
 			t.Errorf("arrivals in half hour %d: %+v", i, got)
 		}
 	}

@@ -47,15 +47,22 @@ var (
 
 // PlanInput is a plan as the API takes and the events file keeps it.
 type PlanInput struct {
-	ID            string                `json:"id"`
-	Name          Names                 `json:"name,omitempty"` // a string, or per language
-	Kind          string                `json:"kind,omitempty"`
-	Start         string                `json:"start"`
-	End           string                `json:"end"`
-	DoorsOpen     string                `json:"doors_open,omitempty"`
-	Capacities    map[string]int        `json:"capacities,omitempty"`
-	Metered       []configs.MeteredDoor `json:"metered,omitempty"`
-	ForecastScale float64               `json:"forecast_scale,omitempty"`
+	ID            string         `json:"id"`
+	Name          Names          `json:"name,omitempty"` // a string, or per language
+	Kind          string         `json:"kind,omitempty"`
+	Start         string         `json:"start"`
+	End           string         `json:"end"`
+	DoorsOpen     string         `json:"doors_open,omitempty"`
+	Capacities    map[string]int `json:"capacities,omitempty"`
+	Metered       []Metered      `json:"metered,omitempty"`
+	ForecastScale float64        `json:"forecast_scale,omitempty"`
+}
+
+// Metered is a metered door in JSON (configs.MeteredDoor).
+type Metered struct {
+	Door       string  `json:"door"`
+	RatePerMin float64 `json:"rate_per_min,omitempty"`
+	Queue      string  `json:"queue,omitempty"`
 }
 
 // Names is a plan's name in JSON: a plain string (every language) or an object of language
@@ -87,13 +94,29 @@ type storedPlan struct {
 
 func (in PlanInput) plan() configs.EventPlan {
 	return configs.EventPlan{ID: in.ID, Names: configs.Names(in.Name), Kind: in.Kind, StartText: in.Start, EndText: in.End, DoorsOpenText: in.DoorsOpen,
-		Capacities: maps.Clone(in.Capacities), Metered: slices.Clone(in.Metered), ForecastScale: in.ForecastScale}
+		Capacities: maps.Clone(in.Capacities), Metered: meteredDoors(in.Metered), ForecastScale: in.ForecastScale}
+}
+
+func meteredDoors(ms []Metered) []configs.MeteredDoor {
+	var out []configs.MeteredDoor
+	for _, m := range ms {
+		out = append(out, configs.MeteredDoor{Door: m.Door, RatePerMin: m.RatePerMin, Queue: m.Queue})
+	}
+	return out
 }
 
 // InputOf is a plan in the API's shape (what GET returns inside "plan").
 func InputOf(p configs.EventPlan) PlanInput {
 	return PlanInput{ID: p.ID, Name: Names(p.Names), Kind: p.Kind, Start: p.Start.Format(time.RFC3339), End: p.End.Format(time.RFC3339),
-		DoorsOpen: p.DoorsOpen.Format(time.RFC3339), Capacities: p.Capacities, Metered: p.Metered, ForecastScale: p.ForecastScale}
+		DoorsOpen: p.DoorsOpen.Format(time.RFC3339), Capacities: p.Capacities, Metered: meteredOf(p.Metered), ForecastScale: p.ForecastScale}
+}
+
+func meteredOf(ms []configs.MeteredDoor) []Metered {
+	out := []Metered{}
+	for _, m := range ms {
+		out = append(out, Metered{Door: m.Door, RatePerMin: m.RatePerMin, Queue: m.Queue})
+	}
+	return out
 }
 
 // PlansOptions configure Plans.

@@ -100,7 +100,7 @@ func TestPlansLifecycle(t *testing.T) {
 		t.Errorf("a refused change changed the capacity: %d", c)
 	}
 	in.Capacities = map[string]int{"hall": 110}
-	in.Metered = []configs.MeteredDoor{{Door: "main"}}
+	in.Metered = []Metered{{Door: "main"}}
 	if _, err := p.Update(ctx, "sale", in, "mia", false); err != nil {
 		t.Errorf("a change that keeps the capacities: %v", err)
 	}

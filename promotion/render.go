@@ -89,10 +89,7 @@ func WritePlan(w io.Writer, p Plan, f *Forecast, r *Roster, loc *time.Location) 
 	head = append(head, "total staff")
 	fmt.Fprintln(tw, strings.Join(head, "\t")+"\t")
 	for i, s := range f.Slots {
-		row := []string{s.In(loc).Format("15:04"), rangeText(&f.Arrivals[i])}
-		if f.Basis == "none" {
-			row[1] = "–"
-		}
+		row := []string{s.In(loc).Format("15:04"), rangeText(f.Arrivals[i])}
 		for _, z := range r.Zones {
 			row = append(row, strconv.Itoa(z.Staff[i]))
 		}

@@ -2,6 +2,7 @@ package promotion
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -150,5 +151,22 @@ func TestReview(t *testing.T) {
 	}
 	if _, err := BuildReview(context.Background(), cfg, ScheduleFromConfig(cfg), h, nil, "nope"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("unknown plan: %v", err)
+	}
+}
+
+func TestPlanJSON(t *testing.T) {
+	cfg, err := configs.Parse([]byte(reviewStore), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := ScheduleFromConfig(cfg).Plan("d11")
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"id":"d11"`, `"start":"2026-11-11T07:00:00Z"`, `"doors_open":"2026-11-11T07:30:00Z"`, `"capacities":{"hall":150}`, `"origin":"file"`, `"name":"d11"`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("%s lacks %s", b, want)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package promotion
 
 import (
+	"encoding/json"
 	"slices"
 	"time"
 
@@ -124,4 +125,22 @@ func (s *Schedule) Earlier(kind string, t time.Time) []Plan {
 		}
 	}
 	return out
+}
+
+// MarshalJSON writes a plan in the API's shape (PlanInput's fields, the default name and
+// the name per language, where it comes from).
+func (p Plan) MarshalJSON() ([]byte, error) {
+	v := struct {
+		PlanInput
+		Name      string            `json:"name"`
+		Names     map[string]string `json:"names,omitempty"`
+		Origin    string            `json:"origin"`
+		UpdatedBy string            `json:"updated_by,omitempty"`
+		UpdatedAt *time.Time        `json:"updated_at,omitempty"`
+	}{PlanInput: InputOf(p.EventPlan), Name: p.EventPlan.Name, Names: p.Names.ByLanguage(p.EventPlan.Name), Origin: p.Origin, UpdatedBy: p.UpdatedBy}
+	if !p.UpdatedAt.IsZero() {
+		t := p.UpdatedAt
+		v.UpdatedAt = &t
+	}
+	return json.Marshal(v)
 }

@@ -76,8 +76,9 @@ func TestEventsAPI(t *testing.T) {
 	h, audit := newEventsAPI(t)
 	now := time.Now().UTC()
 	running := `{"id":"flash","name":{"en":"Flash sale","zh":"闪购"},"kind":"flash","start":"` + now.Add(-time.Hour).Format(time.RFC3339) +
-		`","end":"` + now.Add(time.Hour).Format(time.RFC3339) + `","capacities":{"hall":120}}`
-	if st, body, _ := call(h, "POST", "/api/v1/events", running); st != 201 || body["running"] != true || body["name"] != "Flash sale" {
+		`","end":"` + now.Add(time.Hour).Format(time.RFC3339) + `","capacities":{"hall":120},"metered":[{"door":"main","rate_per_min":30,"queue":"hall"}]}`
+	if st, body, _ := call(h, "POST", "/api/v1/events", running); st != 201 || body["running"] != true || body["name"] != "Flash sale" ||
+		body["metered"].([]any)[0].(map[string]any)["rate_per_min"] != 30.0 {
 		t.Fatalf("create: %d %v", st, body)
 	}
 	if e := audit.last(); e.Who != "guard-7" || e.Status != 201 || !strings.Contains(e.Detail, "created plan flash") || !strings.Contains(e.Detail, "hall=120") {
