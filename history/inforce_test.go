@@ -26,7 +26,7 @@ func TestReportCapacityInForce(t *testing.T) {
 	}
 	r.CapacityAt = func(zone string, at time.Time) int {
 		if zone == z.Zone && !at.Before(a) {
-			return int(*z.Peak) // the plan's capacity: the peak fills the zone
+			return int(*z.Peak) * 2 // the plan's capacity: twice the peak
 		}
 		return 0
 	}
@@ -35,8 +35,8 @@ func TestReportCapacityInForce(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := rep.Zones[0]
-	if got.Capacity != int(*z.Peak) || got.PeakRatio == nil || *got.PeakRatio != 1 {
-		t.Errorf("with the plan's capacity: capacity %d ratio %v (everyday %d)", got.Capacity, got.PeakRatio, z.Capacity)
+	if got.Capacity != int(*z.Peak)*2 || got.PeakRatio == nil || *got.PeakRatio != 0.5 || got.Capacity == z.Capacity {
+		t.Errorf("with the plan's capacity: capacity %d ratio %v (everyday %d, peak %d)", got.Capacity, *got.PeakRatio, z.Capacity, *z.Peak)
 	}
 	if rep.Zones[1].Capacity != plain.Zones[1].Capacity {
 		t.Errorf("a zone the plan does not name changed: %d", rep.Zones[1].Capacity)

@@ -15,6 +15,7 @@ site: {id: ev-store, timezone: UTC}
 http: {listen: "127.0.0.1:0"}
 storage: {path: $DIR/cw.db}
 mqtt: {embedded: {listen: "127.0.0.1:0"}}
+alerting: {defaults: {critical_for: 0s}}
 zones:
   - {id: entrance, capacity: 10}
   - {id: hall, capacity: 100}
@@ -75,6 +76,23 @@ func TestRunningPlanChangesLevelAndScreen(t *testing.T) {
 		t.Fatalf("create: %d %s", st, msg)
 	}
 	wait("while the plan runs", 5, "critical", "full")
+	// The alert that pages says the capacity in force.
+	var alerts struct {
+		Alerts []struct {
+			Summary string `json:"summary"`
+		} `json:"alerts"`
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for found := false; !found; time.Sleep(100 * time.Millisecond) {
+		alerts.Alerts = nil
+		_ = svc.getJSON("/api/v1/alerts?kind=level", &alerts)
+		for _, a := range alerts.Alerts {
+			found = found || strings.Contains(a.Summary, "100% of capacity 5")
+		}
+		if !found && time.Now().After(deadline) {
+			t.Fatalf("no level alert against the event capacity: %+v", alerts.Alerts)
+		}
+	}
 
 	if st, msg := send(t, "DELETE", "http://"+svc.HTTP+"/api/v1/events/flash", ""); st != 409 {
 		t.Fatalf("unforced delete of the running plan: %d %s", st, msg)
@@ -85,7 +103,7 @@ func TestRunningPlanChangesLevelAndScreen(t *testing.T) {
 	// The level relaxes through the clear band (below 90% of the trigger: 5 of 10 is well
 	// below), and the screen after signage.hold; only the capacity is checked at once.
 	var z zoneLevel
-	deadline := time.Now().Add(10 * time.Second)
+	deadline = time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		_ = svc.getJSON("/api/v1/zones", &z)
 		if z.Zones[0].Capacity == 10 {
