@@ -16,6 +16,7 @@ http: {listen: "127.0.0.1:0"}
 storage: {path: $DIR/cw.db}
 mqtt: {embedded: {listen: "127.0.0.1:0"}}
 alerting: {defaults: {critical_for: 0s}}
+history: {sample_interval: 200ms, flush_interval: 300ms}
 zones:
   - {id: entrance, capacity: 10}
   - {id: hall, capacity: 100}
@@ -94,6 +95,31 @@ func TestRunningPlanChangesLevelAndScreen(t *testing.T) {
 		}
 	}
 
+	// The review while it runs: the entrance against its event capacity, with the alert.
+	var rv struct {
+		Zones []struct {
+			Zone     string `json:"zone"`
+			Capacity int    `json:"capacity"`
+			Peak     *int64 `json:"peak"`
+		} `json:"zones"`
+		Alerts *struct {
+			Fired int `json:"fired"`
+		} `json:"alerts"`
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		err := svc.getJSON("/api/v1/events/flash/review", &rv)
+		if err == nil && len(rv.Zones) > 0 && rv.Zones[0].Peak != nil && *rv.Zones[0].Peak == 5 && rv.Alerts != nil && rv.Alerts.Fired > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("review: %v %+v", err, rv)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if rv.Zones[0].Capacity != 5 {
+		t.Errorf("review capacity %d, want the event's 5", rv.Zones[0].Capacity)
+	}
 	if st, msg := send(t, "DELETE", "http://"+svc.HTTP+"/api/v1/events/flash", ""); st != 409 {
 		t.Fatalf("unforced delete of the running plan: %d %s", st, msg)
 	}
