@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,9 +59,10 @@ func TestBrowserPromotionPlan(t *testing.T) {
 		nextStart.Format(time.RFC3339), nextStart.Add(2*time.Hour).Format(time.RFC3339), nextStart.Add(30*time.Minute).Format(time.RFC3339), hash)
 	svc := startService(t, "serve", "--config", writeConfig(t, dir, cfg))
 	base := "http://" + svc.HTTP
-	// 80 in through the main door, 30 of them on into the hall.
-	mosquittoPub(t, svc.MQTT, "crowdwatch/plan-store/counter/dc-01", report("b1", 1, 80, 0))
+	// 80 in through the main door, 30 of them on into the hall. The arch's count goes first,
+	// so that the entrance never shows 80 for a moment: its peak is 50.
 	mosquittoPub(t, svc.MQTT, "crowdwatch/plan-store/counter/dc-02", report("b1", 1, 30, 0))
+	mosquittoPub(t, svc.MQTT, "crowdwatch/plan-store/counter/dc-01", report("b1", 1, 80, 0))
 
 	if _, err := chromedp.Call(ctx, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "UTC"}); err != nil {
 		t.Fatal(err)
@@ -91,6 +93,13 @@ func TestBrowserPromotionPlan(t *testing.T) {
 	// 100); 4 half hours.
 	if want := "105|540|warned|5|4"; got != want {
 		t.Errorf("assessment and roster %q, want %q", got, want)
+	}
+	// The forecast from the running sale's real history, times 1.5: 80 arrivals in its second
+	// half hour (when this test counted them) are 120; the entrance's peak of 50 is 75.
+	got, err = chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('#roster tbody tr[data-slot="1"] td:nth-child(2)').textContent + "|" +
+		document.querySelector('#forecast-peaks').textContent`))
+	if err != nil || !strings.HasPrefix(got, "120 (120–120)|") || !strings.Contains(got, "Entrance 75 (75–75) / 100") {
+		t.Errorf("forecast %q (%v)", got, err)
 	}
 	for _, l := range []string{"en", "zh"} {
 		setLanguage(t, ctx, l)
