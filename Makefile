@@ -13,6 +13,7 @@ FUZZ_TARGETS = \
 	./ingest:FuzzTopicParse \
 	./ingest:FuzzWillRefusal \
 	./configs:FuzzParse \
+	./promotion:FuzzPlanInput \
 	./firmware-sim/scenario:FuzzParse \
 	./firmware-sim/replay:FuzzLoad \
 	./web:FuzzDecodeLogin \

@@ -424,7 +424,7 @@ func (m *Manager) zoneFigures(now time.Time, snap *zones.Snapshot, z int, live m
 	st.InflowPerMin, st.NetPerMin = round1(inflow), round1(net)
 	var toFull float64
 	if trendOK && net > 0 {
-		toFull = max(0, float64(int64(info.Capacity)-zs.Occupancy)/net*60)
+		toFull = max(0, float64(int64(zs.Capacity)-zs.Occupancy)/net*60) // the capacity in force (promotion.InForce)
 		st.SecondsToFull = ptr(round1(toFull))
 	}
 	if t, ok := evacSeconds(zs.Occupancy, set.topo.exits[z], a.Evacuation.PreMovement); ok {

@@ -25,7 +25,7 @@ func (m *Manager) timeToFullRule(e *zoneEval) []candidate {
 	l, net, toFull, trendOK := e.l, e.net, e.toFull, e.trendOK
 	// Time to full says nothing about a zone that is full already (at capacity, or shown
 	// critical while paging waits out the hold-down): the level alert is the one to act on.
-	full := e.zs.Occupancy >= int64(e.info.Capacity) || e.shown >= levels.Critical
+	full := e.zs.Occupancy >= int64(e.zs.Capacity) || e.shown >= levels.Critical
 	if l.FullHorizon <= 0 || full {
 		return nil
 	}

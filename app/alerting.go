@@ -26,12 +26,12 @@ type alertingSide struct {
 	run        runner
 }
 
-func newAlerting(cfg *configs.Config, engine *zones.Engine, mqtt mqttConn, topics ingest.Topics, reg *prometheus.Registry,
+func newAlerting(cfg *configs.Config, engine *zones.Engine, src zones.Source, mqtt mqttConn, topics ingest.Topics, reg *prometheus.Registry,
 	log *slog.Logger, reload *Reload) (*alertingSide, error) {
 	metrics := alerting.NewMetrics(reg)
 	alog := log.With("component", "alerting")
 	dispatcher := alerting.NewDispatcher(mqtt, topics, metrics, alog)
-	manager, err := alerting.New(alertingOptions(cfg, engine, dispatcher, metrics, alog))
+	manager, err := alerting.New(alertingOptions(cfg, engine, src, dispatcher, metrics, alog))
 	if err != nil {
 		return nil, err
 	}
@@ -40,9 +40,9 @@ func newAlerting(cfg *configs.Config, engine *zones.Engine, mqtt mqttConn, topic
 
 // alertingOptions are the alert manager's inputs: alerting's part of the store file
 // (alerting.ConfigOf), the alert file, the engine's model and snapshots, and the channels.
-func alertingOptions(cfg *configs.Config, engine *zones.Engine, n alerting.Notifier, metrics *alerting.Metrics,
+func alertingOptions(cfg *configs.Config, engine *zones.Engine, src zones.Source, n alerting.Notifier, metrics *alerting.Metrics,
 	log *slog.Logger) alerting.Options {
-	return alerting.Options{Config: alerting.ConfigOf(cfg), Path: cfg.AlertsPath(), Model: engine.Model(), Source: engine,
+	return alerting.Options{Config: alerting.ConfigOf(cfg), Path: cfg.AlertsPath(), Model: engine.Model(), Source: src,
 		Notifier: n, Metrics: metrics, Logger: log}
 }
 

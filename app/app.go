@@ -62,6 +62,7 @@ type App struct {
 	mqtt    *mqttSide
 	alerts  *alertingSide
 	history *historySide
+	promo   *promotionSide // event plans and the capacities in force (app/promotion.go)
 	web     *webSide
 	handler *httpSide
 
@@ -98,6 +99,7 @@ func New(cfg *configs.Config, opts Options) (_ *App, err error) {
 	a.lc.onStop("mqtt", func(ctx context.Context) error { return a.mqtt.stop(ctx) })
 	a.lc.onStop("live feed", func(ctx context.Context) error { return a.web.stopLive(ctx) })
 	a.lc.onStop("http", func(ctx context.Context) error { return a.handler.stop(ctx) })
+	a.lc.onStop("event plans", func(ctx context.Context) error { return a.promo.stop(ctx) })
 	a.lc.onStop("sign-in file", func(context.Context) error { return a.web.closeStore() })
 	a.lc.onStop("security monitor", a.monitorRun.stop)
 	a.lc.onStop("alerting", func(ctx context.Context) error { return a.alerts.stop(ctx) })
@@ -141,22 +143,29 @@ func New(cfg *configs.Config, opts Options) (_ *App, err error) {
 	// channel needs MQTT; it opens alerts.db and restores the open alerts), then history
 	// (which reads the manager's levels and events: it exists already, so nothing is bound
 	// late), then sign-in and the live feed, then the HTTP handler.
+	// The event plans: everything that judges a zone against its capacity reads the engine
+	// through promotion.InForce, so a running plan's capacities are in force everywhere.
+	if a.promo, err = newPromotion(cfg, a.engine, log); err != nil {
+		return nil, err
+	}
 	if a.mqtt, err = newMQTT(cfg, a.engine, a.monitor, a.reg, log); err != nil {
 		return nil, err
 	}
-	if a.alerts, err = newAlerting(cfg, a.engine, a.mqtt, a.topics, a.reg, log, opts.Reload); err != nil {
+	if a.alerts, err = newAlerting(cfg, a.engine, a.promo.inForce, a.mqtt, a.topics, a.reg, log, opts.Reload); err != nil {
 		return nil, err
 	}
 	a.history = newHistory(cfg, a.engine, a.alerts.manager, a.reg, log)
-	if a.web, err = newWeb(cfg, a.engine.Model(), a.engine, a.alerts.manager, a.mqtt, a.topics, a.monitor, log); err != nil {
+	a.history.reader.CapacityAt = a.promo.capacityAt
+	a.promo.service.History = a.history.reader
+	if a.web, err = newWeb(cfg, a.engine.Model(), a.promo.inForce, a.alerts.manager, a.mqtt, a.topics, a.monitor, log); err != nil {
 		return nil, err
 	}
 	a.web.store.RegisterMetrics(a.reg)
-	a.handler = &httpSide{ln: a.httpLn, log: log, handler: web.NewHandler(web.Options{Engine: a.engine, Broker: a.mqtt,
+	a.handler = &httpSide{ln: a.httpLn, log: log, handler: web.NewHandler(web.Options{Engine: engineInForce{a.engine, a.promo.inForce}, Broker: a.mqtt,
 		Gatherer: a.reg, Auth: a.web.authz, SignIn: a.web.authz, Live: a.web.live, Alerting: a.alerts.manager,
 		Log: log.With("component", "http"), Version: opts.Version, History: a.history.reader,
 		Backups: &serviceBackups{store: a.store, alerts: a.alerts.manager, historyPath: cfg.HistoryPath()},
-		Audit:   a.web.store, Events: a.monitor, Registerer: a.reg})}
+		Audit:   a.web.store, Events: a.monitor, Registerer: a.reg, Promotion: a.promo.service})}
 	return a, nil
 }
 
@@ -210,6 +219,7 @@ func (a *App) Run(ctx context.Context) error {
 // start starts the components in order; an error leaves the stopping to Run.
 func (a *App) start() error {
 	a.engineRun.start(a.engine.Run)
+	a.promo.start()
 	a.history.start()
 	if err := a.mqtt.serve(); err != nil {
 		return err

@@ -144,7 +144,7 @@ func (a *App) retainedPublishers(ctx context.Context) error {
 	_ = retained.Publish(a.topics.Service(), []byte("online"), true)
 	go func() {
 		defer wg.Done()
-		ingest.PublishZones(ctx, a.engine, retained, a.topics, 250*time.Millisecond, a.alerts.manager, a.log.With("component", "zone-publisher"))
+		ingest.PublishZones(ctx, a.promo.inForce, retained, a.topics, 250*time.Millisecond, a.alerts.manager, a.log.With("component", "zone-publisher"))
 	}()
 	wg.Wait()
 	return nil

@@ -56,6 +56,10 @@ type Config struct {
 	Signage   Signage     `mapstructure:"signage"`
 	Auth      Auth        `mapstructure:"auth"`   // sign-in: users and API tokens
 	Events    []EventPlan `mapstructure:"events"` // promotion plans (configs/events.go)
+	// EventsFile keeps the plans made through the API; beside storage.path when "".
+	EventsFile string     `mapstructure:"events_path"`
+	Assessment Assessment `mapstructure:"assessment"` // capacity assessment (configs/planning.go)
+	Staffing   Staffing   `mapstructure:"staffing"`   // staffing rules (configs/planning.go)
 
 	// Location is Site.Timezone resolved; set by validation.
 	Location *time.Location `mapstructure:"-"`

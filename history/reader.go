@@ -24,6 +24,10 @@ type Reader struct {
 	BandsOf func(ZoneInfo) []Band
 	// Events gives alert history for reports; nil means reports say it is not available.
 	Events Events
+	// CapacityAt, when set, is the capacity in force for a zone at a time (a promotion's
+	// event capacity while its plan runs): reports judge a zone's peak against the capacity
+	// in force when it was reached. 0 means the zone's own.
+	CapacityAt func(zone string, at time.Time) int
 	// Now is the clock for "until now" defaults.
 	Now func() time.Time
 	// DamagedBlocks, when set, counts the stored blocks reads skipped because they did not

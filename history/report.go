@@ -137,11 +137,31 @@ func (r *Reader) Report(ctx context.Context, from, to time.Time) (*Report, error
 		rep.DamagedBlocks = q.damaged
 		return err
 	})
+	if err == nil {
+		r.inForce(rep)
+	}
 	if err != nil {
 		return nil, err
 	}
 	r.addAlerts(rep, from, to)
 	return rep, nil
+}
+
+// inForce puts the capacity in force at each zone's peak beside it (Reader.CapacityAt).
+func (r *Reader) inForce(rep *Report) {
+	if r.CapacityAt == nil {
+		return
+	}
+	for i := range rep.Zones {
+		z := &rep.Zones[i]
+		if z.Peak == nil || z.PeakAt == nil {
+			continue
+		}
+		if c := r.CapacityAt(z.Zone, *z.PeakAt); c > 0 && c != z.Capacity {
+			ratio := float64(*z.Peak) / float64(c)
+			z.Capacity, z.PeakRatio = c, &ratio
+		}
+	}
 }
 
 // Daily is the report of one local day (23, 24 or 25 hours).

@@ -85,6 +85,9 @@ type Options struct {
 	Events security.Sink
 	// Registerer, when set, gets the HTTP side's metrics (feed refusals, audit drops).
 	Registerer prometheus.Registerer
+	// Promotion serves the event plans, the capacity assessment, the forecast and roster
+	// and the review (web/events.go); nil: those endpoints answer 503.
+	Promotion Promotion
 }
 
 type api struct {
@@ -153,6 +156,7 @@ func NewHandler(o Options) http.Handler {
 	a.alertRoutes()
 	a.historyRoutes() // history and reports (web/history.go)
 	a.backupRoutes()  // consistent copies of the files, admin only (web/backup.go)
+	a.eventRoutes()   // event plans, assessment, forecast, review (web/events.go)
 	// The audit log: sign-ins, sign-outs and every state-changing call (web/audit.go).
 	a.route("GET /api/v1/audit", RoleManager, a.listAudit)
 	a.route("GET /{$}", RolePublic, a.index)
@@ -180,6 +184,8 @@ func (a *api) handle(pattern string, o routeOpts, h http.HandlerFunc) {
 		// it and how it ended.
 		var rec *statusRecorder
 		if changes {
+			// The handler may say what its call did (setAuditDetail) for the audit entry.
+			r = r.WithContext(context.WithValue(r.Context(), auditDetailKey{}, new(string)))
 			rec = &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 			w = rec
 			if !o.selfAudited {

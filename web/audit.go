@@ -88,6 +88,9 @@ func (a *api) auditCall(r *http.Request, status int) {
 	}
 	e := AuditEntry{Event: AuditAction, Status: status}
 	e.Who, _ = r.Context().Value(whoKey{}).(string)
+	if d, ok := r.Context().Value(auditDetailKey{}).(*string); ok {
+		e.Detail = *d // what the call did, when its handler says (web/events.go)
+	}
 	if a.SignIn != nil {
 		if who, role, ok := a.SignIn.Whoami(r); ok {
 			e.Who, e.Role = who, role

@@ -43,6 +43,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newServeCmd(g), newDemoCmd(g), newCheckConfigCmd(), newVersionCmd(), newHashPasswordCmd(), newTokenCmd())
 	root.AddCommand(newReportCmd(), newBenchCmd()) // cmd/crowdwatch/report.go
 	root.AddCommand(newBackupCmd())                // cmd/crowdwatch/backup.go
+	root.AddCommand(newAssessCmd(), newPlanCmd())  // cmd/crowdwatch/planning.go
 	return root
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/crowdwatch/crowdwatch/app"
 	"github.com/crowdwatch/crowdwatch/configs"
 	"github.com/crowdwatch/crowdwatch/history"
+	"github.com/crowdwatch/crowdwatch/promotion"
 )
 
 // newReportCmd is `crowdwatch report`: the after-event report from the history file, read-only,
@@ -22,6 +23,7 @@ func newReportCmd() *cobra.Command {
 	var (
 		configPath, dbPath, site, from, to, date, format string
 		cmpFrom, cmpTo                                   string
+		event                                            string
 		timeout                                          time.Duration
 	)
 	cmd := &cobra.Command{
@@ -30,7 +32,10 @@ func newReportCmd() *cobra.Command {
 		Long: `Print the crowd report of a day or a period: per zone peak occupancy and when, time at
 or above each level, entries, average visit, busiest hour, drift and corrections; visitors
 through the outside doors; unusual half hours. With --compare-from and --compare-to, compare
-the period (A) with another (B) zone by zone.
+the period (A) with another (B) zone by zone. With --event ID (and --config), the review of
+that promotion instead: its forecast against the actual peaks, time at each level, alerts,
+and the same for the previous event of its kind (docs/events.md). Peaks are judged against
+the capacity in force when they were reached.
 
 Times are in the site's time zone: a date (2026-11-11, midnight), a local time
 (2026-11-11T10:00) or RFC 3339. The history file is opened read-only and shares it with a
@@ -40,9 +45,14 @@ running service, which writes to it every few seconds.`,
 			var st *history.Site
 			var alertsPath string
 			var bands func(history.ZoneInfo) []history.Band
+			var cfg *configs.Config
+			var sched *promotion.Schedule
 			if configPath != "" {
-				cfg, err := configs.Load(configPath, nil)
-				if err != nil {
+				var err error
+				if cfg, err = configs.Load(configPath, nil); err != nil {
+					return err
+				}
+				if sched, err = promotion.LoadSchedule(cfg); err != nil {
 					return err
 				}
 				s := history.SiteFromConfig(cfg)
@@ -66,6 +76,27 @@ running service, which writes to it every few seconds.`,
 				r.Events = alertFile(alertsPath)
 				r.BandsOf = bands
 			}
+			if sched != nil {
+				r.CapacityAt = func(zone string, at time.Time) int { c, _ := sched.Capacity(zone, at); return c }
+			}
+			out := cmd.OutOrStdout()
+			if event != "" {
+				if cfg == nil {
+					return errors.New("--event needs --config (the store file holds the plans)")
+				}
+				if date != "" || from != "" || to != "" || cmpFrom != "" || cmpTo != "" {
+					return errors.New("--event reviews the plan's own times: give no --date, --from, --to or --compare-*")
+				}
+				// The door metering and drill records are the running service's; the command
+				// reviews what the history and alert files hold (GET /api/v1/events/{id}/review
+				// has it all).
+				rv, err := promotion.BuildReview(ctx, cfg, sched, r, nil, event)
+				if err != nil {
+					return err
+				}
+				return writeOut(out, format, rv, func() error { return promotion.WriteReviewCSV(out, rv) },
+					func() error { return promotion.WriteReviewMarkdown(out, rv, cfg.Location) })
+			}
 			s, err := r.Site(ctx)
 			if err != nil {
 				return err
@@ -77,7 +108,6 @@ running service, which writes to it every few seconds.`,
 			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
 			if cmpFrom != "" || cmpTo != "" {
 				ca, cb, err := period("", cmpFrom, cmpTo, s.Loc)
 				if err != nil {
@@ -108,6 +138,7 @@ running service, which writes to it every few seconds.`,
 	f.StringVar(&cmpFrom, "compare-from", "", "start of a period B to compare with")
 	f.StringVar(&cmpTo, "compare-to", "", "end of period B")
 	f.StringVar(&format, "format", "md", "md, csv or json")
+	f.StringVar(&event, "event", "", "review this event plan (needs --config)")
 	f.DurationVar(&timeout, "timeout", 30*time.Second, "give up when the file stays busy this long")
 	return cmd
 }
