@@ -44,7 +44,7 @@ auth:
 // TestBrowserPromotionPlan: the manager page shows the next plan (its assessment with the
 // entrance's density warning, the forecast chart from the running sale, the roster), in
 // English and Chinese, at laptop and tablet width; and the running sale's review with the
-// entrance's actual peak. Screenshots go to docs/screenshots/.
+// entrance's actual peak. Screenshots: planShot.
 func TestBrowserPromotionPlan(t *testing.T) {
 	ctx := browser(t)
 	hash, err := auth.HashPassword("boss-password")
@@ -136,7 +136,9 @@ func TestBrowserPromotionPlan(t *testing.T) {
 	planShot(t, ctx, "review-en-laptop.png")
 }
 
-// planShot saves the promotion plan part of the manager page under docs/screenshots/.
+// planShot saves the promotion plan part of the manager page under the screenshot folder
+// (artifacts/screenshots/), and with CROWDWATCH_UPDATE_README_IMAGES=1 also under
+// docs/screenshots/, which the docs show: a plain test run leaves the working tree as it was.
 func planShot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
 	c, cancel := context.WithTimeout(ctx, 20*time.Second)
@@ -145,12 +147,17 @@ func planShot(t *testing.T, ctx context.Context, name string) {
 	if err != nil {
 		t.Fatalf("screenshot %s: %v", name, err)
 	}
-	dir := filepath.Join("..", "..", "docs", "screenshots")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
+	dirs := []string{screenshotDir(t)}
+	if os.Getenv("CROWDWATCH_UPDATE_README_IMAGES") == "1" {
+		dirs = append(dirs, filepath.Join("..", "..", "docs", "screenshots"))
 	}
-	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
-		t.Fatal(err)
+	for _, dir := range dirs {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	t.Logf("screenshot %s", name)
 }
