@@ -64,6 +64,7 @@ type App struct {
 	history *historySide
 	web     *webSide
 	handler *httpSide
+	ha      *haSide // nil unless ha.enabled (app/ha.go)
 
 	engineRun  runner
 	pubRun     runner
@@ -101,6 +102,7 @@ func New(cfg *configs.Config, opts Options) (_ *App, err error) {
 	a.lc.onStop("sign-in file", func(context.Context) error { return a.web.closeStore() })
 	a.lc.onStop("security monitor", a.monitorRun.stop)
 	a.lc.onStop("alerting", func(ctx context.Context) error { return a.alerts.stop(ctx) })
+	a.lc.onStop("ha", func(ctx context.Context) error { return a.ha.stop(ctx) }) // resigns once nothing sends
 	a.lc.onStop("alert file", func(context.Context) error { return a.alerts.close() })
 	a.lc.onStop("occupancy file", a.closeStore)
 	a.lc.onStop("http listener", a.closeListener)
@@ -147,6 +149,9 @@ func New(cfg *configs.Config, opts Options) (_ *App, err error) {
 	if a.alerts, err = newAlerting(cfg, a.engine, a.mqtt, a.topics, a.reg, log, opts.Reload); err != nil {
 		return nil, err
 	}
+	if a.ha, err = newHA(cfg, log); err != nil {
+		return nil, err
+	}
 	a.history = newHistory(cfg, a.engine, a.alerts.manager, a.reg, log)
 	if a.web, err = newWeb(cfg, a.engine.Model(), a.engine, a.alerts.manager, a.mqtt, a.topics, a.monitor, log); err != nil {
 		return nil, err
@@ -156,7 +161,7 @@ func New(cfg *configs.Config, opts Options) (_ *App, err error) {
 		Gatherer: a.reg, Auth: a.web.authz, SignIn: a.web.authz, Live: a.web.live, Alerting: a.alerts.manager,
 		Log: log.With("component", "http"), Version: opts.Version, History: a.history.reader,
 		Backups: &serviceBackups{store: a.store, alerts: a.alerts.manager, historyPath: cfg.HistoryPath()},
-		Audit:   a.web.store, Events: a.monitor, Registerer: a.reg})}
+		Audit:   a.web.store, Events: a.monitor, Registerer: a.reg, HA: a.ha.handler()})}
 	return a, nil
 }
 
@@ -215,6 +220,7 @@ func (a *App) start() error {
 		return err
 	}
 	a.pubRun.start(a.retainedPublishers)
+	a.ha.start()
 	a.alerts.start()
 	a.monitorRun.start(func(ctx context.Context) error { return a.monitor.Run(ctx, a.alerts.manager) })
 	a.web.startLive()

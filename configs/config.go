@@ -56,6 +56,7 @@ type Config struct {
 	Signage   Signage     `mapstructure:"signage"`
 	Auth      Auth        `mapstructure:"auth"`   // sign-in: users and API tokens
 	Events    []EventPlan `mapstructure:"events"` // promotion plans (configs/events.go)
+	HA        HA          `mapstructure:"ha"`     // two instances with a standby (configs/ha.go)
 
 	// Location is Site.Timezone resolved; set by validation.
 	Location *time.Location `mapstructure:"-"`

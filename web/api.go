@@ -85,6 +85,9 @@ type Options struct {
 	Events security.Sink
 	// Registerer, when set, gets the HTTP side's metrics (feed refusals, audit drops).
 	Registerer prometheus.Registerer
+	// HA, with ha.enabled, reports this instance's role, term and lag (app/ha.go): GET
+	// /api/v1/ha answers it (manager role) and /readyz adds it as "ha". nil: one instance.
+	HA func(ctx context.Context) any
 }
 
 type api struct {
@@ -155,6 +158,9 @@ func NewHandler(o Options) http.Handler {
 	a.backupRoutes()  // consistent copies of the files, admin only (web/backup.go)
 	// The audit log: sign-ins, sign-outs and every state-changing call (web/audit.go).
 	a.route("GET /api/v1/audit", RoleManager, a.listAudit)
+	if o.HA != nil {
+		a.route("GET /api/v1/ha", RoleManager, func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, o.HA(r.Context())) })
+	}
 	a.route("GET /{$}", RolePublic, a.index)
 	a.routeUI() // dashboard, screens, sign-in, live feed: web/ui.go
 	return a
@@ -301,7 +307,7 @@ func (a *api) healthz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-func (a *api) readyz(w http.ResponseWriter, _ *http.Request) {
+func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
 	checks := map[string]string{"broker": "ok", "storage": "ok"}
 	ready := true
 	if a.Broker == nil || !a.Broker.Connected() {
@@ -314,7 +320,11 @@ func (a *api) readyz(w http.ResponseWriter, _ *http.Request) {
 	if !ready {
 		status = http.StatusServiceUnavailable
 	}
-	writeJSON(w, status, map[string]any{"ready": ready, "checks": checks})
+	body := map[string]any{"ready": ready, "checks": checks}
+	if a.HA != nil {
+		body["ha"] = a.HA(r.Context()) // a standby or a degraded instance is ready: it serves pages
+	}
+	writeJSON(w, status, body)
 }
 
 type zoneList struct {
