@@ -82,7 +82,7 @@ func KeysFor(prefix, site string) Keys {
 	return Keys{Root: strings.TrimSuffix(prefix, "/") + "/" + site + "/"}
 }
 
-func (k Keys) leader() string  { return k.Root + "leader/" }
+func (k Keys) leader() string  { return k.Root + "leader" } // concurrency adds the "/"
 func (k Keys) sent() string    { return k.Root + "sent/" }
 func (k Keys) actions() string { return k.Root + "actions/" }
 
