@@ -287,7 +287,7 @@ func (c *Coordinator) session(ctx context.Context, stale *clientv3.LeaseID) erro
 	if *stale != 0 {
 		// Our key of the earlier session would make this campaign wait for its expiry.
 		cctx, ccancel := call()
-		if _, err := c.cli.Revoke(cctx, *stale); err == nil || strings.Contains(err.Error(), "not found") {
+		if _, err := c.cli.Revoke(cctx, *stale); err == nil || errors.Is(err, rpctypes.ErrLeaseNotFound) {
 			*stale = 0
 		}
 		ccancel()
