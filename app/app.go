@@ -65,6 +65,7 @@ type App struct {
 	promo   *promotionSide // event plans and the capacities in force (app/promotion.go)
 	web     *webSide
 	handler *httpSide
+	ha      *haSide // nil unless ha.enabled (app/ha.go)
 
 	engineRun  runner
 	pubRun     runner
@@ -103,6 +104,7 @@ func New(cfg *configs.Config, opts Options) (_ *App, err error) {
 	a.lc.onStop("sign-in file", func(context.Context) error { return a.web.closeStore() })
 	a.lc.onStop("security monitor", a.monitorRun.stop)
 	a.lc.onStop("alerting", func(ctx context.Context) error { return a.alerts.stop(ctx) })
+	a.lc.onStop("ha", func(ctx context.Context) error { return a.ha.stop(ctx) }) // resigns once nothing sends
 	a.lc.onStop("alert file", func(context.Context) error { return a.alerts.close() })
 	a.lc.onStop("occupancy file", a.closeStore)
 	a.lc.onStop("http listener", a.closeListener)
@@ -154,6 +156,9 @@ func New(cfg *configs.Config, opts Options) (_ *App, err error) {
 	if a.alerts, err = newAlerting(cfg, a.engine, a.promo.inForce, a.mqtt, a.topics, a.reg, log, opts.Reload); err != nil {
 		return nil, err
 	}
+	if a.ha, err = newHA(cfg, log); err != nil {
+		return nil, err
+	}
 	a.history = newHistory(cfg, a.engine, a.alerts.manager, a.reg, log)
 	a.history.reader.CapacityAt = a.promo.capacityAt
 	a.promo.service.History = a.history.reader
@@ -165,7 +170,7 @@ func New(cfg *configs.Config, opts Options) (_ *App, err error) {
 		Gatherer: a.reg, Auth: a.web.authz, SignIn: a.web.authz, Live: a.web.live, Alerting: a.alerts.manager,
 		Log: log.With("component", "http"), Version: opts.Version, History: a.history.reader,
 		Backups: &serviceBackups{store: a.store, alerts: a.alerts.manager, historyPath: cfg.HistoryPath()},
-		Audit:   a.web.store, Events: a.monitor, Registerer: a.reg, Promotion: a.promo.service})}
+		Audit:   a.web.store, Events: a.monitor, Registerer: a.reg, Promotion: a.promo.service, HA: a.ha.handler()})}
 	return a, nil
 }
 
@@ -225,6 +230,7 @@ func (a *App) start() error {
 		return err
 	}
 	a.pubRun.start(a.retainedPublishers)
+	a.ha.start()
 	a.alerts.start()
 	a.monitorRun.start(func(ctx context.Context) error { return a.monitor.Run(ctx, a.alerts.manager) })
 	a.web.startLive()

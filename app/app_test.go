@@ -90,7 +90,7 @@ func TestRunServesAndStopsInOrder(t *testing.T) {
 		order = append(order, strings.Trim(m[1], `"`))
 	}
 	want := []string{"engine", "history", "retained publishers", "mqtt", "live feed", "http", "event plans", "sign-in file",
-		"security monitor", "alerting", "alert file", "occupancy file", "http listener"}
+		"security monitor", "alerting", "ha", "alert file", "occupancy file", "http listener"}
 	if !slices.Equal(order, want) {
 		t.Errorf("stop order %v, want %v", order, want)
 	}

@@ -60,6 +60,7 @@ type Config struct {
 	EventsFile string     `mapstructure:"events_path"`
 	Assessment Assessment `mapstructure:"assessment"` // capacity assessment (configs/planning.go)
 	Staffing   Staffing   `mapstructure:"staffing"`   // staffing rules (configs/planning.go)
+	HA         HA         `mapstructure:"ha"`         // two instances with a standby (configs/ha.go)
 
 	// Location is Site.Timezone resolved; set by validation.
 	Location *time.Location `mapstructure:"-"`

@@ -88,6 +88,9 @@ type Options struct {
 	// Promotion serves the event plans, the capacity assessment, the forecast and roster
 	// and the review (web/events.go); nil: those endpoints answer 503.
 	Promotion Promotion
+	// HA, with ha.enabled, reports this instance's role, term and lag (app/ha.go): GET
+	// /api/v1/ha answers it (manager role) and /readyz adds it as "ha". nil: one instance.
+	HA func(ctx context.Context) any
 }
 
 type api struct {
@@ -159,6 +162,9 @@ func NewHandler(o Options) http.Handler {
 	a.eventRoutes()   // event plans, assessment, forecast, review (web/events.go)
 	// The audit log: sign-ins, sign-outs and every state-changing call (web/audit.go).
 	a.route("GET /api/v1/audit", RoleManager, a.listAudit)
+	if o.HA != nil {
+		a.route("GET /api/v1/ha", RoleManager, func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, o.HA(r.Context())) })
+	}
 	a.route("GET /{$}", RolePublic, a.index)
 	a.routeUI() // dashboard, screens, sign-in, live feed: web/ui.go
 	return a
@@ -307,7 +313,7 @@ func (a *api) healthz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-func (a *api) readyz(w http.ResponseWriter, _ *http.Request) {
+func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
 	checks := map[string]string{"broker": "ok", "storage": "ok"}
 	ready := true
 	if a.Broker == nil || !a.Broker.Connected() {
@@ -320,7 +326,11 @@ func (a *api) readyz(w http.ResponseWriter, _ *http.Request) {
 	if !ready {
 		status = http.StatusServiceUnavailable
 	}
-	writeJSON(w, status, map[string]any{"ready": ready, "checks": checks})
+	body := map[string]any{"ready": ready, "checks": checks}
+	if a.HA != nil {
+		body["ha"] = a.HA(r.Context()) // a standby or a degraded instance is ready: it serves pages
+	}
+	writeJSON(w, status, body)
 }
 
 type zoneList struct {
