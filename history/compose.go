@@ -83,11 +83,22 @@ func (q *txq) ceil(res Resolution, t int64) int64 {
 // recorder has closed them and from finer data at the edges and after the last closed
 // window. Windows without any data are left out.
 func (q *txq) windows(zone string, a, b int64, res Resolution) ([]Rollup, error) {
+	return compose(q, a, b, res,
+		func(a, b int64) ([]Rollup, error) { return q.fromRaw(zone, a, b, nil) },
+		func(res Resolution, lo, hi int64) ([]Rollup, error) { return q.records(zone, res, lo, hi) })
+}
+
+// compose gives a series over [a, b) at res from what is stored: the whole windows of res
+// that the watermark has closed from their own records, and the ragged ends (and the still
+// open time) from the next finer resolution, down to raw. Zones' roll-ups and doors'
+// counts are composed alike; raw reads the finest level and stored reads whole windows.
+func compose[T any](q *txq, a, b int64, res Resolution, raw func(a, b int64) ([]T, error),
+	stored func(res Resolution, lo, hi int64) ([]T, error)) ([]T, error) {
 	if a >= b {
 		return nil, nil
 	}
 	if res == Raw {
-		return q.fromRaw(zone, a, b, nil)
+		return raw(a, b)
 	}
 	finer := Raw
 	if res == Hour {
@@ -95,17 +106,17 @@ func (q *txq) windows(zone string, a, b int64, res Resolution) ([]Rollup, error)
 	}
 	lo, hi := q.ceil(res, a), min(q.floor(res, b), q.floor(res, q.wm))
 	if lo >= hi {
-		return q.windows(zone, a, b, finer)
+		return compose(q, a, b, finer, raw, stored)
 	}
-	head, err := q.windows(zone, a, lo, finer)
+	head, err := compose(q, a, lo, finer, raw, stored)
 	if err != nil {
 		return nil, err
 	}
-	mid, err := q.records(zone, res, lo, hi)
+	mid, err := stored(res, lo, hi)
 	if err != nil {
 		return nil, err
 	}
-	tail, err := q.windows(zone, hi, b, finer)
+	tail, err := compose(q, hi, b, finer, raw, stored)
 	if err != nil {
 		return nil, err
 	}
@@ -150,50 +161,25 @@ func (q *txq) fromRaw(zone string, a, b int64, edges []int64) ([]Rollup, error) 
 
 // doors gives a door's crossings over [a, b) at res, composed like windows.
 func (q *txq) doors(door string, a, b int64, res Resolution) ([]DoorCount, error) {
-	if a >= b {
-		return nil, nil
-	}
-	if res == Raw {
-		b = min(b, q.wm+1)
-		var out []DoorCount
-		err := q.blocks(kindDoor, Raw, door, a, b, func(start int64, v []byte) error {
-			n := len(out)
-			var err error
-			if out, err = decodeDoors(Raw, start, v, out); errors.Is(err, errCorrupt) {
-				out = out[:n]
-			}
-			return q.skip(err)
-		})
-		return slices.DeleteFunc(out, func(c DoorCount) bool { return c.Start < a || c.Start >= b }), err
-	}
-	finer := Raw
-	if res == Hour {
-		finer = Minute
-	}
-	lo, hi := q.ceil(res, a), min(q.floor(res, b), q.floor(res, q.wm))
-	if lo >= hi {
-		return q.doors(door, a, b, finer)
-	}
-	head, err := q.doors(door, a, lo, finer)
-	if err != nil {
-		return nil, err
-	}
-	var mid []DoorCount
-	err = q.blocks(kindDoor, res, door, lo, hi, func(start int64, v []byte) error {
-		n := len(mid)
+	return compose(q, a, b, res,
+		func(a, b int64) ([]DoorCount, error) { return q.doorBlocks(door, Raw, a, min(b, q.wm+1)) },
+		func(res Resolution, lo, hi int64) ([]DoorCount, error) { return q.doorBlocks(door, res, lo, hi) })
+}
+
+// doorBlocks reads a door's stored counts at res that start in [a, b); a damaged block is
+// left out and counted (txq.skip).
+func (q *txq) doorBlocks(door string, res Resolution, a, b int64) ([]DoorCount, error) {
+	var out []DoorCount
+	err := q.blocks(kindDoor, res, door, a, b, func(start int64, v []byte) error {
+		n := len(out)
 		var err error
-		if mid, err = decodeDoors(res, start, v, mid); errors.Is(err, errCorrupt) {
-			mid = mid[:n]
+		if out, err = decodeDoors(res, start, v, out); errors.Is(err, errCorrupt) {
+			out = out[:n]
 		}
 		return q.skip(err)
 	})
 	if err != nil {
 		return nil, err
 	}
-	mid = slices.DeleteFunc(mid, func(c DoorCount) bool { return c.Start < lo || c.Start >= hi })
-	tail, err := q.doors(door, hi, b, finer)
-	if err != nil {
-		return nil, err
-	}
-	return slices.Concat(head, mid, tail), nil
+	return slices.DeleteFunc(out, func(c DoorCount) bool { return c.Start < a || c.Start >= b }), nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -175,74 +176,68 @@ func (a *api) writeReport(w http.ResponseWriter, r *http.Request, rep *history.R
 	}
 }
 
+// serveReport is the frame of every report endpoint: the site (dates are read in its time
+// zone), the report that build makes, its errors mapped to a status (a history.QueryError,
+// which build also returns for bad parameters, is a 400), and the answer in the asked format.
+func (a *api) serveReport(w http.ResponseWriter, r *http.Request,
+	build func(ctx context.Context, site history.Site, v url.Values) (*history.Report, *history.Comparison, error)) {
+	site, ok := a.historySite(w, r)
+	if !ok {
+		return
+	}
+	rep, cmp, err := build(r.Context(), site, r.URL.Query())
+	if err != nil {
+		a.historyError(w, err)
+		return
+	}
+	a.writeReport(w, r, rep, cmp)
+}
+
+// badParam is a 400 with the message said.
+func badParam(msg string) error { return &history.QueryError{Msg: msg} }
+
 func (a *api) reportDaily(w http.ResponseWriter, r *http.Request) {
-	v := r.URL.Query()
-	if v.Get("date") == "" {
+	if r.URL.Query().Get("date") == "" {
 		a.reportPeriod(w, r)
 		return
 	}
-	site, ok := a.historySite(w, r)
-	if !ok {
-		return
-	}
-	d, err := time.ParseInLocation(time.DateOnly, v.Get("date"), site.Loc)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "date must be YYYY-MM-DD (a day in the site's time zone)")
-		return
-	}
-	rep, err := a.History.Daily(r.Context(), d)
-	if err != nil {
-		a.historyError(w, err)
-		return
-	}
-	a.writeReport(w, r, rep, nil)
+	a.serveReport(w, r, func(ctx context.Context, site history.Site, v url.Values) (*history.Report, *history.Comparison, error) {
+		d, err := time.ParseInLocation(time.DateOnly, v.Get("date"), site.Loc)
+		if err != nil {
+			return nil, nil, badParam("date must be YYYY-MM-DD (a day in the site's time zone)")
+		}
+		rep, err := a.History.Daily(ctx, d)
+		return rep, nil, err
+	})
 }
 
 func (a *api) reportPeriod(w http.ResponseWriter, r *http.Request) {
-	site, ok := a.historySite(w, r)
-	if !ok {
-		return
-	}
-	v := r.URL.Query()
-	if v.Get("from") == "" || v.Get("to") == "" {
-		writeError(w, http.StatusBadRequest, "give date=YYYY-MM-DD, or from and to")
-		return
-	}
-	from, to, err := history.Range(v.Get("from"), v.Get("to"), site.Loc, time.Now(), 0)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	rep, err := a.History.Report(r.Context(), from, to)
-	if err != nil {
-		a.historyError(w, err)
-		return
-	}
-	a.writeReport(w, r, rep, nil)
+	a.serveReport(w, r, func(ctx context.Context, site history.Site, v url.Values) (*history.Report, *history.Comparison, error) {
+		if v.Get("from") == "" || v.Get("to") == "" {
+			return nil, nil, badParam("give date=YYYY-MM-DD, or from and to")
+		}
+		from, to, err := history.Range(v.Get("from"), v.Get("to"), site.Loc, time.Now(), 0)
+		if err != nil {
+			return nil, nil, badParam(err.Error())
+		}
+		rep, err := a.History.Report(ctx, from, to)
+		return rep, nil, err
+	})
 }
 
 func (a *api) reportCompare(w http.ResponseWriter, r *http.Request) {
-	site, ok := a.historySite(w, r)
-	if !ok {
-		return
-	}
-	v := r.URL.Query()
-	var t [4]time.Time
-	for i, pair := range [2][2]string{{"a_from", "a_to"}, {"b_from", "b_to"}} {
-		if v.Get(pair[0]) == "" || v.Get(pair[1]) == "" {
-			writeError(w, http.StatusBadRequest, "give a_from, a_to, b_from and b_to")
-			return
+	a.serveReport(w, r, func(ctx context.Context, site history.Site, v url.Values) (*history.Report, *history.Comparison, error) {
+		var t [4]time.Time
+		for i, pair := range [2][2]string{{"a_from", "a_to"}, {"b_from", "b_to"}} {
+			if v.Get(pair[0]) == "" || v.Get(pair[1]) == "" {
+				return nil, nil, badParam("give a_from, a_to, b_from and b_to")
+			}
+			var err error
+			if t[2*i], t[2*i+1], err = history.Range(v.Get(pair[0]), v.Get(pair[1]), site.Loc, time.Now(), 0); err != nil {
+				return nil, nil, badParam(pair[0][:1] + ": " + err.Error())
+			}
 		}
-		var err error
-		if t[2*i], t[2*i+1], err = history.Range(v.Get(pair[0]), v.Get(pair[1]), site.Loc, time.Now(), 0); err != nil {
-			writeError(w, http.StatusBadRequest, pair[0][:1]+": "+err.Error())
-			return
-		}
-	}
-	cmp, err := a.History.Compare(r.Context(), t[0], t[1], t[2], t[3])
-	if err != nil {
-		a.historyError(w, err)
-		return
-	}
-	a.writeReport(w, r, nil, cmp)
+		cmp, err := a.History.Compare(ctx, t[0], t[1], t[2], t[3])
+		return nil, cmp, err
+	})
 }
