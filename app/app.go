@@ -169,8 +169,9 @@ func New(cfg *configs.Config, opts Options) (_ *App, err error) {
 	a.handler = &httpSide{ln: a.httpLn, log: log, handler: web.NewHandler(web.Options{Engine: engineInForce{a.engine, a.promo.inForce}, Broker: a.mqtt,
 		Gatherer: a.reg, Auth: a.web.authz, SignIn: a.web.authz, Live: a.web.live, Alerting: a.alerts.manager,
 		Log: log.With("component", "http"), Version: opts.Version, History: a.history.reader,
-		Backups: &serviceBackups{store: a.store, alerts: a.alerts.manager, historyPath: cfg.HistoryPath()},
-		Audit:   a.web.store, Events: a.monitor, Registerer: a.reg, Promotion: a.promo.service, HA: a.ha.handler()})}
+		Backups: &serviceBackups{store: a.store, alerts: a.alerts.manager, auth: a.web.store, historyPath: cfg.HistoryPath(),
+			eventsPath: cfg.EventsPath()},
+		Audit: a.web.store, Events: a.monitor, Registerer: a.reg, Promotion: a.promo.service, HA: a.ha.handler()})}
 	return a, nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/crowdwatch/crowdwatch/history"
 	"github.com/crowdwatch/crowdwatch/ingest"
 	"github.com/crowdwatch/crowdwatch/security"
+	"github.com/crowdwatch/crowdwatch/storage"
 	"github.com/crowdwatch/crowdwatch/web"
 	"github.com/crowdwatch/crowdwatch/web/assets"
 	"github.com/crowdwatch/crowdwatch/web/auth"
@@ -140,10 +141,12 @@ func listenHTTP(cfg *configs.Config) (net.Listener, error) {
 type serviceBackups struct {
 	store       *zones.Store
 	alerts      *alerting.Manager
+	auth        *auth.Store
 	historyPath string
+	eventsPath  string
 }
 
-func (b *serviceBackups) Backup(_ context.Context, file string, start func(int64) io.Writer) (int64, error) {
+func (b *serviceBackups) Backup(ctx context.Context, file string, start func(int64) io.Writer) (int64, error) {
 	switch file {
 	case "occupancy":
 		return b.store.Backup(start)
@@ -151,6 +154,10 @@ func (b *serviceBackups) Backup(_ context.Context, file string, start func(int64
 		return b.alerts.Backup(start)
 	case "history":
 		return history.Backup(b.historyPath, 5*time.Second, start)
+	case "auth":
+		return b.auth.Backup(ctx, start)
+	case "events":
+		return storage.BackupFile(b.eventsPath, 5*time.Second, start)
 	}
 	return 0, fmt.Errorf("no file %q (one of %v)", file, web.BackupFiles)
 }

@@ -286,3 +286,15 @@ func Backup(db *bolt.DB, start func(size int64) io.Writer) (n int64, err error) 
 	})
 	return n, err
 }
+
+// BackupFile writes a consistent copy of the file at path, which no process holds open for
+// writing for long (the events file is open only per change): it opens it read-only, waiting
+// up to timeout for a writer's lock, and copies it in one read transaction (Backup).
+func BackupFile(path string, timeout time.Duration, start func(size int64) io.Writer) (int64, error) {
+	db, err := Open(path, Options{ReadOnly: true, Timeout: timeout})
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	return Backup(db, start)
+}

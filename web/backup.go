@@ -7,11 +7,12 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
 // BackupFiles are the files GET /api/v1/backup copies.
-var BackupFiles = []string{"occupancy", "alerts", "history"}
+var BackupFiles = []string{"occupancy", "alerts", "history", "auth", "events"}
 
 // Backups copies the service's files while it runs. The occupancy and alert files are held
 // open (with bbolt's exclusive lock) for the service's whole life, so a copy made by another
@@ -27,7 +28,7 @@ func (a *api) backupRoutes() {
 	a.route("GET /api/v1/backup", RoleAdmin, a.backup)
 }
 
-// backup streams one file: ?file=occupancy|alerts|history. The answer has the copy's exact
+// backup streams one file: ?file=occupancy|alerts|history|auth|events. The answer has the copy's exact
 // Content-Length, so that a download cut off half way is seen as incomplete.
 func (a *api) backup(w http.ResponseWriter, r *http.Request) {
 	if a.Backups == nil {
@@ -36,7 +37,7 @@ func (a *api) backup(w http.ResponseWriter, r *http.Request) {
 	}
 	file := r.URL.Query().Get("file")
 	if !slices.Contains(BackupFiles, file) {
-		writeError(w, http.StatusBadRequest, "file must be occupancy, alerts or history")
+		writeError(w, http.StatusBadRequest, "file must be one of "+strings.Join(BackupFiles, ", "))
 		return
 	}
 	started := false

@@ -16,7 +16,8 @@ import (
 
 // backupFiles are the files of a store by backup name.
 func backupFiles(cfg *configs.Config) []struct{ name, path string } {
-	return []struct{ name, path string }{{"occupancy", cfg.Storage.Path}, {"alerts", cfg.AlertsPath()}, {"history", cfg.HistoryPath()}}
+	return []struct{ name, path string }{{"occupancy", cfg.Storage.Path}, {"alerts", cfg.AlertsPath()}, {"history", cfg.HistoryPath()},
+		{"auth", cfg.AuthPath()}, {"events", cfg.EventsPath()}}
 }
 
 // newBackupCmd is `crowdwatch backup`: consistent copies of a stopped service's files. A
@@ -26,10 +27,11 @@ func newBackupCmd() *cobra.Command {
 	var configPath, out string
 	cmd := &cobra.Command{
 		Use:   "backup --config FILE --out DIR",
-		Short: "Copy the occupancy, alert and history files of a stopped service (a running one: GET /api/v1/backup)",
-		Long: `Write a consistent copy of each of the store's files (occupancy, alerts, history) into DIR,
-checked after writing. The files must not be held by a running service, except the history
-file, which is shared. While the service runs, copy the occupancy and alert files through it:
+		Short: "Copy the occupancy, alert, history, sign-in and events files of a stopped service (a running one: GET /api/v1/backup)",
+		Long: `Write a consistent copy of each of the store's files (occupancy, alerts, history, auth for
+sign-in sessions and the audit log, events for the promotion plans) into DIR, checked after
+writing. The files must not be held by a running service, except the history and events
+files, which are shared. While the service runs, copy the others through it:
 
     curl -fH "Authorization: Bearer $ADMIN_TOKEN" -o occupancy.db "https://HOST/api/v1/backup?file=occupancy"
 

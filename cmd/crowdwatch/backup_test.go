@@ -49,7 +49,7 @@ func TestBackupAndRestore(t *testing.T) {
 		return resp, b
 	}
 	saved := t.TempDir()
-	for _, file := range []string{"occupancy", "alerts", "history"} {
+	for _, file := range []string{"occupancy", "alerts", "history", "auth", "events"} {
 		resp, body := get(file, adminToken)
 		if resp.StatusCode != 200 || strconv.Itoa(len(body)) != resp.Header.Get("Content-Length") || len(body) < 4*4096 {
 			t.Fatalf("%s: %s, %d bytes, Content-Length %s", file, resp.Status, len(body), resp.Header.Get("Content-Length"))
@@ -75,7 +75,7 @@ func TestBackupAndRestore(t *testing.T) {
 	if err != nil {
 		t.Fatalf("backup of a stopped service: %v\n%s", err, b)
 	}
-	for _, name := range []string{"cw.db", "alerts.db", "cw.history.db"} {
+	for _, name := range []string{"cw.db", "alerts.db", "cw.history.db", "cw.auth.db", "events.db"} {
 		if _, err := os.Stat(filepath.Join(out, name)); err != nil {
 			t.Errorf("backup wrote no %s:\n%s", name, b)
 		}

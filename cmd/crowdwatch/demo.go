@@ -97,7 +97,7 @@ func newDemoCmd(g *globalFlags) *cobra.Command {
 // for that run only) does not carry over. Only files the (embedded) demo store names are
 // touched.
 func freshDemoData(cfg *configs.Config, log *slog.Logger) error {
-	for _, path := range []string{cfg.Storage.Path, cfg.HistoryPath(), cfg.AlertsPath(), cfg.AuthPath()} {
+	for _, path := range []string{cfg.Storage.Path, cfg.HistoryPath(), cfg.AlertsPath(), cfg.AuthPath(), cfg.EventsPath()} {
 		st, err := os.Lstat(path)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sort"
 	"sync/atomic"
@@ -547,4 +548,19 @@ func (s *Store) attempt(ctx context.Context, user, host string) (wait time.Durat
 // succeeded tells the throttle an attempt had the right password.
 func (s *Store) succeeded(user, host string) {
 	_ = s.do(context.Background(), func(st *storeState) { st.throttle.succeeded(user, host, s.o.Now()) })
+}
+
+// Backup writes a consistent copy of the sign-in file (sessions and audit log) while the
+// service runs, inside one read transaction run by the store's owner so that it cannot race
+// Close (see storage.Backup).
+func (s *Store) Backup(ctx context.Context, start func(size int64) io.Writer) (int64, error) {
+	if s.db == nil {
+		return 0, errors.New("auth: sign-in is kept in memory only (no file to copy)")
+	}
+	var n int64
+	var err error
+	if derr := s.do(ctx, func(*storeState) { n, err = storage.Backup(s.db, start) }); derr != nil {
+		return 0, derr
+	}
+	return n, err
 }
