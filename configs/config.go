@@ -57,6 +57,9 @@ type Config struct {
 	Auth      Auth        `mapstructure:"auth"`   // sign-in: users and API tokens
 	Events    []EventPlan `mapstructure:"events"` // promotion plans (configs/events.go)
 
+	// EventDay: door metering, drills, PA announcements (configs/eventday.go).
+	EventDay EventDay `mapstructure:"event_day"`
+
 	// Location is Site.Timezone resolved; set by validation.
 	Location *time.Location `mapstructure:"-"`
 }

@@ -72,6 +72,7 @@ func (c *Config) Validate() error {
 	c.validateWeb(bad)                                      // floors, screens, users, tokens, HTTPS: configs/web.go
 	c.validateNames(bad)                                    // names per language: configs/names.go
 	c.validateEvents(bad)                                   // promotion plans: configs/events.go
+	c.validateEventDay(bad)                                 // opening alert, drills, PA: configs/eventday.go
 	if len(errs) == 0 {
 		return nil
 	}
