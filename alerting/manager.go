@@ -116,6 +116,8 @@ type Manager struct {
 	siteEvac   *float64
 	// Open security findings by alert id (security.go).
 	security map[string]security.Finding
+	// Drills in force (eventday.go).
+	eventDay *eventDay
 }
 
 type driftSample struct {
@@ -333,6 +335,7 @@ func (m *Manager) evaluate(now time.Time, snap *zones.Snapshot) {
 	siteEvac, siteCands := m.siteEvacTimeRule(snap)
 	cands = append(cands, siteCands...)
 	cands = append(cands, m.evacuationRule()...)
+	cands = append(cands, m.eventDayRules(now, snap)...) // drills, opening queue, doors open: eventday.go
 	cands = append(cands, m.securityCandidates(now)...)
 
 	for i := range cands {
@@ -567,6 +570,7 @@ func (m *Manager) publish(now time.Time, snap *zones.Snapshot) {
 		s.index[s.Zones[i].Zone] = i
 	}
 	slices.SortFunc(s.Evacuations, func(a, b Evacuation) int { return cmp.Compare(a.Zone, b.Zone) })
+	s.Drills = m.drillView()
 	for _, a := range m.alerts {
 		if a.Kind == KindSecurity {
 			s.Security = append(s.Security, *a)

@@ -32,6 +32,7 @@ type EventDay struct {
 var AnnouncementStates = []string{"busy", "full", "metering", "evacuation", "drill"}
 
 func init() {
+	AlertKinds = append(AlertKinds, "drill", "opening_queue", "doors_open")
 	for k, v := range map[string]any{
 		"event_day.opening_window": "30m",
 		"event_day.opening_absorb": "10m",

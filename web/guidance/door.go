@@ -27,9 +27,9 @@ type Admission struct {
 	Allowance int    `json:"allowance"`
 	// Queue is the queue counted outside (nil: not counted) and WaitSeconds the expected
 	// wait at the back of it (queue / admission rate; nil when unknown).
-	Queue        *int64   `json:"queue,omitempty"`
-	WaitSeconds  *float64 `json:"wait_seconds,omitempty"`
-	LimitingZone string   `json:"limiting_zone,omitempty"`
+	Queue        *int64    `json:"queue,omitempty"`
+	WaitSeconds  *float64  `json:"wait_seconds,omitempty"`
+	LimitingZone string    `json:"limiting_zone,omitempty"`
 	At           time.Time `json:"at"`
 }
 
