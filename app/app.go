@@ -62,6 +62,7 @@ type App struct {
 	mqtt    *mqttSide
 	alerts  *alertingSide
 	history *historySide
+	door    *doorSide // metered doors and PA announcements (app/door.go)
 	web     *webSide
 	handler *httpSide
 
@@ -95,6 +96,7 @@ func New(cfg *configs.Config, opts Options) (_ *App, err error) {
 	a.lc.onStop("engine", a.engineRun.stop)
 	a.lc.onStop("history", func(ctx context.Context) error { return a.history.stop(ctx) })
 	a.lc.onStop("retained publishers", a.pubRun.stop)
+	a.lc.onStop("door meter and announcements", func(ctx context.Context) error { return a.door.stop(ctx) })
 	a.lc.onStop("mqtt", func(ctx context.Context) error { return a.mqtt.stop(ctx) })
 	a.lc.onStop("live feed", func(ctx context.Context) error { return a.web.stopLive(ctx) })
 	a.lc.onStop("http", func(ctx context.Context) error { return a.handler.stop(ctx) })
@@ -148,7 +150,8 @@ func New(cfg *configs.Config, opts Options) (_ *App, err error) {
 		return nil, err
 	}
 	a.history = newHistory(cfg, a.engine, a.alerts.manager, a.reg, log)
-	if a.web, err = newWeb(cfg, a.engine, a.alerts.manager, a.mqtt, a.topics, a.monitor, log); err != nil {
+	a.door = newDoor(cfg, a.engine, a.alerts.manager, a.mqtt, a.topics, log)
+	if a.web, err = newWeb(cfg, a.engine, a.alerts.manager, a.door.meter, a.mqtt, a.topics, a.monitor, log); err != nil {
 		return nil, err
 	}
 	a.web.store.RegisterMetrics(a.reg)
@@ -156,7 +159,8 @@ func New(cfg *configs.Config, opts Options) (_ *App, err error) {
 		Gatherer: a.reg, Auth: a.web.authz, SignIn: a.web.authz, Live: a.web.live, Alerting: a.alerts.manager,
 		Log: log.With("component", "http"), Version: opts.Version, History: a.history.reader,
 		Backups: &serviceBackups{store: a.store, alerts: a.alerts.manager, historyPath: cfg.HistoryPath()},
-		Audit:   a.web.store, Events: a.monitor, Registerer: a.reg})}
+		Audit:   a.web.store, Events: a.monitor, Registerer: a.reg,
+		DrillControl: a.alerts.manager, Announcements: a.door.announcer, Metering: a.door.meter})}
 	return a, nil
 }
 
@@ -216,6 +220,7 @@ func (a *App) start() error {
 	}
 	a.pubRun.start(a.retainedPublishers)
 	a.alerts.start()
+	a.door.start()
 	a.monitorRun.start(func(ctx context.Context) error { return a.monitor.Run(ctx, a.alerts.manager) })
 	a.web.startLive()
 	a.handler.start()

@@ -32,7 +32,7 @@ type webSide struct {
 
 // newWeb opens the sign-in file, builds sign-in and the live feed. events gets refused
 // sign-ins and tokens (nil: Discard).
-func newWeb(cfg *configs.Config, engine zones.Source, alerts web.AlertSource, pub web.Publisher, topics ingest.Topics,
+func newWeb(cfg *configs.Config, engine zones.Source, alerts web.AlertSource, admissions web.AdmissionSource, pub web.Publisher, topics ingest.Topics,
 	events security.Sink, log *slog.Logger) (*webSide, error) {
 	store, err := auth.OpenStore(cfg.AuthPath(), auth.StoreOptions{AuditRetention: cfg.Auth.AuditRetention,
 		Log: log.With("component", "auth")})
@@ -59,8 +59,8 @@ func newWeb(cfg *configs.Config, engine zones.Source, alerts web.AlertSource, pu
 		return nil, err
 	}
 	live := web.NewLive(web.LiveOptions{Config: cfg, Engine: engine, Alerts: alerts, Publisher: pub,
-		GuidanceTopic: topics.Guidance,
-		Catalogue:     cat, Interval: cfg.HTTP.LiveInterval, Log: log.With("component", "live"),
+		GuidanceTopic: topics.Guidance, Admissions: admissions,
+		Catalogue: cat, Interval: cfg.HTTP.LiveInterval, Log: log.With("component", "live"),
 		Limits: web.FeedLimits{PerPrincipal: cfg.HTTP.Feed.MaxPerUser, PerAddress: cfg.HTTP.Feed.MaxPerAddress, Total: cfg.HTTP.Feed.MaxTotal}})
 	return &webSide{store: store, authz: authz, live: live}, nil
 }

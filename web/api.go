@@ -85,6 +85,10 @@ type Options struct {
 	Events security.Sink
 	// Registerer, when set, gets the HTTP side's metrics (feed refusals, audit drops).
 	Registerer prometheus.Registerer
+	// Promotion day (web/door.go); nil: those endpoints are not served.
+	DrillControl  Drills
+	Announcements Announcer
+	Metering      Admissions
 }
 
 type api struct {
@@ -153,6 +157,7 @@ func NewHandler(o Options) http.Handler {
 	a.alertRoutes()
 	a.historyRoutes() // history and reports (web/history.go)
 	a.backupRoutes()  // consistent copies of the files, admin only (web/backup.go)
+	a.doorRoutes()    // drills, announcements, metered doors (web/door.go)
 	// The audit log: sign-ins, sign-outs and every state-changing call (web/audit.go).
 	a.route("GET /api/v1/audit", RoleManager, a.listAudit)
 	a.route("GET /{$}", RolePublic, a.index)

@@ -39,6 +39,8 @@ type LiveOptions struct {
 	GuidanceTopic func(screen string) string
 	// Catalogue renders the guidance texts (assets.Messages()).
 	Catalogue guidance.Catalogue
+	// Admissions, when set, meter the screens at metered entrances (door.Meter; web/live_door.go).
+	Admissions AdmissionSource
 	// Interval is the least time between two updates: a change goes out at once when the
 	// last update is older, else when Interval has passed since it; default 50 ms.
 	Interval time.Duration
@@ -143,6 +145,8 @@ type view struct {
 	devices     []zones.DeviceStatus
 	alerts      []alerting.Alert
 	evacuations []alerting.Evacuation
+	drills      []alerting.Drill
+	plan        *planView
 	screens     map[string]guidance.Guidance
 	dataAt      time.Time
 }
@@ -157,6 +161,12 @@ func (l *Live) Run(ctx context.Context) {
 		ch, unsubscribe := l.o.Alerts.Subscribe()
 		defer unsubscribe()
 		alertCh = ch
+	}
+	var admitCh <-chan struct{}
+	if l.o.Admissions != nil {
+		ch, unsubscribe := l.o.Admissions.Subscribe()
+		defer unsubscribe()
+		admitCh = ch
 	}
 	pubCh := make(chan map[string][]byte, 1)
 	if l.o.Publisher != nil && l.o.GuidanceTopic != nil {
@@ -208,6 +218,8 @@ func (l *Live) Run(ctx context.Context) {
 		case <-engineCh:
 			dirty = true
 		case <-alertCh:
+			dirty = true
+		case <-admitCh:
 			dirty = true
 		case <-pace.C():
 			pace.Fired()
@@ -307,10 +319,13 @@ func (l *Live) build(prev map[string]guidance.Guidance) view {
 			}
 		}
 	}
+	drilling := l.drillView(&v, status)
 	for _, s := range l.o.Config.Screens {
 		g := guidance.Compute(s, l.routes[s.ID], readings, evacuating, now)
+		guidance.ApplyDrill(&g, s, drilling)
 		shown, ok := prev[s.ID]
-		g = guidance.Hold(shown, ok, g, l.o.Config.Signage.Hold)
+		g = guidance.Hold(guidance.Unmetered(shown), ok, g, l.o.Config.Signage.Hold)
+		l.meter(&g, s, now)
 		g.StaleAfterMS = l.o.Config.Signage.StaleAfter.Milliseconds()
 		guidance.Render(&g, l.o.Catalogue)
 		v.screens[s.ID] = g
@@ -323,7 +338,7 @@ func (l *Live) snapshotMessage(v view, seq uint64) feedMessage {
 	m := feedMessage{Type: "snapshot", Seq: seq, At: l.o.Now(), DataAt: v.dataAt,
 		Site:     &siteView{ID: l.o.Config.Site.ID, Name: l.o.Config.Site.Name, Names: l.o.Config.Site.Names.ByLanguage(l.o.Config.Site.Name), Timezone: l.o.Config.Site.Timezone},
 		Alerting: &yes, StaleAfterMS: l.o.Config.Signage.StaleAfter.Milliseconds(), Floors: l.floors,
-		Zones: v.zones, Devices: v.devices, Alerts: &v.alerts, Evacuations: &v.evacuations}
+		Zones: v.zones, Devices: v.devices, Alerts: &v.alerts, Evacuations: &v.evacuations, Drills: &v.drills, Plan: v.plan}
 	if m.Floors == nil {
 		m.Floors = []floorView{}
 	}
@@ -358,15 +373,19 @@ func (l *Live) diff(old, next view, seq uint64) (*websocket.PreparedMessage, map
 	if !sameJSON(old.evacuations, next.evacuations) {
 		m.Evacuations = &next.evacuations
 	}
+	if !sameJSON(old.drills, next.drills) || !sameJSON(old.plan, next.plan) {
+		m.Drills, m.Plan = &next.drills, next.plan
+	}
 	screens := map[string]*websocket.PreparedMessage{}
 	for _, s := range l.o.Config.Screens {
 		o, n := old.screens[s.ID], next.screens[s.ID]
-		if o.State != n.State || o.Target != n.Target || o.PlacesLeft != n.PlacesLeft || o.Level != n.Level || o.LimitingZone != n.LimitingZone {
+		if o.State != n.State || o.Target != n.Target || o.PlacesLeft != n.PlacesLeft || o.Level != n.Level || o.LimitingZone != n.LimitingZone ||
+			!sameAdmission(o.Admission, n.Admission) {
 			m.Screens = append(m.Screens, n)
 			screens[s.ID] = l.prepare(feedMessage{Type: "guidance", Seq: seq, At: n.At, Guidance: &n})
 		}
 	}
-	changed = len(m.Zones) > 0 || m.Devices != nil || m.Alerts != nil || m.Evacuations != nil || len(m.Screens) > 0
+	changed = len(m.Zones) > 0 || m.Devices != nil || m.Alerts != nil || m.Evacuations != nil || len(m.Screens) > 0 || m.Drills != nil
 	if !changed {
 		return nil, screens
 	}
