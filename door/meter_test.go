@@ -39,7 +39,6 @@ type fakeEngine struct {
 func (f *fakeEngine) Snapshot() *zones.Snapshot            { f.mu.Lock(); defer f.mu.Unlock(); return f.snap }
 func (f *fakeEngine) Subscribe() (<-chan struct{}, func()) { return make(chan struct{}), func() {} }
 
-
 func TestMeterPathCapacityInForceAndPlan(t *testing.T) {
 	cfg, err := configs.Parse([]byte(meterStore), nil)
 	if err != nil {
