@@ -113,12 +113,14 @@ func TestNeverAdmitsAtLimit(t *testing.T) {
 		critical []bool
 		trusted  bool
 		reason   string
+		leaving  bool // people keep leaving the first zone (it stays critical)
 	}{
-		{"the entrance at its event capacity", []int{50, 500}, []int64{50, 100}, nil, true, ReasonLimit},
-		{"the store behind it at its capacity", []int{50, 500}, []int64{10, 500}, nil, true, ReasonLimit},
-		{"over capacity", []int{50}, []int64{61}, nil, true, ReasonLimit},
-		{"critical by density below capacity", []int{50, 500}, []int64{20, 100}, []bool{true, false}, true, ReasonLimit},
-		{"figures not trusted", []int{50}, []int64{0}, nil, false, ReasonStale},
+		{"the entrance at its event capacity", []int{50, 500}, []int64{50, 100}, nil, true, ReasonLimit, false},
+		{"the store behind it at its capacity", []int{50, 500}, []int64{10, 500}, nil, true, ReasonLimit, false},
+		{"over capacity", []int{50}, []int64{61}, nil, true, ReasonLimit, false},
+		{"critical by density below capacity", []int{50, 500}, []int64{20, 100}, []bool{true, false}, true, ReasonLimit, false},
+		{"critical by density while people leave", []int{50, 500}, []int64{50, 100}, []bool{true, false}, true, ReasonLimit, true},
+		{"figures not trusted", []int{50}, []int64{0}, nil, false, ReasonStale, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -126,8 +128,11 @@ func TestNeverAdmitsAtLimit(t *testing.T) {
 			copy(w.occ, c.occ)
 			w.critical, w.trusted = c.critical, c.trusted
 			g := newGate("main", 40)
-			start := w.entered
+			start, steps := w.entered, 0
 			run(g, w, 10*time.Minute, 250*time.Millisecond, func(a guidance.Admission) {
+				if steps++; c.leaving && steps%8 == 0 {
+					w.leave(0, 1)
+				}
 				if a.State != guidance.Wait || a.Allowance != 0 {
 					t.Fatalf("%s: admitted (%s, allowance %d) at %v", c.name, a.State, a.Allowance, w.t)
 				}
