@@ -60,7 +60,7 @@ func (e *engine) set(occ map[string]int64) {
 
 type alerts struct{ s *alerting.Status }
 
-func (a alerts) Status() *alerting.Status              { return a.s }
+func (a alerts) Status() *alerting.Status             { return a.s }
 func (a alerts) Subscribe() (<-chan struct{}, func()) { return nil, func() {} }
 
 type admissions map[string]guidance.Admission
