@@ -54,6 +54,17 @@ type Options struct {
 	Log             *slog.Logger
 }
 
+// exitLeadsOut says whether door's from -> to direction leads outside (so that its inward
+// direction, the one an exit-only door closes, is to -> from).
+func exitLeadsOut(cfg *configs.Config, door string) bool {
+	for _, d := range cfg.Doors {
+		if d.ID == door {
+			return d.To == configs.Outside
+		}
+	}
+	return false
+}
+
 // heartbeatEvery is how often, in simulated time, each device says it is alive.
 const heartbeatEvery = 30 * time.Second
 
@@ -84,6 +95,22 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 	sc := o.Scenario
 	c := crowd.New(o.Config, sc, o.Day, o.Seed)
+	for _, d := range sc.ExitOnly {
+		c.SetGate(d, !exitLeadsOut(o.Config, d), crowd.Closed{})
+	}
+	for _, m := range sc.Metered {
+		user := o.Username
+		if user == "" {
+			user = "sim-gate-" + m.Door
+		}
+		topic := o.Config.MQTT.TopicPrefix + "/" + o.Config.Site.ID + "/guidance/" + m.Screen
+		g, err := newScreenGate(o.Broker, "sim-gate-"+m.Door, user, o.Password, topic)
+		if err != nil {
+			return nil, fmt.Errorf("sim: metered door %s: cannot read %s: %w", m.Door, topic, err)
+		}
+		defer g.close()
+		c.SetGate(m.Door, true, g)
+	}
 	rng := rand.New(rand.NewPCG(o.Seed, 0xdecafbad))
 	devices, byID, err := buildDevices(o, rng, c.Start())
 	if err != nil {
