@@ -33,14 +33,14 @@ type Scenario struct {
 	// FlowPerMetre limits each door to this many persons per metre of width per minute.
 	FlowPerMetre float64 `mapstructure:"flow_per_metre"`
 	// EvacuateAt, when set, sends everyone out by the nearest way from that moment.
-	EvacuateAt Clock   `mapstructure:"evacuate_at"`
+	EvacuateAt Clock `mapstructure:"evacuate_at"`
 	// Metered doors: people go in through each only as its screen's admission allows (the
 	// retained guidance topic); while it says wait they queue on its near side, as queues do.
 	Metered []Metered `mapstructure:"metered"`
 	// ExitOnly doors are ways out only: nobody comes in through them.
 	ExitOnly []string `mapstructure:"exit_only"`
 	Devices  Devices  `mapstructure:"devices"`
-	Faults     Faults  `mapstructure:"faults"`
+	Faults   Faults   `mapstructure:"faults"`
 }
 
 // Metered is a metered door and the guidance screen whose admission it follows.
