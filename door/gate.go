@@ -42,6 +42,10 @@ const (
 	// took is not shown for ever. grantExpiry drops a release that no counter has reported
 	// after this long (nobody took it; a late count still moves the figures when it comes).
 	enterShow   = 2 * time.Second
+	// minShow: a release shows "enter" at least this long, so that a screen (and a gate that
+	// reads the retained topic) sees it; above two releases a second the door says enter
+	// without pause, as a steady trickle at the target rate.
+	minShow = 500 * time.Millisecond
 	grantExpiry = 15 * time.Second
 	// exitWindow is how far back the exit rate (the admission rate one out, one in) is taken.
 	exitWindow = 5 * time.Minute
@@ -208,7 +212,7 @@ func (g *gate) step(in inputs) (a guidance.Admission, done *promotion.MeteringEp
 		}
 	}
 	a.Granted = g.granted
-	show := min(enterShow, time.Duration(float64(time.Minute)/max(g.rate, 1)/2))
+	show := min(enterShow, max(minShow, time.Duration(float64(time.Minute)/max(g.rate, 1)/2)))
 	fresh := int64(0) // releases still shown
 	for _, at := range g.open {
 		if in.now.Sub(at) < show {

@@ -156,7 +156,7 @@ func TestReleasedRateMatchesTarget(t *testing.T) {
 	}{
 		{"half of a 1 m door", 40, time.Second, 250 * time.Millisecond},
 		{"slow rate, counters every 5 s", 12, 5 * time.Second, 250 * time.Millisecond},
-		{"fast rate, counters every 2 s", 120, 2 * time.Second, 250 * time.Millisecond},
+		{"one a second, counters every 2 s", 60, 2 * time.Second, 250 * time.Millisecond},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			w := newWorld(100000)

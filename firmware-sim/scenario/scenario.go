@@ -37,9 +37,10 @@ type Scenario struct {
 	// Metered doors: people go in through each only as its screen's admission allows (the
 	// retained guidance topic); while it says wait they queue on its near side, as queues do.
 	Metered []Metered `mapstructure:"metered"`
-	// ExitOnly doors are ways out only: nobody comes in through them.
-	ExitOnly []string `mapstructure:"exit_only"`
-	Devices  Devices  `mapstructure:"devices"`
+	// OneWay doors are passed only from their from side to their to side: an exit (to:
+	// outside) lets nobody in, a one-way turnstile nobody back.
+	OneWay  []string `mapstructure:"one_way"`
+	Devices Devices  `mapstructure:"devices"`
 	Faults   Faults   `mapstructure:"faults"`
 }
 

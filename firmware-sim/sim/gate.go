@@ -11,20 +11,19 @@ import (
 )
 
 // screenGate is a metered door's gate as a turnstile or a person at the door would work it:
-// it reads the screen's retained guidance and lets one person through for each admission
-// the meter has granted that it has not seen pass, and nobody while the screen says wait or
-// its guidance is stale (the sign's own staleness rule).
+// it reads the screen's retained guidance and lets one person through for each release the
+// meter shows now (the admission's allowance) that it has not let through already, and
+// nobody while the screen says wait or its guidance is stale (the sign's own staleness rule).
+// A release it did not use while shown is forfeited, as the meter forfeits it.
 type screenGate struct {
 	client paho.Client
 	mu     sync.Mutex
-	// granted is the meter's count of releases; base is the count this gate started from,
-	// passed how many it let through since.
-	granted, base, passed uint64
-	started               bool
-	state                 string
-	at                    time.Time
-	staleAfter            time.Duration
-	received              time.Time
+	// seen is the highest release count seen; avail the releases shown and not used yet.
+	seen       uint64
+	avail      int
+	state      string
+	staleAfter time.Duration
+	received   time.Time
 }
 
 // guidanceMessage is the part of the retained guidance a gate reads (docs/protocol.md).
@@ -64,32 +63,34 @@ func (g *screenGate) take(b []byte) {
 		g.staleAfter = time.Duration(m.StaleAfterMS) * time.Millisecond
 	}
 	g.state = m.State
-	if m.Admission == nil {
+	a := m.Admission
+	if a == nil || m.State != "enter" {
+		g.avail = 0
+		if a != nil {
+			g.seen = max(g.seen, a.Granted)
+		}
 		return
 	}
-	if !g.started {
-		g.started, g.base = true, m.Admission.Granted-min(m.Admission.Granted, uint64(m.Admission.Allowance))
-	}
-	g.granted = max(g.granted, m.Admission.Granted)
+	// New releases are those above both what was seen and what the meter no longer shows;
+	// a message repeated (the retained topic is re-sent) adds nothing.
+	fresh := a.Granted - min(a.Granted, max(g.seen, a.Granted-min(a.Granted, uint64(a.Allowance))))
+	g.seen = max(g.seen, a.Granted)
+	g.avail = min(g.avail+int(fresh), a.Allowance)
 }
 
-// Allow is how many may pass now: the releases not yet used, while the screen says enter.
+// Allow is how many may pass now.
 func (g *screenGate) Allow() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.state != "enter" || !g.started || time.Since(g.received) > g.staleAfter {
+	if g.state != "enter" || time.Since(g.received) > g.staleAfter {
 		return 0
 	}
-	used := g.base + g.passed
-	if g.granted <= used {
-		return 0
-	}
-	return int(g.granted - used)
+	return g.avail
 }
 
 func (g *screenGate) Passed(n int) {
 	g.mu.Lock()
-	g.passed += uint64(n)
+	g.avail = max(0, g.avail-n)
 	g.mu.Unlock()
 }
 

@@ -54,17 +54,6 @@ type Options struct {
 	Log             *slog.Logger
 }
 
-// exitLeadsOut says whether door's from -> to direction leads outside (so that its inward
-// direction, the one an exit-only door closes, is to -> from).
-func exitLeadsOut(cfg *configs.Config, door string) bool {
-	for _, d := range cfg.Doors {
-		if d.ID == door {
-			return d.To == configs.Outside
-		}
-	}
-	return false
-}
-
 // heartbeatEvery is how often, in simulated time, each device says it is alive.
 const heartbeatEvery = 30 * time.Second
 
@@ -95,8 +84,8 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 	sc := o.Scenario
 	c := crowd.New(o.Config, sc, o.Day, o.Seed)
-	for _, d := range sc.ExitOnly {
-		c.SetGate(d, !exitLeadsOut(o.Config, d), crowd.Closed{})
+	for _, d := range sc.OneWay {
+		c.SetGate(d, false, crowd.Closed{})
 	}
 	for _, m := range sc.Metered {
 		user := o.Username
