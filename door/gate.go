@@ -41,11 +41,11 @@ const (
 	// when that is shorter): people see enter and wait in turn, and a release that nobody
 	// took is not shown for ever. grantExpiry drops a release that no counter has reported
 	// after this long (nobody took it; a late count still moves the figures when it comes).
-	enterShow   = 2 * time.Second
+	enterShow = 2 * time.Second
 	// minShow: a release shows "enter" at least this long, so that a screen (and a gate that
 	// reads the retained topic) sees it; above two releases a second the door says enter
 	// without pause, as a steady trickle at the target rate.
-	minShow = 500 * time.Millisecond
+	minShow     = 500 * time.Millisecond
 	grantExpiry = 15 * time.Second
 	// exitWindow is how far back the exit rate (the admission rate one out, one in) is taken.
 	exitWindow = 5 * time.Minute

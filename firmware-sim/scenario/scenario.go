@@ -41,7 +41,7 @@ type Scenario struct {
 	// outside) lets nobody in, a one-way turnstile nobody back.
 	OneWay  []string `mapstructure:"one_way"`
 	Devices Devices  `mapstructure:"devices"`
-	Faults   Faults   `mapstructure:"faults"`
+	Faults  Faults   `mapstructure:"faults"`
 }
 
 // Metered is a metered door and the guidance screen whose admission it follows.
