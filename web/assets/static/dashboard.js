@@ -269,7 +269,8 @@ function alertText(a) {
 function alertGroups() {
   const groups = new Map();
   for (const a of state.alerts) {
-    const key = a.zone ? "zone:" + a.zone : a.device ? "device:" + a.device : "site";
+    // A drill has a card of its own, never among the zone's real alerts.
+    const key = a.kind === "drill" ? "drill:" + (a.zone || "") : a.zone ? "zone:" + a.zone : a.device ? "device:" + a.device : "site";
     if (!groups.has(key)) groups.set(key, { key, zone: a.zone || "", device: a.device || "", alerts: [] });
     groups.get(key).alerts.push(a);
   }
@@ -368,7 +369,9 @@ function renderForms() {
   const keep = (sel, withSite) => { const v = sel.value; sel.replaceChildren(...opts(withSite)); if (v !== undefined) sel.value = v; if (sel.selectedIndex < 0) sel.selectedIndex = 0; };
   keep($("evac-zone"), true);
   keep($("corr-zone"), false);
-  keep($("drill-zone"), true);
+  const dz = $("drill-zone"), dv = dz.value;
+  dz.replaceChildren(el("option", { value: "" }, t("evac.site_named", { site: siteName() || t("evac.site") })), ...zoneOpts());
+  dz.value = dv || "";
   keep($("announce-zone"), false);
   const st = $("announce-state"), sv = st.value;
   st.replaceChildren(el("option", { value: "" }, "—"), ...["busy", "full", "metering", "evacuation", "drill"].map((s) => el("option", { value: s }, t("announce." + s))));
