@@ -6,10 +6,14 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
+
 	"github.com/crowdwatch/crowdwatch/alerting"
+	"github.com/crowdwatch/crowdwatch/announce"
 	"github.com/crowdwatch/crowdwatch/configs"
 	"github.com/crowdwatch/crowdwatch/firmware-sim/scenario"
 	"github.com/crowdwatch/crowdwatch/firmware-sim/sim"
@@ -97,6 +101,21 @@ func TestDoorbusterMeteredAndDrilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc := startApp(t, cfgPath)
+	// A PA gateway on the announce topics.
+	pa, err := mqttClient(t, "tcp://"+svc.MQTT, "pa-gateway", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paMu sync.Mutex
+	var said []announce.Message
+	pa.Subscribe("crowdwatch/doorbuster-plan/announce/#", 1, func(_ paho.Client, m paho.Message) {
+		var a announce.Message
+		if json.Unmarshal(m.Payload(), &a) == nil {
+			paMu.Lock()
+			said = append(said, a)
+			paMu.Unlock()
+		}
+	}).Wait()
 	sc, err := scenario.Parse([]byte(doorbusterCrowd))
 	if err != nil {
 		t.Fatal(err)
@@ -166,6 +185,18 @@ func TestDoorbusterMeteredAndDrilled(t *testing.T) {
 	if rep.EndReason != "every zone empty" || rep.ClearedSeconds["store"] <= 0 || rep.ClearedSeconds["entrance"] <= 0 ||
 		rep.EstimateSeconds == nil || rep.By != "token:officer" || rep.StartCount["store"] == 0 {
 		t.Fatalf("drill report %+v", rep)
+	}
+	// The PA heard the queue metered and the drill, in both languages.
+	paMu.Lock()
+	heard := map[string]bool{}
+	for _, a := range said {
+		heard[a.Zone+"/"+a.State+"/"+a.Language] = true
+	}
+	paMu.Unlock()
+	for _, want := range []string{"queue/metering/en", "queue/metering/zh", "store/drill/en", "entrance/drill/zh"} {
+		if !heard[want] {
+			t.Errorf("the PA gateway did not hear %s: %v", want, heard)
+		}
 	}
 	t.Logf("drill: %d in the store at the alarm, estimate %.0f s, cleared %v", rep.StartCount["store"], *rep.EstimateSeconds, rep.ClearedSeconds)
 }
