@@ -100,6 +100,11 @@ type Options struct {
 	Engine     zones.Source
 	Alerts     AlertSource     // nil: levels by the built-in thresholds, no evacuations
 	Admissions AdmissionSource // nil: no metering announcements
+	// Capacities are the capacities in force (the plan's while it runs; door.PlanCapacities):
+	// a zone at its capacity in force is full whatever its everyday level. nil: levels only.
+	Capacities interface {
+		CapacityAt(zone string, t time.Time) int
+	}
 	Publisher  Publisher       // nil: nothing is published (previews still work)
 	Topic      func(zone string) string
 	// Repeat is the least time between two automatic announcements of the same state in a
@@ -183,9 +188,11 @@ func (a *Announcer) states() map[string]string {
 		}
 	}
 	if snap != nil {
+		now := a.o.Now()
 		for _, z := range snap.Zones {
+			atCap := a.o.Capacities != nil && z.Occupancy >= int64(a.o.Capacities.CapacityAt(z.ID, now))
 			switch lv := status.Show(z).Level; {
-			case lv >= levels.Critical:
+			case lv >= levels.Critical || atCap:
 				set(z.ID, Full)
 			case lv >= levels.Busy:
 				set(z.ID, Busy)

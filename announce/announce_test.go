@@ -27,6 +27,7 @@ events:
   - id: doorbuster
     start: "2026-11-27T06:00:00Z"
     end: "2026-11-27T12:00:00Z"
+    capacities: {hall: 80}
     metered: [{door: main, queue: queue}]
 event_day:
   announcements:
@@ -102,7 +103,7 @@ func newAnnouncer(t *testing.T, st *alerting.Status, ad admissions) (*Announcer,
 	e.set(map[string]int64{})
 	p := &pub{}
 	now := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
-	a := New(Options{Config: cfg, Engine: e, Alerts: alerts{st}, Admissions: ad, Publisher: p,
+	a := New(Options{Config: cfg, Engine: e, Alerts: alerts{st}, Admissions: ad, Publisher: p, Capacities: planCaps{cfg},
 		Topic: func(z string) string { return "cw/t-site/announce/" + z }, Now: func() time.Time { return now }})
 	return a, e, p
 }
@@ -119,6 +120,8 @@ func TestStatesAndTexts(t *testing.T) {
 		en, zh string
 	}{
 		{"busy", map[string]int64{"hall": 70}, nil, nil, "hall", Busy, "Main hall is busy", "大厅人流较多"},
+		{"full at the event capacity (80), under the everyday one (100)", map[string]int64{"hall": 80}, nil, nil, "hall", Full,
+			"Main hall is full, sorry.", "大厅人数已满"},
 		{"full: the store's own text in English, the built-in in Chinese", map[string]int64{"hall": 100}, nil, nil, "hall", Full,
 			"Main hall is full, sorry.", "大厅人数已满"},
 		{"metering with the expected wait", map[string]int64{"queue": 66}, nil,
@@ -196,4 +199,24 @@ func TestRunAnnouncesChangesAndManual(t *testing.T) {
 	if !got[0].Manual || got[0].By != "guard-li" || got[0].State != Busy || !slices.ContainsFunc(got, func(m Message) bool { return m.Language == "en" }) {
 		t.Fatalf("manual %+v", got)
 	}
+}
+
+// planCaps is the plan's capacity while it runs, else the zone's (door.PlanCapacities does
+// the same; announce does not import door).
+type planCaps struct{ cfg *configs.Config }
+
+func (p planCaps) CapacityAt(zone string, t time.Time) int {
+	for _, e := range p.cfg.Events {
+		if !t.Before(e.Start) && t.Before(e.End) {
+			if c, ok := e.Capacities[zone]; ok {
+				return c
+			}
+		}
+	}
+	for _, z := range p.cfg.Zones {
+		if z.ID == zone {
+			return z.Capacity
+		}
+	}
+	return 0
 }

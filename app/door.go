@@ -26,10 +26,11 @@ type doorSide struct {
 // file's plans (door.PlanCapacities) until the plan component replaces them.
 func newDoor(cfg *configs.Config, engine *zones.Engine, manager *alerting.Manager, pub announce.Publisher,
 	topics ingest.Topics, log *slog.Logger) *doorSide {
+	caps := door.NewPlanCapacities(cfg)
 	meter := door.NewMeter(door.Options{Config: cfg, Model: zones.NewModel(cfg), Engine: engine, Alerts: manager,
-		Capacities: door.NewPlanCapacities(cfg), Episodes: door.Records{Store: manager}, Log: log.With("component", "door")})
+		Capacities: caps, Episodes: door.Records{Store: manager}, Log: log.With("component", "door")})
 	pa := announce.New(announce.Options{Config: cfg, Engine: engine, Alerts: manager, Admissions: meter, Publisher: pub,
-		Topic: topics.Announce, Log: log.With("component", "announce")})
+		Topic: topics.Announce, Capacities: caps, Log: log.With("component", "announce")})
 	return &doorSide{meter: meter, announcer: pa}
 }
 
