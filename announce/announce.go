@@ -105,8 +105,8 @@ type Options struct {
 	Capacities interface {
 		CapacityAt(zone string, t time.Time) int
 	}
-	Publisher  Publisher       // nil: nothing is published (previews still work)
-	Topic      func(zone string) string
+	Publisher Publisher // nil: nothing is published (previews still work)
+	Topic     func(zone string) string
 	// Repeat is the least time between two automatic announcements of the same state in a
 	// zone (busy, full, metering; evacuation and drill always go out at once): 2 min.
 	Repeat time.Duration
