@@ -57,6 +57,8 @@ func detailKey(g *Guidance) string {
 		return "sign.enter.detail"
 	case a != nil && a.Reason == "stale":
 		return "sign.wait.detail_stale"
+	case a != nil && a.Reason == "closed":
+		return "sign.wait.detail_closed"
 	case a != nil && a.Mode == "one_out_one_in":
 		return "sign.wait.detail_full"
 	case a != nil && a.WaitSeconds != nil:
