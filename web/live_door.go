@@ -18,13 +18,14 @@ type AdmissionSource interface {
 // planView is the event plan the dashboard counts down to: the one running, or the next
 // one to start within planAhead.
 type planView struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	Start     time.Time `json:"start"`
-	End       time.Time `json:"end"`
-	DoorsOpen time.Time `json:"doors_open"`
-	Running   bool      `json:"running"`
-	Metered   []string  `json:"metered,omitempty"` // the metered doors
+	ID        string            `json:"id"`
+	Name      string            `json:"name"`
+	Names     map[string]string `json:"names,omitempty"`
+	Start     time.Time         `json:"start"`
+	End       time.Time         `json:"end"`
+	DoorsOpen time.Time         `json:"doors_open"`
+	Running   bool              `json:"running"`
+	Metered   []string          `json:"metered,omitempty"` // the metered doors
 }
 
 // planAhead is how far ahead the dashboard shows a coming plan.
@@ -50,7 +51,7 @@ func (l *Live) drillView(v *view, status *alerting.Status) map[string]bool {
 		if !running && (!e.Start.After(now) || e.Start.After(now.Add(planAhead))) {
 			continue
 		}
-		p := &planView{ID: e.ID, Name: e.Name, Start: e.Start, End: e.End, DoorsOpen: e.DoorsOpen, Running: running}
+		p := &planView{ID: e.ID, Name: e.Name, Names: e.Names.ByLanguage(e.Name), Start: e.Start, End: e.End, DoorsOpen: e.DoorsOpen, Running: running}
 		for _, m := range e.Metered {
 			p.Metered = append(p.Metered, m.Door)
 		}

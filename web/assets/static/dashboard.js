@@ -111,10 +111,10 @@ function renderCountdown() {
   if (left > 0) {
     const s = Math.ceil(left / 1000), h = Math.floor(s / 3600), mm = Math.floor((s % 3600) / 60), ss = s % 60;
     const time = (h ? h + ":" + String(mm).padStart(2, "0") : String(mm)) + ":" + String(ss).padStart(2, "0");
-    box.textContent = `${p.name || p.id}: ${t("dash.countdown", { time })} (${storeTime(p.doors_open)})`;
+    box.textContent = `${nameIn(p)}: ${t("dash.countdown", { time })} (${storeTime(p.doors_open)})`;
     box.dataset.state = left <= 30 * 60 * 1000 ? "soon" : "later";
   } else {
-    box.textContent = `${p.name || p.id}: ${t("dash.countdown.open")} ${storeTime(p.doors_open)}`;
+    box.textContent = `${nameIn(p)}: ${t("dash.countdown.open")} ${storeTime(p.doors_open)}`;
     box.dataset.state = "open";
   }
   box.dataset.left = String(Math.max(0, Math.ceil(left / 1000)));
