@@ -66,12 +66,17 @@ var docSizes = []struct {
 	width, height int64
 }{{"laptop", 1366, 768}, {"tablet", 768, 1024}}
 
-// docShots saves docs/screenshots/NAME-LANG-SIZE.png at each size once ready is visible.
+// docShots saves NAME-LANG-SIZE.png at each size once ready is visible: under the test's
+// screenshot folder, or, with CROWDWATCH_UPDATE_DOC_IMAGES=1, in docs/screenshots (the
+// pictures the docs show, kept in the repository), so an ordinary run changes no file.
 func docShots(t *testing.T, ctx context.Context, name, lang, ready string) {
 	t.Helper()
-	dir := filepath.Join("..", "..", "docs", "screenshots")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
+	dir := screenshotDir(t)
+	if os.Getenv("CROWDWATCH_UPDATE_DOC_IMAGES") == "1" {
+		dir = filepath.Join("..", "..", "docs", "screenshots")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, sz := range docSizes {
 		step(t, ctx, "resize to "+sz.name, chromedp.EmulateViewport(sz.width, sz.height), chromedp.WaitVisible(ready),
