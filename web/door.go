@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -157,5 +158,6 @@ func (a *api) listAdmissions(w http.ResponseWriter, _ *http.Request) {
 	for _, ad := range a.Metering.Admissions() {
 		list = append(list, ad)
 	}
+	slices.SortFunc(list, func(x, y guidance.Admission) int { return strings.Compare(x.Door, y.Door) })
 	writeJSON(w, http.StatusOK, map[string]any{"admissions": list})
 }
