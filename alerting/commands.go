@@ -145,6 +145,7 @@ func (m *Manager) Declare(ctx context.Context, zone, by, reason string) (Evacuat
 			return *ev, nil
 		}
 		ev := &Evacuation{Zone: zone, Reason: reason, By: by, At: now, Affected: affected}
+		m.endDrillsFor(now, affected) // a real evacuation overrides a drill at once
 		m.evacs[zone] = ev
 		m.pending.evacs[zone] = ev
 		m.pending.events = append(m.pending.events, &Event{At: now, Kind: KindEvacuation, Zone: zone,

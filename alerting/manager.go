@@ -27,12 +27,16 @@ type Config struct {
 	Doors    []configs.Door   // stairs (evacuation flow) and entrances (playbook)
 	Devices  configs.Devices  // offline_after: the start-up grace before a device counts as silent
 	Location *time.Location   // site.timezone resolved, for the times in messages
+	EventDay configs.EventDay // opening alert, drills (configs/eventday.go)
+	// Events are the store file's promotion plans, for the opening alert when Options.Plans
+	// is nil.
+	Events []configs.EventPlan
 }
 
 // ConfigOf is alerting's part of a store file.
 func ConfigOf(cfg *configs.Config) *Config {
 	return &Config{Site: cfg.Site, Alerting: cfg.Alerting, Zones: cfg.Zones, Doors: cfg.Doors, Devices: cfg.Devices,
-		Location: cfg.Location}
+		Location: cfg.Location, EventDay: cfg.EventDay, Events: cfg.Events}
 }
 
 // Options wire a manager.
@@ -48,6 +52,9 @@ type Options struct {
 	Messages Catalogue
 	Logger   *slog.Logger
 	Now      func() time.Time
+	// Plans are the promotion plans known now, the store file's and those made through the API
+	// (promotion.Plans); nil: Config.Events.
+	Plans func() []configs.EventPlan
 }
 
 // Notifier takes notifications for delivery; it must not block.
@@ -138,6 +145,8 @@ type Manager struct {
 	siteEvac   *float64
 	// Open security findings by alert id (security.go).
 	security map[string]security.Finding
+	// Drills in force (eventday.go).
+	eventDay *eventDay
 }
 
 type driftSample struct {
@@ -355,6 +364,7 @@ func (m *Manager) evaluate(now time.Time, snap *zones.Snapshot) {
 	siteEvac, siteCands := m.siteEvacTimeRule(snap)
 	cands = append(cands, siteCands...)
 	cands = append(cands, m.evacuationRule()...)
+	cands = append(cands, m.eventDayRules(now, snap)...) // drills, opening queue, doors open: eventday.go
 	cands = append(cands, m.securityCandidates(now)...)
 
 	for i := range cands {
@@ -589,6 +599,7 @@ func (m *Manager) publish(now time.Time, snap *zones.Snapshot) {
 		s.index[s.Zones[i].Zone] = i
 	}
 	slices.SortFunc(s.Evacuations, func(a, b Evacuation) int { return cmp.Compare(a.Zone, b.Zone) })
+	s.Drills = m.drillView()
 	for _, a := range m.alerts {
 		if a.Kind == KindSecurity {
 			s.Security = append(s.Security, *a)

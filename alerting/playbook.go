@@ -77,6 +77,9 @@ var builtinPlaybook = []configs.PlaybookAction{
 	{Kind: "drift", Key: "action.drift"},
 	{Kind: "correction", Key: "action.correction"},
 	{Kind: "evacuation", Key: "action.evacuation"},
+	{Kind: "drill", Key: "action.drill"},
+	{Kind: "opening_queue", Key: "action.opening_queue"},
+	{Kind: "doors_open", Key: "action.doors_open"},
 }
 
 // playbook picks an alert's action.

@@ -22,7 +22,7 @@ func (m *Manager) inhibitSilenceEscalate(now time.Time) {
 			m.pending.alerts[al.ID] = al
 		}
 		m.escalationOf(al)
-		if al.State != StateFiring || inhibited || silenced || al.Kind == KindSecurity {
+		if al.State != StateFiring || inhibited || silenced || al.Kind == KindSecurity || noEscalation(al.Kind) {
 			continue // security alerts are told once, to their own route (security.go)
 		}
 		if al.Escalation+1 < len(a.Escalation.Groups) && now.Sub(al.EscalatedAt) >= a.Escalation.After {
@@ -47,7 +47,7 @@ func (m *Manager) inhibitSilenceEscalate(now time.Time) {
 func (m *Manager) escalationOf(al *Alert) {
 	e := &m.set.cfg.Alerting.Escalation
 	al.EscalationTo, al.NextEscalationAt = "", nil
-	if al.Kind == KindSecurity {
+	if al.Kind == KindSecurity || noEscalation(al.Kind) {
 		return // told once, to its own route, never escalated (security.go)
 	}
 	if al.Escalation < len(e.Groups) {
@@ -72,7 +72,7 @@ func (m *Manager) notify(a *Alert, what string) {
 		if a.Kind == KindSecurity && !slices.Contains(r.Kinds, string(KindSecurity)) {
 			continue // security alerts go only to the routes made for them
 		}
-		if a.Severity != SeverityEmergency {
+		if a.Severity != SeverityEmergency && !everyRoute(a.Kind) {
 			if r.MinSeverity != "" && a.Severity.Rank() < Severity(r.MinSeverity).Rank() {
 				continue
 			}

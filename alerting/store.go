@@ -78,6 +78,7 @@ type changes struct {
 	events   []*Event
 	silences map[string]*Silence // nil value: deleted
 	evacs    map[string]*Evacuation
+	records  []record // drills and metering episodes (eventday.go)
 }
 
 func newChanges() *changes {
@@ -85,7 +86,7 @@ func newChanges() *changes {
 }
 
 func (c *changes) empty() bool {
-	return len(c.alerts) == 0 && len(c.events) == 0 && len(c.silences) == 0 && len(c.evacs) == 0
+	return len(c.alerts) == 0 && len(c.events) == 0 && len(c.silences) == 0 && len(c.evacs) == 0 && len(c.records) == 0
 }
 
 func (s *store) write(c *changes) error {
@@ -133,7 +134,7 @@ func (s *store) write(c *changes) error {
 				return err
 			}
 		}
-		return nil
+		return writeRecords(tx, c.records)
 	})
 }
 

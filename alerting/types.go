@@ -187,6 +187,8 @@ type Status struct {
 	// and guards read; admins list them through GET /api/v1/security/alerts.
 	Security    []Alert      `json:"-"`
 	Evacuations []Evacuation `json:"evacuations"`
+	// Drills are the evacuation drills in progress (never an evacuation: screens mark them DRILL).
+	Drills []Drill `json:"drills"`
 	// SiteEvacSeconds estimates evacuating the whole site through its outside doors.
 	SiteEvacSeconds *float64 `json:"site_evac_seconds,omitempty"`
 	// index maps a zone id to its place in Zones (set by the manager before publication).

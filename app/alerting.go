@@ -26,12 +26,12 @@ type alertingSide struct {
 	run        runner
 }
 
-func newAlerting(cfg *configs.Config, engine *zones.Engine, src zones.Source, mqtt mqttConn, topics ingest.Topics, reg *prometheus.Registry,
-	log *slog.Logger, reload *Reload) (*alertingSide, error) {
+func newAlerting(cfg *configs.Config, engine *zones.Engine, src zones.Source, plans func() []configs.EventPlan, mqtt mqttConn,
+	topics ingest.Topics, reg *prometheus.Registry, log *slog.Logger, reload *Reload) (*alertingSide, error) {
 	metrics := alerting.NewMetrics(reg)
 	alog := log.With("component", "alerting")
 	dispatcher := alerting.NewDispatcher(mqtt, topics, metrics, alog)
-	manager, err := alerting.New(alertingOptions(cfg, engine, src, dispatcher, metrics, alog))
+	manager, err := alerting.New(alertingOptions(cfg, engine, src, plans, dispatcher, metrics, alog))
 	if err != nil {
 		return nil, err
 	}
@@ -39,11 +39,12 @@ func newAlerting(cfg *configs.Config, engine *zones.Engine, src zones.Source, mq
 }
 
 // alertingOptions are the alert manager's inputs: alerting's part of the store file
-// (alerting.ConfigOf), the alert file, the engine's model and snapshots, and the channels.
-func alertingOptions(cfg *configs.Config, engine *zones.Engine, src zones.Source, n alerting.Notifier, metrics *alerting.Metrics,
-	log *slog.Logger) alerting.Options {
+// (alerting.ConfigOf), the alert file, the engine's model, the snapshots with the capacities
+// in force, the promotion plans known now, and the channels.
+func alertingOptions(cfg *configs.Config, engine *zones.Engine, src zones.Source, plans func() []configs.EventPlan,
+	n alerting.Notifier, metrics *alerting.Metrics, log *slog.Logger) alerting.Options {
 	return alerting.Options{Config: alerting.ConfigOf(cfg), Path: cfg.AlertsPath(), Model: engine.Model(), Source: src,
-		Notifier: n, Metrics: metrics, Logger: log}
+		Plans: plans, Notifier: n, Metrics: metrics, Logger: log}
 }
 
 // start runs the channel workers, the manager and the reloader.

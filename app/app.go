@@ -63,6 +63,7 @@ type App struct {
 	alerts  *alertingSide
 	history *historySide
 	promo   *promotionSide // event plans and the capacities in force (app/promotion.go)
+	door    *doorSide      // metered doors and PA announcements (app/door.go)
 	web     *webSide
 	handler *httpSide
 	ha      *haSide // nil unless ha.enabled (app/ha.go)
@@ -97,6 +98,7 @@ func New(cfg *configs.Config, opts Options) (_ *App, err error) {
 	a.lc.onStop("engine", a.engineRun.stop)
 	a.lc.onStop("history", func(ctx context.Context) error { return a.history.stop(ctx) })
 	a.lc.onStop("retained publishers", a.pubRun.stop)
+	a.lc.onStop("door meter and announcements", func(ctx context.Context) error { return a.door.stop(ctx) })
 	a.lc.onStop("mqtt", func(ctx context.Context) error { return a.mqtt.stop(ctx) })
 	a.lc.onStop("live feed", func(ctx context.Context) error { return a.web.stopLive(ctx) })
 	a.lc.onStop("http", func(ctx context.Context) error { return a.handler.stop(ctx) })
@@ -153,7 +155,7 @@ func New(cfg *configs.Config, opts Options) (_ *App, err error) {
 	if a.mqtt, err = newMQTT(cfg, a.engine, a.monitor, a.reg, log); err != nil {
 		return nil, err
 	}
-	if a.alerts, err = newAlerting(cfg, a.engine, a.promo.inForce, a.mqtt, a.topics, a.reg, log, opts.Reload); err != nil {
+	if a.alerts, err = newAlerting(cfg, a.engine, a.promo.inForce, a.promo.eventPlans, a.mqtt, a.topics, a.reg, log, opts.Reload); err != nil {
 		return nil, err
 	}
 	if a.ha, err = newHA(cfg, log); err != nil {
@@ -162,7 +164,9 @@ func New(cfg *configs.Config, opts Options) (_ *App, err error) {
 	a.history = newHistory(cfg, a.engine, a.alerts.manager, a.reg, log)
 	a.history.reader.CapacityAt = a.promo.capacityAt
 	a.promo.service.History = a.history.reader
-	if a.web, err = newWeb(cfg, a.engine.Model(), a.promo.inForce, a.alerts.manager, a.mqtt, a.topics, a.monitor, log); err != nil {
+	a.door = newDoor(cfg, a.promo.inForce, a.engine.Model(), a.promo, a.alerts.manager, a.mqtt, a.topics, log)
+	a.promo.service.Records = a.door.records
+	if a.web, err = newWeb(cfg, a.engine.Model(), a.promo.inForce, a.alerts.manager, a.door.meter, a.promo.eventPlans, a.mqtt, a.topics, a.monitor, log); err != nil {
 		return nil, err
 	}
 	a.web.store.RegisterMetrics(a.reg)
@@ -171,7 +175,8 @@ func New(cfg *configs.Config, opts Options) (_ *App, err error) {
 		Log: log.With("component", "http"), Version: opts.Version, History: a.history.reader,
 		Backups: &serviceBackups{store: a.store, alerts: a.alerts.manager, auth: a.web.store, historyPath: cfg.HistoryPath(),
 			eventsPath: cfg.EventsPath()},
-		Audit: a.web.store, Events: a.monitor, Registerer: a.reg, Promotion: a.promo.service, HA: a.ha.handler()})}
+		Audit: a.web.store, Events: a.monitor, Registerer: a.reg, Promotion: a.promo.service, HA: a.ha.handler(),
+		DrillControl: a.alerts.manager, Announcements: a.door.announcer, Metering: a.door.meter})}
 	return a, nil
 }
 
@@ -233,6 +238,7 @@ func (a *App) start() error {
 	a.pubRun.start(a.retainedPublishers)
 	a.ha.start()
 	a.alerts.start()
+	a.door.start()
 	a.monitorRun.start(func(ctx context.Context) error { return a.monitor.Run(ctx, a.alerts.manager) })
 	a.web.startLive()
 	a.handler.start()

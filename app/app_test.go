@@ -89,7 +89,7 @@ func TestRunServesAndStopsInOrder(t *testing.T) {
 	for _, m := range regexp.MustCompile(`msg=stopped site=app-store component=("[^"]+"|\S+)`).FindAllStringSubmatch(logs.String(), -1) {
 		order = append(order, strings.Trim(m[1], `"`))
 	}
-	want := []string{"engine", "history", "retained publishers", "mqtt", "live feed", "http", "event plans", "sign-in file",
+	want := []string{"engine", "history", "retained publishers", "door meter and announcements", "mqtt", "live feed", "http", "event plans", "sign-in file",
 		"security monitor", "alerting", "ha", "alert file", "occupancy file", "http listener"}
 	if !slices.Equal(order, want) {
 		t.Errorf("stop order %v, want %v", order, want)

@@ -51,3 +51,15 @@ type engineInForce struct {
 }
 
 func (e engineInForce) Snapshot() *zones.Snapshot { return e.f.Snapshot() }
+
+// eventPlans are the plans known now, the store file's and the API's, for the components
+// that act on a plan's times and doors (the opening alert, the door meter, the
+// announcements, the dashboard's countdown).
+func (p *promotionSide) eventPlans() []configs.EventPlan {
+	all := p.plans.Schedule().Plans()
+	out := make([]configs.EventPlan, len(all))
+	for i, pl := range all {
+		out[i] = pl.EventPlan
+	}
+	return out
+}

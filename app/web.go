@@ -34,8 +34,8 @@ type webSide struct {
 
 // newWeb opens the sign-in file, builds sign-in and the live feed. events gets refused
 // sign-ins and tokens (nil: Discard).
-func newWeb(cfg *configs.Config, model *zones.Model, engine zones.Source, alerts web.AlertSource, pub web.Publisher, topics ingest.Topics,
-	events security.Sink, log *slog.Logger) (*webSide, error) {
+func newWeb(cfg *configs.Config, model *zones.Model, engine zones.Source, alerts web.AlertSource, admissions web.AdmissionSource,
+	plans func() []configs.EventPlan, pub web.Publisher, topics ingest.Topics, events security.Sink, log *slog.Logger) (*webSide, error) {
 	store, err := auth.OpenStore(cfg.AuthPath(), auth.StoreOptions{AuditRetention: cfg.Auth.AuditRetention,
 		Log: log.With("component", "auth")})
 	if err != nil {
@@ -60,20 +60,21 @@ func newWeb(cfg *configs.Config, model *zones.Model, engine zones.Source, alerts
 		store.Close()
 		return nil, err
 	}
-	live := web.NewLive(liveOptions(cfg, model, engine, alerts, pub, topics, cat, log))
+	live := web.NewLive(liveOptions(cfg, model, engine, alerts, admissions, plans, pub, topics, cat, log))
 	return &webSide{store: store, authz: authz, live: live}, nil
 }
 
 // liveOptions are the live feed's inputs: the store file's layout (site, zones, floors,
-// screens, signage) with the engine's model, its sources, and http.live_interval and
-// http.feed.
-func liveOptions(cfg *configs.Config, model *zones.Model, engine zones.Source, alerts web.AlertSource, pub web.Publisher,
-	topics ingest.Topics, cat guidance.Catalogue, log *slog.Logger) web.LiveOptions {
+// screens, signage) with the engine's model, its sources (the snapshots with the capacities
+// in force, the alerts, the door meter's admissions, the plans known now), and
+// http.live_interval and http.feed.
+func liveOptions(cfg *configs.Config, model *zones.Model, engine zones.Source, alerts web.AlertSource, admissions web.AdmissionSource,
+	plans func() []configs.EventPlan, pub web.Publisher, topics ingest.Topics, cat guidance.Catalogue, log *slog.Logger) web.LiveOptions {
 	return web.LiveOptions{
 		Layout: web.LayoutOf(cfg, model),
 		Engine: engine, Alerts: alerts, Publisher: pub,
-		GuidanceTopic: topics.Guidance,
-		Catalogue:     cat, Interval: cfg.HTTP.LiveInterval, Log: log.With("component", "live"),
+		GuidanceTopic: topics.Guidance, Admissions: admissions, Plans: plans,
+		Catalogue: cat, Interval: cfg.HTTP.LiveInterval, Log: log.With("component", "live"),
 		Limits: web.FeedLimits{PerPrincipal: cfg.HTTP.Feed.MaxPerUser, PerAddress: cfg.HTTP.Feed.MaxPerAddress, Total: cfg.HTTP.Feed.MaxTotal},
 	}
 }

@@ -62,6 +62,9 @@ type Config struct {
 	Staffing   Staffing   `mapstructure:"staffing"`   // staffing rules (configs/planning.go)
 	HA         HA         `mapstructure:"ha"`         // two instances with a standby (configs/ha.go)
 
+	// EventDay: door metering, drills, PA announcements (configs/eventday.go).
+	EventDay EventDay `mapstructure:"event_day"`
+
 	// Location is Site.Timezone resolved; set by validation.
 	Location *time.Location `mapstructure:"-"`
 }

@@ -73,6 +73,7 @@ func (c *Config) Validate() error {
 	c.validateNames(bad)                                    // names per language: configs/names.go
 	c.validateEvents(bad)                                   // promotion plans: configs/events.go
 	c.validateHA(bad)                                       // standby instances: configs/ha.go
+	c.validateEventDay(bad)                                 // opening alert, drills, PA: configs/eventday.go
 	if len(errs) == 0 {
 		return nil
 	}

@@ -36,6 +36,7 @@ const (
 	kindGuidance = "guidance"
 	kindAlert    = "alert"
 	kindService  = "service"
+	kindAnnounce = "announce"
 )
 
 // Topics builds and parses the site's topic names: the one place where every MQTT topic the
@@ -69,6 +70,10 @@ func (t Topics) Guidance(screen string) string { return t.base + kindGuidance + 
 // Alert is the retained topic of one alert's current state (alerting.Topics).
 func (t Topics) Alert(id string) string { return t.base + kindAlert + "/" + id }
 
+// Announce is the topic of one zone's announcements for a PA gateway (package announce; not
+// retained: an announcement is said once).
+func (t Topics) Announce(zone string) string { return t.base + kindAnnounce + "/" + zone }
+
 // Own tells whether a topic is one the service itself publishes on (zone, guidance, alert,
 // service): nobody else may, even on an open broker, or a sign could be made to show anything.
 func (t Topics) Own(topic string) bool {
@@ -76,7 +81,7 @@ func (t Topics) Own(topic string) bool {
 	if !ok {
 		return false
 	}
-	for _, k := range []string{KindZone, kindGuidance, kindAlert, kindService} {
+	for _, k := range []string{KindZone, kindGuidance, kindAlert, kindService, kindAnnounce} {
 		if strings.HasPrefix(rest, k+"/") {
 			return true
 		}
@@ -87,7 +92,8 @@ func (t Topics) Own(topic string) bool {
 // ForSigns tells whether a subscription filter is one a device may hold: the site's zone and
 // guidance topics and the service status (what signs and screens read).
 func (t Topics) ForSigns(filter string) bool {
-	return strings.HasPrefix(filter, t.Zone("")) || strings.HasPrefix(filter, t.Guidance("")) || filter == t.Service()
+	return strings.HasPrefix(filter, t.Zone("")) || strings.HasPrefix(filter, t.Guidance("")) || filter == t.Service() ||
+		strings.HasPrefix(filter, t.Announce("")) // PA gateways
 }
 
 // Subscriptions are the filters the service reads devices on.

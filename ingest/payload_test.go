@@ -56,6 +56,7 @@ func TestOutgoingTopics(t *testing.T) {
 		{tp.Guidance("door-a"), "acme/crowdwatch/store-1/guidance/door-a"},
 		{tp.Alert("level:hall"), "acme/crowdwatch/store-1/alert/level:hall"},
 		{tp.Service(), "acme/crowdwatch/store-1/service/status"},
+		{tp.Announce("hall"), "acme/crowdwatch/store-1/announce/hall"},
 		{tp.Device(KindCounter, "dc-01"), "acme/crowdwatch/store-1/counter/dc-01"},
 	}
 	for _, b := range built {
@@ -73,6 +74,8 @@ func TestOutgoingTopics(t *testing.T) {
 		{"acme/crowdwatch/store-1/alert/level:hall", true, false},
 		{"acme/crowdwatch/store-1/service/status", true, true},
 		{"acme/crowdwatch/store-1/service/other", true, false},
+		{"acme/crowdwatch/store-1/announce/hall", true, true}, // PA gateways read, nobody else writes
+		{"acme/crowdwatch/store-1/announce/#", true, true},
 		{"acme/crowdwatch/store-1/counter/dc-01", false, false},
 		{"acme/crowdwatch/store-1/zoneless", false, false},
 		{"crowdwatch/store-1/zone/hall", false, false}, // another prefix

@@ -91,6 +91,10 @@ type Options struct {
 	// HA, with ha.enabled, reports this instance's role, term and lag (app/ha.go): GET
 	// /api/v1/ha answers it (manager role) and /readyz adds it as "ha". nil: one instance.
 	HA func(ctx context.Context) any
+	// Promotion day (web/door.go); nil: those endpoints are not served.
+	DrillControl  Drills
+	Announcements Announcer
+	Metering      Admissions
 }
 
 type api struct {
@@ -160,6 +164,7 @@ func NewHandler(o Options) http.Handler {
 	a.historyRoutes() // history and reports (web/history.go)
 	a.backupRoutes()  // consistent copies of the files, admin only (web/backup.go)
 	a.eventRoutes()   // event plans, assessment, forecast, review (web/events.go)
+	a.doorRoutes()    // drills, announcements, metered doors (web/door.go)
 	// The audit log: sign-ins, sign-outs and every state-changing call (web/audit.go).
 	a.route("GET /api/v1/audit", RoleManager, a.listAudit)
 	if o.HA != nil {

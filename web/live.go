@@ -30,10 +30,11 @@ type AlertSource interface {
 // Layout is what the live feed and the pages show of the store file (LayoutOf).
 type Layout struct {
 	Site    configs.Site
-	Zones   []configs.Zone   // their names per language
-	Floors  []configs.Floor  // the dashboard's map
-	Screens []configs.Screen // the guidance screens, in the store file's order
-	Signage configs.Signage  // hold and stale_after
+	Zones   []configs.Zone      // their names per language
+	Floors  []configs.Floor     // the dashboard's map
+	Screens []configs.Screen    // the guidance screens, in the store file's order
+	Signage configs.Signage     // hold and stale_after
+	Events  []configs.EventPlan // the store file's promotion plans (LiveOptions.Plans: all)
 	// Model is the store's topology, from which each screen's route is found (required
 	// when there are screens).
 	Model *zones.Model
@@ -45,7 +46,7 @@ func LayoutOf(cfg *configs.Config, model *zones.Model) Layout {
 		model = zones.NewModel(cfg)
 	}
 	return Layout{Site: cfg.Site, Zones: cfg.Zones, Floors: cfg.Floors, Screens: cfg.Screens, Signage: cfg.Signage,
-		Model: model}
+		Events: cfg.Events, Model: model}
 }
 
 // Screen finds a screen by its id.
@@ -70,6 +71,11 @@ type LiveOptions struct {
 	GuidanceTopic func(screen string) string
 	// Catalogue renders the guidance texts (assets.Messages()).
 	Catalogue guidance.Catalogue
+	// Admissions, when set, meter the screens at metered entrances (door.Meter; web/live_door.go).
+	Admissions AdmissionSource
+	// Plans are the promotion plans known now, the store file's and the API's (promotion.Plans),
+	// for the dashboard's countdown; nil: Layout.Events.
+	Plans func() []configs.EventPlan
 	// Interval is the least time between two updates: a change goes out at once when the
 	// last update is older, else when Interval has passed since it; default 50 ms.
 	Interval time.Duration
@@ -173,6 +179,8 @@ type view struct {
 	devices     []zones.DeviceStatus
 	alerts      []alerting.Alert
 	evacuations []alerting.Evacuation
+	drills      []alerting.Drill
+	plan        *countdownView
 	screens     map[string]guidance.Guidance
 	dataAt      time.Time
 }
@@ -187,6 +195,12 @@ func (l *Live) Run(ctx context.Context) {
 		ch, unsubscribe := l.o.Alerts.Subscribe()
 		defer unsubscribe()
 		alertCh = ch
+	}
+	var admitCh <-chan struct{}
+	if l.o.Admissions != nil {
+		ch, unsubscribe := l.o.Admissions.Subscribe()
+		defer unsubscribe()
+		admitCh = ch
 	}
 	pubCh := make(chan map[string][]byte, 1)
 	if l.o.Publisher != nil && l.o.GuidanceTopic != nil {
@@ -238,6 +252,8 @@ func (l *Live) Run(ctx context.Context) {
 		case <-engineCh:
 			dirty = true
 		case <-alertCh:
+			dirty = true
+		case <-admitCh:
 			dirty = true
 		case <-pace.C():
 			pace.Fired()
@@ -337,10 +353,13 @@ func (l *Live) build(prev map[string]guidance.Guidance) view {
 			}
 		}
 	}
+	drilling := l.drillView(&v, status)
 	for _, s := range l.o.Layout.Screens {
 		g := guidance.Compute(s, l.routes[s.ID], readings, evacuating, now)
+		guidance.ApplyDrill(&g, s, drilling)
 		shown, ok := prev[s.ID]
-		g = guidance.Hold(shown, ok, g, l.o.Layout.Signage.Hold)
+		g = guidance.Hold(guidance.Unmetered(shown), ok, g, l.o.Layout.Signage.Hold)
+		l.meter(&g, s, now)
 		g.StaleAfterMS = l.o.Layout.Signage.StaleAfter.Milliseconds()
 		guidance.Render(&g, l.o.Catalogue)
 		v.screens[s.ID] = g
@@ -353,7 +372,7 @@ func (l *Live) snapshotMessage(v view, seq uint64) feedMessage {
 	m := feedMessage{Type: "snapshot", Seq: seq, At: l.o.Now(), DataAt: v.dataAt,
 		Site:     &siteView{ID: l.o.Layout.Site.ID, Name: l.o.Layout.Site.Name, Names: l.o.Layout.Site.Names.ByLanguage(l.o.Layout.Site.Name), Timezone: l.o.Layout.Site.Timezone},
 		Alerting: &yes, StaleAfterMS: l.o.Layout.Signage.StaleAfter.Milliseconds(), Floors: l.floors,
-		Zones: v.zones, Devices: v.devices, Alerts: &v.alerts, Evacuations: &v.evacuations}
+		Zones: v.zones, Devices: v.devices, Alerts: &v.alerts, Evacuations: &v.evacuations, Drills: &v.drills, Plan: v.plan}
 	if m.Floors == nil {
 		m.Floors = []floorView{}
 	}
@@ -388,15 +407,19 @@ func (l *Live) diff(old, next view, seq uint64) (*websocket.PreparedMessage, map
 	if !sameJSON(old.evacuations, next.evacuations) {
 		m.Evacuations = &next.evacuations
 	}
+	if !sameJSON(old.drills, next.drills) || !sameJSON(old.plan, next.plan) {
+		m.Drills, m.Plan = &next.drills, next.plan
+	}
 	screens := map[string]*websocket.PreparedMessage{}
 	for _, s := range l.o.Layout.Screens {
 		o, n := old.screens[s.ID], next.screens[s.ID]
-		if o.State != n.State || o.Target != n.Target || o.PlacesLeft != n.PlacesLeft || o.Level != n.Level || o.LimitingZone != n.LimitingZone {
+		if o.State != n.State || o.Target != n.Target || o.PlacesLeft != n.PlacesLeft || o.Level != n.Level || o.LimitingZone != n.LimitingZone ||
+			!sameAdmission(o.Admission, n.Admission) {
 			m.Screens = append(m.Screens, n)
 			screens[s.ID] = l.prepare(feedMessage{Type: "guidance", Seq: seq, At: n.At, Guidance: &n})
 		}
 	}
-	changed = len(m.Zones) > 0 || m.Devices != nil || m.Alerts != nil || m.Evacuations != nil || len(m.Screens) > 0
+	changed = len(m.Zones) > 0 || m.Devices != nil || m.Alerts != nil || m.Evacuations != nil || len(m.Screens) > 0 || m.Drills != nil
 	if !changed {
 		return nil, screens
 	}

@@ -60,6 +60,8 @@ type (
 		Devices      []zones.DeviceStatus   `json:"devices,omitempty"`
 		Alerts       *[]alerting.Alert      `json:"alerts,omitempty"`
 		Evacuations  *[]alerting.Evacuation `json:"evacuations,omitempty"`
+		Drills       *[]alerting.Drill      `json:"drills,omitempty"` // drills in progress (web/live_door.go)
+		Plan         *countdownView              `json:"plan,omitempty"`   // the running or next event plan
 		Screens      []guidance.Guidance    `json:"screens,omitempty"`
 		Guidance     *guidance.Guidance     `json:"guidance,omitempty"`
 	}

@@ -24,7 +24,7 @@ func (l *Live) offer(ch chan map[string][]byte, v view, prev map[string]guidance
 	out := map[string][]byte{}
 	for id, g := range v.screens {
 		if p, ok := prev[id]; ok && prev != nil && p.State == g.State && p.Target == g.Target && p.PlacesLeft == g.PlacesLeft &&
-			p.LimitingZone == g.LimitingZone {
+			p.LimitingZone == g.LimitingZone && sameAdmission(p.Admission, g.Admission) {
 			continue
 		}
 		b, _ := json.Marshal(g)

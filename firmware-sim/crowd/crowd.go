@@ -34,6 +34,39 @@ type Sim struct {
 	now      time.Time
 	carry    []float64 // fractional door capacity carried between steps
 	arrivalF float64   // fractional arrivals carried between steps
+	gates    map[way]Gate
+}
+
+// Gate holds a door in one direction: Allow says how many more may pass now (0: wait), and
+// Passed is told how many did. A metered entrance's gate follows its screen's admission; an
+// exit-only door's inward gate never allows anyone.
+type Gate interface {
+	Allow() int
+	Passed(n int)
+}
+
+// Closed is a gate that lets nobody through.
+type Closed struct{}
+
+func (Closed) Allow() int { return 0 }
+func (Closed) Passed(int) {}
+
+// SetGate puts g on door in the direction in (from -> to) or out (to -> from); nil removes it.
+// People held by a gate stay where they are and try again.
+func (s *Sim) SetGate(door string, in bool, g Gate) {
+	for i, d := range s.doors {
+		if d.ID != door {
+			continue
+		}
+		if s.gates == nil {
+			s.gates = map[way]Gate{}
+		}
+		if g == nil {
+			delete(s.gates, way{i, in})
+		} else {
+			s.gates[way{i, in}] = g
+		}
+	}
 }
 
 // way is a door taken in a direction: forward is from -> to.
@@ -191,8 +224,15 @@ func (s *Sim) Step(dt time.Duration) [][2]uint64 {
 	}
 	pass := func(w way, want int) int {
 		n := min(want, capacity[w.door])
+		g := s.gates[w]
+		if g != nil && !evacuating {
+			n = min(n, g.Allow())
+		}
 		if n <= 0 {
 			return 0
+		}
+		if g != nil && !evacuating {
+			g.Passed(n)
 		}
 		capacity[w.door] -= n
 		if w.forward {

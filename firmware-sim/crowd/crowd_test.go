@@ -115,3 +115,37 @@ func TestEvacuationEmptiesTheStore(t *testing.T) {
 		t.Fatalf("%d people still inside %s after the alarm", left, s.End().Sub(evac))
 	}
 }
+
+// countingGate allows a fixed number in total.
+type countingGate struct{ left, passed int }
+
+func (g *countingGate) Allow() int   { return g.left }
+func (g *countingGate) Passed(n int) { g.left -= n; g.passed += n }
+
+func TestGatesHoldPeopleBack(t *testing.T) {
+	cfg, sc := load(t, "doorbuster")
+	s := New(cfg, sc, time.Date(2026, 11, 11, 0, 0, 0, 0, cfg.Location), 7)
+	main := &countingGate{left: 25}
+	s.SetGate("main-door", true, main)
+	s.SetGate("side-door", true, Closed{})
+	s.SetGate("exit-east", false, Closed{}) // exit only
+	idx := map[string]int{}
+	for i, d := range cfg.Doors {
+		idx[d.ID] = i
+	}
+	for s.Now().Before(s.End()) {
+		s.Step(time.Second)
+	}
+	if got := s.Crossings[idx["main-door"]][0]; got != 25 || main.passed != 25 {
+		t.Fatalf("main door let %d in (gate says %d), want the 25 it allowed", got, main.passed)
+	}
+	if got := s.Crossings[idx["side-door"]][0]; got != 0 {
+		t.Fatalf("closed side door let %d in", got)
+	}
+	if got := s.Crossings[idx["exit-east"]][1]; got != 0 {
+		t.Fatalf("exit-only door let %d in", got)
+	}
+	if s.Queue() == 0 {
+		t.Fatal("nobody is left queueing outside the held doors")
+	}
+}

@@ -33,9 +33,21 @@ type Scenario struct {
 	// FlowPerMetre limits each door to this many persons per metre of width per minute.
 	FlowPerMetre float64 `mapstructure:"flow_per_metre"`
 	// EvacuateAt, when set, sends everyone out by the nearest way from that moment.
-	EvacuateAt Clock   `mapstructure:"evacuate_at"`
-	Devices    Devices `mapstructure:"devices"`
-	Faults     Faults  `mapstructure:"faults"`
+	EvacuateAt Clock `mapstructure:"evacuate_at"`
+	// Metered doors: people go in through each only as its screen's admission allows (the
+	// retained guidance topic); while it says wait they queue on its near side, as queues do.
+	Metered []Metered `mapstructure:"metered"`
+	// OneWay doors are passed only from their from side to their to side: an exit (to:
+	// outside) lets nobody in, a one-way turnstile nobody back.
+	OneWay  []string `mapstructure:"one_way"`
+	Devices Devices  `mapstructure:"devices"`
+	Faults  Faults   `mapstructure:"faults"`
+}
+
+// Metered is a metered door and the guidance screen whose admission it follows.
+type Metered struct {
+	Door   string `mapstructure:"door"`
+	Screen string `mapstructure:"screen"`
 }
 
 // Clock is a wall-clock time of day, "HH:MM", as minutes after midnight (-1 when unset).
@@ -171,6 +183,11 @@ func (s *Scenario) validate() error {
 	}
 	if s.LeaveWeight <= 0 || s.FlowPerMetre <= 0 {
 		bad("leave_weight and flow_per_metre must be > 0")
+	}
+	for i, m := range s.Metered {
+		if m.Door == "" || m.Screen == "" {
+			bad("metered[%d]: door and screen are required", i)
+		}
 	}
 	if s.Devices.Interval < 100*time.Millisecond {
 		bad("devices.interval must be at least 100ms")

@@ -108,6 +108,22 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 	sc := o.Scenario
 	c := crowd.New(o.Config, sc, o.Day, o.Seed)
+	for _, d := range sc.OneWay {
+		c.SetGate(d, false, crowd.Closed{})
+	}
+	for _, m := range sc.Metered {
+		user := o.Username
+		if user == "" {
+			user = "sim-gate-" + m.Door
+		}
+		topic := o.Config.MQTT.TopicPrefix + "/" + o.Config.Site.ID + "/guidance/" + m.Screen
+		g, err := newScreenGate(o.Broker, "sim-gate-"+m.Door, user, o.Password, topic)
+		if err != nil {
+			return nil, fmt.Errorf("sim: metered door %s: cannot read %s: %w", m.Door, topic, err)
+		}
+		defer g.close()
+		c.SetGate(m.Door, true, g)
+	}
 	rng := rand.New(rand.NewPCG(o.Seed, 0xdecafbad))
 	devices, byID, err := buildDevices(o, rng, c.Start())
 	if err != nil {

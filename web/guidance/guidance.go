@@ -24,6 +24,10 @@ const (
 	Neutral  State = "neutral"  // grey: please follow staff instructions (data not trustworthy)
 	Full     State = "full"     // red X: full, please wait
 	Evacuate State = "evacuate" // exit guidance; overrides everything
+	// Metered entrances and drills (web/guidance/door.go).
+	Enter State = "enter" // green: metered door, please enter now
+	Wait  State = "wait"  // amber: metered door, please wait (with the expected wait)
+	Drill State = "drill" // exit guidance marked DRILL; a real evacuation overrides it
 )
 
 // Rank orders states from the mildest to the most urgent. Moving up shows at once; moving
@@ -34,10 +38,12 @@ func (s State) Rank() int {
 		return 1
 	case Neutral:
 		return 2
-	case Full:
+	case Full, Wait:
 		return 3
-	case Evacuate:
+	case Drill:
 		return 4
+	case Evacuate:
+		return 5
 	}
 	return 0
 }
@@ -75,6 +81,11 @@ type Guidance struct {
 	Since        time.Time `json:"since"`
 	At           time.Time `json:"at"`
 	StaleAfterMS int64     `json:"stale_after_ms"`
+	// Admission is a metered entrance's signal (web/guidance/door.go), for a gate or a light
+	// to follow; nil when the screen's door is not metered now.
+	Admission *Admission `json:"admission,omitempty"`
+	// unmetered is the state before the admission applied (what Hold works on).
+	unmetered State
 	// label is each pointed-to place's label per language, for rendering; acceptable lists
 	// the alternatives people may be sent to now and alt the least loaded of them.
 	label      map[string]string
@@ -299,7 +310,7 @@ func Hold(shown Guidance, ok bool, next Guidance, hold time.Duration) Guidance {
 	held := next
 	held.State, held.Since = shown.State, shown.Since
 	switch {
-	case shown.State == Evacuate:
+	case shown.State == Evacuate || shown.State == Drill:
 		held.point(shown.pointing()) // the exit
 	case shown.State != Busy && shown.State != Full:
 		held.point(pointer{})
@@ -328,11 +339,13 @@ func Render(g *Guidance, cat Catalogue) {
 			if target == "" {
 				target = g.label["en"]
 			}
-			return strings.NewReplacer("{n}", strconv.FormatInt(g.PlacesLeft, 10), "{target}", target).Replace(s)
+			return strings.NewReplacer("{n}", strconv.FormatInt(g.PlacesLeft, 10), "{target}", target, "{wait}", waitText(g.Admission)).Replace(s)
 		}
 		var tx Text
 		tx.Title = t("sign." + string(g.State) + ".title")
 		switch {
+		case g.State == Enter || g.State == Wait:
+			tx.Detail = t(detailKey(g))
 		case g.State == Welcome || g.State == Neutral:
 			tx.Detail = t("sign." + string(g.State) + ".detail")
 		case g.Target != "" || len(g.label) > 0:

@@ -7,7 +7,7 @@ const state = {
   session: null, zones: new Map(), order: [], floors: [], floor: null, devices: [], alerts: [], evacuations: [],
   alerting: false, staleAfter: 10000, lastMessage: 0, conn: "connecting", seenAlerts: null,
   muted: localStorage.getItem("cw.muted") === "1", audio: null, site: null, tz: undefined,
-  dataAt: 0, clockOffset: 0, openCards: new Map(),
+  dataAt: 0, clockOffset: 0, openCards: new Map(), drills: [], plan: null,
 };
 const SEVERITY = { emergency: 4, critical: 3, warning: 2, info: 1 };
 const $ = (id) => document.getElementById(id);
@@ -52,6 +52,8 @@ function onMessage(m) {
     state.devices = m.devices || [];
     state.alerts = m.alerts || [];
     state.evacuations = m.evacuations || [];
+    state.drills = m.drills || [];
+    state.plan = m.plan || null;
     state.alerting = !!m.alerting;
     state.staleAfter = m.stale_after_ms || 10000;
     state.site = m.site || null;
@@ -67,6 +69,7 @@ function onMessage(m) {
   if (m.devices) state.devices = m.devices;
   if (m.alerts) { state.alerts = m.alerts; noticeAlerts(); }
   if (m.evacuations) state.evacuations = m.evacuations;
+  if (m.drills) { state.drills = m.drills; state.plan = m.plan || null; renderDrills(); renderCountdown(); }
   if (m.zones) { renderMap(); renderZoneTable(); }
   if (m.devices) renderDevices();
   if (m.alerts) renderAlerts();
@@ -92,7 +95,70 @@ function renderAll() {
   translate(document);
   $("site").textContent = siteName();
   renderFloors(); renderMap(); renderZoneTable(); renderAlerts(); renderEvacuations(); renderDevices();
-  renderForms(); renderUser(); renderSound(); renderAge();
+  renderForms(); renderUser(); renderSound(); renderAge(); renderDrills(); renderCountdown();
+}
+
+// ---------- promotion day ----------
+
+// renderCountdown counts down to the plan's doors_open on the server's clock (the feed's
+// "at" gives the offset), in the store's time zone.
+function renderCountdown() {
+  const box = $("countdown");
+  const p = state.plan;
+  box.hidden = !p;
+  if (!p) return;
+  const left = Date.parse(p.doors_open) - (Date.now() + state.clockOffset);
+  if (left > 0) {
+    const s = Math.ceil(left / 1000), h = Math.floor(s / 3600), mm = Math.floor((s % 3600) / 60), ss = s % 60;
+    const time = (h ? h + ":" + String(mm).padStart(2, "0") : String(mm)) + ":" + String(ss).padStart(2, "0");
+    box.textContent = `${nameIn(p)}: ${t("dash.countdown", { time })} (${storeTime(p.doors_open)})`;
+    box.dataset.state = left <= 30 * 60 * 1000 ? "soon" : "later";
+  } else {
+    box.textContent = `${nameIn(p)}: ${t("dash.countdown.open")} ${storeTime(p.doors_open)}`;
+    box.dataset.state = "open";
+  }
+  box.dataset.left = String(Math.max(0, Math.ceil(left / 1000)));
+}
+
+function renderDrills() {
+  const banner = $("drill-banner");
+  banner.hidden = state.drills.length === 0;
+  banner.textContent = state.drills.map((d) => t("dash.drill.banner") + " · " + zoneName(d.zone)).join(" · ");
+  const items = state.drills.map((d) => {
+    const cleared = Object.keys(d.cleared_seconds || {}).length;
+    return el("li", { class: "drill", "data-drill": d.id, "data-zone": d.zone },
+      el("span", { class: "badge drill" }, t("dash.drill")), " ", el("b", {}, zoneName(d.zone)),
+      el("div", { class: "meta" }, [d.by, storeTime(d.at), `${cleared} / ${(d.affected || []).length}`].filter(Boolean).join(" · ")),
+      el("button", { type: "button", class: "drill-end", disabled: !canAct(), onclick: () => endDrill(d) }, t("dash.drill.end")));
+  });
+  $("drills").replaceChildren(...items);
+}
+
+async function startDrill(ev) {
+  ev.preventDefault();
+  const zone = $("drill-zone").value;
+  if (!(await confirmDialog(`${t("dash.drill.start")}: ${zoneName(zone)} (${t("dash.drill.banner")})`))) return;
+  const r = await api("POST", "/api/v1/drills", { zone });
+  r.ok ? say(t("dash.drill.banner")) : say(failure(r), true);
+}
+
+async function endDrill(d) {
+  if (!(await confirmDialog(`${t("dash.drill.end")}: ${zoneName(d.zone)}`))) return;
+  const r = await api("POST", "/api/v1/drills/end", { zone: d.zone });
+  r.ok ? say(t("dash.drill.end")) : say(failure(r), true);
+}
+
+// announce shows the guard the text the PA will say, in every language, before sending it.
+async function announce(ev) {
+  ev.preventDefault();
+  const zone = $("announce-zone").value, st = $("announce-state").value;
+  const q = st ? `?state=${encodeURIComponent(st)}` : "";
+  const p = await api("GET", `/api/v1/announcements/${encodeURIComponent(zone)}${q}`);
+  if (!p.ok) { say(failure(p), true); return; }
+  const text = p.body.messages.map((m) => `[${m.language}] ${m.text}`).join("\n");
+  if (!(await confirmDialog(`${t("dash.announce.preview")}\n${text}`))) return;
+  const r = await api("POST", `/api/v1/announcements/${encodeURIComponent(zone)}`, { state: st });
+  r.ok ? say(t("dash.announce.send")) : say(failure(r), true);
 }
 
 // The figures are stale when the feed is down or silent for stale_after, or when no count
@@ -203,7 +269,8 @@ function alertText(a) {
 function alertGroups() {
   const groups = new Map();
   for (const a of state.alerts) {
-    const key = a.zone ? "zone:" + a.zone : a.device ? "device:" + a.device : "site";
+    // A drill has a card of its own, never among the zone's real alerts.
+    const key = a.kind === "drill" ? "drill:" + (a.zone || "") : a.zone ? "zone:" + a.zone : a.device ? "device:" + a.device : "site";
     if (!groups.has(key)) groups.set(key, { key, zone: a.zone || "", device: a.device || "", alerts: [] });
     groups.get(key).alerts.push(a);
   }
@@ -251,9 +318,9 @@ function renderAlerts() {
     const singleAcked = single.state === "acknowledged";
     // A few alerts show at once; a long list (a zone with many) opens on demand.
     const open = state.openCards.has(g.key) ? state.openCards.get(g.key) : g.alerts.length <= 3;
-    return el("li", { class: `card sev-${g.top.severity}`, "data-card": g.key, "data-zone": g.zone, "data-count": g.alerts.length },
+    return el("li", { class: `card sev-${g.top.severity} kind-${g.top.kind}`, "data-card": g.key, "data-kind": g.top.kind, "data-zone": g.zone, "data-count": g.alerts.length },
       el("div", { class: "card-head" },
-        el("span", { class: `badge sev-${g.top.severity}` }, t("sev." + g.top.severity)),
+        g.top.kind === "drill" ? el("span", { class: "badge drill" }, t("dash.drill")) : el("span", { class: `badge sev-${g.top.severity}` }, t("sev." + g.top.severity)),
         el("b", { class: "where" }, where),
         many ? el("span", { class: "count" }, t("alerts.count", { n: g.alerts.length })) : null),
       el("div", { class: "summary" }, top.summary),
@@ -302,7 +369,14 @@ function renderForms() {
   const keep = (sel, withSite) => { const v = sel.value; sel.replaceChildren(...opts(withSite)); if (v !== undefined) sel.value = v; if (sel.selectedIndex < 0) sel.selectedIndex = 0; };
   keep($("evac-zone"), true);
   keep($("corr-zone"), false);
-  for (const b of document.querySelectorAll("#evac-form button, #corr-form button")) b.disabled = !canAct();
+  const dz = $("drill-zone"), dv = dz.value;
+  dz.replaceChildren(el("option", { value: "" }, t("evac.site_named", { site: siteName() || t("evac.site") })), ...zoneOpts());
+  dz.value = dv || "";
+  keep($("announce-zone"), false);
+  const st = $("announce-state"), sv = st.value;
+  st.replaceChildren(el("option", { value: "" }, "—"), ...["busy", "full", "metering", "evacuation", "drill"].map((s) => el("option", { value: s }, t("announce." + s))));
+  st.value = sv || "";
+  for (const b of document.querySelectorAll("#evac-form button, #corr-form button, #drill-form button, #announce-form button")) b.disabled = !canAct();
   const banner = $("banner");
   if (state.session && !state.session.security_actions) { banner.hidden = false; banner.textContent = t("err.readonly"); }
   else banner.hidden = true;
@@ -463,6 +537,9 @@ async function main() {
   $("signout").addEventListener("click", async () => { await api("DELETE", "/api/v1/session"); location.href = "/login"; });
   $("evac-form").addEventListener("submit", declare);
   $("corr-form").addEventListener("submit", correct);
+  $("drill-form").addEventListener("submit", startDrill);
+  $("announce-form").addEventListener("submit", announce);
+  setInterval(renderCountdown, 1000);
   renderAll();
   connectFeed("", { onMessage, onState });
   setInterval(renderAge, 1000);

@@ -33,6 +33,14 @@ function pictogram(state, dir) {
         svg("rect", { x: 45, y: 35, width: 10, height: 32, fill: "currentColor" }), svg("rect", { x: 45, y: 73, width: 10, height: 10, fill: "currentColor" }));
     case "full":
       return null; // the red X across the whole sign says it; no arrow that invites people in
+    case "enter": // a metered door's release: straight in
+      return arrow("up");
+    case "wait": // a raised hand: stop here
+      return svg("svg", { viewBox: "0 0 100 100" }, svg("path", { fill: "currentColor",
+        d: "M30 92 Q18 80 18 62 V40 Q18 34 24 34 Q30 34 30 40 V56 H34 V18 Q34 12 40 12 Q46 12 46 18 V50 H50 V12 Q50 6 56 6 Q62 6 62 12 V50 H66 V18 Q66 12 72 12 Q78 12 78 18 V64 Q78 84 66 92 Z" }));
+    case "drill":
+      if (dir) return arrow(dir);
+      return svg("svg", { viewBox: "0 0 100 100" }, svg("text", { x: 50, y: 62, "text-anchor": "middle", "font-size": 30, "font-weight": 900, fill: "currentColor" }, "DRILL"));
     default:
       return svg("svg", { viewBox: "0 0 100 100" }, svg("circle", { cx: 50, cy: 28, r: 14, fill: "currentColor" }),
         svg("path", { d: "M28 92 V60 Q28 46 42 46 H58 Q72 46 72 60 V92 Z", fill: "currentColor" }));
@@ -43,6 +51,10 @@ function render() {
   const fresh = guidance && conn === "live" && Date.now() - received <= staleAfter;
   const state = fresh ? guidance.state : "neutral";
   const key = fresh ? JSON.stringify([guidance.state, guidance.arrow, guidance.text, guidance.orientation]) : "neutral:" + languages.join();
+  // A drill carries the word DRILL in every language on a band of its own, besides its colour.
+  const band = document.getElementById("drill-band") || document.body.appendChild(Object.assign(document.createElement("div"), { id: "drill-band" }));
+  band.hidden = state !== "drill";
+  band.textContent = languages.map((l) => t("sign.drill.banner", {}, l)).join(" · ");
   if (key === shown) return;
   shown = key;
   document.body.dataset.state = state;

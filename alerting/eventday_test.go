@@ -1,0 +1,172 @@
+package alerting
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The harness clock starts at 07:00 UTC; the plan's doors open at 08:00.
+var eventDayStore = strings.Replace(testStore, "zones:\n", "zones:\n  - {id: queue, capacity: 2000}\n", 1) + `
+events:
+  - id: doorbuster
+    name: Door-buster morning
+    start: "2026-11-27T06:00:00Z"
+    end: "2026-11-27T12:00:00Z"
+    doors_open: "2026-11-27T08:00:00Z"
+    capacities: {entrance: 60}
+    metered:
+      - {door: main, rate_per_min: 30, queue: queue}
+event_day: {opening_absorb: 10m, opening_window: 30m}
+`
+
+func TestOpeningQueueAlert(t *testing.T) {
+	// The metered main door absorbs 30/min x 10 min = 300 people in the first 10 minutes.
+	cases := []struct {
+		name  string
+		sec   int // after 07:00
+		queue int64
+		fires bool
+	}{
+		{"queue over what the door absorbs, 20 min before opening", 40 * 60, 301, true},
+		{"queue just what the door absorbs", 40 * 60, 300, false},
+		{"small queue", 45 * 60, 50, false},
+		{"big queue, but before the window", 29 * 60, 900, false},
+		{"big queue at the start of the window", 30 * 60, 900, true},
+		{"big queue one minute before opening", 59 * 60, 900, true},
+		{"after opening the meter takes over", 60 * 60, 900, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, eventDayStore)
+			h.occ["queue"] = c.queue
+			h.at(c.sec)
+			a := h.alert("opening_queue:site")
+			if (a != nil) != c.fires {
+				t.Fatalf("opening alert %v, want firing %v (alerts %+v)", a != nil, c.fires, h.m.Status().Alerts)
+			}
+			if a == nil {
+				return
+			}
+			if a.Severity != SeverityWarning || a.Params["absorb"] != int64(300) || a.Params["queue"] != c.queue {
+				t.Fatalf("alert %+v", a)
+			}
+			if a.ActionKey != "action.opening_queue" || a.Action == "" {
+				t.Fatalf("no playbook advice: %+v", a)
+			}
+			// A warning goes to security's route first, as every warning does.
+			if got := whats(h.notes.take(), "opening_queue:site"); !slices.Equal(got, []string{"fired->radio"}) {
+				t.Fatalf("notified %v", got)
+			}
+		})
+	}
+}
+
+func TestDoorsOpenNoticeGoesToAllStaff(t *testing.T) {
+	h := newHarness(t, eventDayStore)
+	h.at(59 * 60)
+	h.notes.take()
+	h.at(60 * 60)
+	if got := whats(h.notes.take(), "doors_open:site"); !slices.Equal(got, []string{"fired->radio+managers+everyone"}) {
+		t.Fatalf("doors-open notice %v, want every route", got)
+	}
+	h.at(64 * 60) // never escalated nor repeated
+	if got := whats(h.notes.take(), "doors_open:site"); len(got) != 0 {
+		t.Fatalf("doors-open notice repeated: %v", got)
+	}
+	h.at(66 * 60)
+	if h.alert("doors_open:site") != nil {
+		t.Fatal("the notice is still up after 5 minutes")
+	}
+}
+
+func TestDrillMeasuredAndOverriddenByARealEvacuation(t *testing.T) {
+	h := newHarness(t, eventDayStore)
+	h.occ["store"], h.occ["entrance"] = 300, 40
+	h.at(0)
+	var d Drill
+	h.run(func() {
+		var err error
+		if d, err = h.m.StartDrill(context.Background(), "store", "guard-li"); err != nil {
+			t.Error(err)
+		}
+	})
+	if d.EstimateSeconds == nil || d.StartCount["store"] != 300 || !slices.Equal(d.Affected, []string{"store", "entrance"}) {
+		t.Fatalf("drill %+v", d)
+	}
+	a := h.alert("drill:store")
+	if a == nil || a.Severity == SeverityEmergency || a.Kind != KindDrill {
+		t.Fatalf("drill alert %+v", a)
+	}
+	if got := whats(h.notes.take(), "drill:store"); !slices.Equal(got, []string{"fired->radio+managers+everyone"}) {
+		t.Fatalf("drill notice %v", got)
+	}
+	if len(h.m.Status().Drills) != 1 || len(h.m.Status().Evacuations) != 0 {
+		t.Fatalf("status drills %v evacuations %v", h.m.Status().Drills, h.m.Status().Evacuations)
+	}
+	h.occ["entrance"] = 2 // at or below drill_empty_at (2): empty
+	h.at(45)
+	h.occ["store"] = 1
+	h.at(130)
+	reports, err := h.m.DrillReports(time.Time{}, time.Time{})
+	if err != nil || len(reports) != 1 {
+		t.Fatalf("reports %v %v", reports, err)
+	}
+	r := reports[0]
+	if r.EndedAt == nil || r.EndReason != "every zone empty" || r.ClearedSeconds["entrance"] != 45 || r.ClearedSeconds["store"] != 130 {
+		t.Fatalf("report %+v", r)
+	}
+	if len(h.m.Status().Drills) != 0 || h.alert("drill:store") != nil {
+		t.Fatal("the drill is still in force after every zone emptied")
+	}
+
+	// A second drill; a real evacuation declared during it ends it at once and is never muted.
+	h.occ["store"] = 200
+	h.at(200)
+	h.run(func() {
+		if _, err := h.m.StartDrill(context.Background(), "", "guard-li"); err != nil {
+			t.Error(err)
+		}
+	})
+	h.notes.take()
+	h.run(func() {
+		if _, err := h.m.Declare(context.Background(), "entrance", "chief-wang", "smoke"); err != nil {
+			t.Error(err)
+		}
+	})
+	if len(h.m.Status().Drills) != 0 {
+		t.Fatalf("drill still in force beside a real evacuation: %+v", h.m.Status().Drills)
+	}
+	ev := h.alert("evacuation:entrance")
+	if ev == nil || ev.Silenced || ev.Inhibited {
+		t.Fatalf("real evacuation %+v", ev)
+	}
+	reports, _ = h.m.DrillReports(time.Time{}, time.Time{})
+	if len(reports) != 2 || reports[1].EndReason != "real evacuation" {
+		t.Fatalf("reports %+v", reports)
+	}
+	h.run(func() {
+		if _, err := h.m.StartDrill(context.Background(), "store", "guard-li"); err == nil {
+			t.Error("a drill started over a real evacuation")
+		}
+	})
+}
+
+func TestMeteringRecordsKept(t *testing.T) {
+	h := newHarness(t, eventDayStore)
+	from := h.now.Add(time.Hour)
+	h.run(func() {
+		if err := h.m.KeepMetering(context.Background(), from, "main", []byte(`{"Door":"main"}`)); err != nil {
+			t.Error(err)
+		}
+	})
+	got, err := h.m.MeteringRecords(from.Add(-time.Minute), from.Add(time.Minute))
+	if err != nil || len(got) != 1 || string(got[0]) != `{"Door":"main"}` {
+		t.Fatalf("%q %v", got, err)
+	}
+	if got, _ := h.m.MeteringRecords(from.Add(time.Second), time.Time{}); len(got) != 0 {
+		t.Fatalf("out of range: %q", got)
+	}
+}
