@@ -137,7 +137,7 @@ func TestBrowserPromotionPlan(t *testing.T) {
 }
 
 // planShot saves the promotion plan part of the manager page under the screenshot folder
-// (artifacts/screenshots/), and with CROWDWATCH_UPDATE_README_IMAGES=1 also under
+// (artifacts/screenshots/), and with CROWDWATCH_UPDATE_DOC_IMAGES=1 also under
 // docs/screenshots/, which the docs show: a plain test run leaves the working tree as it was.
 func planShot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
@@ -148,7 +148,7 @@ func planShot(t *testing.T, ctx context.Context, name string) {
 		t.Fatalf("screenshot %s: %v", name, err)
 	}
 	dirs := []string{screenshotDir(t)}
-	if os.Getenv("CROWDWATCH_UPDATE_README_IMAGES") == "1" {
+	if os.Getenv("CROWDWATCH_UPDATE_DOC_IMAGES") == "1" {
 		dirs = append(dirs, filepath.Join("..", "..", "docs", "screenshots"))
 	}
 	for _, dir := range dirs {

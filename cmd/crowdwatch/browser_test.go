@@ -552,11 +552,11 @@ var demoScreen = regexp.MustCompile(`screen (\S+)\s+(http://\S+)`)
 
 // TestBrowserDemoPeak runs `crowdwatch demo` (the door-buster morning) and photographs the
 // dashboard, both guidance screens and the manager page at the morning's peak, in both
-// languages at both sizes. With CROWDWATCH_UPDATE_README_IMAGES=1 it also writes the
+// languages at both sizes. With CROWDWATCH_UPDATE_DOC_IMAGES=1 it also writes the
 // README's pictures (docs/img), so they always show the current product.
 func TestBrowserDemoPeak(t *testing.T) {
 	ctx := browser(t)
-	readme := os.Getenv("CROWDWATCH_UPDATE_README_IMAGES") == "1"
+	readme := os.Getenv("CROWDWATCH_UPDATE_DOC_IMAGES") == "1"
 	// The demo's own pace: faster, the entrance's peak is over before its critical alert's
 	// 15 s hold-down has passed.
 	dir := t.TempDir()
