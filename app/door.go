@@ -36,6 +36,7 @@ func newDoor(cfg *configs.Config, src zones.Source, model *zones.Model, promo *p
 		Capacities: caps, Plans: plans, Episodes: records, Log: log.With("component", "door")})
 	pa := announce.New(announce.Options{Config: cfg, Engine: src, Alerts: manager, Admissions: meter, Publisher: pub,
 		Topic: topics.Announce, Capacities: caps, Plans: plans, Log: log.With("component", "announce")})
+	records.Open = meter.OpenEpisodes
 	return &doorSide{records: records, meter: meter, announcer: pa}
 }
 

@@ -325,6 +325,19 @@ func (g *gate) track(in inputs, a guidance.Admission, entered uint64, outstandin
 	return g.finish()
 }
 
+// current is the open episode as it stands, if any, for a review made while it lasts.
+func (g *gate) current() *promotion.MeteringEpisode {
+	ep := g.ep
+	if ep == nil {
+		return nil
+	}
+	out := ep.MeteringEpisode
+	if ep.waitTime > 0 {
+		out.WaitMean = time.Duration(ep.waitSum / ep.waitTime * float64(time.Second))
+	}
+	return &out
+}
+
 // finish ends the open episode, if any.
 func (g *gate) finish() *promotion.MeteringEpisode {
 	ep := g.ep

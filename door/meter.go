@@ -38,8 +38,8 @@ type Options struct {
 	Capacities Capacities  // nil: NewPlanCapacities(Config)
 	// Plans are the promotion plans known now, the store file's and the API's
 	// (promotion.Plans); nil: Config.Events.
-	Plans func() []configs.EventPlan
-	Episodes   EpisodeKeeper
+	Plans    func() []configs.EventPlan
+	Episodes EpisodeKeeper
 	// Tick is how often the meter steps between changes (releases are due on time, not on
 	// commits); default 250 ms.
 	Tick time.Duration
@@ -55,6 +55,8 @@ type Meter struct {
 	state   atomic.Pointer[map[string]guidance.Admission]
 	changed owner.Signal
 	keep    chan promotion.MeteringEpisode
+	// open are the episodes under way as of the last step (OpenEpisodes).
+	open atomic.Pointer[[]promotion.MeteringEpisode]
 }
 
 // doorInfo is what the meter knows of a door from the layout.
@@ -116,6 +118,15 @@ func (m *Meter) Admission(door string) (guidance.Admission, bool) {
 
 // Admissions are every metered door's admission now.
 func (m *Meter) Admissions() map[string]guidance.Admission { return *m.state.Load() }
+
+// OpenEpisodes are the metering episodes under way (not yet kept), as of the meter's last
+// step: a review made while the doors are still metered shows them too.
+func (m *Meter) OpenEpisodes() []promotion.MeteringEpisode {
+	if p := m.open.Load(); p != nil {
+		return slices.Clone(*p)
+	}
+	return nil
+}
 
 // Subscribe returns a channel signalled (coalesced) after each change of admissions.
 func (m *Meter) Subscribe() (<-chan struct{}, func()) { return m.changed.Subscribe() }
@@ -225,6 +236,13 @@ func (m *Meter) step(now time.Time, gates map[string]*gate) {
 		m.kept(done)
 		out[id] = a
 	}
+	var open []promotion.MeteringEpisode
+	for _, g := range gates {
+		if ep := g.current(); ep != nil {
+			open = append(open, *ep)
+		}
+	}
+	m.open.Store(&open)
 	prev := *m.state.Load()
 	m.state.Store(&out)
 	if !sameAdmissions(prev, out) {

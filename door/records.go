@@ -23,7 +23,12 @@ type RecordStore interface {
 }
 
 // Records is promotion.Records (what the review reads) and the meter's EpisodeKeeper.
-type Records struct{ Store RecordStore }
+type Records struct {
+	Store RecordStore
+	// Open, when set, gives the episodes still under way (Meter.OpenEpisodes), which the
+	// review shows beside the kept ones.
+	Open func() []promotion.MeteringEpisode
+}
 
 var (
 	_ promotion.Records = Records{}
@@ -53,6 +58,13 @@ func (r Records) MeteringEpisodes(from, to time.Time) ([]promotion.MeteringEpiso
 			return nil, fmt.Errorf("door: a stored metering episode: %w", err)
 		}
 		out = append(out, ep)
+	}
+	if r.Open != nil {
+		for _, ep := range r.Open() {
+			if !ep.From.Before(from) && (to.IsZero() || ep.From.Before(to)) {
+				out = append(out, ep)
+			}
+		}
 	}
 	return out, nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/crowdwatch/crowdwatch/configs"
 	"github.com/crowdwatch/crowdwatch/firmware-sim/scenario"
 	"github.com/crowdwatch/crowdwatch/firmware-sim/sim"
+	"github.com/crowdwatch/crowdwatch/promotion"
 	"github.com/crowdwatch/crowdwatch/web/guidance"
 )
 
@@ -199,4 +200,26 @@ func TestDoorbusterMeteredAndDrilled(t *testing.T) {
 		}
 	}
 	t.Logf("drill: %d in the store at the alarm, estimate %.0f s, cleared %v", rep.StartCount["store"], *rep.EstimateSeconds, rep.ClearedSeconds)
+
+	// The review puts the metered door's episodes (how long it held people, the queue's
+	// wait) and the drill beside the plan, from the records the door and the drill kept.
+	var rv promotion.Review
+	for range 100 {
+		if err := svc.getAuth("/api/v1/events/doorbuster/review", &rv); err != nil {
+			t.Fatal(err)
+		}
+		if len(rv.Metering) == 1 && len(rv.Metering[0].Episodes) > 0 && len(rv.Drills) == 1 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(rv.Metering) != 1 || rv.Metering[0].Door != "main" || len(rv.Metering[0].Episodes) == 0 ||
+		rv.Metering[0].HeldS <= 0 || rv.Metering[0].WaitMaxS <= 0 || rv.Metering[0].QueueMax == 0 {
+		t.Fatalf("the review's metering: %+v (notes %v)", rv.Metering, rv.Notes)
+	}
+	if len(rv.Drills) != 1 || rv.Drills[0].ClearedS["store"] <= 0 {
+		t.Fatalf("the review's drills: %+v", rv.Drills)
+	}
+	t.Logf("review: door held %.0f s, %d admitted, queue up to %d, wait up to %.0f s",
+		rv.Metering[0].HeldS, rv.Metering[0].Admitted, rv.Metering[0].QueueMax, rv.Metering[0].WaitMaxS)
 }
