@@ -31,6 +31,7 @@ func (o Outcome) String() string {
 // while decoding (it still goes through the engine so acknowledgements stay in order).
 type Message struct {
 	Report   *Report
+	Vendor   *VendorReport // a vendor format's readings (zones/vendor.go)
 	Status   *Status
 	Reject   *RejectError
 	Retained bool // a broker's retained copy, not a live message
@@ -289,6 +290,9 @@ func (e *Engine) apply(m *Message) (Outcome, string) {
 		}
 		e.pending.devices[m.Status.Device] = d
 		return Applied, ""
+	}
+	if m.Vendor != nil {
+		return e.applyVendor(m, now)
 	}
 	r := m.Report
 	info, known := e.model.Device(r.Device)
