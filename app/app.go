@@ -152,11 +152,16 @@ func New(cfg *configs.Config, opts Options) (_ *App, err error) {
 		return nil, err
 	}
 	a.web.store.RegisterMetrics(a.reg)
+	// Devices' HTTP pushes go to the engine like their MQTT messages (ingest/http.go).
+	pushes, err := ingest.NewHTTP(cfg, a.engine, log.With("component", "http-ingest"), ingest.HTTPOptions{Registerer: a.reg})
+	if err != nil {
+		return nil, err
+	}
 	a.handler = &httpSide{ln: a.httpLn, log: log, handler: web.NewHandler(web.Options{Engine: a.engine, Broker: a.mqtt,
 		Gatherer: a.reg, Auth: a.web.authz, SignIn: a.web.authz, Live: a.web.live, Alerting: a.alerts.manager,
 		Log: log.With("component", "http"), Version: opts.Version, History: a.history.reader,
 		Backups: &serviceBackups{store: a.store, alerts: a.alerts.manager, historyPath: cfg.HistoryPath()},
-		Audit:   a.web.store, Events: a.monitor, Registerer: a.reg})}
+		Audit:   a.web.store, Events: a.monitor, Registerer: a.reg, Ingest: pushes})}
 	return a, nil
 }
 

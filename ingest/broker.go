@@ -230,6 +230,7 @@ type deviceHook struct {
 	broker  *Broker
 	users   map[string]configs.User
 	devices map[string]bool // every device the store file declares
+	vendors *vendors        // which devices speak a vendor format; Axis serials
 	site    string
 	maxWill int
 	certs   bool // the TLS listener demands client certificates
@@ -246,7 +247,7 @@ type deviceHook struct {
 const maxOwners = 10000
 
 func newDeviceHook(b *Broker, cfg *configs.Config) *deviceHook {
-	h := &deviceHook{broker: b, users: map[string]configs.User{}, devices: declaredDevices(cfg), site: cfg.Site.ID,
+	h := &deviceHook{broker: b, users: map[string]configs.User{}, devices: declaredDevices(cfg), vendors: newVendors(cfg), site: cfg.Site.ID,
 		maxWill: min(cfg.MQTT.Embedded.MaxWillPayload, cfg.MQTT.MaxPayload), certs: cfg.MQTT.Embedded.TLS.ClientCAFile != "",
 		owners: map[string]string{}, logs: map[security.Kind]*rate.Sometimes{}}
 	for _, u := range cfg.MQTT.Embedded.Users {
@@ -389,8 +390,8 @@ func (h *deviceHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) b
 func (h *deviceHook) serviceTopic(topic string) bool { return h.broker.topics.Own(topic) }
 
 // mayPublish is the write ACL: a device account publishes only on its own counter, occupancy
-// and status topics; a reader publishes nothing; on an open broker anything but the service's
-// own topics.
+// and status topics (and an Axis camera on axis/<its serial>/event/...); a reader publishes
+// nothing; on an open broker anything but the service's own topics.
 func (h *deviceHook) mayPublish(username, topic string) bool {
 	if h.serviceTopic(topic) {
 		return false
@@ -401,6 +402,9 @@ func (h *deviceHook) mayPublish(username, topic string) bool {
 	u := h.users[username]
 	if u.Role != "device" {
 		return false
+	}
+	if allowed, axis := h.vendors.mayPublishAxis(u.Username, topic); axis {
+		return allowed
 	}
 	_, device, ok := h.broker.topics.Parse(topic)
 	return ok && device == u.Username
@@ -452,7 +456,9 @@ func (h *deviceHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 	if cl.Net.Inline {
 		return pk, nil
 	}
-	kind, device, ok := h.broker.topics.Parse(pk.TopicName)
+	// A native device's topic by the native protocol, a vendor device's by its format, an
+	// Axis event topic by the device of its serial (ingest/vendor.go).
+	m, device, ok := h.vendors.route(h.broker.topics, pk.TopicName, pk.Payload, h.broker.maxPayload)
 	if !ok {
 		return pk, nil // not a device topic: ordinary broker traffic
 	}
@@ -461,7 +467,6 @@ func (h *deviceHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 		// engine refuses the report as unknown_device.
 		h.report(security.UnknownDevice, cl, device, fmt.Sprintf("report on %q from a device the store file does not declare", pk.TopicName))
 	}
-	m := Decode(kind, device, pk.Payload, h.broker.maxPayload)
 	outcome := make(chan zones.Outcome, 1)
 	m.Done = func(o zones.Outcome) { outcome <- o }
 	if err := h.broker.engine.Submit(h.broker.ctx, m); err != nil {

@@ -36,6 +36,7 @@ type Client struct {
 	subscribed atomic.Bool
 	sec        security.Sink
 	devices    map[string]bool // every device the store file declares
+	vendors    *vendors        // which devices speak a vendor format; Axis serials
 }
 
 // ClientOptions are the external-broker client's dependencies beyond the store file.
@@ -49,7 +50,7 @@ type ClientOptions struct {
 func NewClient(cfg *configs.Config, engine Submitter, log *slog.Logger, copts ClientOptions) (*Client, error) {
 	c := &Client{topics: TopicsFor(cfg), maxPayload: cfg.MQTT.MaxPayload,
 		engine: engine, log: log, acks: make(chan paho.Message, 2*cfg.MQTT.QueueSize+cfg.Storage.CommitBatch),
-		closed: make(chan struct{}), redeliver: make(chan struct{}, 1), sec: copts.Security, devices: declaredDevices(cfg)}
+		closed: make(chan struct{}), redeliver: make(chan struct{}, 1), sec: copts.Security, devices: declaredDevices(cfg), vendors: newVendors(cfg)}
 	if c.sec == nil {
 		c.sec = security.Discard
 	}
@@ -201,14 +202,14 @@ func (c *Client) Publish(topic string, payload []byte, retain bool) error {
 // subscribing again is harmless and covers a broker that lost its state.
 func (c *Client) onConnect(cl paho.Client) {
 	filters := map[string]byte{}
-	for _, f := range c.topics.Subscriptions() {
+	for _, f := range c.subscriptions() {
 		filters[f] = 1
 	}
 	tok := cl.SubscribeMultiple(filters, c.onMessage)
 	go func() {
 		if tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
 			c.subscribed.Store(true)
-			c.log.Info("mqtt: connected and subscribed", "filters", c.topics.Subscriptions())
+			c.log.Info("mqtt: connected and subscribed", "filters", c.subscriptions())
 			cl.Publish(c.topics.Service(), 1, true, "online")
 			return
 		}
@@ -219,10 +220,8 @@ func (c *Client) onConnect(cl paho.Client) {
 // onMessage runs on paho's router goroutine, one message at a time in arrival order. It only
 // decodes and queues; blocking here is back-pressure when the engine's queue is full.
 func (c *Client) onMessage(_ paho.Client, msg paho.Message) {
-	kind, device, ok := c.topics.Parse(msg.Topic())
-	var m *zones.Message
+	m, device, ok := c.vendors.route(c.topics, msg.Topic(), msg.Payload(), c.maxPayload)
 	if ok {
-		m = Decode(kind, device, msg.Payload(), c.maxPayload)
 		if !c.devices[device] {
 			// The external broker knows the address; the service only knows the device id.
 			c.sec.Record(security.Event{Kind: security.UnknownDevice, Subject: device, At: now(),
@@ -248,6 +247,16 @@ func (c *Client) onMessage(_ paho.Client, msg paho.Message) {
 	if err := c.engine.Submit(c.ctx, m); err != nil {
 		c.log.Warn("mqtt: message not queued; the broker will redeliver it", "topic", msg.Topic(), "error", err)
 	}
+}
+
+// subscriptions are the site's device topics, and the Axis cameras' event topics when a
+// device is mapped to an Axis serial.
+func (c *Client) subscriptions() []string {
+	f := c.topics.Subscriptions()
+	if c.vendors.hasAxis() {
+		f = append(f, AxisSubscription)
+	}
+	return f
 }
 
 // ackLoop sends acknowledgements in commit order, off the engine goroutine, because paho's

@@ -38,6 +38,9 @@ type Message struct {
 	Received time.Time
 	// Done is called once, after the commit that covers this message, in submission order.
 	Done func(Outcome)
+	// Refusal is, once Done is called with Rejected, why (set by the engine before Done;
+	// the HTTP ingest answers it to the device).
+	Refusal *RejectError
 }
 
 // Options tune the engine; zero values take the defaults noted.
@@ -168,6 +171,25 @@ func (e *Engine) Submit(ctx context.Context, m *Message) error {
 		return ctx.Err()
 	case <-e.stopped:
 		return ErrStopped
+	}
+}
+
+// ErrQueueFull is TrySubmit's answer when the queue is full.
+var ErrQueueFull = errors.New("occupancy engine queue is full")
+
+// TrySubmit queues a message without waiting: a full queue is ErrQueueFull (the HTTP ingest
+// answers 503 and the device sends again), a stopped engine ErrStopped.
+func (e *Engine) TrySubmit(m *Message) error {
+	select {
+	case <-e.stopped:
+		return ErrStopped
+	default:
+	}
+	select {
+	case e.in <- m:
+		return nil
+	default:
+		return ErrQueueFull
 	}
 }
 
@@ -459,6 +481,7 @@ func (e *Engine) stageZones(entry *LogEntry) {
 }
 
 func (e *Engine) rejected(m *Message, rej *RejectError) (Outcome, string) {
+	m.Refusal = rej
 	e.logLimited("reject:"+rej.Reason, "message rejected", "reason", rej.Reason, "error", rej.Err)
 	return Rejected, rej.Reason
 }
