@@ -20,7 +20,7 @@ type sink struct {
 }
 
 func (s *sink) Record(e security.Event) { s.mu.Lock(); s.all = append(s.all, e); s.mu.Unlock() }
-func (s *sink) count() int             { s.mu.Lock(); defer s.mu.Unlock(); return len(s.all) }
+func (s *sink) count() int              { s.mu.Lock(); defer s.mu.Unlock(); return len(s.all) }
 
 // TestDeviceTokenPushesOnlyItsOwnDevice: a device token is accepted as Bearer, as the HTTP
 // Basic password (any user name) and as ?token=, for its own device's push route only; every
