@@ -21,7 +21,12 @@ FUZZ_TARGETS = \
 	./web:FuzzAlertRequests \
 	./web:FuzzParseAuditQuery \
 	./history:FuzzParseParams \
-	./history:FuzzCodecRoundTrip
+	./history:FuzzCodecRoundTrip \
+	./ingest/formats:FuzzMilesight \
+	./ingest/formats:FuzzXovis \
+	./ingest/formats:FuzzAxis \
+	./ingest/formats:FuzzHikvision \
+	./ingest/formats:FuzzChirpstack
 
 .PHONY: demo test deps assets lint unit fuzz bench build loadbench faults soak
 

@@ -1,0 +1,343 @@
+package formats
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+)
+
+// Bounds on what one reading may say. A figure beyond them is a device (or an attacker)
+// saying something no entrance can do, and is refused as out_of_range rather than counted.
+const (
+	// MaxTotal bounds a total since a reset: 32-bit counters are what the vendors document.
+	MaxTotal = 1<<32 - 1
+	// MaxDelta bounds the crossings of one interval window or one event: far above what a
+	// door passes in any window a device reports on (a 4 m door passes about 2 people a
+	// second, 7,200 an hour).
+	MaxDelta = 100_000
+	// MaxArea bounds one area's head count.
+	MaxArea = 100_000
+	// MaxReadings bounds the readings one message may give (lines × windows, events).
+	MaxReadings = 1024
+	// maxID bounds a line, region or scenario name as the device spells it.
+	maxID = 64
+	// maxLines bounds the lines or regions of one message, as the native protocol does.
+	maxLines = 64
+)
+
+func reject(reason, format string, args ...any) *Rejection {
+	return &Rejection{Reason: reason, Err: fmt.Errorf(format, args...)}
+}
+
+// prefixed adds the vendor's and the device's names to a rejection.
+func prefixed(format, device string, err error) error {
+	var rej *Rejection
+	if errors.As(err, &rej) {
+		return &Rejection{Reason: rej.Reason, Err: fmt.Errorf("%s device %q: %w", format, device, rej.Err)}
+	}
+	return &Rejection{Reason: "malformed", Err: fmt.Errorf("%s device %q: %w", format, device, err)}
+}
+
+// Vendor JSON is decoded as strictly as the native protocol (ingest/payload.go), with
+// go-json-experiment/json: an object naming a member twice is refused (ambiguous), names
+// match exactly, invalid UTF-8 is refused, and counts read only JSON numbers that are whole
+// and non-negative. Unknown members are ignored: firmware adds fields between versions.
+
+// decodeJSON unmarshals one JSON document strictly and names the rule a payload broke.
+func decodeJSON(body []byte, v any) *Rejection {
+	if !utf8.Valid(body) {
+		return reject("malformed", "payload is not UTF-8 text")
+	}
+	err := json.Unmarshal(body, v)
+	if err == nil {
+		return nil
+	}
+	field := ""
+	var se *json.SemanticError
+	if errors.As(err, &se) {
+		field = strings.TrimPrefix(string(se.JSONPointer), "/")
+	}
+	var rej *Rejection
+	switch {
+	case errors.As(err, &rej):
+		if field == "" {
+			return rej
+		}
+		return &Rejection{Reason: rej.Reason, Err: fmt.Errorf("%s %w", field, rej.Err)}
+	case errors.Is(err, jsontext.ErrDuplicateName):
+		var syn *jsontext.SyntacticError
+		if errors.As(err, &syn) {
+			return reject("duplicate_key", "%q appears more than once in /%s: ambiguous, so nothing is counted",
+				syn.JSONPointer.LastToken(), strings.TrimPrefix(string(syn.JSONPointer.Parent()), "/"))
+		}
+		return reject("duplicate_key", "a name appears more than once in one object: %v", err)
+	case se != nil && field != "":
+		return reject("wrong_type", "%s must be %s, not %s", field, typeWord(se.GoType), kindWord(se.JSONKind))
+	case se != nil:
+		return reject("malformed", "payload must be a JSON object, not %s", kindWord(se.JSONKind))
+	}
+	return reject("malformed", "payload is not JSON: %v", err)
+}
+
+func kindWord(k jsontext.Kind) string {
+	switch k {
+	case '"':
+		return "a string"
+	case '0':
+		return "a number"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	}
+	return "something else"
+}
+
+func typeWord(t reflect.Type) string {
+	if t == nil {
+		return "another JSON type"
+	}
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		return "a JSON object"
+	case reflect.Slice, reflect.Array:
+		return "a JSON array"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int64, reflect.Uint64, reflect.Float64:
+		return "a number"
+	}
+	return "another JSON type"
+}
+
+// truncate keeps a rejection readable whatever a device sends.
+func truncate(v []byte) string {
+	const limit = 40
+	if len(v) > limit {
+		return string(v[:limit]) + "…"
+	}
+	return string(v)
+}
+
+// count is a figure the vendor sends as a JSON number: read exactly, whole and non-negative;
+// null reads as absent. A quoted number is refused: the vendors document numbers, and a
+// string there is a different device or a bridge that mangles values.
+type count struct {
+	v   uint64
+	set bool
+}
+
+func (n *count) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	val, err := dec.ReadValue()
+	if err != nil {
+		return err
+	}
+	switch val.Kind() {
+	case 'n':
+		*n = count{}
+		return nil
+	case '0':
+	case '"':
+		return reject("wrong_type", "must be a JSON number, not the string %s (quoted numbers are refused)", truncate(val))
+	default:
+		return reject("wrong_type", "must be a JSON number, not %s", kindWord(val.Kind()))
+	}
+	switch {
+	case val[0] == '-':
+		return reject("out_of_range", "is negative (%s)", truncate(val))
+	case bytes.ContainsAny(val, ".eE"):
+		return reject("wrong_type", "must be a whole number, not %s", truncate(val))
+	}
+	v, perr := strconv.ParseUint(string(val), 10, 64)
+	if perr != nil {
+		return reject("out_of_range", "%s is more than 2^64 − 1", truncate(val))
+	}
+	*n = count{v: v, set: true}
+	return nil
+}
+
+// get checks the figure against its bound.
+func (n count) get(field string, limit uint64) (uint64, *Rejection) {
+	if n.v > limit {
+		return 0, reject("out_of_range", "%s %d is more than %d", field, n.v, limit)
+	}
+	return n.v, nil
+}
+
+// digits is a count Axis sends as a JSON string: exactly ASCII digits, nothing else (no sign,
+// no space, no exponent, no leading "+").
+type digits struct {
+	v   uint64
+	set bool
+}
+
+func (d *digits) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return err
+	}
+	switch tok.Kind() {
+	case 'n':
+		*d = digits{}
+		return nil
+	case '"':
+	default:
+		return reject("wrong_type", "must be a string of digits, not %s", kindWord(tok.Kind()))
+	}
+	s := tok.String()
+	if s == "" || len(s) > 20 || strings.TrimLeft(s, "0123456789") != "" {
+		return reject("wrong_type", "must be a string of digits, not %q", truncate([]byte(s)))
+	}
+	v, perr := strconv.ParseUint(s, 10, 64)
+	if perr != nil {
+		return reject("out_of_range", "%s is more than 2^64 − 1", s)
+	}
+	*d = digits{v: v, set: true}
+	return nil
+}
+
+func (d digits) get(field string, limit uint64) (uint64, *Rejection) {
+	if d.v > limit {
+		return 0, reject("out_of_range", "%s %d is more than %d", field, d.v, limit)
+	}
+	return d.v, nil
+}
+
+// text is a JSON string (null reads as absent); a number or object there is refused.
+type text struct {
+	s   string
+	set bool
+}
+
+func (t *text) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return err
+	}
+	switch tok.Kind() {
+	case 'n':
+		*t = text{}
+		return nil
+	case '"':
+		*t = text{s: tok.String(), set: true}
+		return nil
+	}
+	return reject("wrong_type", "must be a string, not %s", kindWord(tok.Kind()))
+}
+
+// ident is a line, region or scenario id as the device names it: a JSON string or a whole
+// number, kept as its decimal text ("1", "1008", "Device1Scenario1").
+type ident struct {
+	s   string
+	set bool
+}
+
+func (id *ident) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	val, err := dec.ReadValue()
+	if err != nil {
+		return err
+	}
+	switch val.Kind() {
+	case 'n':
+		*id = ident{}
+		return nil
+	case '0':
+		if val[0] == '-' || bytes.ContainsAny(val, ".eE") || len(val) > 19 {
+			return reject("wrong_type", "id must be a non-negative whole number or a string, not %s", truncate(val))
+		}
+		*id = ident{s: string(val), set: true}
+		return nil
+	case '"':
+		var s string
+		if err := json.Unmarshal(val, &s); err != nil {
+			return err
+		}
+		if err := checkID(s); err != nil {
+			return err
+		}
+		*id = ident{s: s, set: true}
+		return nil
+	}
+	return reject("wrong_type", "id must be a number or a string, not %s", kindWord(val.Kind()))
+}
+
+// checkID refuses ids that no device uses and that would be unreadable in logs and metrics.
+func checkID(s string) *Rejection {
+	if s == "" || len(s) > maxID {
+		return reject("wrong_type", "id must be 1 to %d characters", maxID)
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.:", r)) {
+			return reject("wrong_type", "id %q may hold only letters, digits and - _ . :", truncate([]byte(s)))
+		}
+	}
+	return nil
+}
+
+// stamp is an RFC 3339 time stamp in a JSON string.
+type stamp struct {
+	t   time.Time
+	set bool
+}
+
+func (st *stamp) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	var t text
+	if err := t.UnmarshalJSONFrom(dec); err != nil {
+		return err
+	}
+	if !t.set {
+		*st = stamp{}
+		return nil
+	}
+	v, err := parseRFC3339(t.s)
+	if err != nil {
+		return err
+	}
+	*st = stamp{t: v, set: true}
+	return nil
+}
+
+func parseRFC3339(s string) (time.Time, *Rejection) {
+	v, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, reject("wrong_type", "must be an RFC 3339 time, not %q", truncate([]byte(s)))
+	}
+	if v.Year() < 2000 || v.Year() > 2200 {
+		return time.Time{}, reject("out_of_range", "time %q is not between the years 2000 and 2200", s)
+	}
+	return v, nil
+}
+
+// unixMillis checks an epoch-millisecond time stamp.
+func unixMillis(ms uint64) (time.Time, *Rejection) {
+	const lo, hi = 946684800000, 7258118400000 // 2000-01-01, 2200-01-01
+	if ms < lo || ms > hi {
+		return time.Time{}, reject("out_of_range", "time %d ms is not between the years 2000 and 2200", ms)
+	}
+	return time.UnixMilli(int64(ms)).UTC(), nil
+}
+
+// window checks an interval's bounds and makes its de-duplication key.
+func window(from, to time.Time) (string, *Rejection) {
+	if !to.After(from) {
+		return "", reject("out_of_range", "interval ends (%s) before it starts (%s)", to.Format(time.RFC3339), from.Format(time.RFC3339))
+	}
+	if to.Sub(from) > 31*24*time.Hour {
+		return "", reject("out_of_range", "interval of %s is longer than a month", to.Sub(from))
+	}
+	return from.UTC().Format(time.RFC3339Nano) + "/" + to.UTC().Format(time.RFC3339Nano), nil
+}
