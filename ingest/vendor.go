@@ -27,12 +27,13 @@ const AxisSubscription = axisTopicRoot + "+/event/#"
 // is decoded by the native protocol or by a vendor format, and whose an Axis serial is.
 type vendors struct {
 	specs   map[string]configs.DeviceSpec // vendor-format devices only
+	decs    map[string]formats.Decoder    // their decoders (formats.ForDevice)
 	serials map[string]string             // upper-case Axis serial → device id
 	kinds   map[string]string             // every declared device → KindCounter or KindOccupancy
 }
 
 func newVendors(cfg *configs.Config) *vendors {
-	v := &vendors{specs: map[string]configs.DeviceSpec{}, serials: map[string]string{}, kinds: map[string]string{}}
+	v := &vendors{specs: map[string]configs.DeviceSpec{}, decs: map[string]formats.Decoder{}, serials: map[string]string{}, kinds: map[string]string{}}
 	for _, d := range cfg.Doors {
 		if d.Counter.Device != "" {
 			v.kinds[d.Counter.Device] = KindCounter
@@ -46,6 +47,9 @@ func newVendors(cfg *configs.Config) *vendors {
 			continue
 		}
 		v.specs[d.ID] = d
+		if dec, err := formats.ForDevice(d.Format, d.Decoded); err == nil {
+			v.decs[d.ID] = dec // else validation refused the file already; decode says why
+		}
 		if d.Serial != "" {
 			v.serials[strings.ToUpper(d.Serial)] = d.ID
 		}
@@ -97,7 +101,7 @@ func (v *vendors) decode(spec configs.DeviceSpec, transport, topic, contentType 
 		m.Reject = zones.Reject("oversized", "device %q: payload of %d bytes is over the %d-byte limit", spec.ID, len(body), maxPayload)
 		return m
 	}
-	dec, ok := formats.Lookup(spec.Format)
+	dec, ok := v.decs[spec.ID]
 	if !ok {
 		m.Reject = zones.Reject("unsupported", "device %q: format %q is not built into this service", spec.ID, spec.Format)
 		return m
@@ -109,7 +113,7 @@ func (v *vendors) decode(spec configs.DeviceSpec, transport, topic, contentType 
 		}
 	}()
 	readings, err := dec.Decode(formats.Input{Device: spec.ID, Transport: transport, Topic: topic, ContentType: contentType,
-		Body: body, ReceivedAt: received, Decoded: spec.Decoded})
+		Body: body, ReceivedAt: received})
 	if err != nil {
 		reason := "malformed"
 		if rej, ok := err.(*formats.Rejection); ok && rej.Reason != "" {

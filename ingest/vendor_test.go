@@ -19,31 +19,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/crowdwatch/crowdwatch/configs"
-	"github.com/crowdwatch/crowdwatch/ingest/formats"
 	"github.com/crowdwatch/crowdwatch/internal/testkit"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
 
-// fakeAxis stands in for the Axis format when the real decoder is not built in: it reads the
-// test format's payloads, so the Axis topic's routing and ACL are tested on their own.
-type fakeAxis struct{ formats.Decoder }
-
-func (fakeAxis) Name() string { return configs.FormatAxis }
-
-func init() {
-	testkit.RegisterTestFormat()
-	if _, ok := formats.Lookup(configs.FormatAxis); !ok {
-		tf, _ := formats.Lookup(testkit.TestFormat)
-		formats.Register(fakeAxis{tf})
-	}
-}
-
-// axisIsFake tells whether the Axis decoder is the stand-in (then payloads are the test format's).
-func axisIsFake() bool {
-	d, _ := formats.Lookup(configs.FormatAxis)
-	_, fake := d.(fakeAxis)
-	return fake
-}
+func init() { testkit.RegisterTestFormat() }
 
 const vendorIngestStore = `
 site: {id: store-042, timezone: UTC}
@@ -63,8 +43,8 @@ doors:
   - {id: main, from: outside, to: entrance, counter: {device: dc-01}}
 devices:
   - {id: ms-1, format: testkit}
-  - {id: ax-1, format: axis, serial: ACCC8E012345}
-  - {id: ax-2, format: axis, serial: ACCC8E099999}
+  - {id: ax-1, format: axis, serial: ACCC8E012345, counting: since_reset}
+  - {id: ax-2, format: axis, serial: ACCC8E099999, counting: since_reset}
 `
 
 func totalsNow(line string, in, out uint64) string {
@@ -112,10 +92,6 @@ func TestVendorDeviceOverEmbeddedBroker(t *testing.T) {
 // axisPayload is one Object Analytics crossline message with total crossings since startTime.
 func axisPayload(serial string, total int) string {
 	now := time.Now().UTC()
-	if axisIsFake() {
-		return testkit.TestPayload(testkit.TestReading{Sem: "since_reset", Time: &now, Epoch: "2026-11-11T08:00:00Z",
-			Lines: []testkit.TestLine{{ID: "Device1Scenario1", In: uint64(total)}}})
-	}
 	return `{"topic":"axis:CameraApplicationPlatform/ObjectAnalytics/Device1Scenario1","timestamp":` +
 		jsonNumber(now.UnixMilli()) + `,"serial":"` + serial + `","message":{"source":{},"key":{},"data":{"startTime":"2026-11-11T08:00:00Z","reason":"human","total":"` +
 		jsonNumber(int64(total)) + `","totalHuman":"` + jsonNumber(int64(total)) + `","totalCar":"0"}}}`

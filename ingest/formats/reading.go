@@ -56,9 +56,6 @@ type Input struct {
 	ContentType string    // HTTP Content-Type (multipart bodies carry XML beside a JPEG)
 	Body        []byte    // at most the configured payload limit; the caller checks size first
 	ReceivedAt  time.Time // the service's clock when the message arrived
-	// Decoded is, for a network server's envelope (chirpstack), the format of the decoded
-	// object inside it (`devices[].decoded`); "" otherwise.
-	Decoded string
 }
 
 // Line is one counting line's (logic's, scenario's, channel's) figures, named as the device
