@@ -48,13 +48,15 @@ var ErrBadLogin = web.ErrBadLogin
 type Authorizer struct {
 	users  map[string]configs.WebUser
 	tokens map[[32]byte]configs.APIToken
-	ttl    time.Duration
-	secure bool
-	now    func() time.Time
-	slots  chan struct{} // bounds concurrent bcrypt checks (each takes ~50 ms of CPU)
-	store  *Store
-	own    bool // the store was made by New (memory only) and is closed by Close
-	events security.Sink
+	// deviceTokens counts the tokens of role device.
+	deviceTokens int
+	ttl          time.Duration
+	secure       bool
+	now          func() time.Time
+	slots        chan struct{} // bounds concurrent bcrypt checks (each takes ~50 ms of CPU)
+	store        *Store
+	own          bool // the store was made by New (memory only) and is closed by Close
+	events       security.Sink
 }
 
 // Options wire an Authorizer.
@@ -93,6 +95,9 @@ func New(a configs.Auth, o Options) (*Authorizer, error) {
 		}
 		copy(h[:], b)
 		z.tokens[h] = t
+		if t.Role == "device" {
+			z.deviceTokens++
+		}
 	}
 	if z.store == nil {
 		st, err := OpenStore("", StoreOptions{Now: o.Now})
@@ -111,9 +116,10 @@ func (z *Authorizer) Close() {
 	}
 }
 
-// Enabled reports whether any user or token is configured. Without, reads are open and
-// security actions are refused.
-func (z *Authorizer) Enabled() bool { return len(z.users)+len(z.tokens) > 0 }
+// Enabled reports whether any user or token other than a device's is configured. Without,
+// reads are open and security actions are refused. Device tokens only push their device's
+// reports, so they close nothing that was open.
+func (z *Authorizer) Enabled() bool { return len(z.users)+len(z.tokens)-z.deviceTokens > 0 }
 
 // HasUsers reports whether anybody can sign in to take security actions.
 func (z *Authorizer) HasUsers() bool { return len(z.users) > 0 }
