@@ -210,3 +210,49 @@ func deliver(t *testing.T, svc *service, mq *paho.Client, device string, m encod
 		t.Fatalf("push answered %d %s, want %d", resp.StatusCode, body, wantHTTP)
 	}
 }
+
+// TestVendorFormatsThroughMosquitto: a Milesight counter on the site's topic and an Axis
+// camera on its own axis/<serial>/event topic, through a real mosquitto to the service as an
+// external broker's client (subscribed to the Axis topics because an Axis serial is mapped),
+// with a duplicate, a late report and a malformed one.
+func TestVendorFormatsThroughMosquitto(t *testing.T) {
+	mq := startMosquitto(t)
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, `site: {id: mq-vendor, timezone: UTC}
+http: {listen: "127.0.0.1:0"}
+storage: {path: $DIR/cw.db}
+mqtt: {broker: "tcp://`+mq.addr+`", client_id: crowdwatch-mq-vendor}
+occupancy: {daily_reset: "off"}
+zones: [{id: store, capacity: 1000}, {id: promo, parent: store, capacity: 100}]
+doors:
+  - {id: north, from: outside, to: store, counter: {device: ms-1, line: "1"}}
+sensors:
+  - {device: ax-s, zone: promo, region: Device1Scenario1}
+devices:
+  - {id: ms-1, format: milesight}
+  - {id: ax-s, format: axis, serial: ACCC8E012345}
+`)
+	svc := startApp(t, cfg)
+	waitReady(t, svc)
+	total := func(at time.Time, in, out int) string {
+		return fmt.Sprintf(`{"device_info":{"device_sn":"6384E16179950009"},"line_total_data":[{"line":1,"line_name":"Line1","total":{"in_counted":%d,"out_counted":%d,"capacity_counted":0}}],"time_info":{"time":%q}}`,
+			in, out, at.UTC().Format(time.RFC3339))
+	}
+	t0 := time.Now().Add(-time.Minute).Truncate(time.Second)
+	topic := "crowdwatch/mq-vendor/counter/ms-1"
+	mosquittoPub(t, mq.addr, topic, total(t0, 500, 480)) // the baseline
+	mosquittoPub(t, mq.addr, topic, total(t0.Add(20*time.Second), 530, 490))
+	mosquittoPub(t, mq.addr, topic, total(t0.Add(20*time.Second), 530, 490)) // a duplicate
+	mosquittoPub(t, mq.addr, topic, total(t0.Add(10*time.Second), 515, 485)) // late: changes nothing
+	mosquittoPub(t, mq.addr, topic, `{"line_total_data":[{"line":1,`)
+	area := func(at time.Time, n int) string {
+		return fmt.Sprintf(`{"topic":"axis:CameraApplicationPlatform/ObjectAnalytics/Device1Scenario1","timestamp":%d,"serial":"ACCC8E012345",`+
+			`"message":{"source":{},"key":{},"data":{"scenario":"Occupancy","total":"%d","human":"%d"}}}`, at.UnixMilli(), n, n)
+	}
+	axisTopic := "axis/ACCC8E012345/event/CameraApplicationPlatform/ObjectAnalytics/Device1Scenario1"
+	mosquittoPub(t, mq.addr, axisTopic, area(t0.Add(30*time.Second), 12))
+	mosquittoPub(t, mq.addr, axisTopic, area(t0.Add(25*time.Second), 40)) // older: changes nothing
+	// store: 30 in, 10 out, and the 12 the area count put into promo, which is inside it.
+	svc.waitOccupancy(map[string]int64{"store": 32, "promo": 12}, 15*time.Second)
+	svc.waitMetrics(`crowdwatch_ingest_messages_total{outcome="rejected",reason="malformed"} 1`)
+}
