@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/crowdwatch/crowdwatch/configs"
+	"github.com/crowdwatch/crowdwatch/firmware-sim/encode"
 	"github.com/crowdwatch/crowdwatch/firmware-sim/scenario"
 	"github.com/crowdwatch/crowdwatch/firmware-sim/sim"
 )
@@ -29,6 +30,8 @@ func main() {
 
 type runFlags struct {
 	config, scenario, broker, username, password, day, truth, compare, token string
+	format, ingest, deviceToken                                              string
+	deviceTokens, axisSerials, regions                                       map[string]string
 	seed                                                                     uint64
 	speed                                                                    float64
 	sample, checkpoint                                                       time.Duration
@@ -78,6 +81,12 @@ func newRootCmd() *cobra.Command {
 	fl.Float64Var(&f.faults.MissIn, "miss-in", 0, "share of entries a counter misses")
 	fl.Float64Var(&f.faults.MissOut, "miss-out", 0, "share of exits a counter misses")
 	fl.Float64Var(&f.faults.Extra, "extra", 0, "share of crossings counted twice")
+	fl.StringVar(&f.format, "format", "native", "wire format of every device: native, "+strings.Join(encode.Formats(), ", ")+" (docs/devices.md)")
+	fl.StringVar(&f.ingest, "ingest", "", "service URL for HTTP push formats (POST URL/ingest/v1/DEVICE; default: the store file's http.listen on 127.0.0.1)")
+	fl.StringVar(&f.deviceToken, "device-token", os.Getenv("CROWDWATCH_DEVICE_TOKEN"), "Bearer token of every push device (default $CROWDWATCH_DEVICE_TOKEN)")
+	fl.StringToStringVar(&f.deviceTokens, "device-tokens", nil, "per push device: DEVICE=TOKEN,...")
+	fl.StringToStringVar(&f.axisSerials, "axis-serial", nil, "Axis cameras' serials in their topics: DEVICE=SERIAL,...")
+	fl.StringToStringVar(&f.regions, "region", nil, "area sensors' region, zone logic or scenario ids: DEVICE=ID,...")
 	cmd.AddCommand(newReplayCmd(), newLoadCmd())
 	return cmd
 }
@@ -99,6 +108,19 @@ func loadStore(path, broker string) (*configs.Config, string, error) {
 		broker = "tcp://" + addr
 	}
 	return cfg, broker, nil
+}
+
+// ingestURL is where push devices reach the service by default: its HTTP listener on this
+// machine.
+func ingestURL(cfg *configs.Config) string {
+	addr := cfg.HTTP.Listen
+	if addr == "" {
+		return ""
+	}
+	if strings.HasPrefix(addr, ":") {
+		addr = "127.0.0.1" + addr
+	}
+	return "http://" + addr
 }
 
 func loadScenario(name string) (*scenario.Scenario, error) {
@@ -134,7 +156,12 @@ func runScenario(cmd *cobra.Command, f *runFlags) error {
 		}
 	}
 	opts := sim.Options{Config: cfg, Scenario: sc, Broker: broker, Username: f.username, Password: f.password,
-		Seed: f.seed, Speed: f.speed, SampleEvery: f.sample, Log: log}
+		Seed: f.seed, Speed: f.speed, SampleEvery: f.sample, Log: log,
+		Format: f.format, Regions: f.regions, Serials: f.axisSerials, IngestURL: f.ingest,
+		DeviceToken: f.deviceToken, DeviceTokens: f.deviceTokens}
+	if opts.IngestURL == "" {
+		opts.IngestURL = ingestURL(cfg)
+	}
 	if f.day != "" {
 		if opts.Day, err = time.ParseInLocation(time.DateOnly, f.day, cfg.Location); err != nil {
 			return fmt.Errorf("--day: %w", err)
@@ -163,8 +190,8 @@ func runScenario(cmd *cobra.Command, f *runFlags) error {
 	w := cmd.OutOrStdout()
 	fmt.Fprintf(w, "scenario %s, seed %d: simulated %s to %s in %s\n", sc.Name, f.seed,
 		sum.Start.Format("15:04"), sum.End.Format("15:04"), sum.WallDuration.Round(time.Millisecond))
-	fmt.Fprintf(w, "reports %d (duplicates %d, malformed %d), reboots %d, outages %d, checkpoints %d\n",
-		sum.Reports, sum.Duplicates, sum.Malformed, sum.Reboots, sum.Offlines, sum.Checkpoints)
+	fmt.Fprintf(w, "reports %d (duplicates %d, malformed %d, refused %d), reboots %d, outages %d, checkpoints %d\n",
+		sum.Reports, sum.Duplicates, sum.Malformed, sum.Refused, sum.Reboots, sum.Offlines, sum.Checkpoints)
 	for _, z := range cfg.Zones {
 		fmt.Fprintf(w, "  %-12s peak %5d  at end %5d  (capacity %d)\n", z.ID, sum.Peak[z.ID], sum.Truth[z.ID], z.Capacity)
 	}

@@ -8,70 +8,6 @@ import (
 	"github.com/crowdwatch/crowdwatch/ingest/formats"
 )
 
-// ledger credits readings the way docs/protocol.md ("Vendor formats") says the engine does,
-// so that the round trip encoder → decoder can be checked for exactness: one kind of
-// crossing reading counted per device, totals by their increase (a decrease or a new epoch
-// is a reset, an older report changes nothing), windows and events once per key, area counts
-// as the latest.
-type ledger struct {
-	counting formats.Semantics
-	credit   map[string][2]uint64
-	last     map[string][2]uint64
-	epoch    map[string]string
-	at       map[string]time.Time
-	keys     map[string]bool
-	area     map[string]int64
-}
-
-func newLedger(c formats.Semantics) *ledger {
-	return &ledger{counting: c, credit: map[string][2]uint64{}, last: map[string][2]uint64{}, epoch: map[string]string{},
-		at: map[string]time.Time{}, keys: map[string]bool{}, area: map[string]int64{}}
-}
-
-func (lg *ledger) apply(t *testing.T, r formats.Reading) {
-	if r.Semantics == formats.Absolute {
-		lg.area[r.Region] = r.Count
-		return
-	}
-	if r.Semantics != lg.counting {
-		return
-	}
-	switch r.Semantics {
-	case formats.SinceReset:
-		if r.DeviceTime.IsZero() {
-			t.Fatalf("totals without a time cannot be ordered: %+v", r)
-		}
-		for _, l := range r.Lines {
-			prev, seen := lg.last[l.ID]
-			if seen && r.DeviceTime.Before(lg.at[l.ID]) {
-				continue // an older report delivered late
-			}
-			c := lg.credit[l.ID]
-			if !seen || r.Epoch != lg.epoch[l.ID] || l.In < prev[0] || l.Out < prev[1] {
-				c[0], c[1] = c[0]+l.In, c[1]+l.Out // counted since a reset
-				if !seen {
-					c[0], c[1] = l.In, l.Out
-				}
-			} else {
-				c[0], c[1] = c[0]+l.In-prev[0], c[1]+l.Out-prev[1]
-			}
-			lg.credit[l.ID], lg.last[l.ID], lg.epoch[l.ID], lg.at[l.ID] = c, [2]uint64{l.In, l.Out}, r.Epoch, r.DeviceTime
-		}
-	case formats.Interval, formats.Increment:
-		if r.Key == "" {
-			t.Fatalf("%s reading without a key cannot be de-duplicated: %+v", r.Semantics, r)
-		}
-		if lg.keys[r.Key] {
-			return
-		}
-		lg.keys[r.Key] = true
-		for _, l := range r.Lines {
-			c := lg.credit[l.ID]
-			lg.credit[l.ID] = [2]uint64{c[0] + l.In, c[1] + l.Out}
-		}
-	}
-}
-
 // The simulated devices' reports, read by the service's decoders, give exactly the crossings
 // and head counts the devices made, through duplicates, late deliveries and resets.
 func TestRoundTrip(t *testing.T) {
@@ -111,7 +47,7 @@ func TestRoundTrip(t *testing.T) {
 			if counting == 0 {
 				counting = dec.Counting()
 			}
-			lg := newLedger(counting)
+			lg := NewLedger(counting)
 			rng := rand.New(rand.NewPCG(7, 11))
 			truth, totals := map[string][2]uint64{}, map[string][2]uint64{}
 			deliver := func(m Message) {
@@ -120,7 +56,9 @@ func TestRoundTrip(t *testing.T) {
 					t.Fatalf("the decoder refuses the encoder: %v\n%s", err, m.Body)
 				}
 				for _, r := range rs {
-					lg.apply(t, r)
+					if err := lg.Apply(r); err != nil {
+						t.Fatal(err)
+					}
 				}
 			}
 			var held []Message
@@ -167,8 +105,8 @@ func TestRoundTrip(t *testing.T) {
 				t.Fatal("no reset happened: the test would not show resets are survived")
 			}
 			for _, l := range tc.lines {
-				if lg.credit[l] != truth[l] {
-					t.Errorf("line %s: the service would count %v, the device made %v", l, lg.credit[l], truth[l])
+				if lg.Credit(l) != truth[l] {
+					t.Errorf("line %s: the service would count %v, the device made %v", l, lg.Credit(l), truth[l])
 				}
 			}
 		})
@@ -189,7 +127,7 @@ func TestSensorsRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			lg := newLedger(dec.Counting())
+			lg := NewLedger(dec.Counting())
 			for i, n := range []int64{0, 14, 9, -2} {
 				for _, m := range enc.Report(time.Unix(1773478800+int64(i)*10, 0), nil, n) {
 					rs, err := dec.Decode(formats.Input{Device: "cam-1", Topic: m.Topic, ContentType: m.ContentType, Body: m.Body})
@@ -197,11 +135,13 @@ func TestSensorsRoundTrip(t *testing.T) {
 						t.Fatal(err)
 					}
 					for _, r := range rs {
-						lg.apply(t, r)
+						if err := lg.Apply(r); err != nil {
+							t.Fatal(err)
+						}
 					}
 				}
-				if want := max(n, 0); lg.area[tc.want] != want {
-					t.Fatalf("region %s reads %d, the sensor counted %d (%v)", tc.want, lg.area[tc.want], want, lg.area)
+				if want := max(n, 0); lg.Area(tc.want) != want {
+					t.Fatalf("region %s reads %d, the sensor counted %d (%v)", tc.want, lg.Area(tc.want), want, lg.area)
 				}
 			}
 		})

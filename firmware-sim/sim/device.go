@@ -1,18 +1,23 @@
 package sim
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"maps"
 	"math"
 	"math/rand/v2"
+	"net/http"
 	"slices"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/crowdwatch/crowdwatch/firmware-sim/device"
+	"github.com/crowdwatch/crowdwatch/firmware-sim/encode"
 	"github.com/crowdwatch/crowdwatch/firmware-sim/scenario"
 )
 
@@ -35,26 +40,35 @@ type simDevice struct {
 	seq      uint64
 	totals   map[string][2]uint64 // counted since boot, per line
 	sent     map[string][2]uint64 // covered by interval reports already made
-	held     []byte               // a report held back to be sent after the next one
+	held     []outbound           // a report held back to be sent after the next one
 	offUntil time.Time
-	backlog  [][]byte // interval reports made while offline, sent on return
+	backlog  []outbound // interval reports made while offline, sent on return
+
+	// enc, when set, makes the reports in a vendor's format (Options.Format, Formats)
+	// instead of the native protocol; over HTTP they are posted to pushURL with token.
+	enc            encode.Encoder
+	format         string
+	pushURL, token string
+	log            *slog.Logger
 
 	topic, status string
 	out           chan outbound
 	done          chan struct{}
 	client        paho.Client
 	// Published is how many reports went out (acknowledged), for the run's summary.
-	published, duplicates, malformed, reboots, offlines int
-	lastSeq                                             uint64
+	published, duplicates, malformed, reboots, offlines, refused int
+	lastSeq                                                      uint64
 }
 
 // outbound is one thing for the device's connection goroutine to do, in order.
 type outbound struct {
-	payload    []byte
-	topic      string // default: the device's report topic
-	disconnect bool
-	connect    bool
-	flushed    chan struct{}
+	payload     []byte
+	topic       string // default: the device's report topic
+	contentType string // HTTP push
+	broken      bool   // a malformed report made on purpose: its refusal is expected
+	disconnect  bool
+	connect     bool
+	flushed     chan struct{}
 }
 
 func (d *simDevice) startBoot(now time.Time, wrap16 bool) {
@@ -66,7 +80,7 @@ func (d *simDevice) startBoot(now time.Time, wrap16 bool) {
 	d.seq = 0
 	for l := range d.totals {
 		var start uint64
-		if wrap16 && d.width == 16 {
+		if wrap16 && d.width == 16 && d.enc == nil {
 			// Near the top of a 16-bit counter, equal in both directions so the first report
 			// moves nobody, and the counter wraps within minutes.
 			start = 65535 - uint64(d.rng.IntN(200))
@@ -112,36 +126,42 @@ func (d *simDevice) report(now time.Time, occupancy int64) {
 	f := d.faults
 	if !d.offUntil.IsZero() {
 		if now.Before(d.offUntil) {
-			if d.interval && !d.sensor {
+			if d.keepsThroughOutage() {
 				// Interval firmware keeps its reports and back-fills them on return.
-				d.backlog = append(d.backlog, d.payload(now, occupancy))
+				d.backlog = append(d.backlog, d.payloads(now, occupancy)...)
 			}
 			return
 		}
 		d.reconnect()
 	}
-	payload := d.payload(now, occupancy)
-	if f.Reorder > 0 && d.held == nil && d.rng.Float64() < f.Reorder {
-		d.held = payload
+	msgs := d.payloads(now, occupancy)
+	if f.Reorder > 0 && d.held == nil && len(msgs) > 0 && d.rng.Float64() < f.Reorder {
+		d.held = msgs
 		return
 	}
-	d.queue(payload)
+	d.queue(msgs...)
 	if d.held != nil {
-		d.queue(d.held)
+		d.queue(d.held...)
 		d.held = nil
 	}
-	if f.Duplicate > 0 && d.rng.Float64() < f.Duplicate {
-		d.queue(payload)
+	if f.Duplicate > 0 && len(msgs) > 0 && d.rng.Float64() < f.Duplicate {
+		d.queue(msgs...)
 		d.duplicates++
 	}
 	if f.Malformed > 0 && d.rng.Float64() < f.Malformed {
-		d.queue([]byte(`{"boot":"` + d.boot + `","seq":`)) // cut off mid-message
+		d.queue(d.broken())
 		d.malformed++
 	}
 	perReport := d.every.Hours()
-	if f.RebootPerHour > 0 && d.held == nil && d.rng.Float64() < f.RebootPerHour*perReport {
-		// Right after a report, so the reboot loses nothing that was counted.
+	if f.RebootPerHour > 0 && d.held == nil && d.rng.Float64() < f.RebootPerHour*perReport &&
+		(d.enc == nil || d.enc.ResetDetectable(d.totals)) {
+		// Right after a report, so the reboot loses nothing that was counted. A vendor's
+		// device without a boot id is reset instead (its totals restart from zero), and only
+		// where the format lets the reset be told from its next report.
 		d.startBoot(now, false)
+		if d.enc != nil {
+			d.enc.Reset(now)
+		}
 		d.reboots++
 	}
 	if f.OfflinePerHr > 0 && d.held == nil && d.rng.Float64() < f.OfflinePerHr*perReport {
@@ -155,15 +175,13 @@ func (d *simDevice) report(now time.Time, occupancy int64) {
 func (d *simDevice) reconnect() {
 	d.offUntil = time.Time{}
 	d.out <- outbound{connect: true}
-	for _, p := range d.backlog {
-		d.queue(p)
-	}
+	d.queue(d.backlog...)
 	d.backlog = nil
 }
 
 // heartbeat says the device is alive, on its status topic, unless it is offline.
 func (d *simDevice) heartbeat(now time.Time) {
-	if !d.offUntil.IsZero() {
+	if !d.offUntil.IsZero() || d.enc != nil { // vendors' devices have no status topic
 		return
 	}
 	b, _ := json.Marshal(map[string]any{"ts": now.UTC().Format(time.RFC3339), "boot": d.boot, "seq": d.seq})
@@ -175,15 +193,47 @@ func (d *simDevice) settle(now time.Time, occupancy int64) {
 	if !d.offUntil.IsZero() {
 		d.reconnect()
 	}
-	d.queue(d.payload(now, occupancy))
+	d.queue(d.payloads(now, occupancy)...)
 	if d.held != nil {
-		d.queue(d.held)
+		d.queue(d.held...)
 		d.held = nil
 	}
 }
 
-func (d *simDevice) queue(p []byte) {
-	d.out <- outbound{payload: p}
+func (d *simDevice) queue(msgs ...outbound) {
+	for _, m := range msgs {
+		d.out <- m
+	}
+}
+
+// keepsThroughOutage says the device stores the reports it makes while offline.
+func (d *simDevice) keepsThroughOutage() bool {
+	if d.enc != nil {
+		return d.enc.Interval()
+	}
+	return d.interval && !d.sensor
+}
+
+// payloads is the device's report at now: the native protocol's one message, or the
+// vendor's.
+func (d *simDevice) payloads(now time.Time, occupancy int64) []outbound {
+	if d.enc == nil {
+		return []outbound{{payload: d.payload(now, occupancy)}}
+	}
+	var out []outbound
+	for _, m := range d.enc.Report(now, d.totals, occupancy) {
+		out = append(out, outbound{payload: m.Body, topic: m.Topic, contentType: m.ContentType})
+	}
+	return out
+}
+
+// broken is a malformed report in the device's format, cut off mid-message.
+func (d *simDevice) broken() outbound {
+	if d.enc == nil {
+		return outbound{payload: []byte(`{"boot":"` + d.boot + `","seq":`), broken: true}
+	}
+	m := d.enc.Malformed()
+	return outbound{payload: m.Body, topic: m.Topic, contentType: m.ContentType, broken: true}
 }
 
 func (d *simDevice) payload(now time.Time, occupancy int64) []byte {
@@ -224,10 +274,16 @@ func (d *simDevice) payload(now time.Time, occupancy int64) []byte {
 // run owns the device's MQTT connection: it sends queued reports in order, each until the
 // broker acknowledges it, and goes offline and back when told.
 func (d *simDevice) run(ctx context.Context, broker, user, pass string) {
+	if d.enc != nil && d.enc.Transport() == encode.HTTP {
+		d.runHTTP(ctx)
+		return
+	}
 	defer close(d.done)
-	opts := device.Options(broker, "sim-"+d.id).SetUsername(user).SetPassword(pass).
-		SetWill(d.status, "offline", 1, true).
-		SetOnConnectHandler(func(cl paho.Client) { cl.Publish(d.status, 1, true, "online") })
+	opts := device.Options(broker, "sim-"+d.id).SetUsername(user).SetPassword(pass)
+	if d.enc == nil {
+		opts = opts.SetWill(d.status, "offline", 1, true).
+			SetOnConnectHandler(func(cl paho.Client) { cl.Publish(d.status, 1, true, "online") })
+	}
 	d.client = paho.NewClient(opts)
 	d.client.Connect().WaitTimeout(3 * time.Second)
 	defer d.client.Disconnect(100)
@@ -240,7 +296,9 @@ func (d *simDevice) run(ctx context.Context, broker, user, pass string) {
 			case o.flushed != nil:
 				close(o.flushed)
 			case o.disconnect:
-				d.client.Publish(d.status, 1, true, "offline").WaitTimeout(time.Second)
+				if d.enc == nil {
+					d.client.Publish(d.status, 1, true, "offline").WaitTimeout(time.Second)
+				}
 				d.client.Disconnect(50)
 			case o.connect:
 				d.client.Connect().WaitTimeout(3 * time.Second)
@@ -252,11 +310,75 @@ func (d *simDevice) run(ctx context.Context, broker, user, pass string) {
 				if err := device.PublishAcked(ctx, d.client, topic, o.payload); err != nil {
 					return
 				}
-				if o.topic == "" {
+				if o.topic != d.status {
 					d.published++
 				}
 			}
 		}
+	}
+}
+
+// runHTTP is a push device's connection: it posts queued reports in order, each until the
+// service answers. 2xx means committed; a 4xx refusal is final (logged, never re-sent); a 5xx
+// or a network error is retried with the same body, as the firmware does.
+func (d *simDevice) runHTTP(ctx context.Context) {
+	defer close(d.done)
+	client := &http.Client{Timeout: 5 * time.Second}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case o := <-d.out:
+			switch {
+			case o.flushed != nil:
+				close(o.flushed)
+			case o.disconnect, o.connect:
+				// An HTTP device just stops posting while it is offline.
+			default:
+				if err := d.post(ctx, client, o); err != nil {
+					return
+				}
+			}
+		}
+	}
+}
+
+func (d *simDevice) post(ctx context.Context, client *http.Client, o outbound) error {
+	wait := 100 * time.Millisecond
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.pushURL, bytes.NewReader(o.payload))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", o.contentType)
+		if d.token != "" {
+			req.Header.Set("Authorization", "Bearer "+d.token)
+		}
+		resp, err := client.Do(req)
+		if err == nil {
+			answer, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+			resp.Body.Close()
+			switch {
+			case resp.StatusCode >= 200 && resp.StatusCode < 300:
+				d.published++
+				return nil
+			case resp.StatusCode >= 400 && resp.StatusCode < 500:
+				level := slog.LevelWarn
+				if o.broken {
+					level = slog.LevelDebug // refused, as it should be
+				}
+				d.log.Log(ctx, level, "report refused; not sent again", "device", d.id, "format", d.format,
+					"status", resp.StatusCode, "answer", string(bytes.TrimSpace(answer)))
+				d.refused++
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("report not committed: %w", ctx.Err())
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
 	}
 }
 

@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"math/rand/v2"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/crowdwatch/crowdwatch/configs"
 	"github.com/crowdwatch/crowdwatch/firmware-sim/crowd"
+	"github.com/crowdwatch/crowdwatch/firmware-sim/encode"
 	"github.com/crowdwatch/crowdwatch/firmware-sim/scenario"
 )
 
@@ -52,6 +55,26 @@ type Options struct {
 	CheckpointEvery time.Duration
 	Checkpoint      func(ctx context.Context, at time.Time, truth map[string]int64, sent map[string]Mark) error
 	Log             *slog.Logger
+
+	// Format is the wire format of every device not in Formats: "" or "native" is the
+	// service's own protocol (docs/protocol.md), else one of encode.Formats() (milesight,
+	// xovis, axis, hikvision, chirpstack). A device the format cannot express (a Hikvision
+	// area sensor, a line a LoRa counter cannot number) stays native, with a warning.
+	Format string
+	// Formats maps a device id to its format, over Format: the store file's
+	// devices[].format. A device named here that cannot speak its format is an error.
+	Formats map[string]string
+	// Regions maps an area sensor to the region, zone logic or scenario it reports
+	// (sensors[].region); default: the format's first.
+	Regions map[string]string
+	// Serials maps an Axis device to its camera serial, the one in its MQTT topics.
+	Serials map[string]string
+	// IngestURL is the service's base URL for devices that push over HTTP:
+	// POST <IngestURL>/ingest/v1/<device>.
+	IngestURL string
+	// DeviceToken is every push device's Bearer token; DeviceTokens, per device, over it.
+	DeviceToken  string
+	DeviceTokens map[string]string
 }
 
 // heartbeatEvery is how often, in simulated time, each device says it is alive.
@@ -67,6 +90,7 @@ type Summary struct {
 	Malformed    int
 	Reboots      int
 	Offlines     int
+	Refused      int // push reports the service refused (4xx): the malformed ones, or a misconfiguration
 	Checkpoints  int
 	WallDuration time.Duration
 }
@@ -194,6 +218,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		sum.Malformed += d.malformed
 		sum.Reboots += d.reboots
 		sum.Offlines += d.offlines
+		sum.Refused += d.refused
 	}
 	sum.Truth = c.Occupancy()
 	sum.WallDuration = time.Since(wallStart)
@@ -211,7 +236,7 @@ func buildDevices(o Options, rng *rand.Rand, start time.Time) ([]*simDevice, map
 		faults.MissIn, faults.MissOut, faults.Extra = faults.MissIn*spread, faults.MissOut*spread, faults.Extra*spread
 		d := &simDevice{id: id, sensor: sensor, every: o.Scenario.Devices.Interval, faults: faults,
 			rng: rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64())), totals: map[string][2]uint64{}, sent: map[string][2]uint64{},
-			status: base + "status/" + id, out: make(chan outbound, 8192), done: make(chan struct{}), width: 32}
+			status: base + "status/" + id, out: make(chan outbound, 8192), done: make(chan struct{}), width: 32, log: o.Log}
 		d.topic = base + "counter/" + id
 		if sensor {
 			d.topic = base + "occupancy/" + id
@@ -242,6 +267,11 @@ func buildDevices(o Options, rng *rand.Rand, start time.Time) ([]*simDevice, map
 			return nil, nil, fmt.Errorf("faults.interval_devices: %q is not a counter of this store", id)
 		}
 	}
+	for _, d := range devices {
+		if err := vendorFormat(o, d, base, start); err != nil {
+			return nil, nil, err
+		}
+	}
 	tag := o.BootTag
 	if tag == "" {
 		tag = strings.ToLower(cryptorand.Text()[:8])
@@ -251,6 +281,39 @@ func buildDevices(o Options, rng *rand.Rand, start time.Time) ([]*simDevice, map
 		d.startBoot(start, o.Scenario.Faults.Wrap16)
 	}
 	return devices, byID, nil
+}
+
+// vendorFormat gives a device the encoder of its format, if it has one other than native.
+func vendorFormat(o Options, d *simDevice, base string, start time.Time) error {
+	format, explicit := o.Formats[d.id]
+	if !explicit {
+		format = o.Format
+	}
+	if format == "" || format == "native" {
+		return nil
+	}
+	enc, err := encode.New(format, encode.Device{ID: d.id, Sensor: d.sensor, Lines: slices.Collect(maps.Keys(d.totals)),
+		Region: o.Regions[d.id], Interval: d.interval, Serial: o.Serials[d.id], TopicBase: base, Start: start,
+		ClockSkew: d.faults.ClockSkew})
+	if err != nil {
+		if explicit {
+			return err
+		}
+		o.Log.Warn("device stays on the native protocol", "device", d.id, "format", format, "why", err)
+		return nil
+	}
+	d.enc, d.format = enc, format
+	if enc.Transport() == encode.HTTP {
+		if o.IngestURL == "" {
+			return fmt.Errorf("device %s: format %s pushes over HTTP: the service's URL is needed (--ingest)", d.id, format)
+		}
+		d.pushURL = strings.TrimRight(o.IngestURL, "/") + "/ingest/v1/" + url.PathEscape(d.id)
+		d.token = o.DeviceToken
+		if t, ok := o.DeviceTokens[d.id]; ok {
+			d.token = t
+		}
+	}
+	return nil
 }
 
 func sensorReading(d *simDevice, occ map[string]int64, sc *scenario.Scenario, rng *rand.Rand) int64 {
@@ -279,7 +342,11 @@ func checkpoint(ctx context.Context, o Options, devices []*simDevice, now time.T
 	}
 	sent := map[string]Mark{}
 	for _, d := range devices {
-		sent[d.id] = Mark{Boot: d.boot, Seq: d.lastSeq}
+		if d.enc == nil {
+			// A vendor's device has no boot and seq to wait for: its reports were
+			// acknowledged (MQTT) or committed (HTTP 2xx) before flush returned.
+			sent[d.id] = Mark{Boot: d.boot, Seq: d.lastSeq}
+		}
 	}
 	return o.Checkpoint(ctx, now, occ, sent)
 }
