@@ -78,7 +78,13 @@ type vendorLine struct {
 	TS     time.Time `json:"ts"`
 	Seq    uint64    `json:"seq,omitempty"`
 	HasSeq bool      `json:"has_seq,omitempty"`
+	// Counts are the area counts applied at TS (Absolute): a device clock of whole seconds
+	// stamps several readings alike, and a late copy of an earlier one must not win.
+	Counts []int64 `json:"counts,omitempty"`
 }
+
+// maxSameTime bounds vendorLine.Counts.
+const maxSameTime = 8
 
 // vendorWindow is an Interval window: its bounds in Unix milliseconds, or the decoder's key
 // when the payload gives no bounds.
@@ -499,24 +505,30 @@ func (e *Engine) planAbsolute(p *vendorPlan, info DeviceInfo, rd *formats.Readin
 	if rd.Count < 0 {
 		return false, Reject("negative", "count %d is negative", rd.Count)
 	}
+	next := &vendorLine{Count: rd.Count, TS: at, Seq: rd.Seq, HasSeq: rd.HasSeq, Counts: []int64{rd.Count}}
 	if last := p.state.Region; last != nil {
 		after, before := newer(last, at, rd)
-		if before || (!after && last.Count == rd.Count) {
+		switch {
+		case before:
 			return true, nil
+		case !after && rd.Count != last.Count && slices.Contains(last.Counts, rd.Count):
+			// As old as the last, and a count already superseded at that time: a late copy.
+			return true, nil
+		case !after:
+			// As old as the last: the device's later word within the same second, or its
+			// last word again, which re-anchors the zone (crossings counted since the
+			// reading are the sensor's to correct, as with any anchor).
+			next.TS, next.Counts = last.TS, append(slices.DeleteFunc(slices.Clone(last.Counts), func(c int64) bool { return c == rd.Count }), rd.Count)
+			if n := len(next.Counts) - maxSameTime; n > 0 {
+				next.Counts = next.Counts[n:]
+			}
 		}
 	}
-	p.state.Region = &vendorLine{Count: rd.Count, TS: maxTime(at, timeOf(p.state.Region)), Seq: rd.Seq, HasSeq: rd.HasSeq}
+	p.state.Region = next
 	c := rd.Count
 	p.anchor, p.anchorTS = &c, at
 	p.changed = true
 	return false, nil
-}
-
-func timeOf(l *vendorLine) time.Time {
-	if l == nil {
-		return time.Time{}
-	}
-	return l.TS
 }
 
 // applyVendorPlan checks the planned crossings against the impossible-jump bound and applies

@@ -367,3 +367,16 @@ func TestVendorReadingsForNativeDevicesAreRefused(t *testing.T) {
 		t.Errorf("devices API format %q", h.engine.Snapshot().Devices[0].Format)
 	}
 }
+
+func TestAbsoluteReadingsOfOneSecondAreOrderedByArrivalButCopiesLose(t *testing.T) {
+	h := newHarnessFor(t, "", vendorStore)
+	t0 := h.clock().Truncate(time.Second)
+	area := func(n int64) formats.Reading {
+		return formats.Reading{Semantics: formats.Absolute, Region: "1", Count: n, DeviceTime: t0}
+	}
+	h.vsend("area", area(20))
+	h.vsend("area", area(25)) // the same second, later: the device's later word
+	h.expect(map[string]int64{"promo": 25})
+	h.vsend("area", area(20)) // a late copy of the first
+	h.expect(map[string]int64{"promo": 25})
+}
