@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -255,4 +256,53 @@ devices:
 	// store: 30 in, 10 out, and the 12 the area count put into promo, which is inside it.
 	svc.waitOccupancy(map[string]int64{"store": 32, "promo": 12}, 15*time.Second)
 	svc.waitMetrics(`crowdwatch_ingest_messages_total{outcome="rejected",reason="malformed"} 1`)
+}
+
+// TestCheckConfigSaysWhatEachDeviceExpects: per device its format, where it is read, what it
+// is counted by and what is bound; an unknown format is refused with the known ones.
+func TestCheckConfigSaysWhatEachDeviceExpects(t *testing.T) {
+	dir := t.TempDir()
+	path := writeConfig(t, dir, `site: {id: s1, timezone: UTC}
+storage: {path: $DIR/cw.db}
+zones: [{id: store, capacity: 100}, {id: upper, parent: store, capacity: 10}]
+doors:
+  - {id: north, from: outside, to: store, counter: {device: ms-1, line: "1"}}
+  - {id: side, from: outside, to: store, counter: {device: ax-1, line: "Device1Scenario1"}, swap: true}
+  - {id: main, from: outside, to: store, counter: {device: dc-1}}
+sensors:
+  - {device: ms-2, zone: upper, region: "1"}
+devices:
+  - {id: ms-1, format: milesight}
+  - {id: ax-1, format: axis, serial: ACCC8E012345, counting: since_reset}
+  - {id: ms-2, format: milesight}
+auth:
+  tokens:
+    - {name: ms-1, sha256: `+tokenHash("t")+`, role: device, device: ms-1}
+`)
+	out, err := exec.Command(binPath, "check-config", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("check-config: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"  ms-1                 milesight\n    expects  MQTT crowdwatch/s1/counter/ms-1 or crowdwatch/s1/occupancy/ms-1, or HTTP POST /ingest/v1/ms-1\n    counts   counted by its since_reset readings",
+		`bound    line "1" -> door north`,
+		"or axis/ACCC8E012345/event/..., or HTTP POST /ingest/v1/ax-1 (no device token in auth.tokens: pushes are refused)",
+		`bound    line "Device1Scenario1" -> door side (in and out swapped)`,
+		"counts   counted by its absolute readings (area counts)",
+		`bound    region "1" -> zone upper`,
+		"  dc-1                 native\n    expects  MQTT crowdwatch/s1/counter/dc-1",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("check-config output lacks %q:\n%s", want, out)
+		}
+	}
+	bad := writeConfig(t, t.TempDir(), `site: {id: s1, timezone: UTC}
+zones: [{id: store, capacity: 100}]
+doors: [{id: north, from: outside, to: store, counter: {device: ms-1}}]
+devices: [{id: ms-1, format: acme}]
+`)
+	out, err = exec.Command(binPath, "check-config", bad).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), `devices[0].format: unknown format "acme" (known: native, axis, chirpstack, hikvision, milesight, xovis)`) {
+		t.Errorf("check-config of an unknown format: %v\n%s", err, out)
+	}
 }
