@@ -123,6 +123,9 @@ func TestSinceResetCountsDifferencesResetsAndIgnoresLateOnes(t *testing.T) {
 	h.advance(10 * time.Second)
 	h.vsend("sr", totals(at(20), fl("1", 4, 1)))
 	h.expectDoor("a", 14, 4)
+	// A late reading from before that reset: higher totals, but older. Nothing.
+	h.vsend("sr", totals(at(15), fl("1", 512, 403)))
+	h.expectDoor("a", 14, 4)
 	// A new epoch is a reset even when the totals grew past the old ones.
 	h.advance(10 * time.Second)
 	r := totals(at(30), fl("1", 20, 5))
@@ -262,15 +265,22 @@ func TestLoRaFramesThroughTwoGatewaysCountOnce(t *testing.T) {
 	h.advance(time.Second)
 	expectOutcome(t, "frame 11 through the second gateway", h.vsend("lora", frame(11, 105, 101)), Duplicate)
 	h.expectDoor("d", 8, 1)
+	// Frame 14 arrives before frame 13 (a gateway's backhaul was slow): 13, never seen, is
+	// older by its frame counter, so its lower total is not a reset.
+	h.advance(time.Second)
+	h.vsend("lora", frame(14, 110, 102))
+	h.advance(time.Second)
+	expectOutcome(t, "frame 13 after 14", h.vsend("lora", frame(13, 109, 101)), Duplicate)
+	h.expectDoor("d", 10, 2)
 	// A 16-bit counter cannot read 70000.
-	expectOutcome(t, "too wide", h.vsend("lora", frame(13, 70000, 0)), Rejected)
+	expectOutcome(t, "too wide", h.vsend("lora", frame(15, 70000, 0)), Rejected)
 	// Wrapping past the top of the 16-bit counter is a wrap, not a reset (an hour later, so
 	// that the impossible-jump bound lets 65422 crossings through).
 	h.advance(time.Hour)
-	h.vsend("lora", frame(14, 65530, 101))
+	h.vsend("lora", frame(16, 65530, 102))
 	h.advance(time.Minute)
-	h.vsend("lora", frame(15, 3, 101))
-	h.expectDoor("d", 65530-100+9, 1)
+	h.vsend("lora", frame(17, 3, 102))
+	h.expectDoor("d", 65530-100+9, 2)
 }
 
 func TestAbsoluteReanchorsByTheNewestReading(t *testing.T) {

@@ -95,6 +95,10 @@ func TestDeviceTokenPushesOnlyItsOwnDevice(t *testing.T) {
 	if len(pushed) != 3 {
 		t.Fatalf("refused pushes reached the handler: %v", pushed)
 	}
+	// HTTP Basic carries device tokens only: an admin token as a Basic password is no one.
+	if code := do("GET", "/api/v1/zones", func(r *http.Request) { r.SetBasicAuth("x", "tok-mgr") }); code != http.StatusUnauthorized {
+		t.Errorf("an admin token as a Basic password read the zones: %d", code)
+	}
 	// A device token does nothing else anywhere, in any form.
 	n := events.count()
 	for _, target := range []string{"/api/v1/zones", "/api/v1/devices", "/metrics", "/api/v1/audit"} {
