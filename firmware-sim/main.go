@@ -110,6 +110,22 @@ func loadStore(path, broker string) (*configs.Config, string, error) {
 	return cfg, broker, nil
 }
 
+// storeDevices is what the store file says of each device's wire: its format
+// (devices[].format, over --format), its area sensors' regions (sensors[].region) and its Axis
+// cameras' serials, with the command line's --region and --axis-serial over them. The store
+// file's device list arrives with the vendor formats in configs; until it is read here every
+// device takes --format, and one line per map below wires it (formats[d.ID] = d.Format).
+func storeDevices(_ *configs.Config, regions, serials map[string]string) (formats, reg, ser map[string]string) {
+	formats, reg, ser = map[string]string{}, map[string]string{}, map[string]string{}
+	for id, r := range regions {
+		reg[id] = r
+	}
+	for id, s := range serials {
+		ser[id] = s
+	}
+	return formats, reg, ser
+}
+
 // ingestURL is where push devices reach the service by default: its HTTP listener on this
 // machine.
 func ingestURL(cfg *configs.Config) string {
@@ -157,8 +173,9 @@ func runScenario(cmd *cobra.Command, f *runFlags) error {
 	}
 	opts := sim.Options{Config: cfg, Scenario: sc, Broker: broker, Username: f.username, Password: f.password,
 		Seed: f.seed, Speed: f.speed, SampleEvery: f.sample, Log: log,
-		Format: f.format, Regions: f.regions, Serials: f.axisSerials, IngestURL: f.ingest,
+		Format: f.format, IngestURL: f.ingest,
 		DeviceToken: f.deviceToken, DeviceTokens: f.deviceTokens}
+	opts.Formats, opts.Regions, opts.Serials = storeDevices(cfg, f.regions, f.axisSerials)
 	if opts.IngestURL == "" {
 		opts.IngestURL = ingestURL(cfg)
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/crowdwatch/crowdwatch/configs"
 	"github.com/crowdwatch/crowdwatch/ingest"
+	"github.com/crowdwatch/crowdwatch/ingest/formats"
 )
 
 // printDeviceSummary says, per device, its format, what that format expects (topic or push
@@ -76,6 +77,9 @@ func printDeviceSummary(w io.Writer, cfg *configs.Config) {
 				fmt.Fprint(w, " (no device token in auth.tokens: pushes are refused)")
 			}
 			fmt.Fprintf(w, "\n    counts   %s (docs/devices.md)\n", how)
+			if e := formats.Expects(spec.Format); e != "" {
+				fmt.Fprintf(w, "    sends    %s\n", e)
+			}
 		}
 		for _, b := range bound[id] {
 			fmt.Fprintf(w, "    bound    %s\n", b)

@@ -134,6 +134,11 @@ func (e envelope) decode(in Input) ([]Reading, error) {
 	default:
 		return nil, reject("unsupported", "neither a ChirpStack (deviceInfo, devEUI) nor a The Things Stack (uplink_message) uplink")
 	}
+	if !fcnt.set && object == nil {
+		// A join, status, ack or log event on a topic that does not say which (a network
+		// server's event topic set to one topic per device): nothing to count.
+		return nil, nil
+	}
 	if !fcnt.set {
 		return nil, reject("missing_field", "the uplink's frame counter (fCnt, f_cnt) is required: it is what a repeated uplink is known by")
 	}

@@ -87,7 +87,7 @@ func TestFixturesDecode(t *testing.T) {
 		// Milesight PoE / Wi-Fi JSON.
 		{format: "milesight", file: "vs125-trigger.json", want: []string{"milesight since_reset 1:27/27 t=2024-05-30T12:11:32Z"}},
 		{format: "milesight", file: "vs125-periodic.json", want: []string{
-			`milesight interval 1:14/9 2:3/5 w=2024-05-30T12:00:00Z..2024-05-30T12:05:00Z key="periodic 2024-05-30T12:00:00Z/2024-05-30T12:05:00Z"`,
+			`milesight interval 1:14/9 2:3/5 t=2024-05-30T12:05:00Z w=2024-05-30T12:00:00Z..2024-05-30T12:05:00Z key="periodic 2024-05-30T12:00:00Z/2024-05-30T12:05:00Z"`,
 		}},
 		{format: "milesight", file: "vs125-total.json", want: []string{"milesight since_reset 1:812/790 t=2024-05-30T12:12:00Z"}},
 		{format: "milesight", file: "vs125-region.json", want: []string{
@@ -95,6 +95,7 @@ func TestFixturesDecode(t *testing.T) {
 			`milesight absolute region="2" count=0 t=2024-05-30T12:12:01Z`,
 		}},
 		{format: "milesight", file: "vs125-heartbeat.json", want: nil},
+		{format: "milesight", file: "vs133-lora-device-info.json", want: nil},
 		{format: "milesight", file: "vs121p-region.json", want: []string{
 			`milesight absolute region="" count=10 t=2022-12-20T10:15:52Z`,
 			`milesight absolute region="1" count=5 t=2022-12-20T10:15:52Z`,
@@ -173,6 +174,7 @@ func TestFixturesDecode(t *testing.T) {
 			`chirpstack+milesight absolute region="1" count=9 t=2024-05-30T12:11:32.95Z seq=912`,
 		}},
 		{format: "chirpstack", decoded: "milesight", file: "v4-join.json", topic: "application/17c82e96/device/24e124795d123456/event/join", want: nil},
+		{format: "chirpstack", decoded: "milesight", file: "v4-join.json", topic: "crowdwatch/store/counter/24e124795d123456", want: nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.format+"/"+tc.file, func(t *testing.T) {
@@ -227,6 +229,7 @@ func TestRefusals(t *testing.T) {
 		{"milesight periodic without window", "milesight", "", `{"line_periodic_data":[{"line":1,"total":{"in":1,"out":2}}]}`, "", "missing_field"},
 		{"milesight window backwards", "milesight", "", `{"line_periodic_data":[{"line":1,"total":{"in":1,"out":2}}],"time_info":{"start_time":"2024-05-30T20:05:00+08:00","end_time":"2024-05-30T20:00:00+08:00"}}`, "", "out_of_range"},
 		{"milesight VS121-P regions unpaired", "milesight", "", `{"event":"Region People Counting","current_total":3,"numbering_regions":[1,2],"current_counted":[3]}`, "", "malformed"},
+		{"milesight another vendor's payload", "milesight", "", `{"live_data":{"package_info":{"id":1},"frames":[]}}`, "", "unsupported"},
 		{"milesight not JSON", "milesight", "", `{"line_1_total_in":`, "", "malformed"},
 		{"milesight not UTF-8", "milesight", "", "{\"line_1_total_in\":1,\"x\":\"\xff\"}", "", "malformed"},
 		{"xovis duplicate key", "xovis", "", xv(`{"category":"COUNT","type":"COUNT_INCREMENT","attributes":{"counter_id":1008001,"counter_value":1,"counter_value":2}}`), "", "duplicate_key"},
@@ -300,5 +303,13 @@ func TestForDevice(t *testing.T) {
 	}
 	if got := strings.Join(Names(), ","); got != "axis,chirpstack,hikvision,milesight,xovis" {
 		t.Errorf("Names() = %s", got)
+	}
+	for _, n := range Names() {
+		if Expects(n) == "" {
+			t.Errorf("format %s has no description for check-config", n)
+		}
+	}
+	if Expects("vivotek") != "" {
+		t.Error("an unknown format has a description")
 	}
 }

@@ -73,6 +73,8 @@ type msMessage struct {
 	Totals   []msLine   `json:"line_total_data"`
 	Regions  []msLine   `json:"region_count_data"`
 	TimeInfo msTimeInfo `json:"time_info"`
+	// DeviceInfo marks a PoE / Wi-Fi model's message (a heartbeat carries only this).
+	DeviceInfo jsontext.Value `json:"device_info"`
 	// VS121-P's "Region People Counting" event; its document spells max_counted both ways.
 	Event          text    `json:"event"`
 	CurrentTotal   count   `json:"current_total"`
@@ -143,6 +145,9 @@ func (m milesight) decode(body []byte) ([]Reading, *Rejection) {
 				return nil, rej
 			}
 			r.WindowStart, r.WindowEnd, r.Key = from, to, "periodic "+key
+			if r.DeviceTime.IsZero() {
+				r.DeviceTime = to // the device made the report when its window closed
+			}
 		case w.TimeInfo.StartTime.set && w.TimeInfo.EndTime.set:
 			// A local time without a zone: the window is still its own key.
 			r.Key = "periodic " + w.TimeInfo.StartTime.s + "/" + w.TimeInfo.EndTime.s
@@ -206,6 +211,11 @@ func (m milesight) decode(body []byte) ([]Reading, *Rejection) {
 		return nil, rej
 	}
 	out = append(out, lora...)
+	if len(out) == 0 && w.DeviceInfo == nil && !w.Event.set && len(w.Rest) > 0 && !msLoRaNames(w.Rest) {
+		// Not a heartbeat either: another vendor's payload, or a bridge's, sent to a device
+		// the store file calls Milesight. Refused, so that the mistake shows.
+		return nil, reject("unsupported", "no Milesight field (device_info, line_*_data, line_N_total_in, region_N_count, people_*): not a Milesight message")
+	}
 	if len(out) > MaxReadings {
 		return nil, reject("out_of_range", "message gives more than %d readings", MaxReadings)
 	}
@@ -245,6 +255,21 @@ func msLines(field string, ls []msLine, counted bool) ([]Line, *Rejection) {
 		out = append(out, Line{ID: l.Line.s, In: a, Out: b})
 	}
 	return out, nil
+}
+
+// msLoRaNames tells whether a decoded object has any name the Milesight LoRa decoders give
+// (dwell times, flows, region_count: things not counted here).
+func msLoRaNames(rest map[string]jsontext.Value) bool {
+	for name := range rest {
+		for _, p := range []string{"line_", "region_", "people_", "a_to_", "b_to_", "c_to_", "d_to_",
+			// The device information uplink after a join, and status fields.
+			"ipso_", "hardware_", "firmware_", "tsl_", "sn", "lorawan_", "reset_", "device_", "battery", "report_"} {
+			if strings.HasPrefix(name, p) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // msLoRa reads the decoded object's numbered names.

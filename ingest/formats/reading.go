@@ -20,14 +20,16 @@ type Semantics uint8
 
 const (
 	// SinceReset: Lines carry totals since the device's last reset (Milesight line_N_total_*,
-	// Axis Object Analytics "total", Xovis logics counts, Axis live-sum). A new Epoch, or a
+	// line_trigger_data and line_total_data, Axis Object Analytics "total", Xovis logics
+	// counts, Axis live-sum, Hikvision realTime). A new Epoch, or a
 	// decrease with a later device time, is a reset; a reset never counts negative people.
 	SinceReset Semantics = iota + 1
 	// Interval: Lines carry the crossings in [WindowStart, WindowEnd) (Milesight periodic,
 	// Axis Retail Data, Hikvision timeRange). Key identifies the window.
 	Interval
 	// Increment: one crossing event (or a few), Lines carry the crossings of this event
-	// (Xovis COUNT_INCREMENT, Milesight line trigger). Key identifies the event.
+	// (Xovis COUNT_INCREMENT). Key identifies the event. (Milesight's line trigger message
+	// carries totals since the reset, so it is SinceReset: docs/protocol.md.)
 	Increment
 	// Absolute: Count is the number of people in Region now (Milesight region counts,
 	// Axis occupancy-in-area, Xovis zone occupancy).
