@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/bits"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -267,6 +268,7 @@ func (d *deviceState) pruneLines(bound func(line string) bool) bool {
 				pruned = true
 			}
 		}
+		v.Reported = slices.DeleteFunc(v.Reported, func(l string) bool { return !strings.HasPrefix(l, "region:") && !bound(l) })
 		for l := range v.Windows {
 			if !bound(l) {
 				delete(v.Windows, l)

@@ -69,14 +69,16 @@ type DeviceStatus struct {
 	Reports  uint64     `json:"reports"`
 	// Format is the device's format ("native" or a vendor's) and Counting the semantics its
 	// crossings are counted by (vendor formats); Lines are the device's lines bound to doors,
-	// Region the region a sensor's zone is bound to, Unbound the lines and regions it sent that
-	// nothing is bound to ("region:N" for regions), latest last. LastReading and
+	// Region the region a sensor's zone is bound to, Seen the bound lines and regions that
+	// have reported ("region:N" for regions), Unbound those it sent that nothing is bound
+	// to, latest last. LastReading and
 	// LastSemantics are the time and kind of its latest reading (vendor formats): how to check
 	// a device is bound right (docs/devices.md).
 	Format        string     `json:"format"`
 	Counting      string     `json:"counting,omitempty"`
 	Lines         []string   `json:"lines,omitempty"`
 	Region        *string    `json:"region,omitempty"`
+	Seen          []string   `json:"seen,omitempty"`
 	Unbound       []string   `json:"unbound,omitempty"`
 	LastReading   *time.Time `json:"last_reading,omitempty"`
 	LastSemantics string     `json:"last_semantics,omitempty"`
@@ -115,7 +117,7 @@ func (e *Engine) buildSnapshot() *Snapshot {
 		}
 		if d := e.devices[info.ID]; d != nil {
 			if v := d.Vendor; v != nil {
-				ds.Unbound = v.Unbound
+				ds.Unbound, ds.Seen = v.Unbound, v.Reported
 				if !v.LastReading.IsZero() {
 					t := v.LastReading
 					ds.LastReading = &t

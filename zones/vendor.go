@@ -59,8 +59,10 @@ type vendorState struct {
 	// LastReading and LastSemantics are for the devices API.
 	LastReading   time.Time `json:"last_reading,omitzero"`
 	LastSemantics string    `json:"last_semantics,omitempty"`
-	// Unbound lists up to maxSeenLines lines or regions seen that nothing is bound to.
-	Unbound []string `json:"unbound,omitempty"`
+	// Unbound lists up to maxSeenLines lines or regions seen that nothing is bound to;
+	// Reported the bound ones that have reported (at most the device's bound lines and region).
+	Unbound  []string `json:"unbound,omitempty"`
+	Reported []string `json:"reported,omitempty"`
 }
 
 // vendorKey is an Increment key counted, with its reading time (Unix milliseconds) when the
@@ -118,6 +120,7 @@ func (v *vendorState) clone() *vendorState {
 		c.Region = &r
 	}
 	c.Unbound = slices.Clone(v.Unbound)
+	c.Reported = slices.Clone(v.Reported)
 	return &c
 }
 
@@ -298,6 +301,9 @@ func (e *Engine) bound(p *vendorPlan, device string, lines []formats.Line) []for
 	for _, l := range lines {
 		if _, ok := e.model.DoorOf(device, l.ID); ok {
 			kept = append(kept, l)
+			if !slices.Contains(p.state.Reported, l.ID) {
+				p.state.Reported = append(p.state.Reported, l.ID)
+			}
 			continue
 		}
 		e.metrics.observeUnbound(device, 1)
@@ -504,6 +510,9 @@ func (e *Engine) planAbsolute(p *vendorPlan, info DeviceInfo, rd *formats.Readin
 	}
 	if rd.Count < 0 {
 		return false, Reject("negative", "count %d is negative", rd.Count)
+	}
+	if id := "region:" + rd.Region; !slices.Contains(p.state.Reported, id) {
+		p.state.Reported = append(p.state.Reported, id)
 	}
 	next := &vendorLine{Count: rd.Count, TS: at, Seq: rd.Seq, HasSeq: rd.HasSeq, Counts: []int64{rd.Count}}
 	if last := p.state.Region; last != nil {
