@@ -35,7 +35,14 @@ type HTTPIngest struct {
 	log     *slog.Logger
 	logs    *rate.Sometimes
 	pushes  *prometheus.CounterVec
+	// inflight bounds the pushes read or waiting for their commit at once, so that bodies
+	// of up to maxBody bytes cannot pile up in memory behind a slow disk.
+	inflight chan struct{}
 }
+
+// MaxPushesInFlight is how many pushes may be read or wait for their commit at once; more
+// are answered 503 at once.
+const MaxPushesInFlight = 256
 
 // HTTPOptions are the HTTP ingest's dependencies beyond the store file.
 type HTTPOptions struct {
@@ -49,7 +56,7 @@ func NewHTTP(cfg *configs.Config, engine HTTPSubmitter, log *slog.Logger, o HTTP
 		log = slog.Default()
 	}
 	h := &HTTPIngest{vendors: newVendors(cfg), engine: engine, maxBody: cfg.HTTP.Ingest.MaxBody, log: log,
-		logs: &rate.Sometimes{First: 10, Interval: 10 * time.Second},
+		logs: &rate.Sometimes{First: 10, Interval: 10 * time.Second}, inflight: make(chan struct{}, MaxPushesInFlight),
 		pushes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crowdwatch_ingest_http_pushes_total",
 			Help: "Devices' HTTP pushes by answer (200 committed, 4xx refused, 503 busy or not stored). Refusals are also in crowdwatch_ingest_messages_total."},
 			[]string{"code"})}
@@ -84,6 +91,13 @@ func (h *HTTPIngest) answer(w http.ResponseWriter, code int, a pushAnswer) {
 
 // ServeHTTP takes one push for the device of the path's {device}.
 func (h *HTTPIngest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	select {
+	case h.inflight <- struct{}{}:
+		defer func() { <-h.inflight }()
+	default:
+		h.answer(w, http.StatusServiceUnavailable, pushAnswer{Outcome: "failed", Error: "too many pushes at once; send it again"})
+		return
+	}
 	device := r.PathValue("device")
 	var m *zones.Message
 	body, err := io.ReadAll(io.LimitReader(r.Body, int64(h.maxBody)+1))

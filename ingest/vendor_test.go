@@ -279,3 +279,42 @@ func TestHTTPPushUnderAFullQueueIs503(t *testing.T) {
 		t.Fatalf("full queue answered %d (Retry-After %q), want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 }
+
+func TestHTTPPushesInFlightAreBounded(t *testing.T) {
+	// The engine does not run, so every push waits for a commit that never comes.
+	s := startPushService(t, vendorIngestStore, false, 2*MaxPushesInFlight)
+	cfg, _ := configs.Parse([]byte(vendorIngestStore), nil)
+	h, err := NewHTTP(cfg, s.engine, nil, HTTPOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("POST /ingest/v1/{device}", h)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	for range MaxPushesInFlight {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/ingest/v1/ms-1", strings.NewReader(totalsNow("1", 1, 0)))
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}()
+	}
+	waitFor(t, "the pushes to wait for their commit", func() bool { return len(h.inflight) == MaxPushesInFlight })
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Post(srv.URL+"/ingest/v1/ms-1", "application/json", strings.NewReader(totalsNow("1", 1, 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("push %d answered %d, want 503", MaxPushesInFlight+1, resp.StatusCode)
+	}
+	cancel() // the waiting devices give up; their handlers return
+	wg.Wait()
+}
