@@ -262,7 +262,9 @@ func (e *Engine) applyVendor(m *Message, now time.Time) (Outcome, string) {
 		if dup {
 			duplicates++
 		}
-		p.state.LastReading, p.state.LastSemantics = at, rd.Semantics.String()
+		if !at.Before(p.state.LastReading) {
+			p.state.LastReading, p.state.LastSemantics = at, rd.Semantics.String()
+		}
 	}
 	if err := e.applyVendorPlan(r.Device, info, d, p, now); err != nil {
 		return e.rejected(m, asReject(err))
