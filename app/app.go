@@ -170,13 +170,19 @@ func New(cfg *configs.Config, opts Options) (_ *App, err error) {
 		return nil, err
 	}
 	a.web.store.RegisterMetrics(a.reg)
+	// Devices' HTTP pushes go to the engine like their MQTT messages (ingest/http.go).
+	pushes, err := ingest.NewHTTP(a.engine, log.With("component", "http-ingest"), ingest.HTTPOptions{Registerer: a.reg,
+		Model: a.engine.Model(), Devices: cfg.Devices.List, MaxBody: cfg.HTTP.Ingest.MaxBody})
+	if err != nil {
+		return nil, err
+	}
 	a.handler = &httpSide{ln: a.httpLn, log: log, handler: web.NewHandler(web.Options{Engine: engineInForce{a.engine, a.promo.inForce}, Broker: a.mqtt,
 		Gatherer: a.reg, Auth: a.web.authz, SignIn: a.web.authz, Live: a.web.live, Alerting: a.alerts.manager,
 		Log: log.With("component", "http"), Version: opts.Version, History: a.history.reader,
 		Backups: &serviceBackups{store: a.store, alerts: a.alerts.manager, auth: a.web.store, historyPath: cfg.HistoryPath(),
 			eventsPath: cfg.EventsPath()},
 		Audit: a.web.store, Events: a.monitor, Registerer: a.reg, Promotion: a.promo.service, HA: a.ha.handler(),
-		DrillControl: a.alerts.manager, Announcements: a.door.announcer, Metering: a.door.meter})}
+		DrillControl: a.alerts.manager, Announcements: a.door.announcer, Metering: a.door.meter, Ingest: pushes})}
 	return a, nil
 }
 

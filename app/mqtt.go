@@ -58,6 +58,7 @@ func brokerOptions(cfg *configs.Config, model *zones.Model, sec security.Sink, r
 		Site:       cfg.Site.ID,
 		Topics:     ingest.TopicsFor(cfg),
 		Model:      model,
+		Devices:    cfg.Devices.List,
 		Warnings:   cfg.EmbeddedBrokerWarnings(),
 		Security:   sec,
 		Registerer: reg,
@@ -78,6 +79,7 @@ func clientOptions(cfg *configs.Config, model *zones.Model, sec security.Sink) i
 		// What the engine can hold at once: its queue, twice, and a commit's group.
 		AckQueue: 2*cfg.MQTT.QueueSize + cfg.Storage.CommitBatch,
 		Model:    model,
+		Devices:  cfg.Devices.List,
 		Security: sec,
 	}
 }

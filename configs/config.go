@@ -87,6 +87,8 @@ type HTTP struct {
 	LiveInterval time.Duration `mapstructure:"live_interval"`
 	TLS          HTTPTLS       `mapstructure:"tls"`  // configs/web.go
 	Feed         HTTPFeed      `mapstructure:"feed"` // live feed limits, configs/web.go
+	// Ingest bounds devices' HTTP pushes (POST /ingest/v1/{device}), configs/web.go.
+	Ingest HTTPIngest `mapstructure:"ingest"`
 }
 
 type Storage struct {
@@ -178,9 +180,14 @@ type Occupancy struct {
 	ClampAfter time.Duration `mapstructure:"clamp_after"`
 }
 
+// Devices is the `devices` section. It may be written as a map (offline_after, list) or, as
+// the issue shows it, directly as the list of device declarations (configs/devices.go); in
+// that form offline_after keeps its default.
 type Devices struct {
 	// OfflineAfter is how long a device may be silent before it is shown offline.
 	OfflineAfter time.Duration `mapstructure:"offline_after"`
+	// List declares each device's format (configs/devices.go); undeclared devices are native.
+	List []DeviceSpec `mapstructure:"list"`
 }
 
 type Zone struct {
@@ -202,6 +209,8 @@ type Door struct {
 	// Stairs marks a stair exit, which passes fewer people per metre than a level door.
 	Stairs  bool    `mapstructure:"stairs"`
 	Counter Counter `mapstructure:"counter"`
+	// Swap is counter.reversed written on the door, as vendors' manuals say it.
+	Swap *bool `mapstructure:"swap"`
 }
 
 // Counter binds one counting line of a device to a door. "in" on that line is a crossing from
@@ -211,12 +220,18 @@ type Counter struct {
 	Line     string `mapstructure:"line"`
 	Width    int    `mapstructure:"width"`
 	Reversed bool   `mapstructure:"reversed"`
+	// Swap is a synonym of Reversed (vendors call it swap); validation folds it into
+	// Reversed and refuses the two set differently.
+	Swap *bool `mapstructure:"swap"`
 }
 
 // Sensor binds an area sensor (absolute head count) to a zone.
 type Sensor struct {
 	Device string `mapstructure:"device"`
 	Zone   string `mapstructure:"zone"`
+	// Region is a vendor device's region, area or scenario id whose count is the zone's;
+	// "" takes the readings that name no region.
+	Region string `mapstructure:"region"`
 }
 
 // DefaultLine is the line a one-line counter's top-level in/out are counted on.
@@ -284,6 +299,7 @@ func Parse(data []byte, overrides map[string]any) (*Config, error) {
 	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
 		return nil, fmt.Errorf("not valid YAML: %w", err)
 	}
+	devicesAsList(v) // configs/devices.go
 	for k, val := range overrides {
 		v.Set(k, val)
 	}

@@ -68,6 +68,7 @@ func (c *Config) Validate() error {
 	counterDevices := c.validateDoors(bad, zoneIdx)
 	sensorDevices := c.validateSensors(bad, zoneIdx, counterDevices)
 	c.validateAlerting(bad, zoneIdx)                        // configs/alerting.go
+	c.validateDevices(bad, sensorDevices, counterDevices)   // formats: configs/devices.go
 	c.validateMQTTUsers(bad, sensorDevices, counterDevices) // configs/mqtt.go
 	c.validateWeb(bad)                                      // floors, screens, users, tokens, HTTPS: configs/web.go
 	c.validateNames(bad)                                    // names per language: configs/names.go

@@ -120,7 +120,23 @@ type APIToken struct {
 	SHA256 string `mapstructure:"sha256"`
 	Role   string `mapstructure:"role"`
 	Screen string `mapstructure:"screen"`
+	// Device is, for a token of role device, the one device whose reports it may push
+	// (POST /ingest/v1/{device}); such a token may do nothing else.
+	Device string `mapstructure:"device"`
 }
+
+// HTTPIngest bounds devices' HTTP pushes.
+type HTTPIngest struct {
+	// MaxBody is the largest push body, in bytes (a Hikvision push carries a JPEG beside
+	// its XML).
+	MaxBody int `mapstructure:"max_body"`
+}
+
+// MaxIngestBody is the largest http.ingest.max_body.
+const MaxIngestBody = 16 << 20
+
+// TokenRoles are the roles of API tokens: the web roles and device.
+var TokenRoles = append(slices.Clone(WebRoles), "device")
 
 // HTTPTLS turns on HTTPS for http.listen.
 type HTTPTLS struct {
@@ -149,6 +165,7 @@ func init() {
 		"http.feed.max_per_user":    20,
 		"http.feed.max_per_address": 50,
 		"http.feed.max_total":       1000,
+		"http.ingest.max_body":      256 << 10,
 	} {
 		defaults[k] = v
 	}
@@ -293,8 +310,15 @@ func (c *Config) validateWeb(bad func(key, format string, args ...any)) {
 			bad(key+".sha256", "the same token is listed twice")
 		}
 		hashes[strings.ToLower(t.SHA256)] = true
-		if !slices.Contains(WebRoles, t.Role) {
-			bad(key+".role", "%q must be one of %s", t.Role, strings.Join(WebRoles, ", "))
+		if !slices.Contains(TokenRoles, t.Role) {
+			bad(key+".role", "%q must be one of %s", t.Role, strings.Join(TokenRoles, ", "))
+		}
+		if t.Role == "device" {
+			if !c.declaresDevice(t.Device) {
+				bad(key+".device", "device token needs the id of a configured device, not %q", t.Device)
+			}
+		} else if t.Device != "" {
+			bad(key+".device", "only device tokens name a device")
 		}
 		if t.Role == "display" {
 			if _, ok := screenIDs[t.Screen]; !ok {
@@ -303,6 +327,9 @@ func (c *Config) validateWeb(bad func(key, format string, args ...any)) {
 		} else if t.Screen != "" {
 			bad(key+".screen", "only display tokens name a screen")
 		}
+	}
+	if c.HTTP.Ingest.MaxBody < 64 || c.HTTP.Ingest.MaxBody > MaxIngestBody {
+		bad("http.ingest.max_body", "%d must be between 64 and %d bytes", c.HTTP.Ingest.MaxBody, MaxIngestBody)
 	}
 	if c.Auth.SessionTTL < time.Minute || c.Auth.SessionTTL > 7*24*time.Hour {
 		bad("auth.session_ttl", "%v must be between 1m and 168h", c.Auth.SessionTTL)
@@ -379,4 +406,22 @@ func (c *Config) validateHTTP(bad func(key, format string, args ...any)) {
 	if err := checkListen(c.HTTP.Listen); err != nil {
 		bad("http.listen", "%v", err)
 	}
+}
+
+// declaresDevice tells whether a device id is bound to a door or a zone.
+func (c *Config) declaresDevice(id string) bool {
+	if id == "" {
+		return false
+	}
+	for _, d := range c.Doors {
+		if d.Counter.Device == id {
+			return true
+		}
+	}
+	for _, s := range c.Sensors {
+		if s.Device == id {
+			return true
+		}
+	}
+	return false
 }

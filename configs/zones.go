@@ -85,6 +85,18 @@ func (c *Config) validateDoors(bad func(key, format string, args ...any), zoneId
 		if d.WidthM < 0 {
 			bad(key+".width_m", "must be >= 0")
 		}
+		if d.Swap != nil {
+			if d.Counter.Swap != nil && *d.Counter.Swap != *d.Swap {
+				bad(key+".swap", "swap and counter.swap say different things")
+			}
+			d.Counter.Swap = d.Swap
+		}
+		if d.Counter.Swap != nil {
+			if d.Counter.Reversed && !*d.Counter.Swap {
+				bad(key+".counter.swap", "swap: false and reversed: true say different things (they are one setting)")
+			}
+			d.Counter.Reversed = *d.Counter.Swap
+		}
 		if d.Counter.Device == "" {
 			continue // an uncounted door is allowed; its zones are flagged uncertain (docs/alerting.md)
 		}
@@ -132,7 +144,7 @@ func (c *Config) validateSensors(bad func(key, format string, args ...any), zone
 			bad(key+".device", "device %q is already bound as a door counter", s.Device)
 		}
 		if j, dup := sensorDevices[s.Device]; dup {
-			bad(key+".device", "device %q is already bound (sensors[%d])", s.Device, j)
+			bad(key+".device", "device %q is already bound (sensors[%d]); one device measures one zone", s.Device, j)
 		} else {
 			sensorDevices[s.Device] = i
 		}

@@ -149,5 +149,6 @@ func BenchmarkDecodeCounter(b *testing.B) {
 func brokerOptions(cfg *configs.Config, model *zones.Model, opts BrokerOptions) BrokerOptions {
 	opts.Embedded, opts.MaxPayload, opts.Site = cfg.MQTT.Embedded, cfg.MQTT.MaxPayload, cfg.Site.ID
 	opts.Topics, opts.Model, opts.Warnings = TopicsFor(cfg), model, cfg.EmbeddedBrokerWarnings()
+	opts.Devices = cfg.Devices.List
 	return opts
 }

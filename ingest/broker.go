@@ -56,7 +56,9 @@ type BrokerOptions struct {
 	Embedded   configs.Embedded // mqtt.embedded: listeners, accounts, limits, TLS
 	MaxPayload int              // mqtt.max_payload
 	Site       string           // site.id (a client id may carry it as a prefix)
-	Topics     Topics
+	// Devices are the store file's devices[]: each one's format and Axis serial.
+	Devices []configs.DeviceSpec
+	Topics  Topics
 	// Model gives the devices the store file declares; a report from any other is refused
 	// and reported.
 	Model *zones.Model
@@ -238,6 +240,7 @@ type deviceHook struct {
 	broker  *Broker
 	users   map[string]configs.User
 	devices map[string]bool // every device the store file declares
+	vendors *vendors        // which devices speak a vendor format; Axis serials
 	site    string
 	maxWill int
 	certs   bool // the TLS listener demands client certificates
@@ -254,7 +257,7 @@ type deviceHook struct {
 const maxOwners = 10000
 
 func newDeviceHook(b *Broker, opts BrokerOptions) *deviceHook {
-	h := &deviceHook{broker: b, users: map[string]configs.User{}, devices: declaredDevices(opts.Model), site: opts.Site,
+	h := &deviceHook{broker: b, users: map[string]configs.User{}, devices: declaredDevices(opts.Model), vendors: newVendors(opts.Model, opts.Devices), site: opts.Site,
 		maxWill: min(opts.Embedded.MaxWillPayload, opts.MaxPayload), certs: opts.Embedded.TLS.ClientCAFile != "",
 		owners: map[string]string{}, logs: map[security.Kind]*rate.Sometimes{}}
 	for _, u := range opts.Embedded.Users {
@@ -397,8 +400,8 @@ func (h *deviceHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) b
 func (h *deviceHook) serviceTopic(topic string) bool { return h.broker.topics.Own(topic) }
 
 // mayPublish is the write ACL: a device account publishes only on its own counter, occupancy
-// and status topics; a reader publishes nothing; on an open broker anything but the service's
-// own topics.
+// and status topics (and an Axis camera on axis/<its serial>/event/...); a reader publishes
+// nothing; on an open broker anything but the service's own topics.
 func (h *deviceHook) mayPublish(username, topic string) bool {
 	if h.serviceTopic(topic) {
 		return false
@@ -409,6 +412,9 @@ func (h *deviceHook) mayPublish(username, topic string) bool {
 	u := h.users[username]
 	if u.Role != "device" {
 		return false
+	}
+	if allowed, axis := h.vendors.mayPublishAxis(u.Username, topic); axis {
+		return allowed
 	}
 	_, device, ok := h.broker.topics.Parse(topic)
 	return ok && device == u.Username
@@ -460,7 +466,9 @@ func (h *deviceHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 	if cl.Net.Inline {
 		return pk, nil
 	}
-	kind, device, ok := h.broker.topics.Parse(pk.TopicName)
+	// A native device's topic by the native protocol, a vendor device's by its format, an
+	// Axis event topic by the device of its serial (ingest/vendor.go).
+	m, device, ok := h.vendors.route(h.broker.topics, pk.TopicName, pk.Payload, h.broker.maxPayload)
 	if !ok {
 		return pk, nil // not a device topic: ordinary broker traffic
 	}
@@ -469,7 +477,6 @@ func (h *deviceHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 		// engine refuses the report as unknown_device.
 		h.report(security.UnknownDevice, cl, device, fmt.Sprintf("report on %q from a device the store file does not declare", pk.TopicName))
 	}
-	m := Decode(kind, device, pk.Payload, h.broker.maxPayload)
 	outcome := make(chan zones.Outcome, 1)
 	m.Done = func(o zones.Outcome) { outcome <- o }
 	if err := h.broker.engine.Submit(h.broker.ctx, m); err != nil {

@@ -36,11 +36,14 @@ type Client struct {
 	subscribed atomic.Bool
 	sec        security.Sink
 	devices    map[string]bool // every device the store file declares
+	vendors    *vendors        // which devices speak a vendor format; Axis serials
 }
 
 // ClientOptions are what the external-broker client is built from: its part of the store
 // file, the store's devices and its dependencies (app.clientOptions builds them).
 type ClientOptions struct {
+	// Devices are the store file's devices[]: each one's format and Axis serial.
+	Devices []configs.DeviceSpec
 	// Broker is mqtt.broker, the external broker's URL (tcp://, ssl://, mqtt(s)://, ws(s)://).
 	Broker             string
 	Username, Password string      // mqtt.username, mqtt.password
@@ -67,7 +70,8 @@ func NewClient(engine Submitter, log *slog.Logger, copts ClientOptions) (*Client
 	}
 	c := &Client{topics: copts.Topics, maxPayload: copts.MaxPayload,
 		engine: engine, log: log, acks: make(chan paho.Message, copts.AckQueue),
-		closed: make(chan struct{}), redeliver: make(chan struct{}, 1), sec: copts.Security, devices: declaredDevices(copts.Model)}
+		closed: make(chan struct{}), redeliver: make(chan struct{}, 1), sec: copts.Security, devices: declaredDevices(copts.Model),
+		vendors: newVendors(copts.Model, copts.Devices)}
 	if c.sec == nil {
 		c.sec = security.Discard
 	}
@@ -219,14 +223,14 @@ func (c *Client) Publish(topic string, payload []byte, retain bool) error {
 // subscribing again is harmless and covers a broker that lost its state.
 func (c *Client) onConnect(cl paho.Client) {
 	filters := map[string]byte{}
-	for _, f := range c.topics.Subscriptions() {
+	for _, f := range c.subscriptions() {
 		filters[f] = 1
 	}
 	tok := cl.SubscribeMultiple(filters, c.onMessage)
 	go func() {
 		if tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
 			c.subscribed.Store(true)
-			c.log.Info("mqtt: connected and subscribed", "filters", c.topics.Subscriptions())
+			c.log.Info("mqtt: connected and subscribed", "filters", c.subscriptions())
 			cl.Publish(c.topics.Service(), 1, true, "online")
 			return
 		}
@@ -237,10 +241,8 @@ func (c *Client) onConnect(cl paho.Client) {
 // onMessage runs on paho's router goroutine, one message at a time in arrival order. It only
 // decodes and queues; blocking here is back-pressure when the engine's queue is full.
 func (c *Client) onMessage(_ paho.Client, msg paho.Message) {
-	kind, device, ok := c.topics.Parse(msg.Topic())
-	var m *zones.Message
+	m, device, ok := c.vendors.route(c.topics, msg.Topic(), msg.Payload(), c.maxPayload)
 	if ok {
-		m = Decode(kind, device, msg.Payload(), c.maxPayload)
 		if !c.devices[device] {
 			// The external broker knows the address; the service only knows the device id.
 			c.sec.Record(security.Event{Kind: security.UnknownDevice, Subject: device, At: now(),
@@ -266,6 +268,16 @@ func (c *Client) onMessage(_ paho.Client, msg paho.Message) {
 	if err := c.engine.Submit(c.ctx, m); err != nil {
 		c.log.Warn("mqtt: message not queued; the broker will redeliver it", "topic", msg.Topic(), "error", err)
 	}
+}
+
+// subscriptions are the site's device topics, and the Axis cameras' event topics when a
+// device is mapped to an Axis serial.
+func (c *Client) subscriptions() []string {
+	f := c.topics.Subscriptions()
+	if c.vendors.hasAxis() {
+		f = append(f, AxisSubscription)
+	}
+	return f
 }
 
 // ackLoop sends acknowledgements in commit order, off the engine goroutine, because paho's

@@ -47,6 +47,9 @@ const (
 	RoleManager  Role = "manager"  // read everything
 	RoleSecurity Role = "security" // read, acknowledge, evacuate, correct
 	RoleAdmin    Role = "admin"    // everything
+	// RoleDevice is a device's own push route (POST /ingest/v1/{device}): only a device token
+	// bound to that device may use it, and a device token may use nothing else.
+	RoleDevice Role = "device"
 )
 
 // Authorizer checks a request against the role a route needs and returns who is calling.
@@ -95,6 +98,9 @@ type Options struct {
 	DrillControl  Drills
 	Announcements Announcer
 	Metering      Admissions
+	// Ingest, when set, takes devices' pushes on POST /ingest/v1/{device} (ingest.HTTPIngest),
+	// behind RoleDevice.
+	Ingest http.Handler
 }
 
 type api struct {
@@ -110,6 +116,16 @@ type api struct {
 type whoKey struct{}
 
 type screenKey struct{}
+
+type deviceKey struct{}
+
+// RouteDevice is the device a device route is about (the {device} of /ingest/v1/{device});
+// "" on every other route. An Authorizer lets a device token through only where this is its
+// own device.
+func RouteDevice(r *http.Request) string {
+	s, _ := r.Context().Value(deviceKey{}).(string)
+	return s
+}
 
 // RouteScreen is the screen the request's route is about, as the route itself declares it
 // (the {screen} of /api/v1/signage/{screen}, the ?screen= of the live feed); "" on every other
@@ -128,6 +144,9 @@ type routeOpts struct {
 	screen func(*http.Request) string
 	// selfAudited routes (sign-in, sign-out) write their own, more telling, audit entries.
 	selfAudited bool
+	// device, for device routes, says which device a request is about; such routes are not
+	// audited or logged per request (devices push every few seconds; refusals are counted).
+	device func(*http.Request) string
 }
 
 // NewHandler builds the HTTP handler.
@@ -170,6 +189,10 @@ func NewHandler(o Options) http.Handler {
 	if o.HA != nil {
 		a.route("GET /api/v1/ha", RoleManager, func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, o.HA(r.Context())) })
 	}
+	if o.Ingest != nil {
+		a.handle("POST /ingest/v1/{device}", routeOpts{need: RoleDevice, device: func(r *http.Request) string { return r.PathValue("device") }},
+			o.Ingest.ServeHTTP)
+	}
 	a.route("GET /{$}", RolePublic, a.index)
 	a.routeUI() // dashboard, screens, sign-in, live feed: web/ui.go
 	return a
@@ -190,6 +213,10 @@ func (a *api) handle(pattern string, o routeOpts, h http.HandlerFunc) {
 		changes := !safeMethod(r.Method)
 		if o.screen != nil {
 			r = r.WithContext(context.WithValue(r.Context(), screenKey{}, o.screen(r)))
+		}
+		if o.device != nil {
+			r = r.WithContext(context.WithValue(r.Context(), deviceKey{}, o.device(r)))
+			changes = false // a device's report, not a person's action: counted, not audited
 		}
 		// Every state-changing call ends up in the audit log, refused or not, with who made
 		// it and how it ended.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/bits"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -56,6 +57,8 @@ type deviceState struct {
 	Online   bool         `json:"online"`
 	// Reports counts accepted reports, for the devices API.
 	Reports uint64 `json:"reports"`
+	// Vendor is what a vendor-format device's readings left (zones/vendor.go).
+	Vendor *vendorState `json:"vendor,omitempty"`
 }
 
 type bootState struct {
@@ -258,6 +261,22 @@ func (d *deviceState) lastReport() (ts, at time.Time, ok bool) {
 // perhaps not any more), and reports whether it dropped any.
 func (d *deviceState) pruneLines(bound func(line string) bool) bool {
 	pruned := false
+	if v := d.Vendor; v != nil {
+		for l := range v.Lines {
+			if !bound(l) {
+				delete(v.Lines, l)
+				pruned = true
+			}
+		}
+		v.Reported = slices.DeleteFunc(v.Reported, func(l string) bool { return !strings.HasPrefix(l, "region:") && !bound(l) })
+		for l := range v.Windows {
+			if !bound(l) {
+				delete(v.Windows, l)
+				delete(v.Floor, l)
+				pruned = true
+			}
+		}
+	}
 	for _, b := range d.Boots {
 		for l := range b.Totals {
 			if !bound(l) {

@@ -31,12 +31,16 @@ func (o Outcome) String() string {
 // while decoding (it still goes through the engine so acknowledgements stay in order).
 type Message struct {
 	Report   *Report
+	Vendor   *VendorReport // a vendor format's readings (zones/vendor.go)
 	Status   *Status
 	Reject   *RejectError
 	Retained bool // a broker's retained copy, not a live message
 	Received time.Time
 	// Done is called once, after the commit that covers this message, in submission order.
 	Done func(Outcome)
+	// Refusal is, once Done is called with Rejected, why (set by the engine before Done;
+	// the HTTP ingest answers it to the device).
+	Refusal *RejectError
 }
 
 // Options tune the engine; zero values take the defaults noted.
@@ -170,6 +174,25 @@ func (e *Engine) Submit(ctx context.Context, m *Message) error {
 	}
 }
 
+// ErrQueueFull is TrySubmit's answer when the queue is full.
+var ErrQueueFull = errors.New("occupancy engine queue is full")
+
+// TrySubmit queues a message without waiting: a full queue is ErrQueueFull (the HTTP ingest
+// answers 503 and the device sends again), a stopped engine ErrStopped.
+func (e *Engine) TrySubmit(m *Message) error {
+	select {
+	case <-e.stopped:
+		return ErrStopped
+	default:
+	}
+	select {
+	case e.in <- m:
+		return nil
+	default:
+		return ErrQueueFull
+	}
+}
+
 // Stopped is closed once Run has returned. A message queued just before that may never get
 // its Done call; whoever waits for one should also wait on this.
 func (e *Engine) Stopped() <-chan struct{} { return e.stopped }
@@ -289,6 +312,9 @@ func (e *Engine) apply(m *Message) (Outcome, string) {
 		}
 		e.pending.devices[m.Status.Device] = d
 		return Applied, ""
+	}
+	if m.Vendor != nil {
+		return e.applyVendor(m, now)
 	}
 	r := m.Report
 	info, known := e.model.Device(r.Device)
@@ -455,6 +481,7 @@ func (e *Engine) stageZones(entry *LogEntry) {
 }
 
 func (e *Engine) rejected(m *Message, rej *RejectError) (Outcome, string) {
+	m.Refusal = rej
 	e.logLimited("reject:"+rej.Reason, "message rejected", "reason", rej.Reason, "error", rej.Err)
 	return Rejected, rej.Reason
 }

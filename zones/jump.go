@@ -42,14 +42,20 @@ func (e *Engine) checkJump(d *deviceState, p *counterPlan, now time.Time) error 
 	} else {
 		lastTS, lastAt, known = d.lastReport()
 	}
+	return e.jumpBound(p.report.Device, p.deltas, p.report.TS, lastTS, lastAt, known, now)
+}
+
+// jumpBound is checkJump's rule for any report's crossings per line: ts is the report's time,
+// lastTS and lastAt those of the device's previous report (known says there is one).
+func (e *Engine) jumpBound(device string, deltas []LineCount, ts, lastTS, lastAt time.Time, known bool, now time.Time) error {
 	elapsed := MinJumpWindow
 	if !lastTS.IsZero() {
-		elapsed = max(elapsed, p.report.TS.Sub(lastTS))
+		elapsed = max(elapsed, ts.Sub(lastTS))
 	}
 	if !lastAt.IsZero() {
 		elapsed = max(elapsed, now.Sub(lastAt))
 	}
-	for _, l := range p.deltas {
+	for _, l := range deltas {
 		n, carry := bits.Add64(l.In, l.Out, 0)
 		if carry != 0 || n > MaxCrossingsPerReport {
 			return Reject("out_of_range", "line %q: in=%d out=%d is more than the %d crossings one report may add", l.Line, l.In, l.Out, MaxCrossingsPerReport)
@@ -57,7 +63,7 @@ func (e *Engine) checkJump(d *deviceState, p *counterPlan, now time.Time) error 
 		if !known {
 			continue
 		}
-		di, _ := e.model.DoorOf(p.report.Device, l.Line)
+		di, _ := e.model.DoorOf(device, l.Line)
 		width := e.model.Doors[di].WidthM
 		if width <= 0 {
 			width = DefaultDoorWidthM

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/crowdwatch/crowdwatch/ingest/formats"
 )
 
 // Metrics are the engine's Prometheus series. State figures (occupancy, door totals, device
@@ -17,6 +19,8 @@ type Metrics struct {
 	commitErrors  prometheus.Counter
 	anchors       *prometheus.HistogramVec
 	unbound       *prometheus.CounterVec
+	ignored       *prometheus.CounterVec
+	untrusted     *prometheus.CounterVec
 	state         *stateCollector
 }
 
@@ -58,9 +62,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "crowdwatch_ingest_unbound_lines_total",
 			Help: "Counting lines in device reports that no door is bound to: ignored and not stored.",
 		}, []string{"device"}),
+		ignored: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crowdwatch_ingest_ignored_readings_total",
+			Help: "Vendor readings of another semantics than the device is counted by (devices[].counting): ignored.",
+		}, []string{"device", "semantics"}),
+		untrusted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crowdwatch_ingest_untrusted_clock_total",
+			Help: "Vendor readings whose device time was more than occupancy.max_clock_skew from the receive time: timed by receive time.",
+		}, []string{"device"}),
 		state: &stateCollector{},
 	}
-	reg.MustRegister(m.messages, m.latency, m.commitSeconds, m.commitSize, m.commitErrors, m.anchors, m.unbound, m.state)
+	reg.MustRegister(m.messages, m.latency, m.commitSeconds, m.commitSize, m.commitErrors, m.anchors, m.unbound, m.ignored, m.untrusted, m.state)
 	return m
 }
 
@@ -87,6 +99,12 @@ func (m *Metrics) observeCommit(d time.Duration, n int, err error) {
 func (m *Metrics) observeUnbound(device string, lines int) {
 	m.unbound.WithLabelValues(device).Add(float64(lines))
 }
+
+func (m *Metrics) observeIgnored(device string, s formats.Semantics) {
+	m.ignored.WithLabelValues(device, s.String()).Inc()
+}
+
+func (m *Metrics) observeUntrustedClock(device string) { m.untrusted.WithLabelValues(device).Inc() }
 
 func (m *Metrics) observeAnchor(zone string, diff int64) {
 	m.anchors.WithLabelValues(zone).Observe(float64(abs(diff)))

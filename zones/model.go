@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/crowdwatch/crowdwatch/configs"
+	"github.com/crowdwatch/crowdwatch/ingest/formats"
 )
 
 // Model is the store's fixed topology, derived once from a validated config.
@@ -57,6 +58,12 @@ type DeviceInfo struct {
 	Width int      // counter width in bits (counters only)
 	Doors []string // doors it counts (counters)
 	Zone  string   // zone it measures (sensors)
+	// Format is the vendor format the device speaks, "" for the native protocol; Counting
+	// the semantics its crossings are counted by; Region (sensors) the vendor's region id
+	// whose count is the zone's.
+	Format   string
+	Counting formats.Semantics
+	Region   string
 }
 
 type lineKey struct{ device, line string }
@@ -122,7 +129,12 @@ func NewModel(cfg *configs.Config) *Model {
 	}
 	for _, s := range cfg.Sensors {
 		m.deviceIdx[s.Device] = len(m.Devices)
-		m.Devices = append(m.Devices, DeviceInfo{ID: s.Device, Kind: KindSensor, Zone: s.Zone})
+		m.Devices = append(m.Devices, DeviceInfo{ID: s.Device, Kind: KindSensor, Zone: s.Zone, Region: s.Region})
+	}
+	for i := range m.Devices {
+		if spec := cfg.Device(m.Devices[i].ID); !spec.Native() {
+			m.Devices[i].Format, m.Devices[i].Counting = spec.Format, spec.Semantics()
+		}
 	}
 	return m
 }
@@ -153,4 +165,13 @@ func (m *Model) Device(id string) (DeviceInfo, bool) {
 func (m *Model) DoorOf(device, line string) (int, bool) {
 	i, ok := m.lines[lineKey{device, line}]
 	return i, ok
+}
+
+// linesOf lists the lines of a counter that doors are bound to, in door order.
+func (m *Model) linesOf(info DeviceInfo) []string {
+	var lines []string
+	for _, id := range info.Doors {
+		lines = append(lines, m.Doors[m.doorIdx[id]].Line)
+	}
+	return lines
 }

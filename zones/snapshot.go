@@ -67,6 +67,21 @@ type DeviceStatus struct {
 	Boot     string     `json:"boot,omitempty"`
 	Seq      uint64     `json:"seq"`
 	Reports  uint64     `json:"reports"`
+	// Format is the device's format ("native" or a vendor's) and Counting the semantics its
+	// crossings are counted by (vendor formats); Lines are the device's lines bound to doors,
+	// Region the region a sensor's zone is bound to, Seen the bound lines and regions that
+	// have reported ("region:N" for regions), Unbound those it sent that nothing is bound
+	// to, latest last. LastReading and
+	// LastSemantics are the time and kind of its latest reading (vendor formats): how to check
+	// a device is bound right (docs/devices.md).
+	Format        string     `json:"format"`
+	Counting      string     `json:"counting,omitempty"`
+	Lines         []string   `json:"lines,omitempty"`
+	Region        *string    `json:"region,omitempty"`
+	Seen          []string   `json:"seen,omitempty"`
+	Unbound       []string   `json:"unbound,omitempty"`
+	LastReading   *time.Time `json:"last_reading,omitempty"`
+	LastSemantics string     `json:"last_semantics,omitempty"`
 }
 
 func (e *Engine) buildSnapshot() *Snapshot {
@@ -92,8 +107,23 @@ func (e *Engine) buildSnapshot() *Snapshot {
 		s.Doors[i] = DoorState{ID: d.ID, From: d.From, To: d.To, Device: d.Device, In: e.occ.doors[i].In, Out: e.occ.doors[i].Out}
 	}
 	for i, info := range e.model.Devices {
-		ds := DeviceStatus{ID: info.ID, Kind: info.Kind, Doors: info.Doors, Zone: info.Zone}
+		ds := DeviceStatus{ID: info.ID, Kind: info.Kind, Doors: info.Doors, Zone: info.Zone, Format: "native", Lines: e.model.linesOf(info)}
+		if info.Format != "" {
+			ds.Format, ds.Counting = info.Format, info.Counting.String()
+			if info.Kind == KindSensor {
+				region := info.Region
+				ds.Region = &region
+			}
+		}
 		if d := e.devices[info.ID]; d != nil {
+			if v := d.Vendor; v != nil {
+				ds.Unbound, ds.Seen = v.Unbound, v.Reported
+				if !v.LastReading.IsZero() {
+					t := v.LastReading
+					ds.LastReading = &t
+				}
+				ds.LastSemantics = v.LastSemantics
+			}
 			if !d.LastSeen.IsZero() {
 				t := d.LastSeen
 				ds.LastSeen = &t

@@ -101,6 +101,7 @@ func printSummary(w io.Writer, path string, cfg *configs.Config) {
 	for _, s := range cfg.Sensors {
 		fmt.Fprintf(w, "  %-20s head count for %s\n", s.Device, s.Zone)
 	}
+	printDeviceSummary(w, cfg)
 	printWebSummary(w, cfg) // floors, screens, sign-in: webside.go
 	printAlertSummary(w, cfg)
 }

@@ -32,6 +32,7 @@ type Principal struct {
 	Name   string // username, or "token:<name>" for a token
 	Role   string // display, manager, security, admin
 	Screen string // for display tokens: the one screen it may read
+	Device string // for device tokens: the one device whose reports it may push
 }
 
 // ErrActionsDisabled refuses security actions on a service without users.
@@ -47,13 +48,15 @@ var ErrBadLogin = web.ErrBadLogin
 type Authorizer struct {
 	users  map[string]configs.WebUser
 	tokens map[[32]byte]configs.APIToken
-	ttl    time.Duration
-	secure bool
-	now    func() time.Time
-	slots  chan struct{} // bounds concurrent bcrypt checks (each takes ~50 ms of CPU)
-	store  *Store
-	own    bool // the store was made by New (memory only) and is closed by Close
-	events security.Sink
+	// deviceTokens counts the tokens of role device.
+	deviceTokens int
+	ttl          time.Duration
+	secure       bool
+	now          func() time.Time
+	slots        chan struct{} // bounds concurrent bcrypt checks (each takes ~50 ms of CPU)
+	store        *Store
+	own          bool // the store was made by New (memory only) and is closed by Close
+	events       security.Sink
 }
 
 // Options wire an Authorizer.
@@ -92,6 +95,9 @@ func New(a configs.Auth, o Options) (*Authorizer, error) {
 		}
 		copy(h[:], b)
 		z.tokens[h] = t
+		if t.Role == "device" {
+			z.deviceTokens++
+		}
 	}
 	if z.store == nil {
 		st, err := OpenStore("", StoreOptions{Now: o.Now})
@@ -110,9 +116,10 @@ func (z *Authorizer) Close() {
 	}
 }
 
-// Enabled reports whether any user or token is configured. Without, reads are open and
-// security actions are refused.
-func (z *Authorizer) Enabled() bool { return len(z.users)+len(z.tokens) > 0 }
+// Enabled reports whether any user or token other than a device's is configured. Without,
+// reads are open and security actions are refused. Device tokens only push their device's
+// reports, so they close nothing that was open.
+func (z *Authorizer) Enabled() bool { return len(z.users)+len(z.tokens)-z.deviceTokens > 0 }
 
 // HasUsers reports whether anybody can sign in to take security actions.
 func (z *Authorizer) HasUsers() bool { return len(z.users) > 0 }
@@ -122,6 +129,9 @@ var rank = map[string]int{"display": 1, "manager": 2, "security": 3, "admin": 4}
 // Authorize implements web.Authorizer.
 func (z *Authorizer) Authorize(r *http.Request, need web.Role) (string, error) {
 	p, ok := z.Identify(r)
+	if need == web.RoleDevice {
+		return z.authorizeDevice(r, p, ok)
+	}
 	if !ok {
 		if tok := presentedToken(r); tok != "" {
 			z.events.Record(security.Event{Kind: security.TokenRefused, Source: web.RemoteHost(r), Subject: "unknown token",
@@ -137,6 +147,8 @@ func (z *Authorizer) Authorize(r *http.Request, need web.Role) (string, error) {
 	}
 	var refused error
 	switch {
+	case p.Role == "device":
+		refused = fmt.Errorf("a device token only pushes its own device's reports (%s)", p.Device)
 	case p.Role == "display":
 		// Only a route about one screen names one (web.RouteScreen); a display token may use
 		// such a route for its own screen and nothing else.
@@ -158,6 +170,33 @@ func (z *Authorizer) Authorize(r *http.Request, need web.Role) (string, error) {
 	return p.Name, nil
 }
 
+// authorizeDevice lets a push through only with the device token of the route's device: any
+// other caller, or none (a device push is never open, even with no users or tokens), is
+// refused with a security event.
+func (z *Authorizer) authorizeDevice(r *http.Request, p Principal, ok bool) (string, error) {
+	device := web.RouteDevice(r)
+	var refused error
+	subject := p.Name
+	switch {
+	case !ok:
+		subject = "no token"
+		if presentedToken(r) != "" {
+			subject = "unknown token"
+		}
+		refused = fmt.Errorf("%w: push with the device's token (Authorization: Bearer, the HTTP Basic password, or ?token=)", web.ErrUnauthenticated)
+	case p.Role != "device":
+		refused = fmt.Errorf("%w: only a device token pushes device reports", web.ErrUnauthenticated)
+	case p.Device != device:
+		refused = fmt.Errorf("%w: this token is device %q's, not %q's", web.ErrUnauthenticated, p.Device, device)
+	}
+	if refused != nil {
+		z.events.Record(security.Event{Kind: security.TokenRefused, Source: web.RemoteHost(r), Subject: subject,
+			Detail: fmt.Sprintf("%s %s: %v", r.Method, r.URL.Path, refused), At: z.now()})
+		return "", refused
+	}
+	return p.Name, nil
+}
+
 // presentedToken is the token a request carries, if any (to report one that matches none).
 func presentedToken(r *http.Request) string {
 	if h := r.Header.Get("Authorization"); h != "" {
@@ -172,21 +211,30 @@ func presentedToken(r *http.Request) string {
 func (z *Authorizer) Identify(r *http.Request) (Principal, bool) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		tok, ok := ParseBearer(h)
+		deviceOnly := false
+		if !ok {
+			// Many counters can only send HTTP Basic: the password is a device token.
+			if _, pw, basic := r.BasicAuth(); basic && pw != "" && len(pw) <= 512 {
+				tok, ok, deviceOnly = pw, true, true
+			}
+		}
 		if !ok {
 			return Principal{}, false
 		}
 		t, ok := z.tokens[sha256.Sum256([]byte(tok))]
-		if !ok {
+		if !ok || (deviceOnly && t.Role != "device") {
 			return Principal{}, false
 		}
-		return Principal{Name: "token:" + t.Name, Role: t.Role, Screen: t.Screen}, true
+		return principalOf(t), true
 	}
 	if tok := r.URL.Query().Get("token"); tok != "" {
+		// In the URL only display tokens (screens) and device tokens (counters that can
+		// send nothing else): others must not end up in logs.
 		t, ok := z.tokens[sha256.Sum256([]byte(tok))]
-		if !ok || t.Role != "display" {
+		if !ok || (t.Role != "display" && t.Role != "device") {
 			return Principal{}, false
 		}
-		return Principal{Name: "token:" + t.Name, Role: t.Role, Screen: t.Screen}, true
+		return principalOf(t), true
 	}
 	c, err := r.Cookie(CookieName)
 	if err != nil {
@@ -205,6 +253,10 @@ func (z *Authorizer) Identify(r *http.Request) (Principal, bool) {
 		return Principal{}, false // removed from the store file since
 	}
 	return Principal{Name: u.Username, Role: u.Role}, true
+}
+
+func principalOf(t configs.APIToken) Principal {
+	return Principal{Name: "token:" + t.Name, Role: t.Role, Screen: t.Screen, Device: t.Device}
 }
 
 // Whoami implements web.SignIn.
