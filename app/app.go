@@ -66,6 +66,8 @@ type App struct {
 	web     *webSide
 	handler *httpSide
 	ha      *haSide // nil unless ha.enabled (app/ha.go)
+	// retained publishes the service's retained topics, re-asserted (app/mqtt.go).
+	retained *ingest.Retainer
 
 	engineRun  runner
 	pubRun     runner
@@ -153,16 +155,25 @@ func New(cfg *configs.Config, opts Options) (_ *App, err error) {
 	if a.mqtt, err = newMQTT(cfg, a.engine, a.monitor, a.reg, log); err != nil {
 		return nil, err
 	}
-	if a.alerts, err = newAlerting(cfg, a.engine, a.promo.inForce, a.mqtt, a.topics, a.reg, log, opts.Reload); err != nil {
-		return nil, err
-	}
 	if a.ha, err = newHA(cfg, log); err != nil {
 		return nil, err
 	}
+	if a.alerts, err = newAlerting(cfg, a.engine, a.promo.inForce, a.mqtt, a.topics, a.reg, log, opts.Reload); err != nil {
+		return nil, err
+	}
+	a.ha.lead(a.alerts.dispatcher)
 	a.history = newHistory(cfg, a.engine, a.alerts.manager, a.reg, log)
 	a.history.reader.CapacityAt = a.promo.capacityAt
 	a.promo.service.History = a.history.reader
-	if a.web, err = newWeb(cfg, a.engine.Model(), a.promo.inForce, a.alerts.manager, a.mqtt, a.topics, a.monitor, log); err != nil {
+	// The retained topics (service status, zones; guidance too with HA, so that a new leader
+	// re-asserts it) go through one re-asserting publisher; with HA only the leader's reach
+	// the broker (app/ha.go).
+	a.retained = ingest.NewRetainer(a.ha.publisher(a.mqtt), retainedReassert, log.With("component", "retained-publisher"))
+	var guidancePub web.Publisher = a.mqtt
+	if a.ha != nil {
+		guidancePub = a.retained
+	}
+	if a.web, err = newWeb(cfg, a.engine.Model(), a.promo.inForce, a.alerts.manager, guidancePub, a.topics, a.monitor, log); err != nil {
 		return nil, err
 	}
 	a.web.store.RegisterMetrics(a.reg)

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/crowdwatch/crowdwatch/alerting"
 	"github.com/crowdwatch/crowdwatch/configs"
 	"github.com/crowdwatch/crowdwatch/ha"
 )
@@ -32,11 +34,9 @@ func newHA(cfg *configs.Config, log *slog.Logger) (_ *haSide, err error) {
 	if !cfg.HA.Enabled {
 		return nil, nil
 	}
-	instance := cfg.HA.Instance
+	instance := haInstance(cfg)
 	if instance == "" {
-		if instance, err = os.Hostname(); err != nil {
-			return nil, fmt.Errorf("ha: ha.instance is empty and the host name is unknown: %w", err)
-		}
+		return nil, errors.New("ha: ha.instance is empty and the host name is unknown")
 	}
 	log = log.With("component", "ha", "instance", instance)
 	h := &haSide{}
@@ -63,6 +63,15 @@ func applyNotYet(_ context.Context, e ha.Entry) error {
 	return fmt.Errorf("%s actions are not applied by this version (revision %d stays pending)", e.Kind, e.Rev)
 }
 
+// lead makes the dispatcher send only as leader: degraded for longer than the failover
+// time, it sends on its own, marked degraded (docs/ha.md, "Coordinator down").
+func (h *haSide) lead(d *alerting.Dispatcher) {
+	if h == nil {
+		return
+	}
+	d.Lead(h.coord, h.coord.Failover())
+}
+
 func (h *haSide) start() {
 	if h == nil {
 		return
@@ -81,6 +90,15 @@ func (h *haSide) stop(ctx context.Context) error {
 		err = errors.Join(err, fmt.Errorf("ha: closing %w", cerr))
 	}
 	return errors.Join(err, h.cli.Close())
+}
+
+// haInstance is ha.instance, or the host name when it is empty ("" when that is unknown).
+func haInstance(cfg *configs.Config) string {
+	if cfg.HA.Instance != "" {
+		return cfg.HA.Instance
+	}
+	name, _ := os.Hostname()
+	return name
 }
 
 // haReport is GET /api/v1/ha and the "ha" of /readyz (docs/api.md).
@@ -119,4 +137,43 @@ func (h *haSide) handler() func(context.Context) any {
 		return nil
 	}
 	return h.report
+}
+
+// leaderOnly publishes the service's retained topics (zones, guidance, service status) only
+// while this instance leads, each JSON payload carrying the leader's term (docs/ha.md). What
+// it drops as standby is not an error: the Retainer above it remembers the latest of each
+// topic and re-asserts it once this instance leads.
+type leaderOnly struct {
+	mqttConn
+	coord *ha.Coordinator
+}
+
+func (p leaderOnly) Publish(topic string, payload []byte, retain bool) error {
+	st := p.coord.Status()
+	if st.Role != ha.Leader || p.coord.Fence(st.Term) != nil {
+		return nil
+	}
+	return p.mqttConn.Publish(topic, withTerm(payload, st.Term), retain)
+}
+
+// withTerm adds "term" to a JSON object payload; anything else is sent as it is.
+func withTerm(payload []byte, term int64) []byte {
+	b := bytes.TrimSpace(payload)
+	if len(b) < 2 || b[0] != '{' {
+		return payload
+	}
+	out := fmt.Appendf(nil, `{"term":%d`, term)
+	if rest := bytes.TrimSpace(b[1:]); len(rest) > 0 && rest[0] != '}' {
+		out = append(out, ',')
+	}
+	return append(out, b[1:]...)
+}
+
+// publisher is what the retained publishers send through: the connection itself on a
+// single instance, the leader-only gate with HA.
+func (h *haSide) publisher(c mqttConn) mqttConn {
+	if h == nil {
+		return c
+	}
+	return leaderOnly{mqttConn: c, coord: h.coord}
 }
