@@ -162,6 +162,7 @@ func New(cfg *configs.Config, opts Options) (_ *App, err error) {
 		return nil, err
 	}
 	a.ha.lead(a.alerts.dispatcher)
+	a.ha.wire(a.alerts.manager, a.engine)
 	a.history = newHistory(cfg, a.engine, a.alerts.manager, a.reg, log)
 	a.history.reader.CapacityAt = a.promo.capacityAt
 	a.promo.service.History = a.history.reader
@@ -177,8 +178,8 @@ func New(cfg *configs.Config, opts Options) (_ *App, err error) {
 		return nil, err
 	}
 	a.web.store.RegisterMetrics(a.reg)
-	a.handler = &httpSide{ln: a.httpLn, log: log, handler: web.NewHandler(web.Options{Engine: engineInForce{a.engine, a.promo.inForce}, Broker: a.mqtt,
-		Gatherer: a.reg, Auth: a.web.authz, SignIn: a.web.authz, Live: a.web.live, Alerting: a.alerts.manager,
+	a.handler = &httpSide{ln: a.httpLn, log: log, handler: web.NewHandler(web.Options{Engine: a.ha.engine(engineInForce{a.engine, a.promo.inForce}), Broker: a.mqtt,
+		Gatherer: a.reg, Auth: a.web.authz, SignIn: a.web.authz, Live: a.web.live, Alerting: a.ha.alerting(a.alerts.manager),
 		Log: log.With("component", "http"), Version: opts.Version, History: a.history.reader,
 		Backups: &serviceBackups{store: a.store, alerts: a.alerts.manager, historyPath: cfg.HistoryPath()},
 		Audit:   a.web.store, Events: a.monitor, Registerer: a.reg, Promotion: a.promo.service, HA: a.ha.handler()})}

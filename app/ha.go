@@ -15,6 +15,8 @@ import (
 	"github.com/crowdwatch/crowdwatch/alerting"
 	"github.com/crowdwatch/crowdwatch/configs"
 	"github.com/crowdwatch/crowdwatch/ha"
+	"github.com/crowdwatch/crowdwatch/web"
+	"github.com/crowdwatch/crowdwatch/zones"
 )
 
 // haSide is the instance's part in a store run as several instances (ha.enabled,
@@ -26,6 +28,8 @@ type haSide struct {
 	actions  *ha.Log
 	coordRun runner
 	logRun   runner
+	lateRun  runner
+	x        *actions // the operator actions' handler and the API's adapters (haactions.go)
 }
 
 // newHA builds the HA side, or nil with ha.enabled off. It connects lazily: an etcd that
@@ -39,7 +43,7 @@ func newHA(cfg *configs.Config, log *slog.Logger) (_ *haSide, err error) {
 		return nil, errors.New("ha: ha.instance is empty and the host name is unknown")
 	}
 	log = log.With("component", "ha", "instance", instance)
-	h := &haSide{}
+	h := &haSide{x: newActions(instance, log)}
 	if h.cli, err = clientv3.New(clientv3.Config{Endpoints: cfg.HA.Endpoints, DialTimeout: 5 * time.Second,
 		Username: cfg.HA.Username, Password: cfg.HA.Password, Logger: zap.NewNop()}); err != nil {
 		return nil, fmt.Errorf("ha: etcd client for %v: %w", cfg.HA.Endpoints, err)
@@ -50,17 +54,35 @@ func newHA(cfg *configs.Config, log *slog.Logger) (_ *haSide, err error) {
 		return nil, err
 	}
 	if h.actions, err = ha.OpenLog(h.cli, ha.LogOptions{Keys: keys, Instance: instance, Site: cfg.Site.ID,
-		StatePath: cfg.HAStatePath(), Logger: log, Apply: applyNotYet}); err != nil {
+		StatePath: cfg.HAStatePath(), Logger: log, Apply: h.x.apply}); err != nil {
 		_ = h.cli.Close()
 		return nil, err
 	}
 	return h, nil
 }
 
-// applyNotYet stops the action log at the first action: no command is wired to it in this
-// version, and an action marked applied without its effect would be skipped for good.
-func applyNotYet(_ context.Context, e ha.Entry) error {
-	return fmt.Errorf("%s actions are not applied by this version (revision %d stays pending)", e.Kind, e.Rev)
+// wire gives the action handler the components it applies actions to (before start).
+func (h *haSide) wire(alerts *alerting.Manager, engine *zones.Engine) {
+	if h == nil {
+		return
+	}
+	h.x.alerts, h.x.engine, h.x.appendf = alerts, engine, h.actions.Append
+}
+
+// alerting is the alert manager as the API uses it: its commands through the log with HA.
+func (h *haSide) alerting(m *alerting.Manager) web.Alerting {
+	if h == nil {
+		return m
+	}
+	return haAlerting{Manager: m, x: h.x}
+}
+
+// engine is the engine as the API uses it: corrections through the log with HA.
+func (h *haSide) engine(e web.Engine) web.Engine {
+	if h == nil {
+		return e
+	}
+	return haEngine{Engine: e, x: h.x}
 }
 
 // lead makes the dispatcher send only as leader: degraded for longer than the failover
@@ -78,6 +100,7 @@ func (h *haSide) start() {
 	}
 	h.coordRun.start(h.coord.Run)
 	h.logRun.start(h.actions.Run)
+	h.lateRun.start(h.x.retryLate)
 }
 
 // stop resigns (a standby leads at once), stops the log, closes its file and the client.
@@ -85,7 +108,7 @@ func (h *haSide) stop(ctx context.Context) error {
 	if h == nil {
 		return nil
 	}
-	err := errors.Join(h.coordRun.stop(ctx), h.logRun.stop(ctx))
+	err := errors.Join(h.lateRun.stop(ctx), h.coordRun.stop(ctx), h.logRun.stop(ctx))
 	if cerr := h.actions.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("ha: closing %w", cerr))
 	}
