@@ -242,7 +242,7 @@ func (a *App) start() error {
 		return err
 	}
 	a.pubRun.start(a.retainedPublishers)
-	a.ha.start()
+	a.ha.start(a.retained)
 	a.alerts.start()
 	a.monitorRun.start(func(ctx context.Context) error { return a.monitor.Run(ctx, a.alerts.manager) })
 	a.web.startLive()

@@ -15,6 +15,7 @@ import (
 	"github.com/crowdwatch/crowdwatch/alerting"
 	"github.com/crowdwatch/crowdwatch/configs"
 	"github.com/crowdwatch/crowdwatch/ha"
+	"github.com/crowdwatch/crowdwatch/ingest"
 	"github.com/crowdwatch/crowdwatch/web"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
@@ -29,6 +30,7 @@ type haSide struct {
 	coordRun runner
 	logRun   runner
 	lateRun  runner
+	againRun runner
 	x        *actions // the operator actions' handler and the API's adapters (haactions.go)
 }
 
@@ -94,10 +96,28 @@ func (h *haSide) lead(d *alerting.Dispatcher) {
 	d.Lead(h.coord, h.coord.Failover())
 }
 
-func (h *haSide) start() {
+func (h *haSide) start(retained *ingest.Retainer) {
 	if h == nil {
 		return
 	}
+	h.againRun.start(func(ctx context.Context) error {
+		// On becoming leader, re-assert the retained topics at once: the screens and signs
+		// get the new leader's state and term without waiting for a change or the interval.
+		changed, unsubscribe := h.coord.Subscribe()
+		defer unsubscribe()
+		var led int64
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-changed:
+			}
+			if st := h.coord.Status(); st.Role == ha.Leader && st.Term != led {
+				led = st.Term
+				retained.Again()
+			}
+		}
+	})
 	h.coordRun.start(h.coord.Run)
 	h.logRun.start(h.actions.Run)
 	h.lateRun.start(h.x.retryLate)
@@ -108,7 +128,7 @@ func (h *haSide) stop(ctx context.Context) error {
 	if h == nil {
 		return nil
 	}
-	err := errors.Join(h.lateRun.stop(ctx), h.coordRun.stop(ctx), h.logRun.stop(ctx))
+	err := errors.Join(h.againRun.stop(ctx), h.lateRun.stop(ctx), h.coordRun.stop(ctx), h.logRun.stop(ctx))
 	if cerr := h.actions.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("ha: closing %w", cerr))
 	}

@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -248,6 +250,13 @@ func (h haAlerting) StandDown(ctx context.Context, zone, by, reason string) erro
 }
 
 func (h haAlerting) AddSilence(ctx context.Context, s alerting.Silence) (alerting.Silence, error) {
+	// One id and start for every instance (each would draw its own).
+	var id [8]byte
+	_, _ = rand.Read(id[:])
+	s.ID = hex.EncodeToString(id[:])
+	if s.Start.IsZero() {
+		s.Start = time.Now().UTC()
+	}
 	v, err := h.x.take(ctx, ha.ActionSilence, s.By, silenceBody{Add: &s})
 	if err != nil {
 		return alerting.Silence{}, err
