@@ -158,6 +158,10 @@ func (d *Dispatcher) gate(ctx context.Context) {
 			led = st.Term
 			queue, held = append(held, queue...), nil
 		}
+		if d.degradedLong(st) {
+			// Nobody can be proven to lead any more: what waited is sent now, marked.
+			queue, held = append(held, queue...), nil
+		}
 		queue, held = d.pass(ctx, st, queue, held)
 		cut := time.Now().Add(-holdFor)
 		for len(held) > 0 && (held[0].at.Before(cut) || len(held) > holdLimit) {
@@ -171,7 +175,7 @@ func (d *Dispatcher) gate(ctx context.Context) {
 func (d *Dispatcher) pass(ctx context.Context, st ha.Status, queue, held []gated) (rest, _ []gated) {
 	for i, g := range queue {
 		switch {
-		case st.Role == ha.Degraded && time.Since(st.Since) >= d.degradedAfter:
+		case d.degradedLong(st):
 			g.n.Term, g.n.Degraded = st.Term, true
 			d.fanout(g)
 			continue
@@ -205,6 +209,11 @@ func (d *Dispatcher) pass(ctx context.Context, st ha.Status, queue, held []gated
 		d.fanout(g)
 	}
 	return nil, held
+}
+
+// degradedLong: the coordinator has been unreachable for longer than the failover time.
+func (d *Dispatcher) degradedLong(st ha.Status) bool {
+	return st.Role == ha.Degraded && time.Since(st.Since) >= d.degradedAfter
 }
 
 // fanout queues an admitted notification for its channels.

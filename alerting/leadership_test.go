@@ -197,3 +197,35 @@ func TestSingleInstanceSendsWithoutTerm(t *testing.T) {
 		t.Fatalf("single instance: term %v / key %q in the notification", r.raw["term"], r.key)
 	}
 }
+
+// TestDegradedSendsAfterTheFailoverTime: with the coordinator unreachable a notification is
+// held for the failover time (a short blip pages nobody twice), then sent without a record,
+// marked degraded: two pagers rather than none.
+func TestDegradedSendsAfterTheFailoverTime(t *testing.T) {
+	srv, got := recorder(t)
+	l := &fakeLead{recs: &records{sent: map[string]ha.SentRecord{}}}
+	l.set(ha.Degraded, 4)
+	cfg := &configs.Config{Site: configs.Site{ID: "s"}, Alerting: configs.Alerting{RepeatInterval: time.Minute, Channels: []configs.AlertChannel{
+		{Name: "hook", Type: "webhook", URL: srv.URL, Template: "json", Timeout: 5 * time.Second, QueueSize: 64, MaxAttempts: 1, ResendEvery: time.Minute}}}}
+	d := NewDispatcher(nil, nil, NewMetrics(nil), slog.New(slog.DiscardHandler))
+	d.Lead(l, 300*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); d.Run(ctx, ConfigOf(cfg)) }()
+	defer func() { cancel(); <-done }()
+	for d.workerCount() < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	d.Notify(Notification{What: "fired", Site: "s", Alert: Alert{ID: "a", State: StateFiring}}, []string{"hook"})
+	time.Sleep(100 * time.Millisecond)
+	if n := len(got()); n != 0 {
+		t.Fatalf("%d sent within the failover time of losing the coordinator", n)
+	}
+	waitFor(t, "the degraded send", func() bool { return len(got()) == 1 })
+	if r := got()[0]; r.raw["degraded"] != true || r.term != 4 {
+		t.Fatalf("degraded send: %v", r.raw)
+	}
+	if len(l.recs.sent) != 0 {
+		t.Fatalf("a degraded send recorded %v", l.recs.sent)
+	}
+}
