@@ -162,7 +162,7 @@ func New(cfg *configs.Config, opts Options) (_ *App, err error) {
 		return nil, err
 	}
 	a.ha.lead(a.alerts.dispatcher)
-	a.ha.wire(a.alerts.manager, a.engine)
+	a.ha.wire(a.alerts.manager, a.engine, a.promo.service)
 	a.history = newHistory(cfg, a.engine, a.alerts.manager, a.reg, log)
 	a.history.reader.CapacityAt = a.promo.capacityAt
 	a.promo.service.History = a.history.reader
@@ -182,7 +182,7 @@ func New(cfg *configs.Config, opts Options) (_ *App, err error) {
 		Gatherer: a.reg, Auth: a.web.authz, SignIn: a.web.authz, Live: a.web.live, Alerting: a.ha.alerting(a.alerts.manager),
 		Log: log.With("component", "http"), Version: opts.Version, History: a.history.reader,
 		Backups: &serviceBackups{store: a.store, alerts: a.alerts.manager, historyPath: cfg.HistoryPath()},
-		Audit:   a.web.store, Events: a.monitor, Registerer: a.reg, Promotion: a.promo.service, HA: a.ha.handler()})}
+		Audit:   a.web.store, Events: a.monitor, Registerer: a.reg, Promotion: a.ha.promotion(a.promo.service), HA: a.ha.handler()})}
 	return a, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/crowdwatch/crowdwatch/configs"
 	"github.com/crowdwatch/crowdwatch/ha"
 	"github.com/crowdwatch/crowdwatch/ingest"
+	"github.com/crowdwatch/crowdwatch/promotion"
 	"github.com/crowdwatch/crowdwatch/web"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
@@ -64,11 +65,19 @@ func newHA(cfg *configs.Config, log *slog.Logger) (_ *haSide, err error) {
 }
 
 // wire gives the action handler the components it applies actions to (before start).
-func (h *haSide) wire(alerts *alerting.Manager, engine *zones.Engine) {
+func (h *haSide) wire(alerts *alerting.Manager, engine *zones.Engine, plans *promotion.Service) {
 	if h == nil {
 		return
 	}
-	h.x.alerts, h.x.engine, h.x.appendf = alerts, engine, h.actions.Append
+	h.x.alerts, h.x.engine, h.x.plans, h.x.appendf = alerts, engine, plans, h.actions.Append
+}
+
+// promotion is the event plans as the API uses them: their changes through the log with HA.
+func (h *haSide) promotion(p *promotion.Service) web.Promotion {
+	if h == nil {
+		return p
+	}
+	return haPromotion{Promotion: p, x: h.x}
 }
 
 // alerting is the alert manager as the API uses it: its commands through the log with HA.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/crowdwatch/crowdwatch/alerting"
 	"github.com/crowdwatch/crowdwatch/ha"
+	"github.com/crowdwatch/crowdwatch/promotion"
 	"github.com/crowdwatch/crowdwatch/web"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
@@ -48,6 +49,13 @@ type silenceBody struct {
 	Delete string            `json:"delete,omitempty"`
 }
 
+type planBody struct {
+	ID     string               `json:"id,omitempty"` // update and delete
+	Input  *promotion.PlanInput `json:"input,omitempty"`
+	Force  bool                 `json:"force,omitempty"`
+	Delete bool                 `json:"delete,omitempty"`
+}
+
 type correctionBody struct {
 	Zone   string `json:"zone"`
 	Value  int64  `json:"value"`
@@ -61,6 +69,7 @@ type actions struct {
 	log     *slog.Logger
 	alerts  *alerting.Manager
 	engine  *zones.Engine
+	plans   *promotion.Service
 	appendf func(ctx context.Context, a ha.Action) (int64, error)
 
 	mu      sync.Mutex
@@ -82,7 +91,7 @@ func newActions(self string, log *slog.Logger) *actions {
 // pending and comes again after the restart.
 func (x *actions) apply(ctx context.Context, e ha.Entry) error {
 	v, err := x.run(ctx, e.Action)
-	if errors.Is(err, alerting.ErrStopped) || errors.Is(err, zones.ErrStopped) || ctx.Err() != nil {
+	if errors.Is(err, alerting.ErrStopped) || errors.Is(err, zones.ErrStopped) || errors.Is(err, promotion.ErrStopped) || ctx.Err() != nil {
 		return fmt.Errorf("%s action at revision %d: %w", e.Kind, e.Rev, cmpErr(err, ctx.Err()))
 	}
 	if err != nil {
@@ -136,6 +145,20 @@ func (x *actions) run(ctx context.Context, a ha.Action) (any, error) {
 			return x.alerts.AddSilence(ctx, *b.Add)
 		}
 		return nil, x.alerts.DeleteSilence(ctx, b.Delete, a.By)
+	case ha.ActionPlan:
+		var b planBody
+		if err := json.Unmarshal(a.Body, &b); err != nil {
+			return nil, fmt.Errorf("%w: %v", promotion.ErrInvalid, err)
+		}
+		switch {
+		case b.Delete:
+			return nil, x.plans.Delete(ctx, b.ID, a.By, b.Force)
+		case b.Input == nil:
+			return nil, fmt.Errorf("%w: the plan action has no plan", promotion.ErrInvalid)
+		case b.ID != "":
+			return x.plans.Update(ctx, b.ID, *b.Input, a.By, b.Force)
+		}
+		return x.plans.Create(ctx, *b.Input, a.By)
 	case ha.ActionCorrection:
 		var b correctionBody
 		if err := json.Unmarshal(a.Body, &b); err != nil {
@@ -157,7 +180,7 @@ func (x *actions) take(ctx context.Context, kind, by string, body any) (any, err
 	rev, err := x.appendf(actx, ha.Action{Kind: kind, By: by, Body: raw})
 	if err != nil {
 		if rev == 0 {
-			return nil, fmt.Errorf("%w (%v)", ErrCoordinator, err)
+			return nil, fmt.Errorf("%w (%w)", ErrCoordinator, err)
 		}
 		return nil, fmt.Errorf("the action is in the log (revision %d) but not applied here yet: %w", rev, err)
 	}
@@ -266,6 +289,36 @@ func (h haAlerting) AddSilence(ctx context.Context, s alerting.Silence) (alertin
 
 func (h haAlerting) DeleteSilence(ctx context.Context, id, by string) error {
 	_, err := h.x.take(ctx, ha.ActionSilence, by, silenceBody{Delete: id})
+	return err
+}
+
+// haPromotion is the event plans as the API uses them, with their changes through the log.
+// Whether a plan is running (a change without force refused) is judged by each instance at
+// its own apply, within the ingest lag of the other: at a plan's very boundary the two could
+// judge differently (docs/ha.md).
+type haPromotion struct {
+	web.Promotion
+	x *actions
+}
+
+func (h haPromotion) Create(ctx context.Context, in promotion.PlanInput, by string) (promotion.Plan, error) {
+	v, err := h.x.take(ctx, ha.ActionPlan, by, planBody{Input: &in})
+	if err != nil {
+		return promotion.Plan{}, err
+	}
+	return v.(promotion.Plan), nil
+}
+
+func (h haPromotion) Update(ctx context.Context, id string, in promotion.PlanInput, by string, force bool) (promotion.Plan, error) {
+	v, err := h.x.take(ctx, ha.ActionPlan, by, planBody{ID: id, Input: &in, Force: force})
+	if err != nil {
+		return promotion.Plan{}, err
+	}
+	return v.(promotion.Plan), nil
+}
+
+func (h haPromotion) Delete(ctx context.Context, id, by string, force bool) error {
+	_, err := h.x.take(ctx, ha.ActionPlan, by, planBody{ID: id, Delete: true, Force: force})
 	return err
 }
 

@@ -94,6 +94,24 @@ func TestHAActionsReachBoth(t *testing.T) {
 	}
 	until(t, "b stands down", func() bool { return evacuating(t, addrB) == 0 })
 
+	// A plan change made on b is on a too, with b's answer.
+	if code, body := post(t, "http://"+addrB+"/api/v1/events", `{"id":"sale","start":"2031-11-27 08:00","end":"2031-11-27 20:00","capacities":{"store":80}}`); code != 201 || body["id"] != "sale" {
+		t.Fatalf("plan on b: %d %v", code, body)
+	}
+	hasPlan := func(addr string) bool {
+		var v struct {
+			Plans []struct {
+				ID string `json:"id"`
+			} `json:"plans"`
+		}
+		getJSON(t, "http://"+addr+"/api/v1/events", officerToken, &v)
+		return len(v.Plans) == 1 && v.Plans[0].ID == "sale"
+	}
+	until(t, "a applies the plan", func() bool { return hasPlan(addrA) })
+	if code, body := post(t, "http://"+addrA+"/api/v1/events", `{"id":"sale","start":"2031-11-28 08:00","end":"2031-11-28 20:00"}`); code != http.StatusConflict {
+		t.Fatalf("a second plan of the same id on a: %d %v, want 409 (the refusal is the command's)", code, body)
+	}
+
 	e.Pause()
 	code, body = post(t, "http://"+addrA+"/api/v1/alerts/ack", `{"zone": "store"}`)
 	if code != http.StatusServiceUnavailable {
