@@ -36,6 +36,9 @@ type Notification struct {
 	Degraded bool `json:"degraded,omitempty"`
 	// key is the recorded transition's name, the webhook's Idempotency-Key.
 	key string
+	// track: not to be sent (this instance is a standby), only to keep an Alertmanager
+	// channel's list of firing alerts, which a new leader goes on resending.
+	track bool
 }
 
 // Publisher sends MQTT messages from the service (the embedded broker or the client).
@@ -206,8 +209,23 @@ func (w *worker) run(ctx context.Context) {
 			}
 		case n := <-w.queue:
 			w.d.metrics.queued.WithLabelValues(w.cfg.Name).Set(float64(len(w.queue)))
+			if n.track {
+				if w.open != nil {
+					w.track(n.Alert)
+				}
+				continue
+			}
 			w.deliver(ctx, func(ctx context.Context) error { return w.send(ctx, n) }, w.cfg.MaxAttempts)
 		}
+	}
+}
+
+// track keeps the Alertmanager channel's list of firing alerts.
+func (w *worker) track(a Alert) {
+	if a.Open() {
+		w.open[a.ID] = a
+	} else {
+		delete(w.open, a.ID)
 	}
 }
 
@@ -275,11 +293,7 @@ func (w *worker) send(ctx context.Context, n Notification) error {
 		}
 		return w.post(ctx, w.cfg.URL, body, n.key)
 	case "alertmanager":
-		if n.Alert.Open() {
-			w.open[n.Alert.ID] = n.Alert
-		} else {
-			delete(w.open, n.Alert.ID)
-		}
+		w.track(n.Alert)
 		return w.postAlertmanager(ctx, []Notification{n}, true)
 	}
 	return permanentError{fmt.Errorf("unknown channel type %q", w.cfg.Type)}

@@ -181,6 +181,7 @@ func (d *Dispatcher) pass(ctx context.Context, st ha.Status, queue, held []gated
 			continue
 		case st.Role != ha.Leader:
 			held = append(held, g)
+			d.trackOnly(g)
 			continue
 		}
 		if d.lead.Fence(st.Term) != nil {
@@ -214,6 +215,20 @@ func (d *Dispatcher) pass(ctx context.Context, st ha.Status, queue, held []gated
 // degradedLong: the coordinator has been unreachable for longer than the failover time.
 func (d *Dispatcher) degradedLong(st ha.Status) bool {
 	return st.Role == ha.Degraded && time.Since(st.Since) >= d.degradedAfter
+}
+
+// trackOnly hands a notification this instance does not send to its Alertmanager channels,
+// which only note what is firing: Alertmanager forgets an alert nobody resends, so a new
+// leader must go on resending the alerts the old one had sent.
+func (d *Dispatcher) trackOnly(g gated) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	g.n.track = true
+	for _, name := range g.routes {
+		if w := d.workers[name]; w != nil && w.cfg.Type == "alertmanager" {
+			w.enqueue(g.n)
+		}
+	}
 }
 
 // fanout queues an admitted notification for its channels.

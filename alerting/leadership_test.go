@@ -229,3 +229,37 @@ func TestDegradedSendsAfterTheFailoverTime(t *testing.T) {
 		t.Fatalf("a degraded send recorded %v", l.recs.sent)
 	}
 }
+
+// TestNewLeaderGoesOnResendingToAlertmanager: Alertmanager forgets an alert nobody resends;
+// the standby notes what is firing without sending it, and once it leads its Alertmanager
+// channel resends it (Alertmanager keeps one alert by its labels).
+func TestNewLeaderGoesOnResendingToAlertmanager(t *testing.T) {
+	srv, got := recorder(t)
+	l := &fakeLead{recs: &records{sent: map[string]ha.SentRecord{}}}
+	l.set(ha.Standby, 3)
+	cfg := &configs.Config{Site: configs.Site{ID: "s"}, Alerting: configs.Alerting{RepeatInterval: time.Minute, Channels: []configs.AlertChannel{
+		{Name: "am", Type: "alertmanager", URL: srv.URL, Timeout: 5 * time.Second, QueueSize: 64, MaxAttempts: 1, ResendEvery: 100 * time.Millisecond}}}}
+	d := NewDispatcher(nil, nil, NewMetrics(nil), slog.New(slog.DiscardHandler))
+	d.Lead(l, time.Hour)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); d.Run(ctx, ConfigOf(cfg)) }()
+	defer func() { cancel(); <-done }()
+	for d.workerCount() < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	n := Notification{What: "fired", Site: "s", Alert: Alert{ID: "a", State: StateFiring, StartsAt: time.Now()}}
+	// The old leader recorded (and sent) it: the new leader does not send it again itself.
+	name, err := d.name(context.Background(), &n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.recs.sent[name] = ha.SentRecord{Term: 3}
+	d.Notify(n, []string{"am"})
+	time.Sleep(400 * time.Millisecond) // several resend periods
+	if n := len(got()); n != 0 {
+		t.Fatalf("the standby posted %d times to Alertmanager", n)
+	}
+	l.set(ha.Leader, 7)
+	waitFor(t, "the new leader resends the firing alert", func() bool { return len(got()) >= 2 })
+}
