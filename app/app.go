@@ -102,6 +102,9 @@ func New(cfg *configs.Config, opts Options) (_ *App, err error) {
 	a.lc.onStop("mqtt", func(ctx context.Context) error { return a.mqtt.stop(ctx) })
 	a.lc.onStop("live feed", func(ctx context.Context) error { return a.web.stopLive(ctx) })
 	a.lc.onStop("http", func(ctx context.Context) error { return a.handler.stop(ctx) })
+	if cfg.HA.Enabled { // the operator action log, before the components it applies actions to
+		a.lc.onStop("action log", func(ctx context.Context) error { return a.ha.stopLog(ctx) })
+	}
 	a.lc.onStop("event plans", func(ctx context.Context) error { return a.promo.stop(ctx) })
 	a.lc.onStop("sign-in file", func(context.Context) error { return a.web.closeStore() })
 	a.lc.onStop("security monitor", a.monitorRun.stop)

@@ -132,12 +132,22 @@ func (h *haSide) start(retained *ingest.Retainer) {
 	h.lateRun.start(h.x.retryLate)
 }
 
+// stopLog stops applying operator actions, before the components they are applied to stop:
+// what arrives later is applied at the next start (the log catches up), rather than failing
+// on a stopped component.
+func (h *haSide) stopLog(ctx context.Context) error {
+	if h == nil {
+		return nil
+	}
+	return errors.Join(h.lateRun.stop(ctx), h.logRun.stop(ctx))
+}
+
 // stop resigns (a standby leads at once), stops the log, closes its file and the client.
 func (h *haSide) stop(ctx context.Context) error {
 	if h == nil {
 		return nil
 	}
-	err := errors.Join(h.againRun.stop(ctx), h.lateRun.stop(ctx), h.coordRun.stop(ctx), h.logRun.stop(ctx))
+	err := errors.Join(h.againRun.stop(ctx), h.stopLog(ctx), h.coordRun.stop(ctx))
 	if cerr := h.actions.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("ha: closing %w", cerr))
 	}
