@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/crowdwatch/crowdwatch/configs"
+	"github.com/crowdwatch/crowdwatch/ha"
 )
 
 // Notification is one message about an alert to one or more channels.
@@ -28,6 +29,16 @@ type Notification struct {
 	// Group is the escalation group the alert has reached.
 	Group string `json:"group,omitempty"`
 	Alert Alert  `json:"alert"`
+	// Term is the HA leader's term that sent it (docs/ha.md); absent on a single instance.
+	Term int64 `json:"term,omitempty"`
+	// Degraded: sent without a coordinator to prove a single sender (the other instance may
+	// send it too).
+	Degraded bool `json:"degraded,omitempty"`
+	// key is the recorded transition's name, the webhook's Idempotency-Key.
+	key string
+	// track: not to be sent (this instance is a standby), only to keep an Alertmanager
+	// channel's list of firing alerts, which a new leader goes on resending.
+	track bool
 }
 
 // Publisher sends MQTT messages from the service (the embedded broker or the client).
@@ -57,6 +68,12 @@ type Dispatcher struct {
 	wg      sync.WaitGroup
 	// retry is the first back-off between attempts (tests shorten it).
 	retry time.Duration
+
+	// HA (leadership.go): nil lead is a single instance, which always sends.
+	lead          Leadership
+	degradedAfter time.Duration
+	gateIn        chan gated
+	repeat        time.Duration // alerting.repeat_interval, for the names of repeats
 }
 
 // NewDispatcher prepares the channels of cfg; Run starts them. mqtt and topics (both nil
@@ -74,6 +91,10 @@ func (d *Dispatcher) Run(ctx context.Context, cfg *Config) {
 	d.ctx = ctx
 	d.mu.Unlock()
 	d.Reload(cfg)
+	if d.lead != nil {
+		d.wg.Add(1)
+		go func() { defer d.wg.Done(); d.gate(ctx) }()
+	}
 	<-ctx.Done()
 	d.wg.Wait()
 }
@@ -86,6 +107,7 @@ func (d *Dispatcher) Reload(cfg *Config) {
 	if d.ctx == nil {
 		return
 	}
+	d.repeat = cfg.Alerting.RepeatInterval
 	next := map[string]*worker{}
 	for _, ch := range cfg.Alerting.Channels {
 		old := d.workers[ch.Name]
@@ -121,6 +143,10 @@ func (d *Dispatcher) Reload(cfg *Config) {
 
 // Notify queues n for the named channels without blocking.
 func (d *Dispatcher) Notify(n Notification, channels []string) {
+	if d.lead != nil {
+		d.offer(gated{n: n, routes: channels, at: time.Now()})
+		return
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, name := range channels {
@@ -178,13 +204,28 @@ func (w *worker) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-resend:
-			if len(w.open) > 0 {
+			if len(w.open) > 0 && (w.d.lead == nil || w.d.lead.Status().Role != ha.Standby) {
 				w.deliver(ctx, func(ctx context.Context) error { return w.postAlertmanager(ctx, w.firing(), false) }, 1)
 			}
 		case n := <-w.queue:
 			w.d.metrics.queued.WithLabelValues(w.cfg.Name).Set(float64(len(w.queue)))
+			if n.track {
+				if w.open != nil {
+					w.track(n.Alert)
+				}
+				continue
+			}
 			w.deliver(ctx, func(ctx context.Context) error { return w.send(ctx, n) }, w.cfg.MaxAttempts)
 		}
+	}
+}
+
+// track keeps the Alertmanager channel's list of firing alerts.
+func (w *worker) track(a Alert) {
+	if a.Open() {
+		w.open[a.ID] = a
+	} else {
+		delete(w.open, a.ID)
 	}
 }
 
@@ -234,6 +275,9 @@ func errorAs(err error, target *permanentError) bool {
 }
 
 func (w *worker) send(ctx context.Context, n Notification) error {
+	if err := w.d.fenced(&n); err != nil {
+		return err
+	}
 	switch w.cfg.Type {
 	case "mqtt":
 		if w.d.mqtt == nil || w.d.topics == nil {
@@ -247,13 +291,9 @@ func (w *worker) send(ctx context.Context, n Notification) error {
 		if err != nil {
 			return permanentError{err}
 		}
-		return w.post(ctx, w.cfg.URL, body)
+		return w.post(ctx, w.cfg.URL, body, n.key)
 	case "alertmanager":
-		if n.Alert.Open() {
-			w.open[n.Alert.ID] = n.Alert
-		} else {
-			delete(w.open, n.Alert.ID)
-		}
+		w.track(n.Alert)
 		return w.postAlertmanager(ctx, []Notification{n}, true)
 	}
 	return permanentError{fmt.Errorf("unknown channel type %q", w.cfg.Type)}
@@ -261,7 +301,7 @@ func (w *worker) send(ctx context.Context, n Notification) error {
 
 // post sends body, signed when the channel has a secret: the receiver recomputes
 // HMAC-SHA256(secret, timestamp + "." + body) and compares it with the signature header.
-func (w *worker) post(ctx context.Context, url string, body []byte) error {
+func (w *worker) post(ctx context.Context, url string, body []byte, key string) error {
 	ctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
@@ -270,6 +310,10 @@ func (w *worker) post(ctx context.Context, url string, body []byte) error {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "crowdwatch-alerting")
+	if key != "" {
+		// With HA: the recorded transition, so a receiver can drop the rare repeat.
+		req.Header.Set("Idempotency-Key", key)
+	}
 	if w.cfg.Secret != "" {
 		ts := strconv.FormatInt(time.Now().Unix(), 10)
 		req.Header.Set("X-Crowdwatch-Timestamp", ts)
@@ -332,7 +376,7 @@ func (w *worker) postAlertmanager(ctx context.Context, ns []Notification, _ bool
 		out = append(out, am)
 	}
 	body, _ := json.Marshal(out)
-	return w.post(ctx, strings.TrimSuffix(w.cfg.URL, "/")+"/api/v2/alerts", body)
+	return w.post(ctx, strings.TrimSuffix(w.cfg.URL, "/")+"/api/v2/alerts", body, "")
 }
 
 // webhookBody shapes a notification for a receiver: plain JSON, or the message format of a

@@ -66,7 +66,8 @@ func (m *Manager) Silences(ctx context.Context) ([]Silence, error) {
 	return v.([]Silence), nil
 }
 
-// AddSilence stores a silence; Start defaults to now. Evacuations cannot be silenced.
+// AddSilence stores a silence; Start defaults to now, ID to a new random one (HA gives its
+// own, the same on every instance). Evacuations cannot be silenced.
 func (m *Manager) AddSilence(ctx context.Context, s Silence) (Silence, error) {
 	switch {
 	case s.By == "":
@@ -92,9 +93,15 @@ func (m *Manager) AddSilence(ctx context.Context, s Silence) (Silence, error) {
 				return nil, err
 			}
 		}
-		var b [8]byte
-		_, _ = rand.Read(b[:])
-		s.ID = hex.EncodeToString(b[:])
+		if s.ID == "" {
+			var b [8]byte
+			_, _ = rand.Read(b[:])
+			s.ID = hex.EncodeToString(b[:])
+		} else if old := m.silences[s.ID]; old != nil {
+			// The HA action log names the silence for every instance, and may apply it twice
+			// after a crash: one silence.
+			return *old, nil
+		}
 		m.silences[s.ID] = &s
 		m.pending.silences[s.ID] = &s
 		m.pending.events = append(m.pending.events, &Event{At: now, Kind: s.Kind, Zone: s.Zone, Device: s.Device,

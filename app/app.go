@@ -67,6 +67,8 @@ type App struct {
 	web     *webSide
 	handler *httpSide
 	ha      *haSide // nil unless ha.enabled (app/ha.go)
+	// retained publishes the service's retained topics, re-asserted (app/mqtt.go).
+	retained *ingest.Retainer
 
 	engineRun  runner
 	pubRun     runner
@@ -102,6 +104,9 @@ func New(cfg *configs.Config, opts Options) (_ *App, err error) {
 	a.lc.onStop("mqtt", func(ctx context.Context) error { return a.mqtt.stop(ctx) })
 	a.lc.onStop("live feed", func(ctx context.Context) error { return a.web.stopLive(ctx) })
 	a.lc.onStop("http", func(ctx context.Context) error { return a.handler.stop(ctx) })
+	if cfg.HA.Enabled { // the operator action log, before the components it applies actions to
+		a.lc.onStop("action log", func(ctx context.Context) error { return a.ha.stopLog(ctx) })
+	}
 	a.lc.onStop("event plans", func(ctx context.Context) error { return a.promo.stop(ctx) })
 	a.lc.onStop("sign-in file", func(context.Context) error { return a.web.closeStore() })
 	a.lc.onStop("security monitor", a.monitorRun.stop)
@@ -155,18 +160,28 @@ func New(cfg *configs.Config, opts Options) (_ *App, err error) {
 	if a.mqtt, err = newMQTT(cfg, a.engine, a.monitor, a.reg, log); err != nil {
 		return nil, err
 	}
-	if a.alerts, err = newAlerting(cfg, a.engine, a.promo.inForce, a.promo.eventPlans, a.mqtt, a.topics, a.reg, log, opts.Reload); err != nil {
-		return nil, err
-	}
 	if a.ha, err = newHA(cfg, log); err != nil {
 		return nil, err
 	}
+	if a.alerts, err = newAlerting(cfg, a.engine, a.promo.inForce, a.promo.eventPlans, a.mqtt, a.topics, a.reg, log, opts.Reload); err != nil {
+		return nil, err
+	}
+	a.ha.lead(a.alerts.dispatcher)
+	a.ha.wire(a.alerts.manager, a.engine, a.promo.service)
 	a.history = newHistory(cfg, a.engine, a.alerts.manager, a.reg, log)
 	a.history.reader.CapacityAt = a.promo.capacityAt
 	a.promo.service.History = a.history.reader
-	a.door = newDoor(cfg, a.promo.inForce, a.engine.Model(), a.promo, a.alerts.manager, a.mqtt, a.topics, log)
+	a.door = newDoor(cfg, a.promo.inForce, a.engine.Model(), a.promo, a.alerts.manager, a.ha.publisher(a.mqtt), a.topics, log)
 	a.promo.service.Records = a.door.records
-	if a.web, err = newWeb(cfg, a.engine.Model(), a.promo.inForce, a.alerts.manager, a.door.meter, a.promo.eventPlans, a.mqtt, a.topics, a.monitor, log); err != nil {
+	// The retained topics (service status, zones; guidance too with HA, so that a new leader
+	// re-asserts it) go through one re-asserting publisher; with HA only the leader's reach
+	// the broker (app/ha.go).
+	a.retained = ingest.NewRetainer(a.ha.publisher(a.mqtt), retainedReassert, log.With("component", "retained-publisher"))
+	var guidancePub web.Publisher = a.mqtt
+	if a.ha != nil {
+		guidancePub = a.retained
+	}
+	if a.web, err = newWeb(cfg, a.engine.Model(), a.promo.inForce, a.alerts.manager, a.door.meter, a.promo.eventPlans, guidancePub, a.topics, a.monitor, log); err != nil {
 		return nil, err
 	}
 	a.web.store.RegisterMetrics(a.reg)
@@ -176,12 +191,12 @@ func New(cfg *configs.Config, opts Options) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
-	a.handler = &httpSide{ln: a.httpLn, log: log, handler: web.NewHandler(web.Options{Engine: engineInForce{a.engine, a.promo.inForce}, Broker: a.mqtt,
-		Gatherer: a.reg, Auth: a.web.authz, SignIn: a.web.authz, Live: a.web.live, Alerting: a.alerts.manager,
+	a.handler = &httpSide{ln: a.httpLn, log: log, handler: web.NewHandler(web.Options{Engine: a.ha.engine(engineInForce{a.engine, a.promo.inForce}), Broker: a.mqtt,
+		Gatherer: a.reg, Auth: a.web.authz, SignIn: a.web.authz, Live: a.web.live, Alerting: a.ha.alerting(a.alerts.manager),
 		Log: log.With("component", "http"), Version: opts.Version, History: a.history.reader,
 		Backups: &serviceBackups{store: a.store, alerts: a.alerts.manager, auth: a.web.store, historyPath: cfg.HistoryPath(),
 			eventsPath: cfg.EventsPath()},
-		Audit: a.web.store, Events: a.monitor, Registerer: a.reg, Promotion: a.promo.service, HA: a.ha.handler(),
+		Audit: a.web.store, Events: a.monitor, Registerer: a.reg, Promotion: a.ha.promotion(a.promo.service), HA: a.ha.handler(),
 		DrillControl: a.alerts.manager, Announcements: a.door.announcer, Metering: a.door.meter, Ingest: pushes})}
 	return a, nil
 }
@@ -242,7 +257,7 @@ func (a *App) start() error {
 		return err
 	}
 	a.pubRun.start(a.retainedPublishers)
-	a.ha.start()
+	a.ha.start(a.retained)
 	a.alerts.start()
 	a.door.start()
 	a.monitorRun.start(func(ctx context.Context) error { return a.monitor.Run(ctx, a.alerts.manager) })

@@ -25,8 +25,10 @@ func haApp(t *testing.T, e *testkit.EtcdServer, name, token string) (addr string
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256([]byte(token))
+	officer := sha256.Sum256([]byte(officerToken))
 	extra := fmt.Sprintf("ha: {enabled: true, instance: %s, endpoints: [%q], failover: 3s, prefix: /apptest}\n"+
-		"auth:\n  tokens: [{name: boss, sha256: %q, role: manager}]\n", name, e.Endpoint, hex.EncodeToString(sum[:]))
+		"auth:\n  tokens: [{name: boss, sha256: %q, role: manager}, {name: officer, sha256: %q, role: security}]\n",
+		name, e.Endpoint, hex.EncodeToString(sum[:]), hex.EncodeToString(officer[:]))
 	var logs testkit.Buffer
 	ready := make(chan struct{})
 	a, err := New(loadStore(t, dir, extra), Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)),

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"sync"
@@ -43,7 +44,13 @@ func newMQTT(cfg *configs.Config, engine *zones.Engine, sec security.Sink, reg p
 		}
 		return &mqttSide{mqttConn: broker, broker: broker}, nil
 	}
-	client, err := ingest.NewClient(engine, log.With("component", "mqtt-client"), clientOptions(cfg, engine.Model(), sec))
+	copts := clientOptions(cfg, engine.Model(), sec)
+	if cfg.HA.Enabled {
+		// Each instance its own persistent session on the shared broker, so each receives
+		// every report (docs/ha.md); one client id for both would take the session in turns.
+		copts.ClientID = cmp.Or(copts.ClientID, "crowdwatch-"+cfg.Site.ID) + "-" + haInstance(cfg)
+	}
+	client, err := ingest.NewClient(engine, log.With("component", "mqtt-client"), copts)
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +146,7 @@ func (m *mqttSide) tlsAttrs() []any {
 // re-asserted every retainedReassert so that a retained message someone else put there does
 // not last, until ctx ends.
 func (a *App) retainedPublishers(ctx context.Context) error {
-	retained := ingest.NewRetainer(a.mqtt, retainedReassert, a.log.With("component", "retained-publisher"))
+	retained := a.retained
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); retained.Run(ctx) }()

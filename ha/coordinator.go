@@ -221,6 +221,30 @@ func (c *Coordinator) Sent(ctx context.Context, name string) (*SentRecord, error
 	return &r, nil
 }
 
+// SentUnder reads every record whose name starts with prefix, by the rest of the name: the
+// dispatcher lists one alert's records to find which occurrence of it a transition is of.
+func (c *Coordinator) SentUnder(ctx context.Context, prefix string) (map[string]SentRecord, error) {
+	resp, err := c.cli.Get(ctx, c.o.Keys.sent()+prefix, clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("ha: reading the records under %q: etcd: %w", prefix, err)
+	}
+	out := make(map[string]SentRecord, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		var r SentRecord
+		_ = json.Unmarshal(kv.Value, &r) // the name is what matters; a damaged value still counts as sent
+		out[strings.TrimPrefix(string(kv.Key), c.o.Keys.sent()+prefix)] = r
+	}
+	return out, nil
+}
+
+// Failover is the configured failover time (DefaultFailover when it was zero).
+func (c *Coordinator) Failover() time.Duration {
+	if c.o.Failover <= 0 {
+		return DefaultFailover
+	}
+	return c.o.Failover
+}
+
 // set publishes a new status (Run's goroutine only).
 func (c *Coordinator) set(s Status) {
 	old := c.status.Load()

@@ -26,6 +26,7 @@ type Retainer struct {
 	log      *slog.Logger
 	reqs     *owner.Commands[retainReq]
 	done     chan struct{}
+	again    chan struct{}
 }
 
 type retainReq struct {
@@ -39,7 +40,7 @@ var errRetainerStopped = errors.New("mqtt: the retained-message publisher has st
 
 // NewRetainer wraps pub; call Run.
 func NewRetainer(pub Publisher, interval time.Duration, log *slog.Logger) *Retainer {
-	r := &Retainer{pub: pub, interval: interval, log: log, done: make(chan struct{})}
+	r := &Retainer{pub: pub, interval: interval, log: log, done: make(chan struct{}), again: make(chan struct{}, 1)}
 	r.reqs = owner.NewCommands[retainReq](r.done, errRetainerStopped)
 	return r
 }
@@ -49,6 +50,15 @@ func NewRetainer(pub Publisher, interval time.Duration, log *slog.Logger) *Retai
 func (r *Retainer) Publish(topic string, payload []byte, retain bool) error {
 	_, err := r.reqs.Do(context.Background(), retainReq{topic: topic, payload: payload, retain: retain})
 	return err
+}
+
+// Again re-asserts every remembered topic now rather than at the next interval (a new HA
+// leader: what it held back as standby reaches the broker at once, with its term).
+func (r *Retainer) Again() {
+	select {
+	case r.again <- struct{}{}:
+	default:
+	}
 }
 
 // Connected is the wrapped publisher's.
@@ -62,6 +72,18 @@ func (r *Retainer) Run(ctx context.Context) {
 	tick := time.NewTicker(r.interval)
 	defer tick.Stop()
 	complain := rate.Sometimes{Interval: time.Minute}
+	reassert := func() {
+		if !r.pub.Connected() {
+			return
+		}
+		for _, topic := range order {
+			if err := r.pub.Publish(topic, latest[topic], true); err != nil {
+				complain.Do(func() {
+					r.log.Warn("mqtt: re-asserting a retained topic failed; will retry", "topic", topic, "error", err)
+				})
+			}
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -81,17 +103,10 @@ func (r *Retainer) Run(ctx context.Context) {
 				}
 			}
 			cmd.Reply(nil, err)
+		case <-r.again:
+			reassert()
 		case <-tick.C:
-			if !r.pub.Connected() {
-				continue
-			}
-			for _, topic := range order {
-				if err := r.pub.Publish(topic, latest[topic], true); err != nil {
-					complain.Do(func() {
-						r.log.Warn("mqtt: re-asserting a retained topic failed; will retry", "topic", topic, "error", err)
-					})
-				}
-			}
+			reassert()
 		}
 	}
 }

@@ -61,7 +61,7 @@ type (
 		Alerts       *[]alerting.Alert      `json:"alerts,omitempty"`
 		Evacuations  *[]alerting.Evacuation `json:"evacuations,omitempty"`
 		Drills       *[]alerting.Drill      `json:"drills,omitempty"` // drills in progress (web/live_door.go)
-		Plan         *countdownView              `json:"plan,omitempty"`   // the running or next event plan
+		Plan         *countdownView         `json:"plan,omitempty"`   // the running or next event plan
 		Screens      []guidance.Guidance    `json:"screens,omitempty"`
 		Guidance     *guidance.Guidance     `json:"guidance,omitempty"`
 	}
