@@ -35,7 +35,7 @@ func newDoor(cfg *configs.Config, src zones.Source, model *zones.Model, promo *p
 	meter := door.NewMeter(door.Options{Config: cfg, Model: model, Engine: src, Alerts: manager,
 		Capacities: caps, Plans: plans, Episodes: records, Log: log.With("component", "door")})
 	pa := announce.New(announce.Options{Config: cfg, Engine: src, Alerts: manager, Admissions: meter, Publisher: pub,
-		Topic: topics.Announce, Capacities: caps, Plans: plans, Log: log.With("component", "announce")})
+		Topic: topics.Announce, Capacities: caps, Plans: plans, Repeat: cfg.EventDay.AnnounceRepeat, Log: log.With("component", "announce")})
 	records.Open = meter.OpenEpisodes
 	return &doorSide{records: records, meter: meter, announcer: pa}
 }

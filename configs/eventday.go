@@ -26,6 +26,10 @@ type EventDay struct {
 	// -> language -> text with {zone} (the zone's name) and {wait} (minutes). A state or a
 	// language not given keeps the built-in text.
 	Announcements map[string]map[string]string `mapstructure:"announcements"`
+	// AnnounceRepeat is the least time between two automatic announcements of the same
+	// state in a zone (2 min): busy, full and metering are not repeated more often, however
+	// often the state comes and goes; evacuation and drill always go out at once.
+	AnnounceRepeat time.Duration `mapstructure:"announce_repeat"`
 }
 
 // AnnouncementStates are the zone states the PA templates are written for.
@@ -34,10 +38,11 @@ var AnnouncementStates = []string{"busy", "full", "metering", "evacuation", "dri
 func init() {
 	AlertKinds = append(AlertKinds, "drill", "opening_queue", "doors_open")
 	for k, v := range map[string]any{
-		"event_day.opening_window": "30m",
-		"event_day.opening_absorb": "10m",
-		"event_day.drill_empty_at": 2,
-		"event_day.drill_max":      "30m",
+		"event_day.opening_window":  "30m",
+		"event_day.opening_absorb":  "10m",
+		"event_day.drill_empty_at":  2,
+		"event_day.drill_max":       "30m",
+		"event_day.announce_repeat": "2m",
 	} {
 		defaults[k] = v
 	}
@@ -57,6 +62,9 @@ func (c *Config) validateEventDay(bad func(key, format string, args ...any)) {
 	}
 	if e.DrillMax < time.Minute || e.DrillMax > 4*time.Hour {
 		bad("event_day.drill_max", "%v must be between 1m and 4h", e.DrillMax)
+	}
+	if e.AnnounceRepeat < 10*time.Second || e.AnnounceRepeat > time.Hour {
+		bad("event_day.announce_repeat", "%v must be between 10s and 1h", e.AnnounceRepeat)
 	}
 	for _, state := range slices.Sorted(maps.Keys(e.Announcements)) {
 		if !slices.Contains(AnnouncementStates, state) {

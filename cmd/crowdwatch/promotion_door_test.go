@@ -32,6 +32,9 @@ storage: {path: $DIR/cw.db}
 mqtt: {embedded: {listen: "127.0.0.1:0"}}
 occupancy: {daily_reset: "off"}
 alerting: {evaluate_every: 200ms}
+# The PA gateway subscribes just after the start: a short repeat lets it hear the queue's
+# metering announced again while the door alternates.
+event_day: {announce_repeat: 10s}
 auth:
   tokens: [{name: officer, sha256: "$SUM", role: security}]
 zones:
