@@ -21,6 +21,13 @@ var benchDir string
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if benchDir != "" {
+		if keep := os.Getenv("HISTORY_BENCH_KEEP"); keep != "" {
+			// HISTORY_BENCH_KEEP=FILE keeps the generated year (for the restart-to-ready
+			// measurement in docs/benchmarks.md) instead of removing it.
+			if err := os.Rename(filepath.Join(benchDir, "history.db"), keep); err != nil {
+				fmt.Fprintln(os.Stderr, "history bench: keeping the year:", err)
+			}
+		}
 		os.RemoveAll(benchDir)
 	}
 	os.Exit(code)

@@ -76,8 +76,10 @@ type LiveOptions struct {
 	// Plans are the promotion plans known now, the store file's and the API's (promotion.Plans),
 	// for the dashboard's countdown; nil: Layout.Events.
 	Plans func() []configs.EventPlan
-	// Interval is the least time between two updates: a change goes out at once when the
-	// last update is older, else when Interval has passed since it; default 50 ms.
+	// Interval is the least time between two updates while the feed is behind (a client's
+	// queue holds an unwritten message): a change goes out at once when the last update is
+	// older, else when Interval has passed since it; default 50 ms. While every client has
+	// written what it was sent, the least time is Interval/10.
 	Interval time.Duration
 	// Heartbeat is how often an idle feed says it is alive; default 2 s.
 	Heartbeat time.Duration
@@ -215,7 +217,11 @@ func (l *Live) Run(ctx context.Context) {
 	// Leading-edge coalescing: the first change after a quiet spell goes out at once (a
 	// surge at an entrance reaches the screens within a commit), later ones wait for the
 	// interval since the last update, so a busy store sends at most one update per interval.
+	// Paced only under load: while every client has written what it was sent, a change goes
+	// out once a tenth of the interval has passed (at a store's load the feed is idle between
+	// commits, and holding each for the interval made every report wait for it).
 	pace := owner.NewPacer(l.o.Interval, owner.Leading)
+	pace.PaceUnderLoad(l.o.Interval/10, clients.idle)
 	defer pace.Stop()
 	beat := time.NewTicker(l.o.Heartbeat)
 	defer beat.Stop()

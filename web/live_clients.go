@@ -96,6 +96,17 @@ func (r *clientRegistry) broadcast(dash *websocket.PreparedMessage, screens map[
 	}
 }
 
+// idle reports whether every client's writer has taken everything it was sent: the feed is
+// not behind, so the next change need not wait for the pacing interval (Run's pacer).
+func (r *clientRegistry) idle() bool {
+	for c := range r.clients {
+		if len(c.send) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // closeAll closes every client's queue when the feed stops.
 func (r *clientRegistry) closeAll() {
 	for c := range r.clients {

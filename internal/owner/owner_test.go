@@ -198,6 +198,37 @@ func TestPacer(t *testing.T) {
 				t.Fatal("a change after a quiet spell was held")
 			}
 		}},
+		{"leading under load only: an idle owner's next change goes out at once", Leading, func(t *testing.T, p *Pacer) {
+			p.PaceUnderLoad(0, func() bool { return true })
+			for i := range 5 {
+				if !p.Ready() {
+					t.Fatalf("change %d was held although the owner was idle", i)
+				}
+				p.Sent()
+			}
+		}},
+		{"leading under load only: a busy owner's burst is held and goes out once", Leading, func(t *testing.T, p *Pacer) {
+			busy := true
+			p.PaceUnderLoad(0, func() bool { return !busy })
+			p.Sent()
+			for i := range 10 {
+				if p.Ready() {
+					t.Fatalf("change %d went out while the owner was busy", i)
+				}
+			}
+			busy = false // held changes wait for C even when the owner turns idle
+			if p.Ready() {
+				t.Fatal("a change joined to a held one went out on its own")
+			}
+			fire(t, p)
+			if !p.Fired() {
+				t.Fatal("the held burst was not due when C fired")
+			}
+			p.Sent()
+			if !p.Ready() {
+				t.Fatal("an idle owner's change after the burst was held")
+			}
+		}},
 		{"trailing: a change waits for the tick, once", Trailing, func(t *testing.T, p *Pacer) {
 			for i := range 10 {
 				if p.Ready() {
