@@ -3,6 +3,7 @@ package web
 import (
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -23,7 +24,10 @@ const (
 
 // upgrader leaves CheckOrigin nil: gorilla then accepts only a browser Origin equal to the
 // Host (same origin), so another site's page cannot open the feed with our cookies.
-var upgrader = websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 8192, HandshakeTimeout: 10 * time.Second}
+// Write buffers come from a pool and go back after each message: a connection holds one only
+// while its writer writes, not for its whole life (8 KB per idle client).
+var upgrader = websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 8192, WriteBufferPool: &sync.Pool{},
+	HandshakeTimeout: 10 * time.Second}
 
 // feed upgrades to the live feed: ?screen=<id> for one screen's guidance (display tokens
 // reach only their own), none for the dashboard feed (manager and above).
