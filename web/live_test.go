@@ -255,6 +255,23 @@ func TestFeedSendsFirstChangeAtOncePacesTheNext(t *testing.T) {
 	}
 }
 
+// While every client has written what it was sent, the next change waits only a tenth of the
+// interval (2 s of 20 s here), not the interval: at a store's load the feed is idle between
+// commits. (The read below gives up after 10 s, well before the interval.)
+func TestFeedPacesOnlyUnderLoad(t *testing.T) {
+	f := startLiveEvery(t, nil, 32, 20*time.Second)
+	c := f.dial(t, "")
+	read(t, c)
+	f.engine.set(3)
+	if m := read(t, c); m.Type != "update" || len(m.Zones) != 1 || m.Zones[0].Occupancy != 3 {
+		t.Fatalf("got %+v, want the update with the entrance at 3 at once", m)
+	}
+	f.engine.set(5)
+	if m := read(t, c); m.Type != "update" || len(m.Zones) != 1 || m.Zones[0].Occupancy != 5 {
+		t.Fatalf("got %+v, want the update with the entrance at 5 before the interval", m)
+	}
+}
+
 // Devices are in an update only when what the dashboard shows of them changes (online or
 // not), not with every report they send.
 func TestFeedSendsDevicesOnlyWhenTheirStateChanges(t *testing.T) {
