@@ -52,17 +52,13 @@ func (r *Reader) DoorFlows(ctx context.Context, qu Query) (*DoorSeries, error) {
 				doors = append(doors, q.site.Doors[i])
 			}
 		}
-		if err := CheckQuery(qu, len(doors)); err != nil {
+		f, err := q.frame(qu, len(doors), "doors")
+		if err != nil {
 			return err
 		}
-		a, b := qu.From.UnixMilli(), qu.To.UnixMilli()
-		edges := q.edges(a, b, qu.Step)
-		if (len(edges)-1)*len(doors) > MaxPoints {
-			return &QueryError{fmt.Sprintf("%d doors × %d steps is more than %d points; use a larger step or a shorter range", len(doors), len(edges)-1, MaxPoints)}
-		}
-		res := qu.Step.Resolution()
-		out = &DoorSeries{Site: q.site.ID, TimeZone: q.site.Loc.String(), From: time.UnixMilli(edges[0]).In(q.site.Loc),
-			To: qu.To.In(q.site.Loc), Step: qu.Step.String(), Resolution: res, RecordedTo: time.UnixMilli(q.wm).In(q.site.Loc)}
+		edges, b, res := f.edges, f.b, f.res
+		out = &DoorSeries{Site: q.site.ID, TimeZone: q.site.Loc.String(), From: f.from, To: f.to, Step: qu.Step.String(),
+			Resolution: res, RecordedTo: f.recordedTo}
 		for _, d := range doors {
 			cs, err := q.doors(d.ID, edges[0], b, res)
 			if err != nil {

@@ -121,17 +121,13 @@ func (r *Reader) History(ctx context.Context, qu Query) (*Series, error) {
 		if err != nil {
 			return err
 		}
-		if err := CheckQuery(qu, len(ids)); err != nil {
+		f, err := q.frame(qu, len(ids), "zones")
+		if err != nil {
 			return err
 		}
-		a, b := qu.From.UnixMilli(), qu.To.UnixMilli()
-		edges := q.edges(a, b, qu.Step)
-		if (len(edges)-1)*len(ids) > MaxPoints {
-			return &QueryError{fmt.Sprintf("%d zones × %d steps is more than %d points; use a larger step or a shorter range", len(ids), len(edges)-1, MaxPoints)}
-		}
-		res := qu.Step.Resolution()
-		out = &Series{Site: q.site.ID, TimeZone: q.site.Loc.String(), From: time.UnixMilli(edges[0]).In(q.site.Loc),
-			To: qu.To.In(q.site.Loc), Step: qu.Step.String(), Resolution: res, RecordedTo: time.UnixMilli(q.wm).In(q.site.Loc)}
+		edges, b, res := f.edges, f.b, f.res
+		out = &Series{Site: q.site.ID, TimeZone: q.site.Loc.String(), From: f.from, To: f.to, Step: qu.Step.String(),
+			Resolution: res, RecordedTo: f.recordedTo}
 		for _, id := range ids {
 			z, _ := q.site.zone(id)
 			var ws []Rollup
@@ -153,6 +149,29 @@ func (r *Reader) History(ctx context.Context, qu Query) (*Series, error) {
 		return nil
 	})
 	return out, err
+}
+
+// frame is what a query over n series (zones or doors) has in common: its size checked
+// against MaxPoints, its bucket edges, and the span its answer reports.
+type frame struct {
+	edges                []int64
+	b                    int64 // the query's end, ms
+	res                  Resolution
+	from, to, recordedTo time.Time
+}
+
+func (q *txq) frame(qu Query, n int, what string) (frame, error) {
+	if err := CheckQuery(qu, n); err != nil {
+		return frame{}, err
+	}
+	a, b := qu.From.UnixMilli(), qu.To.UnixMilli()
+	edges := q.edges(a, b, qu.Step)
+	if (len(edges)-1)*n > MaxPoints {
+		return frame{}, &QueryError{fmt.Sprintf("%d %s × %d steps is more than %d points; use a larger step or a shorter range", n, what, len(edges)-1, MaxPoints)}
+	}
+	loc := q.site.Loc
+	return frame{edges: edges, b: b, res: qu.Step.Resolution(), from: time.UnixMilli(edges[0]).In(loc), to: qu.To.In(loc),
+		recordedTo: time.UnixMilli(q.wm).In(loc)}, nil
 }
 
 // QueryError is a request the reader cannot answer as asked (HTTP 400).

@@ -19,6 +19,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/crowdwatch/crowdwatch/configs"
+	"github.com/crowdwatch/crowdwatch/ingest/formats"
 	"github.com/crowdwatch/crowdwatch/zones"
 )
 
@@ -177,7 +178,7 @@ func (n *number) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	case '"':
 		return zones.Reject("wrong_type", "must be a JSON number, not the string %s (quoted numbers are refused)", truncate(val))
 	default:
-		return zones.Reject("wrong_type", "must be a JSON number, not %s", kindWord(val.Kind()))
+		return zones.Reject("wrong_type", "must be a JSON number, not %s", formats.KindWord(val.Kind()))
 	}
 	v, rej := whole(val)
 	if rej != nil {
@@ -250,7 +251,7 @@ func (b *bootID) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 		if _, err := dec.ReadValue(); err != nil {
 			return err
 		}
-		return zones.Reject("wrong_type", "must be a string or a non-negative integer, not %s", kindWord(k))
+		return zones.Reject("wrong_type", "must be a string or a non-negative integer, not %s", formats.KindWord(k))
 	}
 }
 
@@ -283,7 +284,7 @@ func (ls *wireLines) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 		if _, err := dec.ReadValue(); err != nil {
 			return err
 		}
-		return zones.Reject("wrong_type", "must be a JSON object, not %s", kindWord(k))
+		return zones.Reject("wrong_type", "must be a JSON object, not %s", formats.KindWord(k))
 	}
 	if _, err := dec.ReadToken(); err != nil {
 		return err
@@ -326,7 +327,7 @@ func (t *text) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 		if _, err := dec.ReadValue(); err != nil {
 			return err
 		}
-		return zones.Reject("wrong_type", "must be a string, not %s", kindWord(k))
+		return zones.Reject("wrong_type", "must be a string, not %s", formats.KindWord(k))
 	}
 }
 
@@ -371,30 +372,11 @@ func unmarshal(payload []byte, v any) *zones.RejectError {
 		}
 		return zones.Reject("duplicate_key", "a name appears more than once in one object: %v", err)
 	case se != nil && field != "":
-		return zones.Reject("wrong_type", "%s must be a %s, not %s", field, typeWord(se.GoType), kindWord(se.JSONKind))
+		return zones.Reject("wrong_type", "%s must be a %s, not %s", field, typeWord(se.GoType), formats.KindWord(se.JSONKind))
 	case se != nil:
-		return zones.Reject("malformed", "payload must be a JSON object, not %s", kindWord(se.JSONKind))
+		return zones.Reject("malformed", "payload must be a JSON object, not %s", formats.KindWord(se.JSONKind))
 	}
 	return zones.Reject("malformed", "payload is not a JSON object: %v", err)
-}
-
-// kindWord says what a JSON value is, in JSON's words.
-func kindWord(k jsontext.Kind) string {
-	switch k {
-	case '"':
-		return "a string"
-	case '0':
-		return "a number"
-	case 't', 'f':
-		return "a boolean"
-	case 'n':
-		return "null"
-	case '{':
-		return "an object"
-	case '[':
-		return "an array"
-	}
-	return "something else"
 }
 
 // typeWord says what a Go field type expects, in JSON's words.

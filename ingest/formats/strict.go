@@ -80,14 +80,16 @@ func decodeJSON(body []byte, v any) *Rejection {
 		}
 		return reject("duplicate_key", "a name appears more than once in one object: %v", err)
 	case se != nil && field != "":
-		return reject("wrong_type", "%s must be %s, not %s", field, typeWord(se.GoType), kindWord(se.JSONKind))
+		return reject("wrong_type", "%s must be %s, not %s", field, typeWord(se.GoType), KindWord(se.JSONKind))
 	case se != nil:
-		return reject("malformed", "payload must be a JSON object, not %s", kindWord(se.JSONKind))
+		return reject("malformed", "payload must be a JSON object, not %s", KindWord(se.JSONKind))
 	}
 	return reject("malformed", "payload is not JSON: %v", err)
 }
 
-func kindWord(k jsontext.Kind) string {
+// KindWord says what a JSON value is, in JSON's words ("a string", "an object"): the one
+// spelling of it for every decoder of outside input (the native protocol's too).
+func KindWord(k jsontext.Kind) string {
 	switch k {
 	case '"':
 		return "a string"
@@ -154,7 +156,7 @@ func (n *count) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	case '"':
 		return reject("wrong_type", "must be a JSON number, not the string %s (quoted numbers are refused)", truncate(val))
 	default:
-		return reject("wrong_type", "must be a JSON number, not %s", kindWord(val.Kind()))
+		return reject("wrong_type", "must be a JSON number, not %s", KindWord(val.Kind()))
 	}
 	switch {
 	case val[0] == '-':
@@ -196,7 +198,7 @@ func (d *digits) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 		return nil
 	case '"':
 	default:
-		return reject("wrong_type", "must be a string of digits, not %s", kindWord(tok.Kind()))
+		return reject("wrong_type", "must be a string of digits, not %s", KindWord(tok.Kind()))
 	}
 	s := tok.String()
 	if s == "" || len(s) > 20 || strings.TrimLeft(s, "0123456789") != "" {
@@ -236,7 +238,7 @@ func (t *text) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 		*t = text{s: tok.String(), set: true}
 		return nil
 	}
-	return reject("wrong_type", "must be a string, not %s", kindWord(tok.Kind()))
+	return reject("wrong_type", "must be a string, not %s", KindWord(tok.Kind()))
 }
 
 // ident is a line, region or scenario id as the device names it: a JSON string or a whole
@@ -272,7 +274,7 @@ func (id *ident) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 		*id = ident{s: s, set: true}
 		return nil
 	}
-	return reject("wrong_type", "id must be a number or a string, not %s", kindWord(val.Kind()))
+	return reject("wrong_type", "id must be a number or a string, not %s", KindWord(val.Kind()))
 }
 
 // checkID refuses ids that no device uses and that would be unreadable in logs and metrics.

@@ -304,7 +304,7 @@ func xvLogicReadings(l *xvLogics) ([]Reading, *Rejection) {
 // signed reads a whole JSON number that may be negative, within ±MaxArea.
 func signed(v jsontext.Value, field string) (int64, *Rejection) {
 	if v.Kind() != '0' {
-		return 0, reject("wrong_type", "%s must be a JSON number, not %s", field, kindWord(v.Kind()))
+		return 0, reject("wrong_type", "%s must be a JSON number, not %s", field, KindWord(v.Kind()))
 	}
 	n, err := strconv.ParseInt(string(v), 10, 64)
 	if err != nil {
