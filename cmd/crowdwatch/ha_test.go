@@ -307,7 +307,11 @@ func TestFailoverUnderTheSurge(t *testing.T) {
 	waitFor(t, 20*time.Second, "both alerts paged", func() bool {
 		return len(hook.whats("level:hall")) >= 1 && len(hook.whats("level:annex")) >= 1
 	})
-	// The hall's alert is acknowledged on the standby: the action log applies it on both.
+	// The hall's alert is acknowledged on the standby, once it has it open too (each instance
+	// evaluates on its own; docs/ha.md): the action log applies it on both.
+	waitFor(t, 20*time.Second, "the standby has the hall's alert open", func() bool {
+		return slices.ContainsFunc(survivor.svc.alerts("state=firing"), func(a alerting.Alert) bool { return a.ID == "level:hall" })
+	})
 	if code, body := survivor.svc.post("/api/v1/alerts/level:hall/ack", `{"note": "stewards at the door"}`); code != 200 {
 		t.Fatalf("ack on the standby: %d %v", code, body)
 	}
