@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"time"
@@ -313,7 +314,14 @@ func (m *Manager) eventDayRules(now time.Time, snap *zones.Snapshot) []candidate
 			}
 			zi, ok := m.opts.Model.Zone(z)
 			if ok && zi < len(snap.Zones) && snap.Zones[zi].Occupancy <= int64(ed.DrillEmptyAt) {
-				d.ClearedSeconds[z] = round1(now.Sub(d.At).Seconds())
+				// A new map, not a write into the old one: the published Status shares it with
+				// readers (the live feed encodes it while this goroutine measures).
+				cleared := maps.Clone(d.ClearedSeconds)
+				if cleared == nil {
+					cleared = map[string]float64{}
+				}
+				cleared[z] = round1(now.Sub(d.At).Seconds())
+				d.ClearedSeconds = cleared
 				m.keepDrill(d)
 				continue
 			}
