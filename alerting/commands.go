@@ -85,14 +85,17 @@ func (m *Manager) Ack(ctx context.Context, id, by, note string) (Alert, error) {
 }
 
 // ack acknowledges one open alert (nothing for one acknowledged already).
-func (m *Manager) ack(now time.Time, a *Alert, by, note string) {
+func (m *Manager) ack(now time.Time, a *Alert, by, note string) { m.ackAt(now, now, a, by, note) }
+
+// ackAt acknowledges a as of at (with HA the action's time, the same on every instance).
+func (m *Manager) ackAt(now, at time.Time, a *Alert, by, note string) {
 	if a.State == StateAcknowledged {
 		return
 	}
-	t := now
+	t := at
 	a.State, a.AckBy, a.AckAt, a.AckNote, a.UpdatedAt = StateAcknowledged, by, &t, note, now
 	m.escalationOf(a)
-	m.metrics.ackSeconds.Observe(now.Sub(a.StartsAt).Seconds())
+	m.metrics.ackSeconds.Observe(max(0, at.Sub(a.StartsAt).Seconds()))
 	m.record(now, a, "acknowledged", by, note)
 	m.log.Info("alert acknowledged", "id", a.ID, "by", by, "note", note)
 	m.notify(a, "acknowledged")

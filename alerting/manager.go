@@ -147,6 +147,8 @@ type Manager struct {
 	security map[string]security.Finding
 	// Drills in force (eventday.go).
 	eventDay *eventDay
+	// Acknowledgements that reached this instance before their alert opened (earlyack.go).
+	pendingAcks map[string]*PendingAck
 }
 
 type driftSample struct {
@@ -207,7 +209,7 @@ func New(o Options) (*Manager, error) {
 	m := &Manager{opts: o, store: st, log: o.Logger, metrics: o.Metrics,
 		stopped: make(chan struct{}), set: set,
 		levels: make([]levelTracker, n), conds: map[string]*condTracker{}, alerts: map[string]*Alert{},
-		silences: l.silences, evacs: l.evacs, trends: make([]trend, n), drift: make([]series[driftSample], n),
+		silences: l.silences, evacs: l.evacs, pendingAcks: l.acks, trends: make([]trend, n), drift: make([]series[driftSample], n),
 		lastCorr: make([]int64, n), started: o.Now(), pending: newChanges()}
 	m.cmds = owner.NewCommands[func(now time.Time) (any, error)](m.stopped, ErrStopped)
 	for id, a := range l.alerts {
@@ -371,6 +373,9 @@ func (m *Manager) evaluate(now time.Time, snap *zones.Snapshot) {
 		set.play.describe(&cands[i].alert)
 	}
 	m.reconcile(now, cands)
+	if len(m.pendingAcks) > 0 {
+		m.prunePendingAcks(now)
+	}
 	m.zoneStatus, m.siteEvac = status, siteEvac
 }
 
@@ -522,6 +527,7 @@ func (m *Manager) fire(now time.Time, id string, c *Alert) {
 	}
 	m.log.Warn("alert fired", "id", id, "severity", a.Severity, "summary", a.Summary)
 	m.notify(&a, "fired")
+	m.takePendingAck(now, &a)
 }
 
 func (m *Manager) update(now time.Time, id string, c *Alert) {

@@ -23,7 +23,8 @@ var (
 	bucketAlerts   = []byte("alerts") // id -> Alert (open and recently resolved)
 	bucketEvents   = []byte("events") // time+seq -> Event
 	bucketSilences = []byte("silences")
-	bucketEvacs    = []byte("evacuations") // zone ("" = site) -> Evacuation
+	bucketEvacs    = []byte("evacuations")  // zone ("" = site) -> Evacuation
+	bucketAcks     = []byte("pending_acks") // alert id -> PendingAck (earlyack.go)
 	keyFormat      = []byte("format")
 	keySite        = []byte("site")
 )
@@ -50,7 +51,7 @@ func openStore(path, site string) (*store, error) {
 		if s := string(meta.Get(keySite)); s != site {
 			return fmt.Errorf("alerting: %s belongs to site %q, the config says %q", path, s, site)
 		}
-		for _, b := range [][]byte{bucketAlerts, bucketEvents, bucketSilences, bucketEvacs} {
+		for _, b := range [][]byte{bucketAlerts, bucketEvents, bucketSilences, bucketEvacs, bucketAcks} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -78,15 +79,16 @@ type changes struct {
 	events   []*Event
 	silences map[string]*Silence // nil value: deleted
 	evacs    map[string]*Evacuation
-	records  []record // drills and metering episodes (eventday.go)
+	acks     map[string]*PendingAck // nil value: taken or expired
+	records  []record               // drills and metering episodes (eventday.go)
 }
 
 func newChanges() *changes {
-	return &changes{alerts: map[string]*Alert{}, silences: map[string]*Silence{}, evacs: map[string]*Evacuation{}}
+	return &changes{alerts: map[string]*Alert{}, silences: map[string]*Silence{}, evacs: map[string]*Evacuation{}, acks: map[string]*PendingAck{}}
 }
 
 func (c *changes) empty() bool {
-	return len(c.alerts) == 0 && len(c.events) == 0 && len(c.silences) == 0 && len(c.evacs) == 0 && len(c.records) == 0
+	return len(c.alerts) == 0 && len(c.events) == 0 && len(c.silences) == 0 && len(c.evacs) == 0 && len(c.acks) == 0 && len(c.records) == 0
 }
 
 func (s *store) write(c *changes) error {
@@ -134,6 +136,18 @@ func (s *store) write(c *changes) error {
 				return err
 			}
 		}
+		kb := tx.Bucket(bucketAcks)
+		for id, p := range c.acks {
+			if p == nil {
+				if err := kb.Delete([]byte(id)); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := putJSON(kb, []byte(id), p); err != nil {
+				return err
+			}
+		}
 		return writeRecords(tx, c.records)
 	})
 }
@@ -158,10 +172,11 @@ type loaded struct {
 	alerts   map[string]*Alert
 	silences map[string]*Silence
 	evacs    map[string]*Evacuation
+	acks     map[string]*PendingAck
 }
 
 func (s *store) load() (*loaded, error) {
-	l := &loaded{alerts: map[string]*Alert{}, silences: map[string]*Silence{}, evacs: map[string]*Evacuation{}}
+	l := &loaded{alerts: map[string]*Alert{}, silences: map[string]*Silence{}, evacs: map[string]*Evacuation{}, acks: map[string]*PendingAck{}}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketAlerts).ForEach(func(k, v []byte) error {
 			var a Alert
@@ -183,12 +198,22 @@ func (s *store) load() (*loaded, error) {
 		}); err != nil {
 			return err
 		}
-		return tx.Bucket(bucketEvacs).ForEach(func(k, v []byte) error {
+		if err := tx.Bucket(bucketEvacs).ForEach(func(k, v []byte) error {
 			var ev Evacuation
 			if err := json.Unmarshal(v, &ev); err != nil {
 				return fmt.Errorf("evacuation %q: %w", k, err)
 			}
 			l.evacs[ev.Zone] = &ev
+			return nil
+		}); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketAcks).ForEach(func(k, v []byte) error {
+			var p PendingAck
+			if err := json.Unmarshal(v, &p); err != nil {
+				return fmt.Errorf("pending acknowledgement %q: %w", k, err)
+			}
+			l.acks[string(k)] = &p
 			return nil
 		})
 	})

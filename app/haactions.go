@@ -36,6 +36,9 @@ type ackBody struct {
 	ID   string `json:"id,omitempty"`
 	Zone string `json:"zone,omitempty"`
 	Note string `json:"note,omitempty"`
+	// Open are the alerts the taking instance had open for it, by id with their start: an
+	// instance that has not opened one yet keeps the acknowledgement for it until it does.
+	Open map[string]time.Time `json:"open,omitempty"`
 }
 
 type evacBody struct {
@@ -123,10 +126,17 @@ func (x *actions) run(ctx context.Context, a ha.Action) (any, error) {
 		if err := json.Unmarshal(a.Body, &b); err != nil {
 			return nil, fmt.Errorf("%w: %v", alerting.ErrInvalid, err)
 		}
-		if b.ID != "" {
-			return x.alerts.Ack(ctx, b.ID, a.By, b.Note)
+		// The taking instance's answer decides: it appended only what it had open, so the
+		// others keep an acknowledgement for an alert they have not opened yet (earlyack.go).
+		got, err := x.alerts.ApplyAck(ctx, alerting.AckAction{ID: b.ID, Zone: b.Zone, By: a.By, Note: b.Note, At: a.At,
+			Occurrences: b.Open, Keep: a.Instance != x.self})
+		if err != nil || b.ID == "" {
+			return got, err
 		}
-		return x.alerts.AckZone(ctx, b.Zone, a.By, b.Note)
+		if len(got) == 0 { // kept pending here; only the taking instance's answer is read
+			return alerting.Alert{}, nil
+		}
+		return got[0], nil
 	case ha.ActionEvacuation:
 		var b evacBody
 		if err := json.Unmarshal(a.Body, &b); err != nil {
@@ -227,8 +237,17 @@ type haAlerting struct {
 	x *actions
 }
 
+// Ack is refused here, before it is appended, when this instance does not have the alert
+// open (404 as on a single instance); what it appends, every instance applies or keeps.
 func (h haAlerting) Ack(ctx context.Context, id, by, note string) (alerting.Alert, error) {
-	v, err := h.x.take(ctx, ha.ActionAcknowledge, by, ackBody{ID: id, Note: note})
+	if by == "" {
+		return alerting.Alert{}, fmt.Errorf("%w: an acknowledgement needs the name of who acknowledges", alerting.ErrInvalid)
+	}
+	open, err := h.Manager.OpenOccurrences(ctx, id, "")
+	if err != nil {
+		return alerting.Alert{}, err
+	}
+	v, err := h.x.take(ctx, ha.ActionAcknowledge, by, ackBody{ID: id, Note: note, Open: open})
 	if err != nil {
 		return alerting.Alert{}, err
 	}
@@ -236,7 +255,14 @@ func (h haAlerting) Ack(ctx context.Context, id, by, note string) (alerting.Aler
 }
 
 func (h haAlerting) AckZone(ctx context.Context, zone, by, note string) ([]alerting.Alert, error) {
-	v, err := h.x.take(ctx, ha.ActionAcknowledge, by, ackBody{Zone: zone, Note: note})
+	if by == "" || zone == "" {
+		return h.Manager.AckZone(ctx, zone, by, note) // the command's own refusal, nothing appended
+	}
+	open, err := h.Manager.OpenOccurrences(ctx, "", zone)
+	if err != nil {
+		return nil, err
+	}
+	v, err := h.x.take(ctx, ha.ActionAcknowledge, by, ackBody{Zone: zone, Note: note, Open: open})
 	if err != nil {
 		return nil, err
 	}
