@@ -176,6 +176,22 @@ func (m *Manager) keepDrill(d *Drill) {
 // the whole site. A drill of a zone already being drilled returns that drill; a zone under a
 // real evacuation cannot be drilled.
 func (m *Manager) StartDrill(ctx context.Context, zone, by string) (Drill, error) {
+	return m.StartDrillAs(ctx, DrillStart{Zone: zone, By: by})
+}
+
+// DrillStart is a drill as the HA action log carries it: its id and start are the taking
+// instance's, so that it is the same drill on every instance.
+type DrillStart struct {
+	Zone string
+	By   string
+	ID   string    // "": drawn here
+	At   time.Time // zero: now
+}
+
+// StartDrillAs starts a drill with the given id and start. A drill of that id started
+// before (the same action applied again after a crash) is returned as it is, ended or not.
+func (m *Manager) StartDrillAs(ctx context.Context, x DrillStart) (Drill, error) {
+	zone, by := x.Zone, x.By
 	if by == "" {
 		return Drill{}, fmt.Errorf("%w: a drill needs the name of who starts it", ErrInvalid)
 	}
@@ -184,6 +200,16 @@ func (m *Manager) StartDrill(ctx context.Context, zone, by string) (Drill, error
 		if err != nil {
 			return nil, err
 		}
+		at := x.At
+		if at.IsZero() {
+			at = now
+		}
+		day := m.day()
+		if x.ID != "" {
+			if d, err := m.storedDrill(at, x.ID); err != nil || d != nil {
+				return d, err
+			}
+		}
 		for _, ev := range m.evacs {
 			for _, z := range affected {
 				if slices.Contains(ev.Affected, z) {
@@ -191,13 +217,16 @@ func (m *Manager) StartDrill(ctx context.Context, zone, by string) (Drill, error
 				}
 			}
 		}
-		day := m.day()
 		if d := day.drills[zone]; d != nil {
 			return *d, nil
 		}
-		day.seq++
-		d := &Drill{ID: fmt.Sprintf("drill-%s-%d", now.UTC().Format("20060102T150405"), day.seq), Zone: zone, Affected: affected,
-			By: by, At: now, StartCount: map[string]int64{}, ClearedSeconds: map[string]float64{}}
+		id := x.ID
+		if id == "" {
+			day.seq++
+			id = fmt.Sprintf("drill-%s-%d", now.UTC().Format("20060102T150405"), day.seq)
+		}
+		d := &Drill{ID: id, Zone: zone, Affected: affected,
+			By: by, At: at, StartCount: map[string]int64{}, ClearedSeconds: map[string]float64{}}
 		snap := m.opts.Source.Snapshot()
 		if snap != nil {
 			for _, z := range affected {
@@ -217,6 +246,61 @@ func (m *Manager) StartDrill(ctx context.Context, zone, by string) (Drill, error
 		return Drill{}, err
 	}
 	return v.(Drill), nil
+}
+
+// storedDrill is the drill id started at at, in force or in the alert file; nil if neither.
+func (m *Manager) storedDrill(at time.Time, id string) (any, error) {
+	for _, d := range m.day().drills {
+		if d.ID == id {
+			return *d, nil
+		}
+	}
+	for i := len(m.pending.records) - 1; i >= 0; i-- { // kept by this evaluation, not written yet
+		if r := m.pending.records[i]; string(r.key) == string(recordKey(at, id)) {
+			var d Drill
+			return d, json.Unmarshal(r.value, &d)
+		}
+	}
+	var raw []byte
+	err := storage.View(m.store.db, func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketDrills); b != nil {
+			raw = slices.Clone(b.Get(recordKey(at, id)))
+		}
+		return nil
+	})
+	if err != nil || raw == nil {
+		return nil, err
+	}
+	var d Drill
+	if err := json.Unmarshal(raw, &d); err != nil {
+		return nil, fmt.Errorf("alerting: the stored drill %q: %w", id, err)
+	}
+	return d, nil
+}
+
+// restoreDrills brings back the drills in force before a restart: those stored without an
+// end. One that outlived event_day.drill_max ends at the first evaluation, as it would have.
+func (m *Manager) restoreDrills() error {
+	raw, err := readRecords(m.store.db, bucketDrills, time.Time{}, time.Time{})
+	if err != nil {
+		return err
+	}
+	day := m.day()
+	for _, v := range raw {
+		var d Drill
+		if err := json.Unmarshal(v, &d); err != nil {
+			return fmt.Errorf("alerting: a stored drill: %w", err)
+		}
+		if d.EndedAt != nil {
+			continue
+		}
+		if old := day.drills[d.Zone]; old != nil && old.At.After(d.At) {
+			continue
+		}
+		day.drills[d.Zone] = &d
+		day.seq++
+	}
+	return nil
 }
 
 // drillEstimate is the evacuation-time estimate for what is drilled, now.
@@ -244,6 +328,11 @@ func (m *Manager) drillEstimate(zone string, snap *zones.Snapshot) *float64 {
 
 // EndDrill ends the drill of zone ("" = the site) by hand.
 func (m *Manager) EndDrill(ctx context.Context, zone, by string) (Drill, error) {
+	return m.EndDrillAt(ctx, zone, by, time.Time{})
+}
+
+// EndDrillAt ends the drill of zone by hand as of at (with HA the action's time; zero: now).
+func (m *Manager) EndDrillAt(ctx context.Context, zone, by string, at time.Time) (Drill, error) {
 	if by == "" {
 		return Drill{}, fmt.Errorf("%w: ending a drill needs the name of who ends it", ErrInvalid)
 	}
@@ -252,13 +341,20 @@ func (m *Manager) EndDrill(ctx context.Context, zone, by string) (Drill, error) 
 		if d == nil {
 			return nil, fmt.Errorf("%w: no drill in progress for %s", ErrNotFound, cmpOrSite(zone))
 		}
-		m.endDrill(now, d, by, "ended by hand")
+		m.endDrill(cmpTime(at, now), d, by, "ended by hand")
 		return *d, nil
 	})
 	if err != nil {
 		return Drill{}, err
 	}
 	return v.(Drill), nil
+}
+
+func cmpTime(a, b time.Time) time.Time {
+	if a.IsZero() {
+		return b
+	}
+	return a
 }
 
 func (m *Manager) endDrill(now time.Time, d *Drill, by, reason string) {

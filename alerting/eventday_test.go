@@ -170,3 +170,54 @@ func TestMeteringRecordsKept(t *testing.T) {
 		t.Fatalf("out of range: %q", got)
 	}
 }
+
+// A drill under way goes on after a restart: in force, with what it measured so far, its
+// alert not fired again; it then ends as it would have. A drill started with an id given
+// (the HA action log) is the same drill when that start comes again, even after it ended.
+func TestDrillSurvivesARestart(t *testing.T) {
+	h := newHarness(t, eventDayStore)
+	h.occ["store"], h.occ["entrance"] = 300, 40
+	h.at(0)
+	ctx := context.Background()
+	at := h.now
+	var d Drill
+	h.run(func() {
+		var err error
+		if d, err = h.m.StartDrillAs(ctx, DrillStart{Zone: "store", By: "guard-li", ID: "drill-x-1", At: at}); err != nil {
+			t.Error(err)
+		}
+	})
+	if d.ID != "drill-x-1" || !d.At.Equal(at) {
+		t.Fatalf("drill %+v, want the id and start given", d)
+	}
+	h.occ["entrance"] = 2
+	h.at(45)
+	h.notes.take()
+
+	_ = h.m.Close()
+	h.open()
+	h.at(50)
+	ds := h.m.Status().Drills
+	if len(ds) != 1 || ds[0].ID != "drill-x-1" || ds[0].ClearedSeconds["entrance"] != 45 || ds[0].StartCount["store"] != 300 {
+		t.Fatalf("drills after a restart: %+v, want drill-x-1 with entrance cleared at 45 s", ds)
+	}
+	if got := whats(h.notes.take(), "drill:store"); len(got) != 0 {
+		t.Fatalf("the drill was announced again after the restart: %v", got)
+	}
+	h.occ["store"] = 1
+	h.at(130)
+	reports, err := h.m.DrillReports(time.Time{}, time.Time{})
+	if err != nil || len(reports) != 1 || reports[0].EndReason != "every zone empty" || reports[0].ClearedSeconds["store"] != 130 {
+		t.Fatalf("reports %+v %v", reports, err)
+	}
+	// The same start again (a replay): the ended drill, no new one.
+	h.run(func() {
+		again, err := h.m.StartDrillAs(ctx, DrillStart{Zone: "store", By: "guard-li", ID: "drill-x-1", At: at})
+		if err != nil || again.EndedAt == nil {
+			t.Errorf("replayed start: %+v %v, want the ended drill", again, err)
+		}
+	})
+	if len(h.m.Status().Drills) != 0 {
+		t.Fatalf("a replayed start began a drill again: %+v", h.m.Status().Drills)
+	}
+}

@@ -228,6 +228,10 @@ func New(o Options) (*Manager, error) {
 			}
 		}
 	}
+	if err := m.restoreDrills(); err != nil {
+		st.close()
+		return nil, err
+	}
 	slices.SortFunc(m.resolved, func(a, b *Alert) int { return a.EndsAt.Compare(*b.EndsAt) })
 	if len(m.resolved) > keepResolved {
 		m.resolved = m.resolved[len(m.resolved)-keepResolved:]

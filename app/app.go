@@ -197,7 +197,7 @@ func New(cfg *configs.Config, opts Options) (_ *App, err error) {
 		Backups: &serviceBackups{store: a.store, alerts: a.alerts.manager, auth: a.web.store, historyPath: cfg.HistoryPath(),
 			eventsPath: cfg.EventsPath()},
 		Audit: a.web.store, Events: a.monitor, Registerer: a.reg, Promotion: a.ha.promotion(a.promo.service), HA: a.ha.handler(),
-		DrillControl: a.alerts.manager, Announcements: a.door.announcer, Metering: a.door.meter, Ingest: pushes})}
+		DrillControl: a.ha.drills(a.alerts.manager), Announcements: a.door.announcer, Metering: a.door.meter, Ingest: pushes})}
 	return a, nil
 }
 

@@ -88,6 +88,14 @@ func (h *haSide) alerting(m *alerting.Manager) web.Alerting {
 	return haAlerting{Manager: m, x: h.x}
 }
 
+// drills is the drill commands as the API uses them: through the log with HA.
+func (h *haSide) drills(m *alerting.Manager) web.Drills {
+	if h == nil {
+		return m
+	}
+	return haDrills{Manager: m, x: h.x}
+}
+
 // engine is the engine as the API uses it: corrections through the log with HA.
 func (h *haSide) engine(e web.Engine) web.Engine {
 	if h == nil {

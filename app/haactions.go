@@ -19,7 +19,7 @@ import (
 )
 
 // With HA on, the operator actions the API takes (acknowledgements, evacuations and
-// drills, silences, corrections) go through the action log (ha.Log) instead of straight to
+// drills, silences, corrections, plan changes) go through the action log (ha.Log) instead of straight to
 // the component: Append writes one to etcd, every instance's log applies it in revision
 // order through applyAction, which calls the same command the API called before, and the
 // instance that took it answers once it applied it here, with the command's own answer.
@@ -45,6 +45,10 @@ type evacBody struct {
 	Zone   string `json:"zone"`
 	Reason string `json:"reason"`
 	End    bool   `json:"end,omitempty"`
+	// Drill: an evacuation drill (started, or ended with End); its id is the taking
+	// instance's and its start the action's at, so it is one drill on every instance.
+	Drill   bool   `json:"drill,omitempty"`
+	DrillID string `json:"drill_id,omitempty"`
 }
 
 type silenceBody struct {
@@ -142,7 +146,12 @@ func (x *actions) run(ctx context.Context, a ha.Action) (any, error) {
 		if err := json.Unmarshal(a.Body, &b); err != nil {
 			return nil, fmt.Errorf("%w: %v", alerting.ErrInvalid, err)
 		}
-		if b.End {
+		switch {
+		case b.Drill && b.End:
+			return x.alerts.EndDrillAt(ctx, b.Zone, a.By, a.At)
+		case b.Drill:
+			return x.alerts.StartDrillAs(ctx, alerting.DrillStart{Zone: b.Zone, By: a.By, ID: b.DrillID, At: a.At})
+		case b.End:
 			return nil, x.alerts.StandDown(ctx, b.Zone, a.By, b.Reason)
 		}
 		return x.alerts.Declare(ctx, b.Zone, a.By, b.Reason)
@@ -316,6 +325,33 @@ func (h haAlerting) AddSilence(ctx context.Context, s alerting.Silence) (alertin
 func (h haAlerting) DeleteSilence(ctx context.Context, id, by string) error {
 	_, err := h.x.take(ctx, ha.ActionSilence, by, silenceBody{Delete: id})
 	return err
+}
+
+// haDrills is the drill commands as the API uses them (web.Drills), through the log: a drill
+// is an evacuation action with drill set, started with an id drawn here, so every instance
+// runs the same drill (a replay of the start returns it, ended or not).
+type haDrills struct {
+	*alerting.Manager
+	x *actions
+}
+
+func (h haDrills) StartDrill(ctx context.Context, zone, by string) (alerting.Drill, error) {
+	var id [4]byte
+	_, _ = rand.Read(id[:])
+	v, err := h.x.take(ctx, ha.ActionEvacuation, by, evacBody{Zone: zone, Drill: true,
+		DrillID: "drill-" + time.Now().UTC().Format("20060102T150405") + "-" + hex.EncodeToString(id[:])})
+	if err != nil {
+		return alerting.Drill{}, err
+	}
+	return v.(alerting.Drill), nil
+}
+
+func (h haDrills) EndDrill(ctx context.Context, zone, by string) (alerting.Drill, error) {
+	v, err := h.x.take(ctx, ha.ActionEvacuation, by, evacBody{Zone: zone, Drill: true, End: true})
+	if err != nil {
+		return alerting.Drill{}, err
+	}
+	return v.(alerting.Drill), nil
 }
 
 // haPromotion is the event plans as the API uses them, with their changes through the log.

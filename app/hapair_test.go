@@ -142,6 +142,7 @@ type pairInst struct {
 	x      *actions
 	log    *ha.Log
 	api    haAlerting
+	drills haDrills
 	promo  haPromotion
 	logOpt func(*ha.LogOptions) // the test's changes to the log's options
 	cancel context.CancelFunc
@@ -201,6 +202,7 @@ func (p *pairInst) start() {
 	}
 	p.x.appendf = p.log.Append
 	p.api = haAlerting{Manager: m, x: p.x}
+	p.drills = haDrills{Manager: m, x: p.x}
 	p.promo = haPromotion{Promotion: p.x.plans, x: p.x}
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
