@@ -169,15 +169,17 @@ func (x *actions) run(ctx context.Context, a ha.Action) (any, error) {
 		if err := json.Unmarshal(a.Body, &b); err != nil {
 			return nil, fmt.Errorf("%w: %v", promotion.ErrInvalid, err)
 		}
+		// Whether a plan is running is judged at the action's time, the taking instance's,
+		// so that every instance decides alike even at a plan's very start or end.
 		switch {
 		case b.Delete:
-			return nil, x.plans.Delete(ctx, b.ID, a.By, b.Force)
+			return nil, x.plans.DeleteAsOf(ctx, b.ID, a.By, b.Force, a.At)
 		case b.Input == nil:
 			return nil, fmt.Errorf("%w: the plan action has no plan", promotion.ErrInvalid)
 		case b.ID != "":
-			return x.plans.Update(ctx, b.ID, *b.Input, a.By, b.Force)
+			return x.plans.UpdateAsOf(ctx, b.ID, *b.Input, a.By, b.Force, a.At)
 		}
-		return x.plans.Create(ctx, *b.Input, a.By)
+		return x.plans.CreateAsOf(ctx, *b.Input, a.By, a.At)
 	case ha.ActionCorrection:
 		var b correctionBody
 		if err := json.Unmarshal(a.Body, &b); err != nil {
@@ -355,9 +357,8 @@ func (h haDrills) EndDrill(ctx context.Context, zone, by string) (alerting.Drill
 }
 
 // haPromotion is the event plans as the API uses them, with their changes through the log.
-// Whether a plan is running (a change without force refused) is judged by each instance at
-// its own apply, within the ingest lag of the other: at a plan's very boundary the two could
-// judge differently (docs/ha.md).
+// Whether a plan is running (a change without force refused) is judged at the action's time
+// on every instance (docs/ha.md).
 type haPromotion struct {
 	web.Promotion
 	x *actions

@@ -339,7 +339,14 @@ func (p *Plans) Run(ctx context.Context) error {
 
 // Create adds a plan made through the API.
 func (p *Plans) Create(ctx context.Context, in PlanInput, by string) (Plan, error) {
+	return p.CreateAsOf(ctx, in, by, time.Time{})
+}
+
+// CreateAsOf is Create as of at (with HA the action's time, the same on every instance;
+// zero: now): the plan's updated_at.
+func (p *Plans) CreateAsOf(ctx context.Context, in PlanInput, by string, at time.Time) (Plan, error) {
 	v, err := p.cmds.Do(ctx, func(now time.Time) (any, error) {
+		now = asOf(at, now)
 		if _, ok := p.Schedule().Plan(in.ID); ok {
 			return nil, fmt.Errorf("%w: %q", ErrExists, in.ID)
 		}
@@ -357,8 +364,16 @@ func (p *Plans) Create(ctx context.Context, in PlanInput, by string) (Plan, erro
 // Update replaces the API plan id. Changing the capacities in force of a running plan (its
 // capacities, or times that end or start it now) is refused unless force.
 func (p *Plans) Update(ctx context.Context, id string, in PlanInput, by string, force bool) (Plan, error) {
+	return p.UpdateAsOf(ctx, id, in, by, force, time.Time{})
+}
+
+// UpdateAsOf is Update with whether the plan is running judged at at (zero: now). With HA
+// every instance applies a change at its own moment; judged at the action's time, the
+// taking instance's, they all decide alike even at a plan's very start or end.
+func (p *Plans) UpdateAsOf(ctx context.Context, id string, in PlanInput, by string, force bool, at time.Time) (Plan, error) {
 	in.ID = id
 	v, err := p.cmds.Do(ctx, func(now time.Time) (any, error) {
+		now = asOf(at, now)
 		old, err := p.apiPlan(id)
 		if err != nil {
 			return nil, err
@@ -382,7 +397,14 @@ func (p *Plans) Update(ctx context.Context, id string, in PlanInput, by string, 
 
 // Delete removes the API plan id; a running one only with force.
 func (p *Plans) Delete(ctx context.Context, id, by string, force bool) error {
+	return p.DeleteAsOf(ctx, id, by, force, time.Time{})
+}
+
+// DeleteAsOf is Delete with whether the plan is running judged at at (zero: now), as
+// UpdateAsOf.
+func (p *Plans) DeleteAsOf(ctx context.Context, id, by string, force bool, at time.Time) error {
 	_, err := p.cmds.Do(ctx, func(now time.Time) (any, error) {
+		now = asOf(at, now)
 		old, err := p.apiPlan(id)
 		if err != nil {
 			return nil, err
@@ -399,6 +421,13 @@ func (p *Plans) Delete(ctx context.Context, id, by string, force bool) error {
 		return nil, nil
 	})
 	return err
+}
+
+func asOf(at, now time.Time) time.Time {
+	if at.IsZero() {
+		return now
+	}
+	return at
 }
 
 // apiPlan is the API plan id as scheduled (a stored one left out has a zero Start).

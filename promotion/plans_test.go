@@ -252,3 +252,40 @@ func TestInForce(t *testing.T) {
 	default:
 	}
 }
+
+// UpdateAsOf and DeleteAsOf judge whether the plan is running at the time given, not at the
+// plans' clock: every instance of a pair applying one change decides alike at a boundary.
+func TestPlanChangeJudgedAsOf(t *testing.T) {
+	end := time.Date(2026, 11, 12, 12, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name    string
+		clock   time.Time // when this instance applies it
+		at      time.Time // the action's time
+		refused bool
+	}{
+		{"taken 1 ms before the end, applied after it", end.Add(time.Second), end.Add(-time.Millisecond), true},
+		{"taken at the end, applied 1 s before it (a clock behind)", end.Add(-time.Second), end, false},
+		{"no time given: the clock", end.Add(-time.Second), time.Time{}, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			clk := &clock{t: time.Date(2026, 11, 12, 9, 0, 0, 0, time.UTC)}
+			p := startPlans(t, testStore(t), "", clk)
+			ctx := context.Background()
+			in := PlanInput{ID: "sale", Start: "2026-11-12T10:00:00Z", End: "2026-11-12T12:00:00Z", Capacities: map[string]int{"hall": 120}}
+			if _, err := p.Create(ctx, in, "mia"); err != nil {
+				t.Fatal(err)
+			}
+			clk.set(c.clock)
+			in.Capacities = map[string]int{"hall": 90}
+			_, err := p.UpdateAsOf(ctx, "sale", in, "mia", false, c.at)
+			if errors.Is(err, ErrRunning) != c.refused {
+				t.Fatalf("update: %v, want refused %v", err, c.refused)
+			}
+			err = p.DeleteAsOf(ctx, "sale", "mia", false, c.at)
+			if errors.Is(err, ErrRunning) != c.refused {
+				t.Fatalf("delete: %v, want refused %v", err, c.refused)
+			}
+		})
+	}
+}
