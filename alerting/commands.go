@@ -136,6 +136,12 @@ func (m *Manager) AckZone(ctx context.Context, zone, by, note string) ([]Alert, 
 // for the whole site. Screens of the affected zones switch to exit guidance and every channel
 // is notified at emergency priority.
 func (m *Manager) Declare(ctx context.Context, zone, by, reason string) (Evacuation, error) {
+	return m.DeclareAt(ctx, zone, by, reason, time.Time{})
+}
+
+// DeclareAt is Declare as of at (with HA the action's time, so that the evacuation's at is
+// the same on every instance; zero: now).
+func (m *Manager) DeclareAt(ctx context.Context, zone, by, reason string, at time.Time) (Evacuation, error) {
 	if by == "" || strings.TrimSpace(reason) == "" {
 		return Evacuation{}, fmt.Errorf("%w: declaring an evacuation needs who declares it and a reason", ErrInvalid)
 	}
@@ -147,7 +153,10 @@ func (m *Manager) Declare(ctx context.Context, zone, by, reason string) (Evacuat
 		if ev := m.evacs[zone]; ev != nil {
 			return *ev, nil
 		}
-		ev := &Evacuation{Zone: zone, Reason: reason, By: by, At: now, Affected: affected}
+		if at.IsZero() {
+			at = now
+		}
+		ev := &Evacuation{Zone: zone, Reason: reason, By: by, At: at, Affected: affected}
 		m.endDrillsFor(now, affected) // a real evacuation overrides a drill at once
 		m.evacs[zone] = ev
 		m.pending.evacs[zone] = ev

@@ -32,6 +32,7 @@ type haSide struct {
 	logRun   runner
 	lateRun  runner
 	againRun runner
+	pruneRun runner
 	x        *actions // the operator actions' handler and the API's adapters (haactions.go)
 }
 
@@ -57,7 +58,8 @@ func newHA(cfg *configs.Config, log *slog.Logger) (_ *haSide, err error) {
 		return nil, err
 	}
 	if h.actions, err = ha.OpenLog(h.cli, ha.LogOptions{Keys: keys, Instance: instance, Site: cfg.Site.ID,
-		StatePath: cfg.HAStatePath(), Logger: log, Apply: h.x.apply}); err != nil {
+		StatePath: cfg.HAStatePath(), Logger: log, Apply: h.x.apply,
+		Snapshot: h.x.snapshot, Restore: h.x.restore}); err != nil {
 		_ = h.cli.Close()
 		return nil, err
 	}
@@ -135,6 +137,30 @@ func (h *haSide) start(retained *ingest.Retainer) {
 			}
 		}
 	})
+	h.pruneRun.start(func(ctx context.Context) error {
+		// The leader deletes the sent records no takeover needs any more (ha.SentKeep).
+		tick := time.NewTicker(sentPruneEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-tick.C:
+			}
+			if h.coord.Status().Role != ha.Leader {
+				continue
+			}
+			pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			n, err := h.coord.PruneSent(pctx, time.Now())
+			cancel()
+			switch {
+			case err != nil && !errors.Is(err, ha.ErrNotLeader):
+				h.x.log.Warn("ha: pruning the sent records failed; next time", "error", err)
+			case n > 0:
+				h.x.log.Info("ha: old sent records deleted", "count", n)
+			}
+		}
+	})
 	h.coordRun.start(h.coord.Run)
 	h.logRun.start(h.actions.Run)
 	h.lateRun.start(h.x.retryLate)
@@ -155,12 +181,15 @@ func (h *haSide) stop(ctx context.Context) error {
 	if h == nil {
 		return nil
 	}
-	err := errors.Join(h.againRun.stop(ctx), h.stopLog(ctx), h.coordRun.stop(ctx))
+	err := errors.Join(h.againRun.stop(ctx), h.pruneRun.stop(ctx), h.stopLog(ctx), h.coordRun.stop(ctx))
 	if cerr := h.actions.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("ha: closing %w", cerr))
 	}
 	return errors.Join(err, h.cli.Close())
 }
+
+// sentPruneEvery is how often the leader looks for sent records to delete.
+const sentPruneEvery = 10 * time.Minute
 
 // haInstance is ha.instance, or the host name when it is empty ("" when that is unknown).
 func haInstance(cfg *configs.Config) string {

@@ -154,7 +154,7 @@ func (x *actions) run(ctx context.Context, a ha.Action) (any, error) {
 		case b.End:
 			return nil, x.alerts.StandDown(ctx, b.Zone, a.By, b.Reason)
 		}
-		return x.alerts.Declare(ctx, b.Zone, a.By, b.Reason)
+		return x.alerts.DeclareAt(ctx, b.Zone, a.By, b.Reason, a.At)
 	case ha.ActionSilence:
 		var b silenceBody
 		if err := json.Unmarshal(a.Body, &b); err != nil {

@@ -193,7 +193,8 @@ func (p *pairInst) start() {
 	p.x = newActions(p.name, discard)
 	p.x.alerts, p.x.plans = m, &promotion.Service{Plans: plans, Config: p.cfg}
 	o := ha.LogOptions{Keys: ha.KeysFor("/pair", p.cfg.Site.ID), Instance: p.name, Site: p.cfg.Site.ID,
-		StatePath: filepath.Join(p.dir, "ha.db"), Apply: p.x.apply, Logger: discard}
+		StatePath: filepath.Join(p.dir, "ha.db"), Apply: p.x.apply, Logger: discard,
+		Snapshot: p.x.snapshot, Restore: p.x.restore, SnapshotEvery: 100 * time.Millisecond}
 	if p.logOpt != nil {
 		p.logOpt(&o)
 	}

@@ -1,12 +1,15 @@
 package ha
 
 import (
+	"cmp"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -44,7 +47,8 @@ type Entry struct {
 }
 
 // ErrCompacted is wrapped by Run's error when etcd no longer holds the actions since this
-// instance's last applied revision: it needs a full resync (next: from a snapshot).
+// instance's last applied revision: it needs a full resync, from the newest snapshot another
+// instance wrote (LogOptions.Restore), or by hand without one.
 var ErrCompacted = errors.New("the action log was compacted past this instance's last applied revision")
 
 // LogOptions configure a Log.
@@ -61,6 +65,39 @@ type LogOptions struct {
 	// on every instance).
 	Apply  func(ctx context.Context, e Entry) error
 	Logger *slog.Logger
+
+	// Snapshot returns the state the actions have made (acknowledgements, evacuations,
+	// drills, silences, plans), compact; Run calls it between entries, so it reflects every
+	// entry applied and no other. nil: this instance writes no snapshot.
+	Snapshot func(ctx context.Context) (json.RawMessage, error)
+	// Restore brings this instance's state to a snapshot (idempotently, through the same
+	// commands as the entries). nil: a compacted log stops Run with ErrCompacted.
+	Restore func(ctx context.Context, rev int64, state json.RawMessage) error
+	// SnapshotEvery is how often a current instance takes its snapshot and writes it when
+	// it changed (DefaultSnapshotEvery when zero); SnapshotRefresh how often it writes it
+	// even unchanged (DefaultSnapshotRefresh), so that a snapshot is always newer than any
+	// compaction that keeps more than that.
+	SnapshotEvery, SnapshotRefresh time.Duration
+}
+
+// Snapshot defaults and bound.
+const (
+	DefaultSnapshotEvery   = time.Minute
+	DefaultSnapshotRefresh = 10 * time.Minute
+	// MaxSnapshotBytes bounds a snapshot: under etcd's default request limit (1.5 MiB),
+	// and far above what the action-derived state of a store is (tens of silences, a few
+	// plans and evacuations, the acknowledged open alerts: a few KiB).
+	MaxSnapshotBytes = 1 << 20
+	resyncRetry      = 5 * time.Second
+)
+
+// Snapshot is what an instance writes under <prefix>/<site>/snapshot/<instance>: the state
+// the actions made, as of Rev (every action at or below it applied, none above).
+type Snapshot struct {
+	Rev      int64           `json:"rev"`
+	Instance string          `json:"instance"`
+	At       time.Time       `json:"at"`
+	State    json.RawMessage `json:"state"`
 }
 
 // Log is the operator action log: Append writes an action to etcd (its revision is its place
@@ -74,6 +111,9 @@ type Log struct {
 	failed  atomic.Pointer[error]
 	signal  owner.Signal
 	seq     atomic.Uint64
+	// Owned by Run: the last snapshot written.
+	snapSum   [32]byte
+	snapWrote time.Time
 }
 
 var (
@@ -88,6 +128,12 @@ func OpenLog(cli *clientv3.Client, o LogOptions) (*Log, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.SnapshotEvery <= 0 {
+		o.SnapshotEvery = DefaultSnapshotEvery
+	}
+	if o.SnapshotRefresh <= 0 {
+		o.SnapshotRefresh = DefaultSnapshotRefresh
 	}
 	db, err := storage.Open(o.StatePath, storage.Options{Timeout: time.Second})
 	if err != nil {
@@ -146,6 +192,10 @@ func (l *Log) Pending(ctx context.Context) (int64, error) {
 // the caller answers with the state every instance reaches in the same order. It returns
 // the entry's revision. Without etcd it fails (ctx bounds the wait): nothing is applied.
 func (l *Log) Append(ctx context.Context, a Action) (int64, error) {
+	if err := l.Err(); err != nil {
+		// Not written: an action this instance could not apply must not reach the others.
+		return 0, fmt.Errorf("ha: the %s action was not appended: this instance's action log stopped: %w", a.Kind, err)
+	}
 	a.Instance = l.o.Instance
 	if a.At.IsZero() {
 		a.At = time.Now().UTC()
@@ -189,6 +239,24 @@ func (l *Log) Run(ctx context.Context) (err error) {
 	}()
 	for {
 		again, err := l.watch(ctx)
+		if errors.Is(err, ErrCompacted) && l.o.Restore != nil && ctx.Err() == nil {
+			// Appends are refused while the state is behind (Err says why), until a
+			// snapshot newer than what was applied here is restored.
+			l.failed.Store(&err)
+			l.signal.Notify()
+			if rerr := l.resync(ctx); rerr != nil {
+				l.o.Logger.Warn("ha: the action log was compacted and cannot be resynced yet; retrying", "error", rerr, "applied", l.applied.Load())
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(resyncRetry):
+				}
+				continue
+			}
+			l.failed.Store(nil)
+			l.signal.Notify()
+			continue
+		}
 		if !again || ctx.Err() != nil {
 			return err
 		}
@@ -200,15 +268,128 @@ func (l *Log) Run(ctx context.Context) (err error) {
 	}
 }
 
+// setApplied records rev as applied through, in the state file first.
+func (l *Log) setApplied(rev int64) error {
+	if err := l.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(stateBucket).Put(appliedKey, binary.BigEndian.AppendUint64(nil, uint64(rev)))
+	}); err != nil {
+		return fmt.Errorf("ha: recording applied revision %d in %s: %w", rev, l.o.StatePath, err)
+	}
+	l.applied.Store(rev)
+	l.signal.Notify()
+	return nil
+}
+
+// snapshot writes this instance's snapshot when it is current: no action in etcd it has
+// not applied, as of the revision etcd answers at, which the snapshot then reflects; the
+// instance counts itself applied through that revision too (nothing lies between), so its
+// own restart does not need a resync when only other keys were written since.
+func (l *Log) snapshot(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	state, err := l.o.Snapshot(ctx)
+	if err != nil {
+		return fmt.Errorf("ha: taking the snapshot: %w", err)
+	}
+	resp, err := l.cli.Get(ctx, l.o.Keys.actions(), clientv3.WithPrefix(), clientv3.WithKeysOnly(),
+		clientv3.WithMinModRev(l.applied.Load()+1))
+	if err != nil {
+		return fmt.Errorf("ha: checking the log before a snapshot: etcd: %w", err)
+	}
+	if len(resp.Kvs) > 0 {
+		return nil // behind: the watch delivers them; a later tick writes it
+	}
+	rev := resp.Header.Revision
+	sum := sha256.Sum256(state)
+	if sum != l.snapSum || time.Since(l.snapWrote) >= l.o.SnapshotRefresh {
+		v, err := json.Marshal(Snapshot{Rev: rev, Instance: l.o.Instance, At: time.Now().UTC(), State: state})
+		if err != nil {
+			return fmt.Errorf("ha: encoding the snapshot: %w", err)
+		}
+		if len(v) > MaxSnapshotBytes {
+			return fmt.Errorf("ha: the snapshot is %d bytes, more than %d: not written", len(v), MaxSnapshotBytes)
+		}
+		if _, err := l.cli.Put(ctx, l.o.Keys.snapshots()+l.o.Instance, string(v)); err != nil {
+			return fmt.Errorf("ha: writing the snapshot: etcd: %w", err)
+		}
+		l.snapSum, l.snapWrote = sum, time.Now()
+	}
+	if rev > l.applied.Load() {
+		return l.setApplied(rev)
+	}
+	return nil
+}
+
+// Snapshots reads every instance's snapshot, newest first.
+func (l *Log) Snapshots(ctx context.Context) ([]Snapshot, error) {
+	resp, err := l.cli.Get(ctx, l.o.Keys.snapshots(), clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("ha: reading the snapshots: etcd: %w", err)
+	}
+	var out []Snapshot
+	for _, kv := range resp.Kvs {
+		var s Snapshot
+		if err := json.Unmarshal(kv.Value, &s); err != nil {
+			l.o.Logger.Warn("ha: a snapshot that is not readable is skipped", "key", string(kv.Key), "error", err)
+			continue
+		}
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b Snapshot) int { return cmp.Compare(b.Rev, a.Rev) })
+	return out, nil
+}
+
+// resync restores the newest snapshot that is newer than what was applied here, and counts
+// its revision applied: the watch goes on from the next one.
+func (l *Log) resync(ctx context.Context) error {
+	snaps, err := l.Snapshots(ctx)
+	if err != nil {
+		return err
+	}
+	if len(snaps) == 0 || snaps[0].Rev <= l.applied.Load() {
+		return fmt.Errorf("ha: no snapshot newer than revision %d yet (another instance writes one within %s)",
+			l.applied.Load(), l.o.SnapshotRefresh)
+	}
+	s := snaps[0]
+	if err := l.o.Restore(ctx, s.Rev, s.State); err != nil {
+		return fmt.Errorf("ha: restoring the snapshot of revision %d from %s: %w", s.Rev, s.Instance, err)
+	}
+	if err := l.setApplied(s.Rev); err != nil {
+		return err
+	}
+	l.o.Logger.Warn("ha: resynced from a snapshot after the action log was compacted", "from", s.Instance, "rev", s.Rev, "taken", s.At)
+	return nil
+}
+
 // watch applies entries from the last applied revision on; again says a new watch may go on
 // (the member lost its etcd leader, which ends a watch that requires one).
 func (l *Log) watch(ctx context.Context) (again bool, err error) {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
 	from := l.applied.Load() + 1
+	var tick <-chan time.Time
+	if l.o.Snapshot != nil {
+		t := time.NewTicker(l.o.SnapshotEvery)
+		defer t.Stop()
+		tick = t.C
+	}
 	// A watch from a revision delivers every change since, in order, then follows live;
 	// the client re-establishes it after a lost connection from the last revision it saw.
-	for resp := range l.cli.Watch(wctx, l.o.Keys.actions(), clientv3.WithPrefix(), clientv3.WithRev(from)) {
+	wch := l.cli.Watch(wctx, l.o.Keys.actions(), clientv3.WithPrefix(), clientv3.WithRev(from))
+	for {
+		var resp clientv3.WatchResponse
+		var ok bool
+		select {
+		case <-tick:
+			if err := l.snapshot(ctx); err != nil {
+				l.o.Logger.Warn("ha: no snapshot written this time", "error", err)
+			}
+			continue
+		case resp, ok = <-wch:
+		}
+		if !ok {
+			break
+		}
 		if resp.CompactRevision != 0 || errors.Is(resp.Err(), rpctypes.ErrCompacted) {
 			return false, fmt.Errorf("ha: %w (applied %d, etcd keeps from %d): a full resync is needed", ErrCompacted,
 				l.applied.Load(), resp.CompactRevision)
@@ -228,13 +409,9 @@ func (l *Log) watch(ctx context.Context) (again bool, err error) {
 			} else if err := l.o.Apply(ctx, e); err != nil {
 				return false, fmt.Errorf("ha: applying the %s action of revision %d: %w", e.Kind, e.Rev, err)
 			}
-			if err := l.db.Update(func(tx *bolt.Tx) error {
-				return tx.Bucket(stateBucket).Put(appliedKey, binary.BigEndian.AppendUint64(nil, uint64(e.Rev)))
-			}); err != nil {
-				return false, fmt.Errorf("ha: recording applied revision %d in %s: %w", e.Rev, l.o.StatePath, err)
+			if err := l.setApplied(e.Rev); err != nil {
+				return false, err
 			}
-			l.applied.Store(e.Rev)
-			l.signal.Notify()
 		}
 	}
 	if ctx.Err() != nil {

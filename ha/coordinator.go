@@ -82,9 +82,10 @@ func KeysFor(prefix, site string) Keys {
 	return Keys{Root: strings.TrimSuffix(prefix, "/") + "/" + site + "/"}
 }
 
-func (k Keys) leader() string  { return k.Root + "leader" } // concurrency adds the "/"
-func (k Keys) sent() string    { return k.Root + "sent/" }
-func (k Keys) actions() string { return k.Root + "actions/" }
+func (k Keys) leader() string    { return k.Root + "leader" } // concurrency adds the "/"
+func (k Keys) sent() string      { return k.Root + "sent/" }
+func (k Keys) actions() string   { return k.Root + "actions/" }
+func (k Keys) snapshots() string { return k.Root + "snapshot/" }
 
 // Timing derives the lease TTL and the step-down guard from the failover time. The lease
 // expires on the server TTL after its last renewal, and a standby leads as soon as it
@@ -445,4 +446,86 @@ func (c *Coordinator) stop(el *concurrency.Election, sess *concurrency.Session) 
 	if _, err := c.cli.Revoke(ctx, sess.Lease()); err != nil {
 		c.log.Debug("ha: revoking the lease", "error", err)
 	}
+}
+
+// Retention of the sent records: without it they grow for ever (a handful of small keys per
+// alert occurrence). What a takeover needs of them (docs/ha.md, "Retention of the sent
+// records"): the records of what a new leader may still hold (it holds a notification at
+// most alerting's holdFor, 2 minutes), and the records that say which occurrence of an alert
+// is open (the dispatcher matches a start against them within 30 s). So an occurrence's
+// records go together, when its newest is older than SentKeep (24 h), or older than
+// SentKeepResolved (1 h) once it resolved: both far longer than the 2 minutes a held
+// notification lives plus the 30 s of matching, and than any clock skew between instances
+// (the record's time is its writer's).
+const (
+	SentKeep         = 24 * time.Hour
+	SentKeepResolved = time.Hour
+	pruneBatch       = 100 // etcd takes at most 128 operations in one transaction by default
+)
+
+// PruneSent deletes the sent records that no takeover needs any more (above), as of now;
+// only the leader of its term does it, in transactions guarded like Record, so a stale
+// leader deletes nothing. It returns how many records it deleted.
+func (c *Coordinator) PruneSent(ctx context.Context, now time.Time) (int, error) {
+	st := c.Status()
+	h := c.held.Load()
+	if st.Role != Leader || h == nil || h.rev != st.Term || c.Fence(st.Term) != nil {
+		return 0, fmt.Errorf("ha: pruning the sent records: %w", ErrNotLeader)
+	}
+	resp, err := c.cli.Get(ctx, c.o.Keys.sent(), clientv3.WithPrefix())
+	if err != nil {
+		return 0, fmt.Errorf("ha: pruning the sent records: etcd: %w", err)
+	}
+	type group struct {
+		keys     []string
+		newest   time.Time
+		resolved bool
+	}
+	groups := map[string]*group{}
+	for _, kv := range resp.Kvs {
+		name := strings.TrimPrefix(string(kv.Key), c.o.Keys.sent())
+		occ, what := name, ""
+		if i := strings.LastIndexByte(name, '/'); i >= 0 {
+			occ, what = name[:i], name[i+1:]
+		}
+		g := groups[occ]
+		if g == nil {
+			g = &group{}
+			groups[occ] = g
+		}
+		var r SentRecord
+		if err := json.Unmarshal(kv.Value, &r); err != nil || r.At.IsZero() {
+			r.At = now // not readable: kept as if new, never deleted on a guess
+		}
+		g.keys = append(g.keys, string(kv.Key))
+		g.resolved = g.resolved || what == "resolved"
+		if r.At.After(g.newest) {
+			g.newest = r.At
+		}
+	}
+	var doomed []string
+	for _, g := range groups {
+		age := now.Sub(g.newest)
+		if age > SentKeep || (g.resolved && age > SentKeepResolved) {
+			doomed = append(doomed, g.keys...)
+		}
+	}
+	deleted := 0
+	for len(doomed) > 0 {
+		n := min(len(doomed), pruneBatch)
+		ops := make([]clientv3.Op, 0, n)
+		for _, k := range doomed[:n] {
+			ops = append(ops, clientv3.OpDelete(k))
+		}
+		tr, err := c.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(h.key), "=", h.rev)).Then(ops...).Commit()
+		if err != nil {
+			return deleted, fmt.Errorf("ha: pruning the sent records: etcd: %w", err)
+		}
+		if !tr.Succeeded {
+			return deleted, fmt.Errorf("ha: pruning the sent records: %w of term %d (its leader key is gone)", ErrNotLeader, h.rev)
+		}
+		deleted += n
+		doomed = doomed[n:]
+	}
+	return deleted, nil
 }

@@ -430,6 +430,29 @@ func asOf(at, now time.Time) time.Time {
 	return at
 }
 
+// APIPlan is a plan made through the API as the events file keeps it.
+type APIPlan struct {
+	Input     PlanInput `json:"input"`
+	UpdatedBy string    `json:"updated_by"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// APIPlans are the plans made through the API, by id (the HA snapshot carries them).
+func (p *Plans) APIPlans(ctx context.Context) ([]APIPlan, error) {
+	v, err := p.cmds.Do(ctx, func(time.Time) (any, error) {
+		out := []APIPlan{}
+		for _, id := range slices.Sorted(maps.Keys(p.api)) {
+			sp := p.api[id]
+			out = append(out, APIPlan{Input: sp.PlanInput, UpdatedBy: sp.UpdatedBy, UpdatedAt: sp.UpdatedAt})
+		}
+		return out, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.([]APIPlan), nil
+}
+
 // apiPlan is the API plan id as scheduled (a stored one left out has a zero Start).
 func (p *Plans) apiPlan(id string) (configs.EventPlan, error) {
 	if sp, ok := p.Schedule().Plan(id); ok {
