@@ -116,6 +116,7 @@ func TestHAResyncAfterCompaction(t *testing.T) {
 	// Restoring the same snapshot again changes nothing (idempotent).
 	snaps, err := a.log.Snapshots(ctx)
 	must(err)
+	t.Logf("a's snapshot: %d bytes of state at revision %d", len(snaps[0].State), snaps[0].Rev)
 	must(b.x.restore(ctx, snaps[0].Rev, snaps[0].State))
 	if !sameState(sa, actionState(t, b)) {
 		t.Fatal("a second restore of the same snapshot changed b's state")
