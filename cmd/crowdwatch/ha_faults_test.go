@@ -142,21 +142,25 @@ func TestCoordinatorDownForThePair(t *testing.T) {
 	}
 	degradedFired := func(pg page) bool { return pg.alert == "level:hall" && pg.what == "fired" && pg.degraded }
 	waitFor(t, 20*time.Second, "both instances page the hall, degraded", func() bool { return hook.count(degradedFired) >= 2 })
+	t.Logf("both paged, degraded, %v after both were degraded", time.Since(degradedAt).Round(time.Millisecond))
 	if n := hook.count(func(pg page) bool { return pg.alert == "level:hall" && pg.what == "fired" }); n != 2 {
 		t.Errorf("the hall's alert paged %d times with the coordinator down, want twice (once by each, degraded)", n)
 	}
 
 	e.Restart()
+	back := time.Now()
 	var st [2]haStatus
 	waitFor(t, 30*time.Second, "exactly one leads in a new term", func() bool {
 		st = [2]haStatus{a.status(), b.status()}
 		roles := st[0].Role + "," + st[1].Role
 		return (roles == "leader,standby" || roles == "standby,leader") && st[0].Term == st[1].Term
 	})
+	t.Logf("one leads %v after etcd's restart", time.Since(back).Round(time.Millisecond))
 	if st[0].Term <= oldTerm {
 		t.Errorf("term %d after the coordinator came back, want above %d", st[0].Term, oldTerm)
 	}
 	waitFor(t, 30*time.Second, "the evacuation reaches b", func() bool { return b.evacuations() == 1 })
+	t.Logf("the evacuation reached b %v after etcd's restart", time.Since(back).Round(time.Millisecond))
 	if n := a.evacuations(); n != 1 {
 		t.Errorf("a has %d evacuations after its own came back through the log, want 1", n)
 	}

@@ -461,6 +461,7 @@ func startPair(t *testing.T, inst map[string]*haInstance) (lead, standby *haInst
 type doors struct {
 	ctx         context.Context
 	hall, annex *surgeDevice
+	quiet       context.CancelFunc // stops the heartbeats
 }
 
 func newDoors(t *testing.T, ctx context.Context, broker string) *doors {
@@ -468,8 +469,10 @@ func newDoors(t *testing.T, ctx context.Context, broker string) *doors {
 		hall:  &surgeDevice{id: "dc-01", cl: paho.NewClient(device.Options("tcp://"+broker, "dc-01"))},
 		annex: &surgeDevice{id: "dc-02", cl: paho.NewClient(device.Options("tcp://"+broker, "dc-02"))}}
 	t.Cleanup(func() { d.hall.cl.Disconnect(100); d.annex.cl.Disconnect(100) })
-	go d.hall.heartbeat(ctx)
-	go d.annex.heartbeat(ctx)
+	var beat context.Context
+	beat, d.quiet = context.WithCancel(ctx)
+	go d.hall.heartbeat(beat)
+	go d.annex.heartbeat(beat)
 	return d
 }
 
