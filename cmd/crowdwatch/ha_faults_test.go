@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -38,6 +40,20 @@ func (h *haInstance) code(path string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// postCode is a POST as the security officer, for a goroutine (no t.Fatal).
+func (h *haInstance) postCode(path, body string) (int, string) {
+	req, _ := http.NewRequest(http.MethodPost, "http://"+h.svc.HTTP+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+securityToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 func (h *haInstance) evacuations() int {
@@ -118,16 +134,25 @@ func TestCoordinatorDownForThePair(t *testing.T) {
 				t.Errorf("coordinator down: %s GET %s answered %d, want 200", in.name, path, c)
 			}
 		}
+	}
+	// Each refusal takes the append's timeout (5 s): all six at once.
+	var refusals sync.WaitGroup
+	for _, in := range []*haInstance{a, b} {
 		for path, body := range map[string]string{
 			"/api/v1/alerts/ack":            `{"zone": "hall"}`,
 			"/api/v1/silences":              `{"kind": "surge", "zone": "annex", "duration": "1h"}`,
 			"/api/v1/evacuation/stand-down": `{"zone": "annex", "reason": "no"}`,
 		} {
-			if c, v := in.svc.post(path, body); c != http.StatusServiceUnavailable {
-				t.Errorf("coordinator down: %s POST %s answered %d %v, want 503", in.name, path, c, v)
-			}
+			refusals.Add(1)
+			go func() {
+				defer refusals.Done()
+				if c, v := in.postCode(path, body); c != http.StatusServiceUnavailable {
+					t.Errorf("coordinator down: %s POST %s answered %d %s, want 503", in.name, path, c, v)
+				}
+			}()
 		}
 	}
+	refusals.Wait()
 	if c, v := a.svc.post("/api/v1/evacuation", `{"zone": "annex", "reason": "smoke in the annex"}`); c != http.StatusOK {
 		t.Fatalf("evacuation with the coordinator down: %d %v, want it applied on a", c, v)
 	}
@@ -140,9 +165,10 @@ func TestCoordinatorDownForThePair(t *testing.T) {
 	if err := d.walk(75, 30, 5*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
+	crowded := time.Now()
 	degradedFired := func(pg page) bool { return pg.alert == "level:hall" && pg.what == "fired" && pg.degraded }
 	waitFor(t, 20*time.Second, "both instances page the hall, degraded", func() bool { return hook.count(degradedFired) >= 2 })
-	t.Logf("both paged, degraded, %v after both were degraded", time.Since(degradedAt).Round(time.Millisecond))
+	t.Logf("both paged, degraded, %v after the hall passed warning (warning_for 500ms)", time.Since(crowded).Round(time.Millisecond))
 	if n := hook.count(func(pg page) bool { return pg.alert == "level:hall" && pg.what == "fired" }); n != 2 {
 		t.Errorf("the hall's alert paged %d times with the coordinator down, want twice (once by each, degraded)", n)
 	}
@@ -218,6 +244,7 @@ func TestPartitionOfTheLeaderFromEtcd(t *testing.T) {
 	checkpointPair(t, "before the cut", d.truth(), a, b)
 
 	link.Cut()
+	cutAt := time.Now()
 	// The annex fills during the takeover: its alert falls due while nobody can send.
 	filled := make(chan error, 1)
 	go func() { filled <- d.annex.walk(ctx, 75, 20*time.Millisecond) }()
@@ -231,6 +258,7 @@ func TestPartitionOfTheLeaderFromEtcd(t *testing.T) {
 		}
 		return true
 	})
+	t.Logf("b leads %v after the cut", time.Since(cutAt).Round(time.Millisecond))
 	if bStatus.Term <= oldTerm {
 		t.Fatalf("b leads in term %d, want above a's %d", bStatus.Term, oldTerm)
 	}
