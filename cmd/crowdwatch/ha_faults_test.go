@@ -101,15 +101,17 @@ func oneSenderAtATime(t *testing.T, pages []page) {
 // TestCoordinatorDownForThePair: etcd dies under a running pair. Both instances keep counting
 // and serving, both say degraded; operator actions answer 503 except an evacuation, applied
 // at once where declared; after the failover time each instance pages on its own, marked
-// degraded; when etcd is back exactly one leads in a new term, the evacuation reaches the
-// other instance, the zones equal the truth and a single leader pages again.
+// degraded (Alertmanager, a channel on both, still shows the alert once); when etcd is back
+// exactly one leads in a new term, the evacuation reaches the other instance, the zones equal
+// the truth and a single leader pages again.
 func TestCoordinatorDownForThePair(t *testing.T) {
 	e := testkit.Etcd(t)
 	mq := startMosquitto(t)
+	am := startAlertmanager(t)
 	hook := &pager{}
 	hookSrv := httptest.NewServer(hook)
 	defer hookSrv.Close()
-	a, b := startPair(t, newPair(t, pairOptions{etcd: e.Endpoint, broker: mq.addr, hook: hookSrv.URL}))
+	a, b := startPair(t, newPair(t, pairOptions{etcd: e.Endpoint, broker: mq.addr, hook: hookSrv.URL, am: am}))
 	_, oldTerm := a.role()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -172,6 +174,8 @@ func TestCoordinatorDownForThePair(t *testing.T) {
 	if n := hook.count(func(pg page) bool { return pg.alert == "level:hall" && pg.what == "fired" }); n != 2 {
 		t.Errorf("the hall's alert paged %d times with the coordinator down, want twice (once by each, degraded)", n)
 	}
+	// Two senders, one alert: Alertmanager keeps one per label set.
+	amShowsOnce(t, am, "two degraded senders", "hall")
 
 	e.Restart()
 	back := time.Now()
@@ -208,6 +212,7 @@ func TestCoordinatorDownForThePair(t *testing.T) {
 			t.Errorf("the resolution was paged as %+v, want by the leader of term %d", pg, st[0].Term)
 		}
 	}
+	amShowsOnce(t, am, "resolved by the leader") // none active
 	oneSenderAtATime(t, hook.all())
 	if t.Failed() {
 		t.Logf("pages: %+v", hook.all())
