@@ -81,10 +81,15 @@ func oneSenderAtATime(t *testing.T, pages []page) {
 	t.Helper()
 	var newest int64
 	keys := map[string]int{}
+	sender := map[int64]string{} // term → the instance that sent in it
 	for _, pg := range pages {
 		if pg.degraded {
 			continue
 		}
+		if s, ok := sender[pg.term]; ok && s != pg.from {
+			t.Errorf("term %d paged from both %s and %s", pg.term, s, pg.from)
+		}
+		sender[pg.term] = pg.from
 		if pg.term < newest {
 			t.Errorf("a page of term %d after one of term %d: two senders at once (%+v)", pg.term, newest, pg)
 		}
@@ -171,8 +176,9 @@ func TestCoordinatorDownForThePair(t *testing.T) {
 	degradedFired := func(pg page) bool { return pg.alert == "level:hall" && pg.what == "fired" && pg.degraded }
 	waitFor(t, 20*time.Second, "both instances page the hall, degraded", func() bool { return hook.count(degradedFired) >= 2 })
 	t.Logf("both paged, degraded, %v after the hall passed warning (warning_for 500ms)", time.Since(crowded).Round(time.Millisecond))
-	if n := hook.count(func(pg page) bool { return pg.alert == "level:hall" && pg.what == "fired" }); n != 2 {
-		t.Errorf("the hall's alert paged %d times with the coordinator down, want twice (once by each, degraded)", n)
+	if n := hook.count(func(pg page) bool { return pg.alert == "level:hall" && pg.what == "fired" }); n != 2 ||
+		hook.count(func(pg page) bool { return degradedFired(pg) && pg.from == "a" }) != 1 {
+		t.Errorf("the hall's alert paged %d times with the coordinator down, want twice, once by each, degraded: %+v", n, hook.all())
 	}
 	// Two senders, one alert: Alertmanager keeps one per label set.
 	amShowsOnce(t, am, "two degraded senders", "hall")
@@ -277,11 +283,13 @@ func TestPartitionOfTheLeaderFromEtcd(t *testing.T) {
 	checkpointPair(t, "cut off", d.truth(), a, b)
 	waitFor(t, 20*time.Second, "b pages the annex in its term", func() bool {
 		return hook.count(func(pg page) bool {
-			return pg.alert == "level:annex" && pg.what == "fired" && !pg.degraded && pg.term == bStatus.Term
+			return pg.alert == "level:annex" && pg.what == "fired" && !pg.degraded && pg.term == bStatus.Term && pg.from == "b"
 		}) == 1
 	})
 	waitFor(t, 20*time.Second, "the cut-off a pages the annex, degraded", func() bool {
-		return hook.count(func(pg page) bool { return pg.alert == "level:annex" && pg.what == "fired" && pg.degraded }) == 1
+		return hook.count(func(pg page) bool {
+			return pg.alert == "level:annex" && pg.what == "fired" && pg.degraded && pg.from == "a"
+		}) == 1
 	})
 
 	// Actions: refused on the cut-off a, applied on b.
@@ -321,6 +329,9 @@ func TestPartitionOfTheLeaderFromEtcd(t *testing.T) {
 	time.Sleep(time.Second)
 	if n := hook.count(func(pg page) bool { return pg.degraded }); n != degradedPages {
 		t.Errorf("%d degraded pages after a rejoined as standby", n-degradedPages)
+	}
+	if n := hook.count(func(pg page) bool { return pg.degraded && pg.from != "a" }); n != 0 {
+		t.Errorf("%d degraded pages from b, which never lost etcd", n)
 	}
 	oneSenderAtATime(t, hook.all())
 	if t.Failed() {

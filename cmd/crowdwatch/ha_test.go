@@ -53,12 +53,13 @@ doors:
   - {id: annex-door, from: outside, to: annex, counter: {device: dc-02}}
 `
 
-// page is one notification the recording webhook received, with its arrival.
+// page is one notification the recording webhook received, with its arrival and the
+// instance that sent it (each instance's webhook URL says ?from=<instance>).
 type page struct {
-	key, what, alert string
-	term             int64
-	degraded         bool
-	at               time.Time
+	key, what, alert, from string
+	term                   int64
+	degraded               bool
+	at                     time.Time
 }
 
 type pager struct {
@@ -79,7 +80,7 @@ func (p *pager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_ = json.Unmarshal(b, &n)
 	p.mu.Lock()
 	p.pages = append(p.pages, page{key: r.Header.Get("Idempotency-Key"), what: n.What, alert: n.Alert.ID, term: n.Term,
-		degraded: n.Degraded, at: time.Now()})
+		degraded: n.Degraded, at: time.Now(), from: r.URL.Query().Get("from")})
 	p.mu.Unlock()
 }
 
@@ -437,9 +438,11 @@ func newPair(t *testing.T, o pairOptions) map[string]*haInstance {
 			amChannel = fmt.Sprintf(`    - {name: am, type: alertmanager, url: %q, resend_every: 1s, max_attempts: 1}`, o.am)
 			amRoute = `    - {channel: am, kinds: [level]}`
 		}
+		// The one test-only difference between the two store files: the webhook learns who sent.
+		hook := o.hook + "?from=" + name
 		yaml := haStore
 		for k, v := range map[string]string{"$INST": name, "$BROKER": broker, "$ETCD": etcd, "$SUM": tokenSum(securityToken),
-			"$HOOK": o.hook, "$AMCHANNEL": amChannel, "$AMROUTE": amRoute} {
+			"$HOOK": hook, "$AMCHANNEL": amChannel, "$AMROUTE": amRoute} {
 			yaml = strings.ReplaceAll(yaml, k, v)
 		}
 		inst[name] = &haInstance{name: name, cfg: writeConfig(t, dir, strings.ReplaceAll(yaml, "$DIR", dir))}
