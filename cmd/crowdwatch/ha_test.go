@@ -1,10 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -39,8 +41,10 @@ alerting:
   defaults: {warning_ratio: 0.7, critical_ratio: 0.9, evacuate_ratio: 0.97, warning_for: 500ms, critical_for: 500ms, clear_after: 1s, full_horizon: 0s, surge_per_min: 0}
   channels:
     - {name: hook, type: webhook, url: "$HOOK", template: json, max_attempts: 1}
+$AMCHANNEL
   routes:
     - {channel: hook, kinds: [level]}
+$AMROUTE
 zones:
   - {id: hall, capacity: 100}
   - {id: annex, capacity: 100}
@@ -49,10 +53,13 @@ doors:
   - {id: annex-door, from: outside, to: annex, counter: {device: dc-02}}
 `
 
-// page is one notification the recording webhook received.
+// page is one notification the recording webhook received, with its arrival and the
+// instance that sent it (each instance's webhook URL says ?from=<instance>).
 type page struct {
-	key, what, alert string
-	term             int64
+	key, what, alert, from string
+	term                   int64
+	degraded               bool
+	at                     time.Time
 }
 
 type pager struct {
@@ -63,15 +70,17 @@ type pager struct {
 func (p *pager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b, _ := io.ReadAll(r.Body)
 	var n struct {
-		What  string `json:"what"`
-		Term  int64  `json:"term"`
-		Alert struct {
+		What     string `json:"what"`
+		Term     int64  `json:"term"`
+		Degraded bool   `json:"degraded"`
+		Alert    struct {
 			ID string `json:"id"`
 		} `json:"alert"`
 	}
 	_ = json.Unmarshal(b, &n)
 	p.mu.Lock()
-	p.pages = append(p.pages, page{key: r.Header.Get("Idempotency-Key"), what: n.What, alert: n.Alert.ID, term: n.Term})
+	p.pages = append(p.pages, page{key: r.Header.Get("Idempotency-Key"), what: n.What, alert: n.Alert.ID, term: n.Term,
+		degraded: n.Degraded, at: time.Now(), from: r.URL.Query().Get("from")})
 	p.mu.Unlock()
 }
 
@@ -219,35 +228,19 @@ func (h *haInstance) agreement() string {
 // it. The survivor leads, its zones equal the devices' truth at every checkpoint, the webhook
 // gets each alert transition exactly once (an alert acknowledged before the kill is not paged
 // again; one waiting to escalate escalates after the takeover), and the killed instance,
-// restarted, catches up its MQTT session and the action log and agrees exactly. It logs the
-// takeover time (docs/benchmarks.md).
+// restarted, catches up its MQTT session and the action log and agrees exactly. A real
+// Alertmanager, a channel on both, shows each alert once (one per label set, the term not
+// splitting it) before and after the takeover, and both resolved. It logs the takeover time
+// (docs/benchmarks.md).
 func TestFailoverUnderTheSurge(t *testing.T) {
 	e := testkit.Etcd(t)
 	mq := startMosquitto(t)
+	am := startAlertmanager(t)
 	hook := &pager{}
 	hookSrv := httptest.NewServer(hook)
 	defer hookSrv.Close()
-
-	base := t.TempDir()
-	inst := map[string]*haInstance{}
-	for _, name := range []string{"a", "b"} {
-		dir := filepath.Join(base, name)
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		yaml := haStore
-		for k, v := range map[string]string{"$INST": name, "$BROKER": mq.addr, "$ETCD": e.Endpoint, "$SUM": tokenSum(securityToken),
-			"$HOOK": hookSrv.URL} {
-			yaml = strings.ReplaceAll(yaml, k, v)
-		}
-		inst[name] = &haInstance{name: name, cfg: writeConfig(t, dir, strings.ReplaceAll(yaml, "$DIR", dir))}
-	}
-	// a first, so that it leads; then b.
-	inst["a"].start(t)
-	waitFor(t, 20*time.Second, "a leads", func() bool { r, _ := inst["a"].role(); return r == "leader" })
-	inst["b"].start(t)
-	waitFor(t, 20*time.Second, "b stands by", func() bool { r, _ := inst["b"].role(); return r == "standby" })
-	lead, survivor := inst["a"], inst["b"]
+	inst := newPair(t, pairOptions{etcd: e.Endpoint, broker: mq.addr, hook: hookSrv.URL, am: am})
+	lead, survivor := startPair(t, inst)
 	_, oldTerm := lead.role()
 
 	// Every retained zone message on the broker, with its term and arrival, for the takeover.
@@ -274,29 +267,11 @@ func TestFailoverUnderTheSurge(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	hall := &surgeDevice{id: "dc-01", cl: paho.NewClient(device.Options("tcp://"+mq.addr, "dc-01"))}
-	annex := &surgeDevice{id: "dc-02", cl: paho.NewClient(device.Options("tcp://"+mq.addr, "dc-02"))}
-	defer hall.cl.Disconnect(100)
-	defer annex.cl.Disconnect(100)
-	go hall.heartbeat(ctx)
-	go annex.heartbeat(ctx)
-	both := func(h, a int64, pace time.Duration) error {
-		errs := make(chan error, 2)
-		go func() { errs <- hall.walk(ctx, h, pace) }()
-		go func() { errs <- annex.walk(ctx, a, pace) }()
-		return cmpErrs(<-errs, <-errs)
-	}
-	truth := func() map[string]int64 {
-		return map[string]int64{"hall": hall.truth(), "annex": annex.truth()}
-	}
+	d := newDoors(t, ctx, mq.addr)
+	both, truth := d.walk, d.truth
 	checkpoint := func(what string, insts ...*haInstance) {
 		t.Helper()
-		want := truth()
-		for _, in := range insts {
-			waitFor(t, 30*time.Second, fmt.Sprintf("%s: %s's zones %v equal the truth %v", what, in.name, in.zones(), want), func() bool {
-				return matches(in.zones(), want)
-			})
-		}
+		checkpointPair(t, what, truth(), insts...)
 	}
 
 	// The doors open: both zones past warning (70 %); both instances fire, the leader pages.
@@ -318,6 +293,8 @@ func TestFailoverUnderTheSurge(t *testing.T) {
 	waitFor(t, 10*time.Second, "the ack applied on the leader and paged", func() bool {
 		return len(hook.whats("level:hall")) >= 2 && slices.ContainsFunc(lead.svc.alerts("state=acknowledged"), func(a alerting.Alert) bool { return a.ID == "level:hall" })
 	})
+	// Alertmanager: one alert per zone (the standby's channel only notes them).
+	amShowsOnce(t, am, "before the kill", "hall", "annex")
 
 	// The surge goes on; the leader dies in the middle of it.
 	surge := make(chan error, 1)
@@ -357,6 +334,16 @@ func TestFailoverUnderTheSurge(t *testing.T) {
 	checkpoint("surge after the kill", survivor)
 	// The annex was never acknowledged: it escalates, from the new leader, once.
 	waitFor(t, 30*time.Second, "the annex escalates", func() bool { return slices.Contains(hook.whats("level:annex"), "escalated") })
+	// Alertmanager across the takeover: still one alert per zone, now resent by the new
+	// leader (a term or an instance in the labels would make a second one), the hall's still
+	// carrying its acknowledgement.
+	time.Sleep(2500 * time.Millisecond) // two of the new leader's resends
+	amShowsOnce(t, am, "after the takeover", "hall", "annex")
+	for _, a := range amAlerts(t, am) {
+		if a.Labels["zone"] == "hall" && !strings.Contains(a.Annotations["description"], "acknowledged by token:officer") {
+			t.Errorf("after the takeover Alertmanager's hall alert lost its acknowledgement: %v", a.Annotations)
+		}
+	}
 
 	// While a is down: a silence on the survivor (a catches it up from the log).
 	if code, body := survivor.svc.post("/api/v1/silences", `{"kind": "surge", "zone": "annex", "duration": "2h", "comment": "drill"}`); code != 201 {
@@ -370,6 +357,7 @@ func TestFailoverUnderTheSurge(t *testing.T) {
 	waitFor(t, 30*time.Second, "both resolved", func() bool {
 		return slices.Contains(hook.whats("level:hall"), "resolved") && slices.Contains(hook.whats("level:annex"), "resolved")
 	})
+	amShowsOnce(t, am, "resolved by the new leader") // none active: both resolved in Alertmanager
 
 	// a comes back: its MQTT session and the action log catch it up; it agrees exactly.
 	lead.start(t)
@@ -386,6 +374,8 @@ func TestFailoverUnderTheSurge(t *testing.T) {
 		t.Fatalf("the restarted instance is %s, want standby", r)
 	}
 	time.Sleep(time.Second) // anything sent twice would have arrived
+	// The restarted standby resends nothing: nothing opens again in Alertmanager.
+	amShowsOnce(t, am, "after the restart")
 
 	keys := map[string]int{}
 	for _, pg := range hook.all() {
@@ -420,4 +410,133 @@ func cmpErrs(a, b error) error {
 		return a
 	}
 	return b
+}
+
+// pairOptions is what the pair tests vary: where each instance finds etcd and the broker
+// (by instance name, "" for the shared one), the webhook, and an Alertmanager ("" for none).
+type pairOptions struct {
+	etcd, broker     string
+	etcdOf, brokerOf map[string]string
+	hook, am         string
+}
+
+// newPair writes the two store files, a and b, differing only by ha.instance (and the
+// addresses a test routes through a proxy or a bridge); nothing is started.
+func newPair(t *testing.T, o pairOptions) map[string]*haInstance {
+	t.Helper()
+	base := t.TempDir()
+	inst := map[string]*haInstance{}
+	for _, name := range []string{"a", "b"} {
+		dir := filepath.Join(base, name)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		etcd, broker := cmp.Or(o.etcdOf[name], o.etcd), cmp.Or(o.brokerOf[name], o.broker)
+		amChannel, amRoute := "", ""
+		if o.am != "" {
+			// resend_every short, so that Alertmanager hears the new leader soon after a takeover.
+			amChannel = fmt.Sprintf(`    - {name: am, type: alertmanager, url: %q, resend_every: 1s, max_attempts: 1}`, o.am)
+			amRoute = `    - {channel: am, kinds: [level]}`
+		}
+		// The one test-only difference between the two store files: the webhook learns who sent.
+		hook := o.hook + "?from=" + name
+		yaml := haStore
+		for k, v := range map[string]string{"$INST": name, "$BROKER": broker, "$ETCD": etcd, "$SUM": tokenSum(securityToken),
+			"$HOOK": hook, "$AMCHANNEL": amChannel, "$AMROUTE": amRoute} {
+			yaml = strings.ReplaceAll(yaml, k, v)
+		}
+		inst[name] = &haInstance{name: name, cfg: writeConfig(t, dir, strings.ReplaceAll(yaml, "$DIR", dir))}
+	}
+	return inst
+}
+
+// startPair starts a, waits until it leads, then b, until it stands by.
+func startPair(t *testing.T, inst map[string]*haInstance) (lead, standby *haInstance) {
+	t.Helper()
+	inst["a"].start(t)
+	waitFor(t, 20*time.Second, "a leads", func() bool { r, _ := inst["a"].role(); return r == "leader" })
+	inst["b"].start(t)
+	waitFor(t, 20*time.Second, "b stands by", func() bool { r, _ := inst["b"].role(); return r == "standby" })
+	return inst["a"], inst["b"]
+}
+
+// doors is the store's two door counters (hall and annex), heartbeating until ctx ends.
+type doors struct {
+	ctx         context.Context
+	hall, annex *surgeDevice
+	quiet       context.CancelFunc // stops the heartbeats
+}
+
+func newDoors(t *testing.T, ctx context.Context, broker string) *doors {
+	d := &doors{ctx: ctx,
+		hall:  &surgeDevice{id: "dc-01", cl: paho.NewClient(device.Options("tcp://"+broker, "dc-01"))},
+		annex: &surgeDevice{id: "dc-02", cl: paho.NewClient(device.Options("tcp://"+broker, "dc-02"))}}
+	t.Cleanup(func() { d.hall.cl.Disconnect(100); d.annex.cl.Disconnect(100) })
+	var beat context.Context
+	beat, d.quiet = context.WithCancel(ctx)
+	go d.hall.heartbeat(beat)
+	go d.annex.heartbeat(beat)
+	return d
+}
+
+// walk takes both zones to their targets at once, one person per pace.
+func (d *doors) walk(h, a int64, pace time.Duration) error {
+	errs := make(chan error, 2)
+	go func() { errs <- d.hall.walk(d.ctx, h, pace) }()
+	go func() { errs <- d.annex.walk(d.ctx, a, pace) }()
+	return cmpErrs(<-errs, <-errs)
+}
+
+func (d *doors) truth() map[string]int64 {
+	return map[string]int64{"hall": d.hall.truth(), "annex": d.annex.truth()}
+}
+
+// checkpointPair waits until each instance's zones equal the devices' truth.
+func checkpointPair(t *testing.T, what string, want map[string]int64, insts ...*haInstance) {
+	t.Helper()
+	for _, in := range insts {
+		waitFor(t, 30*time.Second, fmt.Sprintf("%s: %s's zones %v equal the truth %v", what, in.name, in.zones(), want), func() bool {
+			return matches(in.zones(), want)
+		})
+	}
+}
+
+// amLevels is what Alertmanager shows of the pair's level alerts (active ones: a resolved
+// alert is not listed): zone → how many alerts carry that zone, and each one's labels.
+func amLevels(t *testing.T, url string) (count map[string]int, labels map[string]map[string]string) {
+	count, labels = map[string]int{}, map[string]map[string]string{}
+	for _, a := range amAlerts(t, url) {
+		if a.Labels["alertname"] != "crowdwatch_level" {
+			continue
+		}
+		count[a.Labels["zone"]]++
+		labels[a.Labels["zone"]] = a.Labels
+	}
+	return count, labels
+}
+
+// amShowsOnce checks that Alertmanager holds exactly one alert for each of zones, with the
+// alert's own labels and nothing an instance or a term would add (which would split it).
+func amShowsOnce(t *testing.T, url, when string, zones ...string) {
+	t.Helper()
+	var count map[string]int
+	var labels map[string]map[string]string
+	waitFor(t, 20*time.Second, fmt.Sprintf("%s: Alertmanager shows one alert for each of %v", when, zones), func() bool {
+		count, labels = amLevels(t, url)
+		if len(count) != len(zones) {
+			return false
+		}
+		for _, z := range zones {
+			if count[z] != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	for _, z := range zones {
+		want := map[string]string{"alertname": "crowdwatch_level", "kind": "level", "site": "ha-site", "severity": "warning", "zone": z}
+		if !maps.Equal(labels[z], want) {
+			t.Errorf("%s: Alertmanager's %s alert has labels %v, want %v", when, z, labels[z], want)
+		}
+	}
 }
