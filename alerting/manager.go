@@ -457,9 +457,17 @@ func alertID(a *Alert) string {
 	if a.Kind == KindSecurity {
 		return securityAlertID(a.SecurityKind, a.Source)
 	}
+	if planAlert(a.Kind) && a.Detail != "" {
+		// Per plan (Detail is its id): two plans whose opening notices overlap (one's doors
+		// at 11:58, the next's at 12:00) each get their own alert and notice.
+		return string(a.Kind) + ":" + a.Detail
+	}
 	subject := cmp.Or(a.Zone, a.Device, "site")
 	return string(a.Kind) + ":" + subject
 }
+
+// planAlert says whether alerts of kind k are a plan's (their id names the plan).
+func planAlert(k Kind) bool { return k == KindOpeningQueue || k == KindDoorsOpen }
 
 // reconcile turns this evaluation's candidates into alert transitions.
 func (m *Manager) reconcile(now time.Time, cands []candidate) {
