@@ -410,13 +410,14 @@ func (e *zoneEval) params(kv ...any) map[string]any {
 }
 
 // liveDevices says which devices count as live. A device never heard from counts as live
-// until the service has waited offline_after for it, so a start-up does not page anyone
-// before the devices have had a chance.
+// until the service has waited its offline_after for it (the device's own, else
+// devices.offline_after), so a start-up does not page anyone before the devices have had a
+// chance: a vendor device that reports every 15 min gets its 15 min.
 func (m *Manager) liveDevices(now time.Time, snap *zones.Snapshot) map[string]bool {
-	grace := now.Sub(m.started) < m.set.cfg.Devices.OfflineAfter
+	up := now.Sub(m.started)
 	live := map[string]bool{}
 	for _, d := range snap.Devices {
-		live[d.ID] = d.Online || (d.LastSeen == nil && grace)
+		live[d.ID] = d.Online || (d.LastSeen == nil && up < m.set.cfg.Devices.OfflineAfterFor(d.ID))
 	}
 	return live
 }

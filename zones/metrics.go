@@ -171,7 +171,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	now := time.Now()
 	for _, d := range s.Devices {
 		online := 0.0
-		if d.Online && (d.LastSeen == nil || now.Sub(*d.LastSeen) < c.engine.opts.OfflineAfter) {
+		if d.Online && (d.LastSeen == nil || now.Sub(*d.LastSeen) < c.engine.OfflineAfter(d.ID)) {
 			online = 1
 		}
 		ch <- prometheus.MustNewConstMetric(descOnline, prometheus.GaugeValue, online, d.ID)
