@@ -25,6 +25,7 @@ import (
 const (
 	ActionsLive = 2*DefaultSnapshotRefresh + DefaultSnapshotEvery
 	ActionsKeep = time.Hour
+	pruneRead   = 10000
 )
 
 // Pruned is the value of <prefix>/<site>/pruned: the bound of the last prune.
@@ -73,7 +74,9 @@ func (c *Coordinator) PruneActions(ctx context.Context, now time.Time, o PruneOp
 	if bound == 0 {
 		return 0, 0, nil
 	}
-	resp, err := c.cli.Get(ctx, c.o.Keys.actions(), clientv3.WithPrefix(), clientv3.WithMaxModRev(bound))
+	// At most pruneRead keys a time: a first prune of a log that grew for months is spread
+	// over the runs (one every 10 min) rather than one large read.
+	resp, err := c.cli.Get(ctx, c.o.Keys.actions(), clientv3.WithPrefix(), clientv3.WithMaxModRev(bound), clientv3.WithLimit(pruneRead))
 	if err != nil {
 		return 0, bound, fmt.Errorf("ha: pruning the actions: etcd: %w", err)
 	}
