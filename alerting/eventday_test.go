@@ -2,10 +2,13 @@ package alerting
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // The harness clock starts at 07:00 UTC; the plan's doors open at 08:00.
@@ -43,7 +46,7 @@ func TestOpeningQueueAlert(t *testing.T) {
 			h := newHarness(t, eventDayStore)
 			h.occ["queue"] = c.queue
 			h.at(c.sec)
-			a := h.alert("opening_queue:site")
+			a := h.alert("opening_queue:doorbuster")
 			if (a != nil) != c.fires {
 				t.Fatalf("opening alert %v, want firing %v (alerts %+v)", a != nil, c.fires, h.m.Status().Alerts)
 			}
@@ -57,7 +60,7 @@ func TestOpeningQueueAlert(t *testing.T) {
 				t.Fatalf("no playbook advice: %+v", a)
 			}
 			// A warning goes to security's route first, as every warning does.
-			if got := whats(h.notes.take(), "opening_queue:site"); !slices.Equal(got, []string{"fired->radio"}) {
+			if got := whats(h.notes.take(), "opening_queue:doorbuster"); !slices.Equal(got, []string{"fired->radio"}) {
 				t.Fatalf("notified %v", got)
 			}
 		})
@@ -69,15 +72,15 @@ func TestDoorsOpenNoticeGoesToAllStaff(t *testing.T) {
 	h.at(59 * 60)
 	h.notes.take()
 	h.at(60 * 60)
-	if got := whats(h.notes.take(), "doors_open:site"); !slices.Equal(got, []string{"fired->radio+managers+everyone"}) {
+	if got := whats(h.notes.take(), "doors_open:doorbuster"); !slices.Equal(got, []string{"fired->radio+managers+everyone"}) {
 		t.Fatalf("doors-open notice %v, want every route", got)
 	}
 	h.at(64 * 60) // never escalated nor repeated
-	if got := whats(h.notes.take(), "doors_open:site"); len(got) != 0 {
+	if got := whats(h.notes.take(), "doors_open:doorbuster"); len(got) != 0 {
 		t.Fatalf("doors-open notice repeated: %v", got)
 	}
 	h.at(66 * 60)
-	if h.alert("doors_open:site") != nil {
+	if h.alert("doors_open:doorbuster") != nil {
 		t.Fatal("the notice is still up after 5 minutes")
 	}
 }
@@ -219,5 +222,89 @@ func TestDrillSurvivesARestart(t *testing.T) {
 	})
 	if len(h.m.Status().Drills) != 0 {
 		t.Fatalf("a replayed start began a drill again: %+v", h.m.Status().Drills)
+	}
+}
+
+// Two back-to-back plans whose opening notices overlap (the first's doors at 07:58, held for
+// 5 min; the next's at 08:00) and whose opening windows overlap each get their own alerts,
+// named by the plan, and the next's notice goes out at its own opening.
+var backToBackStore = strings.Replace(testStore, "zones:\n", "zones:\n  - {id: queue, capacity: 2000}\n", 1) + `
+events:
+  - id: early
+    name: Early birds
+    start: "2026-11-27T06:00:00Z"
+    end: "2026-11-27T08:00:00Z"
+    doors_open: "2026-11-27T07:58:00Z"
+    metered:
+      - {door: main, rate_per_min: 30, queue: queue}
+  - id: main-sale
+    name: Main sale
+    start: "2026-11-27T08:00:00Z"
+    end: "2026-11-27T12:00:00Z"
+    doors_open: "2026-11-27T08:00:00Z"
+    metered:
+      - {door: main, rate_per_min: 30, queue: queue}
+event_day: {opening_absorb: 10m, opening_window: 30m}
+`
+
+func TestBackToBackPlansEachGetTheirOpeningAlerts(t *testing.T) {
+	h := newHarness(t, backToBackStore)
+	h.occ["queue"] = 900
+	h.at(45 * 60) // 07:45: within both opening windows
+	for _, id := range []string{"opening_queue:early", "opening_queue:main-sale"} {
+		if a := h.alert(id); a == nil || a.Detail != strings.TrimPrefix(id, "opening_queue:") {
+			t.Fatalf("%s: %+v (alerts %+v)", id, a, h.m.Status().Alerts)
+		}
+	}
+	h.occ["queue"] = 0
+	h.at(58 * 60) // the early birds' doors
+	h.notes.take()
+	h.at(60 * 60) // the main sale's, the early notice still up
+	if got := whats(h.notes.take(), "doors_open:main-sale"); !slices.Equal(got, []string{"fired->radio+managers+everyone"}) {
+		t.Fatalf("the main sale's doors-open notice %v, want its own, to every route", got)
+	}
+	if h.alert("doors_open:early") == nil || h.alert("doors_open:main-sale").Params["event"] != "Main sale" {
+		t.Fatalf("alerts %+v", h.m.Status().Alerts)
+	}
+}
+
+// An alert an earlier version stored as doors_open:site loads under its plan's id, still
+// held: not told again.
+func TestOldPlanAlertIDsLoad(t *testing.T) {
+	h := newHarness(t, eventDayStore)
+	h.at(60 * 60)
+	if got := whats(h.notes.take(), "doors_open:doorbuster"); len(got) != 1 {
+		t.Fatalf("notice %v", got)
+	}
+	_ = h.m.Close()
+	db, err := bolt.Open(h.cfg.AlertsPath(), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketAlerts)
+		var a Alert
+		if err := json.Unmarshal(b.Get([]byte("doors_open:doorbuster")), &a); err != nil {
+			return err
+		}
+		a.ID = "doors_open:site"
+		v, _ := json.Marshal(&a)
+		_ = b.Delete([]byte("doors_open:doorbuster"))
+		return b.Put([]byte(a.ID), v)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_ = db.Close()
+	h.open()
+	h.at(61 * 60)
+	if got := whats(h.notes.take(), "doors_open:doorbuster"); len(got) != 0 {
+		t.Fatalf("told again after the upgrade: %v", got)
+	}
+	if a := h.alert("doors_open:doorbuster"); a == nil || h.alert("doors_open:site") != nil {
+		t.Fatalf("alerts %+v", h.m.Status().Alerts)
+	}
+	h.at(66 * 60)
+	if len(h.m.Status().Alerts) != 0 {
+		t.Fatalf("still open after 5 min: %+v", h.m.Status().Alerts)
 	}
 }

@@ -410,13 +410,14 @@ func (e *zoneEval) params(kv ...any) map[string]any {
 }
 
 // liveDevices says which devices count as live. A device never heard from counts as live
-// until the service has waited offline_after for it, so a start-up does not page anyone
-// before the devices have had a chance.
+// until the service has waited its offline_after for it (the device's own, else
+// devices.offline_after), so a start-up does not page anyone before the devices have had a
+// chance: a vendor device that reports every 15 min gets its 15 min.
 func (m *Manager) liveDevices(now time.Time, snap *zones.Snapshot) map[string]bool {
-	grace := now.Sub(m.started) < m.set.cfg.Devices.OfflineAfter
+	up := now.Sub(m.started)
 	live := map[string]bool{}
 	for _, d := range snap.Devices {
-		live[d.ID] = d.Online || (d.LastSeen == nil && grace)
+		live[d.ID] = d.Online || (d.LastSeen == nil && up < m.set.cfg.Devices.OfflineAfterFor(d.ID))
 	}
 	return live
 }
@@ -457,9 +458,17 @@ func alertID(a *Alert) string {
 	if a.Kind == KindSecurity {
 		return securityAlertID(a.SecurityKind, a.Source)
 	}
+	if planAlert(a.Kind) && a.Detail != "" {
+		// Per plan (Detail is its id): two plans whose opening notices overlap (one's doors
+		// at 11:58, the next's at 12:00) each get their own alert and notice.
+		return string(a.Kind) + ":" + a.Detail
+	}
 	subject := cmp.Or(a.Zone, a.Device, "site")
 	return string(a.Kind) + ":" + subject
 }
+
+// planAlert says whether alerts of kind k are a plan's (their id names the plan).
+func planAlert(k Kind) bool { return k == KindOpeningQueue || k == KindDoorsOpen }
 
 // reconcile turns this evaluation's candidates into alert transitions.
 func (m *Manager) reconcile(now time.Time, cands []candidate) {

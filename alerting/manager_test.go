@@ -541,3 +541,37 @@ func TestRunEvaluatesTheLatestOfABurst(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A device never heard from gets its own offline_after as the start-up grace: a vendor
+// device that reports every 10 minutes is not paged silent 30 s after a restart.
+func TestDeviceSilentWaitsForTheDevicesOwnAllowance(t *testing.T) {
+	h := newHarness(t, testStore+`
+devices:
+  offline_after: 30s
+  list:
+    - {id: dc-02, offline_after: 15m}
+`)
+	never := func(sec int) {
+		h.now = time.Date(2026, 11, 27, 7, 0, 0, 0, time.UTC).Add(time.Duration(sec) * time.Second)
+		h.publish()
+		h.src.mu.Lock()
+		for i := range h.src.snap.Devices {
+			h.src.snap.Devices[i].Online, h.src.snap.Devices[i].LastSeen = false, nil
+		}
+		h.src.mu.Unlock()
+		h.m.step(h.now)
+	}
+	never(60)
+	never(80)
+	if h.alert("device_silent:dc-01") == nil {
+		t.Fatal("dc-01 not reported silent past devices.offline_after")
+	}
+	if a := h.alert("device_silent:dc-02"); a != nil {
+		t.Fatalf("dc-02 reported silent within its own offline_after: %+v", a)
+	}
+	never(16 * 60)
+	never(16*60 + 20)
+	if h.alert("device_silent:dc-02") == nil {
+		t.Fatal("dc-02 not reported silent past its own offline_after")
+	}
+}

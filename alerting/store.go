@@ -56,7 +56,7 @@ func openStore(path, site string) (*store, error) {
 				return err
 			}
 		}
-		return nil
+		return renamePlanAlerts(tx.Bucket(bucketAlerts))
 	})
 	if err != nil {
 		db.Close()
@@ -66,6 +66,47 @@ func openStore(path, site string) (*store, error) {
 }
 
 func (s *store) close() error { return s.db.Close() }
+
+// renamePlanAlerts moves the alerts an earlier version stored as opening_queue:site and
+// doors_open:site to their plan's id (alertID), so that an alert open across the upgrade is
+// still held under the id its rule now gives it: neither fired nor told again. One whose new
+// id is taken already, or that names no plan, stays as it was (it loads and resolves).
+func renamePlanAlerts(b *bolt.Bucket) error {
+	type move struct {
+		from, to string
+		v        []byte
+	}
+	var moves []move
+	for _, k := range []Kind{KindOpeningQueue, KindDoorsOpen} {
+		old := string(k) + ":site"
+		v := b.Get([]byte(old))
+		if v == nil {
+			continue
+		}
+		var a Alert
+		if err := json.Unmarshal(v, &a); err != nil || a.Detail == "" {
+			continue
+		}
+		a.ID = alertID(&a)
+		if a.ID == old || b.Get([]byte(a.ID)) != nil {
+			continue
+		}
+		nv, err := json.Marshal(&a)
+		if err != nil {
+			return err
+		}
+		moves = append(moves, move{old, a.ID, nv})
+	}
+	for _, m := range moves {
+		if err := b.Put([]byte(m.to), m.v); err != nil {
+			return err
+		}
+		if err := b.Delete([]byte(m.from)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // Backup writes a consistent copy of the alert database as of one read transaction, beside
 // the manager's writes (storage.Backup).

@@ -157,6 +157,7 @@ func New(cfg *configs.Config, opts Options) (_ *App, err error) {
 	if a.promo, err = newPromotion(cfg, a.engine, log); err != nil {
 		return nil, err
 	}
+	a.reg.MustRegister(zones.CapacityInForce(a.promo.inForce)) // beside the configured capacity
 	if a.mqtt, err = newMQTT(cfg, a.engine, a.monitor, a.reg, log); err != nil {
 		return nil, err
 	}

@@ -138,7 +138,8 @@ func (h *haSide) start(retained *ingest.Retainer) {
 		}
 	})
 	h.pruneRun.start(func(ctx context.Context) error {
-		// The leader deletes the sent records no takeover needs any more (ha.SentKeep).
+		// The leader deletes the sent records no takeover needs any more (ha.SentKeep), and
+		// the action keys every live instance has applied (ha.PruneActions).
 		tick := time.NewTicker(sentPruneEvery)
 		defer tick.Stop()
 		for {
@@ -158,6 +159,16 @@ func (h *haSide) start(retained *ingest.Retainer) {
 				h.x.log.Warn("ha: pruning the sent records failed; next time", "error", err)
 			case n > 0:
 				h.x.log.Info("ha: old sent records deleted", "count", n)
+			}
+			// And the action keys every live instance has applied (ha.ActionsLive).
+			pctx, cancel = context.WithTimeout(ctx, 30*time.Second)
+			n, bound, err := h.coord.PruneActions(pctx, time.Now(), ha.PruneOptions{})
+			cancel()
+			switch {
+			case err != nil && !errors.Is(err, ha.ErrNotLeader):
+				h.x.log.Warn("ha: pruning the action keys failed; next time", "error", err)
+			case n > 0:
+				h.x.log.Info("ha: applied action keys deleted", "count", n, "at_or_below", bound)
 			}
 		}
 	})

@@ -216,7 +216,8 @@ func (x *actions) take(ctx context.Context, kind, by string, body any) (any, err
 }
 
 // retryLate appends the evacuations applied locally while the coordinator was away, as soon
-// as it answers, so that every instance applies them too (Declare is idempotent here).
+// as it answers, so that every instance applies them too (Declare is idempotent here), each
+// with its declaration's time as the action's at (set by Declare; Append keeps a set at).
 func (x *actions) retryLate(ctx context.Context) error {
 	var queue []ha.Action
 	tick := time.NewTicker(time.Second)
@@ -291,8 +292,10 @@ func (h haAlerting) Declare(ctx context.Context, zone, by, reason string) (alert
 			return ev, lerr
 		}
 		raw, _ := json.Marshal(body)
+		// At: the declaration's own time, not the late append's, so that every instance
+		// shows the start this one shows (the log's handler declares it as of a.At).
 		select {
-		case h.x.late <- ha.Action{Kind: ha.ActionEvacuation, By: by, Body: raw}:
+		case h.x.late <- ha.Action{Kind: ha.ActionEvacuation, By: by, At: ev.At, Body: raw}:
 		default:
 		}
 		h.x.log.Warn("ha: coordinator unreachable: evacuation applied on this instance only, until it answers", "zone", zone, "by", by)

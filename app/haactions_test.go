@@ -131,4 +131,21 @@ func TestHAActionsReachBoth(t *testing.T) {
 	if n := evacuating(t, addrA); n != 1 {
 		t.Fatalf("a has %d evacuations after the log applied its own again, want 1", n)
 	}
+	// Appended late, it carries its declaration's time: the same start everywhere.
+	if atA, atB := evacuationAt(t, addrA), evacuationAt(t, addrB); atA == "" || atA != atB {
+		t.Fatalf("the late evacuation starts at %q on a, %q on b; want a's declaration time on both", atA, atB)
+	}
+}
+
+func evacuationAt(t *testing.T, addr string) string {
+	var v struct {
+		Evacuations []struct {
+			At string `json:"at"`
+		} `json:"evacuations"`
+	}
+	getJSON(t, "http://"+addr+"/api/v1/evacuation", officerToken, &v)
+	if len(v.Evacuations) != 1 {
+		return ""
+	}
+	return v.Evacuations[0].At
 }

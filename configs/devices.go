@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/viper"
 
@@ -38,6 +39,24 @@ type DeviceSpec struct {
 	// (default: the format's own choice, formats.Decoder.Counting). Readings of the other
 	// kinds are ignored, so a device sending trigger and periodic messages is counted once.
 	Counting string `mapstructure:"counting"`
+	// OfflineAfter is how long this device may be silent before it is shown offline, in
+	// place of devices.offline_after (nil: that one). For a vendor device that sends no
+	// heartbeat and reports less often than the store's allowance (docs/devices.md).
+	OfflineAfter *time.Duration `mapstructure:"offline_after"`
+}
+
+// OfflineAfter is how long device id may be silent before it is shown offline: its own
+// offline_after, else devices.offline_after.
+func (c *Config) OfflineAfter(id string) time.Duration { return c.Devices.OfflineAfterFor(id) }
+
+// OfflineAfterFor is Config.OfflineAfter for the devices section alone.
+func (ds Devices) OfflineAfterFor(id string) time.Duration {
+	for _, d := range ds.List {
+		if d.ID == id && d.OfflineAfter != nil {
+			return *d.OfflineAfter
+		}
+	}
+	return ds.OfflineAfter
 }
 
 // Native reports whether the device speaks the service's own protocol.
@@ -129,6 +148,9 @@ func (c *Config) validateDevices(bad func(key, format string, args ...any), sens
 			bad(key+".id", "device %q is declared twice (also devices[%d])", d.ID, j)
 		}
 		ids[d.ID] = i
+		if d.OfflineAfter != nil && *d.OfflineAfter < time.Second {
+			bad(key+".offline_after", "%v must be at least 1s (write a unit, e.g. 15m; leave it out to use devices.offline_after)", *d.OfflineAfter)
+		}
 		if d.Format == "" {
 			d.Format = FormatNative
 		}

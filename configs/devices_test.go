@@ -124,6 +124,9 @@ func TestDeviceDeclarationsAreValidated(t *testing.T) {
 		{"device token without device", `auth: {tokens: [{name: t, sha256: ` + tok + `, role: device}]}`, `auth.tokens[0].device: device token needs the id of a configured device, not ""`},
 		{"device on another token", `auth: {tokens: [{name: t, sha256: ` + tok + `, role: manager, device: ms-1}]}`, `auth.tokens[0].device: only device tokens name a device`},
 		{"ingest body limit", `http: {ingest: {max_body: 10}}`, `http.ingest.max_body: 10 must be between 64`},
+		{"device offline_after under a second", `devices: [{id: ms-1, format: cfgtest, offline_after: 500ms}]`, `devices[0].offline_after: 500ms must be at least 1s`},
+		{"device offline_after without a unit", `devices: [{id: ms-1, format: cfgtest, offline_after: 900}]`, `devices[0].offline_after: 900ns must be at least 1s`},
+		{"device offline_after zero", `devices: [{id: ms-1, offline_after: 0s}]`, `devices[0].offline_after: 0s must be at least 1s`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -147,5 +150,36 @@ func TestDeviceTokenIsAccepted(t *testing.T) {
 	}
 	if cfg.Auth.Tokens[0].Device != "ms-1" || cfg.HTTP.Ingest.MaxBody != 256<<10 {
 		t.Errorf("token %+v, max_body %d", cfg.Auth.Tokens[0], cfg.HTTP.Ingest.MaxBody)
+	}
+}
+
+// A device's own offline_after takes the place of devices.offline_after for it alone, in
+// either form of the devices section.
+func TestDeviceOfflineAfter(t *testing.T) {
+	for _, yaml := range []string{`
+devices:
+  - {id: ms-1, format: cfgtest, offline_after: 15m}
+  - {id: ax-1, format: axis}
+  - {id: ms-2, format: cfgtest}
+`, `
+devices:
+  offline_after: 30s
+  list:
+    - {id: ms-1, format: cfgtest, offline_after: 15m}
+    - {id: ax-1, format: axis}
+    - {id: ms-2, format: cfgtest}
+`} {
+		cfg, err := Parse([]byte(vendorStore+yaml), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.OfflineAfter("ms-1"); got != 15*time.Minute {
+			t.Errorf("ms-1: %v, want its own 15m", got)
+		}
+		for _, id := range []string{"ax-1", "lw-1"} { // declared without one, not declared
+			if got := cfg.OfflineAfter(id); got != 30*time.Second {
+				t.Errorf("%s: %v, want devices.offline_after", id, got)
+			}
+		}
 	}
 }

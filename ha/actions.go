@@ -179,13 +179,35 @@ func (l *Log) Err() error {
 
 // Pending counts the entries in etcd that this instance has not applied yet: its lag.
 func (l *Log) Pending(ctx context.Context) (int64, error) {
-	// Not WithCountOnly: etcd counts the range before the revision filter.
-	resp, err := l.cli.Get(ctx, l.o.Keys.actions(), clientv3.WithPrefix(), clientv3.WithKeysOnly(),
-		clientv3.WithMinModRev(l.applied.Load()+1))
+	n, behind, _, err := l.unapplied(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("ha: counting pending actions: etcd: %w", err)
+		return 0, fmt.Errorf("ha: counting pending actions: %w", err)
 	}
-	return int64(len(resp.Kvs)), nil
+	if behind && n == 0 {
+		n = 1 // pruned ones not seen here yet: at least one, however many
+	}
+	return n, nil
+}
+
+// unapplied counts the action keys above the applied revision, and says whether a prune
+// this instance has not seen yet deleted some (the pruned key's revision is above the
+// applied one: its deleted actions are invisible to a Get but still come through the
+// watch), as of the revision etcd answered at.
+func (l *Log) unapplied(ctx context.Context) (n int64, behind bool, rev int64, err error) {
+	applied := l.applied.Load()
+	// Not WithCountOnly: etcd counts the range before the revision filter. One transaction:
+	// both reads at one revision.
+	resp, err := l.cli.Txn(ctx).Then(
+		clientv3.OpGet(l.o.Keys.actions(), clientv3.WithPrefix(), clientv3.WithKeysOnly(), clientv3.WithMinModRev(applied+1)),
+		clientv3.OpGet(l.o.Keys.pruned(), clientv3.WithKeysOnly())).Commit()
+	if err != nil {
+		return 0, false, 0, fmt.Errorf("etcd: %w", err)
+	}
+	n = int64(len(resp.Responses[0].GetResponseRange().Kvs))
+	if p := resp.Responses[1].GetResponseRange().Kvs; len(p) > 0 && p[0].ModRevision > applied {
+		behind = true
+	}
+	return n, behind, resp.Header.Revision, nil
 }
 
 // Append writes a to the log and waits until this instance's Run has applied it, so that
@@ -291,15 +313,13 @@ func (l *Log) snapshot(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("ha: taking the snapshot: %w", err)
 	}
-	resp, err := l.cli.Get(ctx, l.o.Keys.actions(), clientv3.WithPrefix(), clientv3.WithKeysOnly(),
-		clientv3.WithMinModRev(l.applied.Load()+1))
+	pending, behind, rev, err := l.unapplied(ctx)
 	if err != nil {
-		return fmt.Errorf("ha: checking the log before a snapshot: etcd: %w", err)
+		return fmt.Errorf("ha: checking the log before a snapshot: %w", err)
 	}
-	if len(resp.Kvs) > 0 {
+	if pending > 0 || behind {
 		return nil // behind: the watch delivers them; a later tick writes it
 	}
-	rev := resp.Header.Revision
 	sum := sha256.Sum256(state)
 	if sum != l.snapSum || time.Since(l.snapWrote) >= l.o.SnapshotRefresh {
 		v, err := json.Marshal(Snapshot{Rev: rev, Instance: l.o.Instance, At: time.Now().UTC(), State: state})
@@ -398,9 +418,14 @@ func (l *Log) watch(ctx context.Context) (again bool, err error) {
 			l.o.Logger.Warn("ha: action log watch ended; watching again", "error", err)
 			return true, nil
 		}
+		var seen int64 // the last revision of an event that is not an action
 		for _, ev := range resp.Events {
 			if ev.Type != clientv3.EventTypePut || ev.Kv.CreateRevision != ev.Kv.ModRevision {
-				continue // only first writes are actions; nothing deletes or rewrites one
+				// Only first writes are actions; nothing rewrites one, and the leader's
+				// prune deletes them: the log is seen through a delete's revision, which
+				// is the pruned key's (a current instance's check compares with it).
+				seen = ev.Kv.ModRevision
+				continue
 			}
 			e := Entry{Rev: ev.Kv.ModRevision}
 			if err := json.Unmarshal(ev.Kv.Value, &e.Action); err != nil {
@@ -410,6 +435,11 @@ func (l *Log) watch(ctx context.Context) (again bool, err error) {
 				return false, fmt.Errorf("ha: applying the %s action of revision %d: %w", e.Kind, e.Rev, err)
 			}
 			if err := l.setApplied(e.Rev); err != nil {
+				return false, err
+			}
+		}
+		if seen > l.applied.Load() {
+			if err := l.setApplied(seen); err != nil {
 				return false, err
 			}
 		}

@@ -86,6 +86,7 @@ func (k Keys) leader() string    { return k.Root + "leader" } // concurrency add
 func (k Keys) sent() string      { return k.Root + "sent/" }
 func (k Keys) actions() string   { return k.Root + "actions/" }
 func (k Keys) snapshots() string { return k.Root + "snapshot/" }
+func (k Keys) pruned() string    { return k.Root + "pruned" } // outside actions/: no action
 
 // Timing derives the lease TTL and the step-down guard from the failover time. The lease
 // expires on the server TTL after its last renewal, and a standby leads as soon as it

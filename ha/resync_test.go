@@ -240,3 +240,113 @@ func TestPruneSent(t *testing.T) {
 		t.Fatalf("pruned %d (%v), want 250", n, err)
 	}
 }
+
+// TestPruneActions: the leader deletes the actions at or below the lowest revision of the
+// live instances' snapshots, older than the margin; a standby prunes nothing; an instance
+// that was down when its actions were pruned still gets them from etcd's history, and does
+// not count itself current (nor write a snapshot) before it has seen the prune.
+func TestPruneActions(t *testing.T) {
+	e := testkit.Etcd(t)
+	r1, r2 := start(t, e, "a"), start(t, e, "b")
+	lead, others := leaderOf(t, r1, r2)
+	ctx := context.Background()
+	keys := KeysFor("/test", "site")
+	cli := client(t, e)
+	dir := t.TempDir()
+	a := openStateful(t, e, "a", filepath.Join(dir, "a.ha.db"), nil)
+	bPath := filepath.Join(dir, "b.ha.db")
+	b := openStateful(t, e, "b", bPath, nil)
+	var last int64
+	var err error
+	for n := 1; n <= 5; n++ {
+		if last, err = a.log.Append(ctx, action(ActionSilence, "x", n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snapOf := func(name string) Snapshot {
+		snaps, _ := a.log.Snapshots(ctx)
+		for _, s := range snaps {
+			if s.Instance == name {
+				return s
+			}
+		}
+		return Snapshot{}
+	}
+	until(t, "both write a snapshot of the five", func() bool { return snapOf("a").Rev >= last && snapOf("b").Rev >= last })
+	_ = b.stop(t)
+	bRev := snapOf("b").Rev
+	for n := 6; n <= 8; n++ {
+		if last, err = a.log.Append(ctx, action(ActionSilence, "x", n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	until(t, "a's snapshot of all eight", func() bool { return snapOf("a").Rev >= last })
+	count := func() int64 {
+		r, err := cli.Get(ctx, keys.actions(), clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Count
+	}
+
+	if _, _, err := others[0].c.PruneActions(ctx, time.Now(), PruneOptions{}); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("a standby pruned: %v", err)
+	}
+	if n, _, err := lead.c.PruneActions(ctx, time.Now(), PruneOptions{}); err != nil || n != 0 || count() != 8 {
+		t.Fatalf("within the margin: pruned %d (%v), %d left; want none", n, err, count())
+	}
+	// b is live (its snapshot is recent) but behind: the bound is b's snapshot.
+	n, bound, err := lead.c.PruneActions(ctx, time.Now(), PruneOptions{Keep: time.Nanosecond})
+	if err != nil || n != 5 || bound != bRev || count() != 3 {
+		t.Fatalf("pruned %d below %d (%v), %d left; want 5 below b's %d, 3 left", n, bound, err, count(), bRev)
+	}
+	// b's snapshot is stale (b is down): the bound is a's, everything goes.
+	old := snapOf("b")
+	old.At = time.Now().Add(-time.Hour)
+	v, _ := json.Marshal(old)
+	if _, err := cli.Put(ctx, keys.snapshots()+"b", string(v)); err != nil {
+		t.Fatal(err)
+	}
+	if n, bound, err := lead.c.PruneActions(ctx, time.Now(), PruneOptions{Keep: time.Nanosecond}); err != nil || n != 3 || bound < last || count() != 0 {
+		t.Fatalf("pruned %d below %d (%v), %d left; want all 3 below a's %d", n, bound, err, count(), last)
+	}
+
+	// b, before it has watched: no action key above what it applied, but it has not seen the
+	// prune: it is behind, writes no snapshot and does not move its applied revision.
+	bl, err := OpenLog(cli, LogOptions{Keys: keys, Instance: "b", Site: "site", StatePath: bPath,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Apply:  func(context.Context, Entry) error { return nil },
+		Snapshot: func(context.Context) (json.RawMessage, error) {
+			return json.RawMessage("[1,2,3,4,5]"), nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	applied := bl.Applied()
+	if p, err := bl.Pending(ctx); err != nil || p == 0 {
+		t.Fatalf("b's pending before it saw the prune: %d %v, want at least one", p, err)
+	}
+	if err := bl.snapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if bl.Applied() != applied || snapOf("b").Rev != old.Rev {
+		t.Fatalf("b counted itself current through %d (snapshot %d) before seeing the pruned actions above %d",
+			bl.Applied(), snapOf("b").Rev, applied)
+	}
+	_ = bl.Close()
+
+	// b restarts: the watch delivers the pruned actions from history, then the prune.
+	b2 := openStateful(t, e, "b", bPath, nil)
+	b2.mu.Lock()
+	for n := 1; n <= 5; n++ {
+		b2.state[n] = true // what b had before
+	}
+	b2.mu.Unlock()
+	until(t, "b catches up and writes its snapshot", func() bool {
+		p, _ := b2.log.Pending(ctx)
+		return p == 0 && snapOf("b").Rev > last
+	})
+	if !slices.Equal(b2.numbers(), []int{1, 2, 3, 4, 5, 6, 7, 8}) || len(b2.restored) != 0 {
+		t.Fatalf("b has %v (restored %v); want 1..8 from the history, no resync", b2.numbers(), b2.restored)
+	}
+}

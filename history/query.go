@@ -87,6 +87,25 @@ type Point struct {
 	Clamped   int64              `json:"clamped"`
 	Corrected int64              `json:"corrected"`
 	SecondsAt map[string]float64 `json:"seconds_at"`
+	// Capacity is the capacity in force in the bucket: a plan's while it runs (Reader.
+	// CapacityAt), else the zone's configured one (the series' capacity). A bucket a plan
+	// starts or ends in has the lower of the two at its start and end: a line never more
+	// reassuring than what was in force.
+	Capacity int `json:"capacity"`
+}
+
+// capacityIn is a bucket's capacity in force (Point.Capacity).
+func (r *Reader) capacityIn(zone string, configured int, start, end time.Time) int {
+	if r.CapacityAt == nil {
+		return configured
+	}
+	at := func(t time.Time) int {
+		if c := r.CapacityAt(zone, t); c > 0 {
+			return c
+		}
+		return configured
+	}
+	return min(at(start), at(end.Add(-time.Millisecond)))
 }
 
 func (r *Reader) loc(q *txq) *time.Location { return q.site.Loc }
@@ -141,7 +160,9 @@ func (r *Reader) History(ctx context.Context, qu Query) (*Series, error) {
 			}
 			zs := ZoneSeries{Zone: id, Name: z.Name, Capacity: z.Capacity, AreaM2: z.AreaM2, Bands: r.BandsOf(z)}
 			for _, w := range bucketize(ws, edges) {
-				zs.Points = append(zs.Points, pointOf(w, q.site.Loc))
+				p := pointOf(w, q.site.Loc)
+				p.Capacity = r.capacityIn(id, z.Capacity, p.Start, p.End)
+				zs.Points = append(zs.Points, p)
 			}
 			out.Zones = append(out.Zones, zs)
 		}

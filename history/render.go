@@ -1,6 +1,7 @@
 package history
 
 import (
+	"cmp"
 	"encoding/csv"
 	"fmt"
 	"io"
@@ -21,7 +22,7 @@ func WriteSeriesCSV(w io.Writer, s *Series) error {
 	_ = cw.Write(head)
 	for _, z := range s.Zones {
 		for _, p := range z.Points {
-			row := []string{z.Zone, p.Start.Format(time.RFC3339), p.End.Format(time.RFC3339), strconv.Itoa(z.Capacity), num(p.CoveredS),
+			row := []string{z.Zone, p.Start.Format(time.RFC3339), p.End.Format(time.RFC3339), strconv.Itoa(cmp.Or(p.Capacity, z.Capacity)), num(p.CoveredS),
 				optInt(p.Min), optInt(p.Max), optTime(p.PeakAt), optFloat(p.Mean), optInt(p.Last), optLevel(p.Level),
 				strconv.FormatInt(p.Entries, 10), strconv.FormatInt(p.Exits, 10), strconv.FormatInt(p.Clamped, 10), strconv.FormatInt(p.Corrected, 10)}
 			for l := range NumLevels {

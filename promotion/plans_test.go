@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/crowdwatch/crowdwatch/configs"
 	"github.com/crowdwatch/crowdwatch/internal/owner"
@@ -240,6 +243,16 @@ func TestInForce(t *testing.T) {
 	}
 	if src.snap.Load().Zones[0].Capacity != 300 {
 		t.Error("the engine's snapshot was changed")
+	}
+	// The metric of the capacity in force follows the plan (crowdwatch_zone_capacity stays
+	// the engine's, the configured one).
+	if err := testutil.CollectAndCompare(zones.CapacityInForce(f), strings.NewReader(`
+# HELP crowdwatch_zone_capacity_in_force Capacity of the zone in force now: a running event plan's where it names the zone, else the configured capacity.
+# TYPE crowdwatch_zone_capacity_in_force gauge
+crowdwatch_zone_capacity_in_force{zone="hall"} 120
+crowdwatch_zone_capacity_in_force{zone="upper"} 100
+`)); err != nil {
+		t.Error(err)
 	}
 	if f.Snapshot() != s {
 		t.Error("the same snapshot is rewritten again")

@@ -120,6 +120,31 @@ var (
 	descLastSeen  = prometheus.NewDesc("crowdwatch_device_last_seen_timestamp_seconds", "When the device was last heard from.", []string{"device"}, nil)
 )
 
+// descInForce is the capacity in force: a running plan's (promotion.InForce) where it names
+// the zone, else the configured one. A second series rather than a changed
+// crowdwatch_zone_capacity, so that a dashboard that plots the configured capacity, or
+// compares a plan's against it, keeps its meaning (docs/events.md, "Metrics").
+var descInForce = prometheus.NewDesc("crowdwatch_zone_capacity_in_force",
+	"Capacity of the zone in force now: a running event plan's where it names the zone, else the configured capacity.", []string{"zone"}, nil)
+
+// CapacityInForce collects crowdwatch_zone_capacity_in_force from src, the engine's
+// snapshots with the capacities in force (promotion.InForce), at scrape time.
+func CapacityInForce(src Source) prometheus.Collector { return inForceCollector{src} }
+
+type inForceCollector struct{ src Source }
+
+func (inForceCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descInForce }
+
+func (c inForceCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.src.Snapshot()
+	if s == nil {
+		return
+	}
+	for _, z := range s.Zones {
+		ch <- prometheus.MustNewConstMetric(descInForce, prometheus.GaugeValue, float64(z.Capacity), z.ID)
+	}
+}
+
 type stateCollector struct{ engine *Engine }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -146,7 +171,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	now := time.Now()
 	for _, d := range s.Devices {
 		online := 0.0
-		if d.Online && (d.LastSeen == nil || now.Sub(*d.LastSeen) < c.engine.opts.OfflineAfter) {
+		if d.Online && (d.LastSeen == nil || now.Sub(*d.LastSeen) < c.engine.OfflineAfter(d.ID)) {
 			online = 1
 		}
 		ch <- prometheus.MustNewConstMetric(descOnline, prometheus.GaugeValue, online, d.ID)

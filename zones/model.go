@@ -5,6 +5,7 @@ package zones
 
 import (
 	"slices"
+	"time"
 
 	"github.com/crowdwatch/crowdwatch/configs"
 	"github.com/crowdwatch/crowdwatch/ingest/formats"
@@ -64,6 +65,9 @@ type DeviceInfo struct {
 	Format   string
 	Counting formats.Semantics
 	Region   string
+	// OfflineAfter is the device's own allowance of silence (devices.list[].offline_after),
+	// 0 for the engine's (devices.offline_after).
+	OfflineAfter time.Duration
 }
 
 type lineKey struct{ device, line string }
@@ -132,8 +136,12 @@ func NewModel(cfg *configs.Config) *Model {
 		m.Devices = append(m.Devices, DeviceInfo{ID: s.Device, Kind: KindSensor, Zone: s.Zone, Region: s.Region})
 	}
 	for i := range m.Devices {
-		if spec := cfg.Device(m.Devices[i].ID); !spec.Native() {
+		spec := cfg.Device(m.Devices[i].ID)
+		if !spec.Native() {
 			m.Devices[i].Format, m.Devices[i].Counting = spec.Format, spec.Semantics()
+		}
+		if spec.OfflineAfter != nil {
+			m.Devices[i].OfflineAfter = *spec.OfflineAfter
 		}
 	}
 	return m

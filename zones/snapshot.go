@@ -128,7 +128,7 @@ func (e *Engine) buildSnapshot() *Snapshot {
 				t := d.LastSeen
 				ds.LastSeen = &t
 			}
-			ds.Online = e.online(d, now)
+			ds.Online = e.online(info.ID, d, now)
 			ds.Reports = d.Reports
 			if b := d.current(); b != nil {
 				ds.Boot, ds.Seq = b.Boot, b.Seq

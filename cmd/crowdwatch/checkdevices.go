@@ -84,5 +84,12 @@ func printDeviceSummary(w io.Writer, cfg *configs.Config) {
 		for _, b := range bound[id] {
 			fmt.Fprintf(w, "    bound    %s\n", b)
 		}
+		// Vendor devices send no heartbeat: one that reports less often than this shows
+		// offline between its reports (docs/devices.md, "Liveness").
+		whose := "devices.offline_after"
+		if spec.OfflineAfter != nil {
+			whose = "its own offline_after"
+		}
+		fmt.Fprintf(w, "    offline  after %v of silence (%s)\n", cfg.OfflineAfter(id), whose)
 	}
 }

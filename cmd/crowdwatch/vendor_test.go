@@ -272,7 +272,7 @@ doors:
 sensors:
   - {device: ms-2, zone: upper, region: "1"}
 devices:
-  - {id: ms-1, format: milesight}
+  - {id: ms-1, format: milesight, offline_after: 15m}
   - {id: ax-1, format: axis, serial: ACCC8E012345, counting: since_reset}
   - {id: ms-2, format: milesight}
 auth:
@@ -291,6 +291,8 @@ auth:
 		"counts   counted by its absolute readings (area counts)",
 		`bound    region "1" -> zone upper`,
 		"  dc-1                 native\n    expects  MQTT crowdwatch/s1/counter/dc-1",
+		"bound    line \"1\" -> door north\n    offline  after 15m0s of silence (its own offline_after)\n",
+		"bound    region \"1\" -> zone upper\n    offline  after 30s of silence (devices.offline_after)\n",
 	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("check-config output lacks %q:\n%s", want, out)
@@ -304,5 +306,14 @@ devices: [{id: ms-1, format: acme}]
 	out, err = exec.Command(binPath, "check-config", bad).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), `devices[0].format: unknown format "acme" (known: native, axis, chirpstack, hikvision, milesight, xovis)`) {
 		t.Errorf("check-config of an unknown format: %v\n%s", err, out)
+	}
+	short := writeConfig(t, t.TempDir(), `site: {id: s1, timezone: UTC}
+zones: [{id: store, capacity: 100}]
+doors: [{id: north, from: outside, to: store, counter: {device: ms-1}}]
+devices: [{id: ms-1, format: milesight, offline_after: 500ms}]
+`)
+	out, err = exec.Command(binPath, "check-config", short).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), `devices[0].offline_after: 500ms must be at least 1s`) {
+		t.Errorf("check-config of a device offline_after under a second: %v\n%s", err, out)
 	}
 }

@@ -59,7 +59,9 @@ async function get(path) {
 // ---------- the chart ----------
 
 function seriesOf(z) {
-  return { x: z.points.map((p) => Date.parse(p.start) / 1000), peak: z.points.map((p) => (p.max == null ? null : p.max)) };
+  return { x: z.points.map((p) => Date.parse(p.start) / 1000), peak: z.points.map((p) => (p.max == null ? null : p.max)),
+    // The capacity in force per point (a running plan's), the configured one from an older server.
+    cap: z.points.map((p) => p.capacity || z.capacity) };
 }
 
 async function draw() {
@@ -94,7 +96,7 @@ function render() {
   a.peak.forEach((v, i) => { if (v != null && (peakI < 0 || v > a.peak[peakI])) peakI = i; });
   const bands = (z.bands || []).filter((x) => x.level === "warning" || x.level === "critical");
   $("chart-title").textContent = `${zoneName(z.zone)} · ${day}` + (other ? ` / ${other}` : "") +
-    (peakI >= 0 ? " · " + t("mgr.peak_at", { n: a.peak[peakI], time: clock(a.x[peakI] * 1000), pct: z.capacity ? Math.round(a.peak[peakI] / z.capacity * 100) : "–" }) : "");
+    (peakI >= 0 ? " · " + t("mgr.peak_at", { n: a.peak[peakI], time: clock(a.x[peakI] * 1000), pct: a.cap[peakI] ? Math.round(a.peak[peakI] / a.cap[peakI] * 100) : "–" }) : "");
   const data = [a.x, a.peak];
   const series = [{ label: t("mgr.time"), value: (u, v) => (v == null ? "" : clock(v * 1000)) },
     { label: t("mgr.peakof", { day }), stroke: "#0b5cad", width: 2, spanGaps: false, points: { show: a.x.length < 200, size: 4, fill: "#0b5cad" } }];
@@ -105,7 +107,8 @@ function render() {
     series.push({ label: t("level." + x.level) + (x.occupancy === z.capacity ? " = " + t("mgr.capacity") : ""),
       stroke: x.level === "critical" ? "#a52019" : "#d4652f", dash: [8, 6], width: 3, points: { show: false } });
   }
-  data.push(a.x.map(() => z.capacity));
+  // The capacity line follows the capacity in force: a plan's steps it up or down.
+  data.push(a.cap);
   series.push({ label: t("mgr.capacity"), stroke: "#1c1f23", width: 1.5, points: { show: false } });
   const box = $("chart");
   const width = Math.max(300, box.clientWidth || 600);
@@ -131,7 +134,7 @@ function render() {
   const opts = {
     width, height: 340, plugins: [peakPlugin],
     tzDate: (ts) => (tz ? uPlot.tzDate(new Date(ts * 1e3), tz) : new Date(ts * 1e3)),
-    scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(max || 0, z.capacity) * 1.15] } },
+    scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(max || 0, z.capacity, ...a.cap) * 1.15] } },
     // Axis times in the store's zone, 24-hour, with seconds when zoomed into minutes.
     axes: [{ values: (u, splits) => { const span = u.scales.x.max - u.scales.x.min; return splits.map((v) => (span < 900 ? clockS(v * 1000) : clock(v * 1000))); }, space: 70 }, {}],
     cursor: { drag: { x: true, y: false } },
