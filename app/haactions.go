@@ -71,6 +71,8 @@ type actions struct {
 	engine  *zones.Engine
 	plans   *promotion.Service
 	appendf func(ctx context.Context, a ha.Action) (int64, error)
+	// sessions takes the other instances' sign-ins and sign-outs (app/hasessions.go).
+	sessions sessionApplier
 
 	mu      sync.Mutex
 	answers map[int64]answer // this instance's actions by revision, until their caller reads them
@@ -118,6 +120,8 @@ func cmpErr(a, b error) error {
 // run calls the command an action stands for.
 func (x *actions) run(ctx context.Context, a ha.Action) (any, error) {
 	switch a.Kind {
+	case actionSession: // sign-in sessions: app/hasessions.go
+		return x.applySession(ctx, a)
 	case ha.ActionAcknowledge:
 		var b ackBody
 		if err := json.Unmarshal(a.Body, &b); err != nil {
