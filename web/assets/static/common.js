@@ -9,6 +9,13 @@ let lang = "en";
 export async function loadMessages() {
   const r = await fetch("/static/i18n.json", { cache: "no-cache" });
   catalogue = await r.json();
+  // A page that moved from another instance of the store (followPeers) brings its language
+  // in the fragment: this origin's storage has not seen the choice yet.
+  const moved = /^#lang=([a-z]+)$/.exec(location.hash);
+  if (moved && catalogue[moved[1]]) {
+    localStorage.setItem("cw.lang", moved[1]);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
   const saved = localStorage.getItem("cw.lang");
   lang = saved && catalogue[saved] ? saved : (navigator.language || "en").toLowerCase().startsWith("zh") ? "zh" : "en";
   document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
@@ -77,9 +84,11 @@ export function connectFeed(query, { onMessage, onState }) {
   let delay = 500;
   let ws = null;
   let stopped = false;
+  let first = true; // after a loss the page keeps saying "reconnecting" until it is live again
   const open = () => {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    onState("connecting");
+    onState(first ? "connecting" : "reconnecting");
+    first = false;
     ws = new WebSocket(`${scheme}//${location.host}/api/v1/live${query}`);
     ws.onopen = () => { delay = 500; onState("live"); };
     ws.onmessage = (ev) => {
@@ -169,7 +178,7 @@ export function followPeers({ healthy, onSelf = () => {}, onMoving = () => {} })
       const to = others.find((p) => p.role === "leader") || others[0];
       gone = true;
       onMoving(to.origin);
-      location.replace(to.origin + location.pathname + location.search + location.hash);
+      location.replace(to.origin + location.pathname + location.search + (location.hash || "#lang=" + lang));
     } finally { busy = false; }
   };
   tick();
