@@ -129,8 +129,8 @@ function originOf(s) {
 // at once. If its own instance does not answer, or answers not ready, the page asks the
 // others and goes to a ready one, the leader when several are ready (any ready instance
 // holds the exact figures: each counts every report; the leader is the one whose
-// notifications go out). onSelf(readyz) gets its own instance's answer, onMoving(origin)
-// the address it is about to go to.
+// notifications go out). onSelf(readyz) gets its own instance's answer (null when it did
+// not answer), onMoving(origin) the address it is about to go to.
 export function followPeers({ healthy, onSelf = () => {}, onMoving = () => {} }) {
   const here = location.origin;
   const asked = (new URLSearchParams(location.search).get("peers") || "").split(",").map(originOf).filter(Boolean);
@@ -167,10 +167,8 @@ export function followPeers({ healthy, onSelf = () => {}, onMoving = () => {} })
     try {
       lastSelf = now;
       const self = await probe(here);
-      if (self) {
-        if (Array.isArray(self.body.peers)) configured = self.body.peers.map(originOf).filter(Boolean);
-        onSelf(self.body);
-      }
+      if (self && Array.isArray(self.body.peers)) configured = self.body.peers.map(originOf).filter(Boolean);
+      onSelf(self ? self.body : null); // null: it did not answer
       if (self && self.ready) return; // ready here: stay, the feed reconnects by itself
       if (!self && healthy()) return; // one lost probe while the feed is live is no reason to go
       const others = (await Promise.all(candidates().map(probe))).filter((p) => p && p.ready);

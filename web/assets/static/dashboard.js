@@ -96,10 +96,13 @@ function feedLive() {
   return state.conn === "live" && !!state.lastMessage && Date.now() - state.lastMessage <= state.staleAfter;
 }
 
+// renderInstance names the instance the page is on and its role (docs/ha.md); "not
+// answering" once its /readyz did not answer.
 function renderInstance() {
   const ha = state.self && state.self.ha;
-  $("instance").textContent = ha && ha.instance ? t("ha.instance", { name: ha.instance, role: t("ha.role." + ha.role) }) : "";
-  $("instance").dataset.role = (ha && ha.role) || "";
+  const role = state.selfLost ? "gone" : ha && ha.role;
+  $("instance").textContent = ha && ha.instance ? t("ha.instance", { name: ha.instance, role: t("ha.role." + role) }) : "";
+  $("instance").dataset.role = role || "";
 }
 
 // ---------- rendering ----------
@@ -561,7 +564,7 @@ async function main() {
   setInterval(renderCountdown, 1000);
   renderAll();
   connectFeed("", { onMessage, onState });
-  followPeers({ healthy: feedLive, onSelf(r) { state.self = r; renderInstance(); },
+  followPeers({ healthy: feedLive, onSelf(r) { state.selfLost = !r; state.self = r || state.self; renderInstance(); },
     onMoving(to) { state.movingTo = to; renderAge(); } });
   setInterval(renderAge, 1000);
 }
