@@ -99,7 +99,7 @@ func (x *actions) apply(ctx context.Context, e ha.Entry) error {
 	if err != nil {
 		x.log.Info("ha: an operator action was refused (the same on every instance)", "kind", e.Kind, "rev", e.Rev, "by", e.By, "error", err)
 	}
-	if e.Instance == x.self {
+	if e.Instance == x.self && e.Kind != actionSession { // nobody waits for a session's answer (hasessions.go)
 		x.mu.Lock()
 		if len(x.answers) > 1000 { // callers that gave up; their answers are not read any more
 			clear(x.answers)

@@ -163,6 +163,7 @@ export function followPeers({ healthy, onSelf = () => {}, onMoving = () => {} })
     if (ok) lastHealthy = now;
     if (ok && configured && now - lastSelf < 15000) return;
     if (!ok && now - lastHealthy < 4000) return;
+    if (configured && !candidates().length && now - lastSelf < 5000) return; // nowhere to go: no need to hurry
     busy = true;
     try {
       lastSelf = now;
