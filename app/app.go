@@ -186,6 +186,7 @@ func New(cfg *configs.Config, opts Options) (_ *App, err error) {
 		return nil, err
 	}
 	a.web.store.RegisterMetrics(a.reg)
+	a.web.shareSessions(a.ha, cfg.HA.CookieDomain, log) // one sign-in for every instance (app/hasessions.go)
 	// Devices' HTTP pushes go to the engine like their MQTT messages (ingest/http.go).
 	pushes, err := ingest.NewHTTP(a.engine, log.With("component", "http-ingest"), ingest.HTTPOptions{Registerer: a.reg,
 		Model: a.engine.Model(), Devices: cfg.Devices.List, MaxBody: cfg.HTTP.Ingest.MaxBody})

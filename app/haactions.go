@@ -78,6 +78,8 @@ type actions struct {
 	engine  *zones.Engine
 	plans   *promotion.Service
 	appendf func(ctx context.Context, a ha.Action) (int64, error)
+	// sessions takes the other instances' sign-ins and sign-outs (app/hasessions.go).
+	sessions sessionApplier
 
 	mu      sync.Mutex
 	answers map[int64]answer // this instance's actions by revision, until their caller reads them
@@ -104,7 +106,7 @@ func (x *actions) apply(ctx context.Context, e ha.Entry) error {
 	if err != nil {
 		x.log.Info("ha: an operator action was refused (the same on every instance)", "kind", e.Kind, "rev", e.Rev, "by", e.By, "error", err)
 	}
-	if e.Instance == x.self {
+	if e.Instance == x.self && e.Kind != actionSession { // nobody waits for a session's answer (hasessions.go)
 		x.mu.Lock()
 		if len(x.answers) > 1000 { // callers that gave up; their answers are not read any more
 			clear(x.answers)
@@ -125,6 +127,8 @@ func cmpErr(a, b error) error {
 // run calls the command an action stands for.
 func (x *actions) run(ctx context.Context, a ha.Action) (any, error) {
 	switch a.Kind {
+	case actionSession: // sign-in sessions: app/hasessions.go
+		return x.applySession(ctx, a)
 	case ha.ActionAcknowledge:
 		var b ackBody
 		if err := json.Unmarshal(a.Body, &b); err != nil {

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -30,6 +31,9 @@ type webSide struct {
 	authz *auth.Authorizer
 	live  *web.Live
 	run   runner
+	// share passes this instance's sessions to the others, with HA (app/hasessions.go).
+	share    *sessionShare
+	shareRun runner
 }
 
 // newWeb opens the sign-in file, builds sign-in and the live feed. events gets refused
@@ -81,6 +85,9 @@ func liveOptions(cfg *configs.Config, model *zones.Model, engine zones.Source, a
 
 func (w *webSide) startLive() {
 	w.run.start(func(ctx context.Context) error { w.live.Run(ctx); return nil })
+	if w.share != nil {
+		w.shareRun.start(w.share.run)
+	}
 }
 
 // stopLive closes the feed's clients with "going away".
@@ -88,7 +95,7 @@ func (w *webSide) stopLive(ctx context.Context) error {
 	if w == nil {
 		return nil
 	}
-	return w.run.stop(ctx)
+	return errors.Join(w.run.stop(ctx), w.shareRun.stop(ctx))
 }
 
 // closeStore closes the sign-in file, once HTTP has stopped: handlers append to its audit log.

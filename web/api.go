@@ -362,6 +362,10 @@ func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
 	if a.HA != nil {
 		body["ha"] = a.HA(r.Context()) // a standby or a degraded instance is ready: it serves pages
 	}
+	if p := a.peers(); len(p) > 0 {
+		body["peers"] = p // where the pages may move (web/peers.go)
+	}
+	a.allowPeer(w, r)
 	writeJSON(w, status, body)
 }
 

@@ -38,6 +38,9 @@ type Layout struct {
 	// Model is the store's topology, from which each screen's route is found (required
 	// when there are screens).
 	Model *zones.Model
+	// Peers are the origins of every instance of the store (ha.peers): the pages may probe
+	// and move to these, and to nothing else (web/peers.go).
+	Peers []string
 }
 
 // LayoutOf is the layout of a store file, on its model (nil: zones.NewModel(cfg)).
@@ -46,7 +49,7 @@ func LayoutOf(cfg *configs.Config, model *zones.Model) Layout {
 		model = zones.NewModel(cfg)
 	}
 	return Layout{Site: cfg.Site, Zones: cfg.Zones, Floors: cfg.Floors, Screens: cfg.Screens, Signage: cfg.Signage,
-		Events: cfg.Events, Model: model}
+		Events: cfg.Events, Model: model, Peers: cfg.HA.PeerOrigins()}
 }
 
 // Screen finds a screen by its id.

@@ -80,7 +80,7 @@ func (a *api) routeUI() {
 				writeError(w, http.StatusInternalServerError, "missing page "+name)
 				return
 			}
-			securityHeaders(w)
+			a.securityHeaders(w)
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
 			w.Header().Set("Cache-Control", "no-store")
 			_, _ = w.Write(b)
@@ -97,7 +97,7 @@ func (a *api) routeUI() {
 		page("signage.html")(w, r)
 	})
 	a.route("GET /static/{file...}", RolePublic, func(w http.ResponseWriter, r *http.Request) {
-		securityHeaders(w)
+		a.securityHeaders(w)
 		w.Header().Set("Cache-Control", "no-cache")
 		http.StripPrefix("/static", static).ServeHTTP(w, r)
 	})
@@ -111,10 +111,13 @@ func (a *api) routeUI() {
 	a.screenRoute("GET /api/v1/live", func(r *http.Request) string { return r.URL.Query().Get("screen") }, a.feed)
 }
 
-// securityHeaders keep the pages to their own scripts and out of other sites' frames.
-func securityHeaders(w http.ResponseWriter) {
+// securityHeaders keep the pages to their own scripts and out of other sites' frames. The
+// pages may connect to their own origin and, with ha.peers, fetch from the store's other
+// instances (only their /readyz answers another origin: web/peers.go).
+func (a *api) securityHeaders(w http.ResponseWriter) {
 	h := w.Header()
-	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'")
+	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src "+
+		a.connectSrc()+"; frame-ancestors 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 }

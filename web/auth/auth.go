@@ -57,6 +57,9 @@ type Authorizer struct {
 	store        *Store
 	own          bool // the store was made by New (memory only) and is closed by Close
 	events       security.Sink
+	// sharer and domain are set before serving (share.go); nil and "": one instance.
+	sharer Sharer
+	domain string
 }
 
 // Options wire an Authorizer.
@@ -324,18 +327,20 @@ func (z *Authorizer) Login(ctx context.Context, username, password, host string)
 	}
 	now := z.now()
 	exp := now.Add(z.ttl)
-	if err := z.store.createSession(ctx, sha256.Sum256(secret), session{User: u.Username, Created: now, Expires: exp, Remote: host}); err != nil {
+	id, sess := sha256.Sum256(secret), session{User: u.Username, Created: now, Expires: exp, Remote: host}
+	if err := z.store.createSession(ctx, id, sess); err != nil {
 		return nil, "", err
 	}
+	z.shareCreated(ctx, id, sess)
 	return &http.Cookie{Name: CookieName, Value: base64.RawURLEncoding.EncodeToString(secret), Path: "/", Expires: exp,
-		MaxAge: int(z.ttl / time.Second), HttpOnly: true, Secure: z.secure, SameSite: http.SameSiteStrictMode}, u.Role, nil
+		MaxAge: int(z.ttl / time.Second), HttpOnly: true, Secure: z.secure, SameSite: http.SameSiteStrictMode, Domain: z.domain}, u.Role, nil
 }
 
 // Logout revokes the request's session on the server and returns the cookie that clears it
 // and who was signed in ("" when nobody was).
 func (z *Authorizer) Logout(ctx context.Context, r *http.Request) (*http.Cookie, string, error) {
 	clear := &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: z.secure,
-		SameSite: http.SameSiteStrictMode}
+		SameSite: http.SameSiteStrictMode, Domain: z.domain}
 	c, err := r.Cookie(CookieName)
 	if err != nil {
 		return clear, "", nil
@@ -348,6 +353,9 @@ func (z *Authorizer) Logout(ctx context.Context, r *http.Request) (*http.Cookie,
 	if err != nil {
 		return nil, who, err
 	}
+	if who != "" {
+		z.shareEnded(ctx, id)
+	}
 	return clear, who, nil
 }
 
@@ -356,7 +364,12 @@ func (z *Authorizer) SignOutEverywhere(ctx context.Context, user string) (int, e
 	if _, ok := z.users[user]; !ok {
 		return 0, web.ErrNoSuchUser
 	}
-	return z.store.revokeUser(ctx, user)
+	at := z.now()
+	n, err := z.store.revokeUserBefore(ctx, user, at)
+	if err == nil && z.sharer != nil {
+		z.sharer.UserSignedOut(ctx, user, at)
+	}
+	return n, err
 }
 
 // A session cookie is base64url (no padding) of 32 random bytes; the store keys the session

@@ -79,6 +79,11 @@ type storeState struct {
 	throttle *throttle
 	mem      []web.AuditEntry // without a file: the latest entries
 	memSeq   uint64
+	// revoked remembers, until they would have expired, the sessions ended here and when a
+	// user was signed out everywhere, so that another instance's late copy of a session
+	// (share.go) cannot bring it back.
+	revoked     map[[32]byte]time.Time
+	userRevoked map[string]time.Time
 }
 
 // OpenStore opens (or creates) the sign-in file at path; "" keeps everything in memory. The
@@ -99,7 +104,8 @@ func OpenStore(path string, o StoreOptions) (*Store, error) {
 	}
 	s := &Store{o: o, ops: make(chan func(*storeState)), audit: make(chan web.AuditEntry, auditQueue),
 		stop: make(chan struct{}), done: make(chan struct{})}
-	st := &storeState{sessions: map[[32]byte]session{}, throttle: newThrottle()}
+	st := &storeState{sessions: map[[32]byte]session{}, throttle: newThrottle(),
+		revoked: map[[32]byte]time.Time{}, userRevoked: map[string]time.Time{}}
 	if path != "" {
 		db, err := openFile(path)
 		if err != nil {
@@ -381,6 +387,7 @@ func (s *Store) prune(st *storeState) {
 		s.o.Log.Error("auth: pruning expired sessions", "error", err)
 	}
 	st.throttle.forgetOld(now)
+	st.forgetRevoked(now)
 	if s.db == nil {
 		return
 	}
@@ -440,47 +447,47 @@ func (s *Store) deleteSessions(st *storeState, ids [][32]byte) error {
 // user's oldest one beyond sessionsPerUser.
 func (s *Store) createSession(ctx context.Context, id [32]byte, sess session) error {
 	var err error
-	if derr := s.do(ctx, func(st *storeState) {
-		var mine [][32]byte
-		for k, v := range st.sessions {
-			if v.User == sess.User {
-				mine = append(mine, k)
-			}
-		}
-		var drop [][32]byte
-		if over := len(mine) + 1 - sessionsPerUser; over > 0 {
-			sort.Slice(mine, func(i, j int) bool { return st.sessions[mine[i]].Created.Before(st.sessions[mine[j]].Created) })
-			drop = mine[:over]
-		}
-		if s.db != nil {
-			v, merr := json.Marshal(sess)
-			if merr != nil {
-				err = merr
-				return
-			}
-			err = s.db.Update(func(tx *bolt.Tx) error {
-				b := tx.Bucket(bucketSessions)
-				for _, k := range drop {
-					if err := b.Delete(k[:]); err != nil {
-						return err
-					}
-				}
-				return b.Put(id[:], v)
-			})
-			if err != nil {
-				return
-			}
-		}
-		for _, k := range drop {
-			delete(st.sessions, k)
-		}
-		st.sessions[id] = sess
-	}); derr != nil {
+	if derr := s.do(ctx, func(st *storeState) { err = s.putSession(st, id, sess) }); derr != nil {
 		return derr
 	}
-	if err != nil {
-		return fmt.Errorf("auth: storing the session: %w", err)
+	return err
+}
+
+// putSession writes a session to the file, then to memory (on the owner goroutine).
+func (s *Store) putSession(st *storeState, id [32]byte, sess session) error {
+	var mine [][32]byte
+	for k, v := range st.sessions {
+		if v.User == sess.User {
+			mine = append(mine, k)
+		}
 	}
+	var drop [][32]byte
+	if over := len(mine) + 1 - sessionsPerUser; over > 0 {
+		sort.Slice(mine, func(i, j int) bool { return st.sessions[mine[i]].Created.Before(st.sessions[mine[j]].Created) })
+		drop = mine[:over]
+	}
+	if s.db != nil {
+		v, err := json.Marshal(sess)
+		if err != nil {
+			return fmt.Errorf("auth: storing the session: %w", err)
+		}
+		err = s.db.Update(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketSessions)
+			for _, k := range drop {
+				if err := b.Delete(k[:]); err != nil {
+					return err
+				}
+			}
+			return b.Put(id[:], v)
+		})
+		if err != nil {
+			return fmt.Errorf("auth: storing the session: %w", err)
+		}
+	}
+	for _, k := range drop {
+		delete(st.sessions, k)
+	}
+	st.sessions[id] = sess
 	return nil
 }
 
@@ -506,6 +513,7 @@ func (s *Store) revoke(ctx context.Context, id [32]byte) (string, error) {
 		}
 		if err = s.deleteSessions(st, [][32]byte{id}); err == nil {
 			user = sess.User
+			st.revoked[id] = sess.Expires
 		}
 	}); derr != nil {
 		return "", derr
@@ -514,29 +522,6 @@ func (s *Store) revoke(ctx context.Context, id [32]byte) (string, error) {
 		return "", fmt.Errorf("auth: revoking the session: %w", err)
 	}
 	return user, nil
-}
-
-// revokeUser ends every session of a user; it returns how many there were.
-func (s *Store) revokeUser(ctx context.Context, user string) (int, error) {
-	var n int
-	var err error
-	if derr := s.do(ctx, func(st *storeState) {
-		var ids [][32]byte
-		for k, v := range st.sessions {
-			if v.User == user {
-				ids = append(ids, k)
-			}
-		}
-		if err = s.deleteSessions(st, ids); err == nil {
-			n = len(ids)
-		}
-	}); derr != nil {
-		return 0, derr
-	}
-	if err != nil {
-		return 0, fmt.Errorf("auth: revoking %s's sessions: %w", user, err)
-	}
-	return n, nil
 }
 
 // attempt asks the throttle for a sign-in attempt (see throttle.attempt).

@@ -9,6 +9,13 @@ let lang = "en";
 export async function loadMessages() {
   const r = await fetch("/static/i18n.json", { cache: "no-cache" });
   catalogue = await r.json();
+  // A page that moved from another instance of the store (followPeers) brings its language
+  // in the fragment: this origin's storage has not seen the choice yet.
+  const moved = /^#lang=([a-z]+)$/.exec(location.hash);
+  if (moved && catalogue[moved[1]]) {
+    localStorage.setItem("cw.lang", moved[1]);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
   const saved = localStorage.getItem("cw.lang");
   lang = saved && catalogue[saved] ? saved : (navigator.language || "en").toLowerCase().startsWith("zh") ? "zh" : "en";
   document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
@@ -77,9 +84,11 @@ export function connectFeed(query, { onMessage, onState }) {
   let delay = 500;
   let ws = null;
   let stopped = false;
+  let first = true; // after a loss the page keeps saying "reconnecting" until it is live again
   const open = () => {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    onState("connecting");
+    onState(first ? "connecting" : "reconnecting");
+    first = false;
     ws = new WebSocket(`${scheme}//${location.host}/api/v1/live${query}`);
     ws.onopen = () => { delay = 500; onState("live"); };
     ws.onmessage = (ev) => {
@@ -97,4 +106,80 @@ export function connectFeed(query, { onMessage, onState }) {
   };
   open();
   return { close() { stopped = true; if (ws) ws.close(); } };
+}
+
+// originOf is an address as a browser names its origin, or "" for anything else.
+function originOf(s) {
+  try {
+    const u = new URL(s.trim());
+    return u.protocol === "http:" || u.protocol === "https:" ? u.origin : "";
+  } catch { return ""; }
+}
+
+// followPeers moves the page to another instance of the store when its own stops answering
+// (docs/ha.md, "Dashboards and screens with several addresses"). The addresses are the
+// store file's ha.peers, which this instance's /readyz lists; a URL's ?peers= (comma-separated
+// addresses) may choose among them and their order, never add one: the page's Content-
+// Security-Policy lets it fetch only from the configured peers, and the page moves only to
+// an address whose /readyz it read. It moves by navigating (the same path and query, so a
+// screen's display token goes along), so it only ever talks to the origin it is on.
+//
+// healthy() says whether the page has live data now. While it has, the page checks its own
+// /readyz every 15 s; once it has had none for 4 s (the feed closed and did not come back),
+// at once. If its own instance does not answer, or answers not ready, the page asks the
+// others and goes to a ready one, the leader when several are ready (any ready instance
+// holds the exact figures: each counts every report; the leader is the one whose
+// notifications go out). onSelf(readyz) gets its own instance's answer (null when it did
+// not answer), onMoving(origin) the address it is about to go to.
+export function followPeers({ healthy, onSelf = () => {}, onMoving = () => {} }) {
+  const here = location.origin;
+  const asked = (new URLSearchParams(location.search).get("peers") || "").split(",").map(originOf).filter(Boolean);
+  let configured = null; // the peers this instance's /readyz named
+  let lastHealthy = Date.now(); // a page just opened has a grace too
+  let lastSelf = 0;
+  let busy = false;
+  let gone = false; // on its way to another address
+
+  const probe = async (origin) => {
+    try {
+      const r = await fetch(origin + "/readyz", { cache: "no-store", credentials: "omit", mode: origin === here ? "same-origin" : "cors",
+        signal: AbortSignal.timeout(2000) });
+      const body = await r.json();
+      return { origin, ready: r.ok && body.ready === true, role: body.ha && body.ha.role, body };
+    } catch { return null; }
+  };
+
+  // The addresses to try: the configured ones, in the URL's order when it names some.
+  const candidates = () => {
+    const base = configured || asked;
+    const order = asked.length ? asked.filter((o) => base.includes(o)) : base;
+    return order.filter((o) => o !== here);
+  };
+
+  const tick = async () => {
+    if (busy || gone) return;
+    const now = Date.now();
+    const ok = healthy();
+    if (ok) lastHealthy = now;
+    if (ok && configured && now - lastSelf < 15000) return;
+    if (!ok && now - lastHealthy < 4000) return;
+    if (configured && !candidates().length && now - lastSelf < 5000) return; // nowhere to go: no need to hurry
+    busy = true;
+    try {
+      lastSelf = now;
+      const self = await probe(here);
+      if (self && Array.isArray(self.body.peers)) configured = self.body.peers.map(originOf).filter(Boolean);
+      onSelf(self ? self.body : null); // null: it did not answer
+      if (self && self.ready) return; // ready here: stay, the feed reconnects by itself
+      if (!self && healthy()) return; // one lost probe while the feed is live is no reason to go
+      const others = (await Promise.all(candidates().map(probe))).filter((p) => p && p.ready);
+      if (!others.length) return; // nobody ready: try again at the next tick
+      const to = others.find((p) => p.role === "leader") || others[0];
+      gone = true;
+      onMoving(to.origin);
+      location.replace(to.origin + location.pathname + location.search + (location.hash || "#lang=" + lang));
+    } finally { busy = false; }
+  };
+  tick();
+  return setInterval(tick, 1000);
 }

@@ -1,6 +1,6 @@
 // The security dashboard: a live map of the store from the feed, alerts, devices, evacuation
 // and corrections. All text comes from i18n.json through t().
-import { loadMessages, t, setLang, currentLang, translate, api, el, svg, connectFeed } from "/static/common.js";
+import { loadMessages, t, setLang, currentLang, translate, api, el, svg, connectFeed, followPeers } from "/static/common.js";
 
 const LEVELS = ["normal", "busy", "warning", "critical", "evacuate"];
 const state = {
@@ -8,6 +8,7 @@ const state = {
   alerting: false, staleAfter: 10000, lastMessage: 0, conn: "connecting", seenAlerts: null,
   muted: localStorage.getItem("cw.muted") === "1", audio: null, site: null, tz: undefined,
   dataAt: 0, clockOffset: 0, openCards: new Map(), drills: [], plan: null,
+  self: null, movingTo: "", // this instance's /readyz, and the address the page is about to go to (docs/ha.md)
 };
 const SEVERITY = { emergency: 4, critical: 3, warning: 2, info: 1 };
 const $ = (id) => document.getElementById(id);
@@ -89,13 +90,28 @@ function onState(s) {
   renderAge();
 }
 
+// feedLive: the feed is connected and has said something within stale_after (it sends a
+// heartbeat at least that often); the page moves to another instance when it is not.
+function feedLive() {
+  return state.conn === "live" && !!state.lastMessage && Date.now() - state.lastMessage <= state.staleAfter;
+}
+
+// renderInstance names the instance the page is on and its role (docs/ha.md); "not
+// answering" once its /readyz did not answer.
+function renderInstance() {
+  const ha = state.self && state.self.ha;
+  const role = state.selfLost ? "gone" : ha && ha.role;
+  $("instance").textContent = ha && ha.instance ? t("ha.instance", { name: ha.instance, role: t("ha.role." + role) }) : "";
+  $("instance").dataset.role = role || "";
+}
+
 // ---------- rendering ----------
 
 function renderAll() {
   translate(document);
   $("site").textContent = siteName();
   renderFloors(); renderMap(); renderZoneTable(); renderAlerts(); renderEvacuations(); renderDevices();
-  renderForms(); renderUser(); renderSound(); renderAge(); renderDrills(); renderCountdown();
+  renderForms(); renderUser(); renderSound(); renderAge(); renderDrills(); renderCountdown(); renderInstance();
 }
 
 // ---------- promotion day ----------
@@ -165,6 +181,12 @@ async function announce(ev) {
 // has reached the service for three times that (devices report at least that often).
 function renderAge() {
   const conn = $("conn");
+  if (state.movingTo) { // between two addresses: nothing here is live
+    conn.dataset.state = "moving";
+    $("conn-text").textContent = t("conn.moving", { host: new URL(state.movingTo).host });
+    document.body.classList.add("stale");
+    return;
+  }
   const silent = !state.lastMessage || Date.now() - state.lastMessage > state.staleAfter;
   const age = state.dataAt ? Math.max(0, Math.floor((Date.now() + state.clockOffset - state.dataAt) / 1000)) : null;
   const stale = state.conn !== "live" || silent || age === null || age * 1000 > 3 * state.staleAfter;
@@ -542,6 +564,8 @@ async function main() {
   setInterval(renderCountdown, 1000);
   renderAll();
   connectFeed("", { onMessage, onState });
+  followPeers({ healthy: feedLive, onSelf(r) { state.selfLost = !r; state.self = r || state.self; renderInstance(); },
+    onMoving(to) { state.movingTo = to; renderAge(); } });
   setInterval(renderAge, 1000);
 }
 

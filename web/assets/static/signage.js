@@ -1,7 +1,7 @@
 // A guidance screen: renders the guidance the server computes for this screen, and on its own
 // turns to the neutral "please follow staff instructions" when the data is stale or the
 // server cannot be reached, so a screen never shows green on old figures.
-import { loadMessages, t, svg, connectFeed } from "/static/common.js";
+import { loadMessages, t, svg, connectFeed, followPeers } from "/static/common.js";
 
 const screen = decodeURIComponent(location.pathname.split("/").pop());
 const params = new URLSearchParams(location.search);
@@ -11,6 +11,7 @@ let received = 0;
 let staleAfter = 10000;
 let conn = "connecting";
 let shown = "";
+let movingTo = ""; // the address the page is about to go to (docs/ha.md)
 let languages = (params.get("lang") || "zh,en").split(",").filter(Boolean);
 
 const GLYPH = { right: "→", left: "←", up: "↑", down: "↓", "up-right": "↗", "up-left": "↖", "down-right": "↘", "down-left": "↙" };
@@ -47,8 +48,17 @@ function pictogram(state, dir) {
   }
 }
 
+// live: the page has guidance from a connected feed within stale_after. Anything else (no
+// guidance yet on a page just opened or just moved to another address, the feed closed, a
+// silent feed, on the way to another address) shows the neutral message.
+function live() {
+  return !!guidance && conn === "live" && !movingTo && Date.now() - received <= staleAfter;
+}
+
 function render() {
-  const fresh = guidance && conn === "live" && Date.now() - received <= staleAfter;
+  const fresh = live();
+  // What the page shows and why, for the browser tests and for staff with devtools.
+  Object.assign(document.body.dataset, { conn, fresh: String(fresh), received: String(received), staleAfter: String(staleAfter) });
   const state = fresh ? guidance.state : "neutral";
   const key = fresh ? JSON.stringify([guidance.state, guidance.arrow, guidance.text, guidance.orientation]) : "neutral:" + languages.join();
   // A drill carries the word DRILL in every language on a band of its own, besides its colour.
@@ -84,7 +94,12 @@ function render() {
   const cross = document.getElementById("cross");
   cross.replaceChildren(...(state === "full" ? [svg("svg", { viewBox: "0 0 100 100", preserveAspectRatio: "none" },
     svg("path", { d: "M6 6 L94 94 M94 6 L6 94", stroke: "currentColor", "stroke-width": 5, "stroke-linecap": "round" }))] : []));
-  document.getElementById("foot").textContent = screen;
+  renderFoot();
+}
+
+// The footer names the screen and the address it is on (and where it is going).
+function renderFoot() {
+  document.getElementById("foot").textContent = screen + " · " + location.host + (movingTo ? " → " + new URL(movingTo).host : "");
 }
 
 async function main() {
@@ -102,6 +117,7 @@ async function main() {
     },
     onState(s) { conn = s; render(); },
   });
+  followPeers({ healthy: live, onMoving(to) { movingTo = to; render(); renderFoot(); } });
   setInterval(render, 500);
 }
 
