@@ -24,7 +24,12 @@ import (
 // file is opened only for each flush and closed after it, so readers get a shared lock in
 // between.
 
-const historyFormat = "crowdwatch-history/1"
+// Format 2 packs closed blocks (packed.go); a format-1 file is taken over as it is and its
+// blocks packed in the background (file.pack), since every block says whether it is packed.
+const (
+	historyFormat  = "crowdwatch-history/2"
+	historyFormat1 = "crowdwatch-history/1"
+)
 
 var (
 	bucketMeta = []byte("meta")
@@ -33,6 +38,8 @@ var (
 	keyZone    = []byte("timezone")
 	keyState   = []byte("state")
 	keyLayout  = []byte("layout")
+	// keyPacked is packCursor: how far closed blocks are packed.
+	keyPacked = []byte("packed")
 )
 
 // bucketName is the top-level bucket of a series kind and resolution; each zone or door has
@@ -144,7 +151,7 @@ func checkMeta(tx *bolt.Tx, path, site string) error {
 	if meta == nil {
 		return fmt.Errorf("history: %s is not a Crowdwatch history file (no meta bucket)", path)
 	}
-	if f := string(meta.Get(keyFormat)); f != historyFormat {
+	if f := string(meta.Get(keyFormat)); f != historyFormat && f != historyFormat1 {
 		return fmt.Errorf("history: %s has format %q, this version reads %q", path, f, historyFormat)
 	}
 	if s := string(meta.Get(keySite)); site != "" && s != site {
@@ -159,6 +166,8 @@ type file struct {
 	timeout          time.Duration
 	loc              tz
 	layout           *Site // written to meta so the report command can work from the file alone
+	// converted is set when init found a format-1 file (its blocks are packed in the background).
+	converted bool
 }
 
 // init creates the file's meta on first use and reads the recorder's state.
@@ -200,6 +209,14 @@ func (f *file) ensureMeta(tx *bolt.Tx) (*bolt.Bucket, error) {
 	}
 	if err := checkMeta(tx, f.path, f.site); err != nil {
 		return nil, err
+	}
+	if string(meta.Get(keyFormat)) == historyFormat1 {
+		f.converted = true
+		// Format-1 blocks read as they are; pack packs them in the background. From now on
+		// the file may hold packed blocks, which format 1 readers cannot read.
+		if err := meta.Put(keyFormat, []byte(historyFormat)); err != nil {
+			return nil, err
+		}
 	}
 	// The time zone only aligns blocks; records carry absolute times, so a changed zone
 	// keeps old history readable. Keep the latest for the report command.
@@ -258,7 +275,8 @@ func (f *file) write(b *batch) error {
 			if err != nil {
 				return err
 			}
-			bk.FillPercent = 0.95
+			// Keys are time-ordered: writes go at the end, so pages split full.
+			bk.FillPercent = 1.0
 			key := blockKey(r.start)
 			old := bk.Get(key)
 			v := make([]byte, 0, len(old)+len(b.blocks[r]))
