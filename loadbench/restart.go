@@ -18,8 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crowdwatch/crowdwatch/configs"
-	"github.com/crowdwatch/crowdwatch/zones"
 	cwauth "github.com/crowdwatch/crowdwatch/web/auth"
+	"github.com/crowdwatch/crowdwatch/zones"
 )
 
 // RestartOptions bound a restart-to-ready run (`crowdwatch bench --restart`).
