@@ -9,29 +9,24 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// packCursor is how far closed blocks are packed, per resolution: every block that starts
-// before it was packed when the cursor passed it. A block is closed once its hour (or day,
-// for hour roll-ups) has ended by the recorder's watermark: nothing more is written to it.
-// A missing entry (a new file, or one of format 1) starts at the resolution's first block.
-type packCursor map[string]int64
-
-// packChunk is how many hours of blocks one transaction packs (all zones and doors): a
-// day of a 50-zone store is about 2,400 blocks and 0.1 s, so a flush waits at most that.
-var packChunk = map[Resolution]int64{Raw: 6 * hourMs, Minute: 6 * hourMs, Hour: 14 * 24 * hourMs}
+// perTx is how many blocks of each series one packing transaction moves, by resolution:
+// for a 50-zone store with a door per zone, about 1,600 blocks and 0.1 s, so that a flush
+// waits at most that behind it.
+var perTx = map[Resolution]int{Raw: 6, Minute: 6, Hour: 14}
 
 // packResult is what one packing pass did.
 type packResult struct {
 	Blocks     int   // blocks rewritten packed
 	Saved      int64 // bytes saved
 	Done       bool  // every closed block is packed
-	PackedUpTo int64 // the least cursor (Unix ms), for progress
+	PackedUpTo int64 // every block that starts before it is closed (Unix ms), for progress
 }
 
-// pack packs closed blocks in transactions of packChunk each, for at most budget (at least
-// one transaction), then returns; the recorder's writer calls it between flushes, so that
-// packing never holds the file for longer than one transaction. Each transaction moves the
-// cursor with the blocks it packed, so a crash leaves a readable file and the next pass
-// goes on from there; packing a block twice changes nothing.
+// pack moves closed blocks from the open buckets to the closed ones, packed (closedName),
+// oldest first, in transactions of perTx blocks per series, for at most budget (at least one
+// transaction), then returns; the recorder's writer calls it between flushes, so that packing
+// never holds the file for longer than one transaction. What is left to do is what is left in
+// the open buckets, so a crash leaves a readable file and the next pass goes on from there.
 func (f *file) pack(ctx context.Context, budget time.Duration) (packResult, error) {
 	var res packResult
 	g := gate(f.path)
@@ -66,7 +61,7 @@ func (f *file) pack(ctx context.Context, budget time.Duration) (packResult, erro
 	}
 }
 
-// packStep packs one chunk of the resolution that lags most; more says whether any is left.
+// packStep moves up to perTx closed blocks of every series; more says whether any are left.
 func (f *file) packStep(tx *bolt.Tx, res *packResult) (more bool, err error) {
 	meta := tx.Bucket(bucketMeta)
 	if meta == nil {
@@ -80,97 +75,76 @@ func (f *file) packStep(tx *bolt.Tx, res *packResult) (more bool, err error) {
 		}
 		at = st.At
 	}
-	cur := packCursor{}
-	if b := meta.Get(keyPacked); b != nil {
-		if err := json.Unmarshal(b, &cur); err != nil {
-			return false, fmt.Errorf("the packing cursor is damaged: %w", err)
-		}
-	}
-	// A block starting before limit has ended by at.
+	// A block starting before limit has ended by at: nothing more is written to it.
 	limits := map[Resolution]int64{Raw: f.loc.hour(at), Minute: f.loc.hour(at), Hour: f.loc.day(at)}
-	pick, lag := Resolution(-1), int64(0)
+	res.PackedUpTo = limits[Raw]
 	for _, r := range []Resolution{Raw, Minute, Hour} {
-		c, known := cur[r.String()]
-		if !known {
-			c = firstBlock(tx, r, limits[r])
-			cur[r.String()] = c
-		}
-		if c < limits[r] && (pick < 0 || limits[r]-c > lag) {
-			pick, lag = r, limits[r]-c
-		}
-	}
-	res.PackedUpTo = 0
-	for _, c := range cur {
-		if res.PackedUpTo == 0 || c < res.PackedUpTo {
-			res.PackedUpTo = c
-		}
-	}
-	if pick < 0 {
-		return false, nil
-	}
-	// Skip a gap (the service was off) in one step rather than a transaction per chunk.
-	from := firstBlockFrom(tx, pick, cur[pick.String()], limits[pick])
-	to := min(from+packChunk[pick], limits[pick])
-	for _, kind := range []byte{kindZone, kindDoor} {
-		top := tx.Bucket(bucketName(kind, pick))
-		if top == nil {
-			continue
-		}
-		err := top.ForEachBucket(func(name []byte) error {
-			bk := top.Bucket(name)
-			type put struct{ k, v []byte }
-			var puts []put
-			c := bk.Cursor()
-			for k, v := c.Seek(blockKey(from)); k != nil && keyTime(k) < to; k, v = c.Next() {
-				if p := pack(kind, pick, keyTime(k), v); p != nil {
-					puts = append(puts, put{append([]byte(nil), k...), p})
-					res.Saved += int64(len(v) - len(p))
+		for _, kind := range []byte{kindZone, kindDoor} {
+			open := tx.Bucket(bucketName(kind, r))
+			if open == nil {
+				continue
+			}
+			var names [][]byte
+			_ = open.ForEachBucket(func(name []byte) error { names = append(names, append([]byte(nil), name...)); return nil })
+			for _, name := range names {
+				m, left, err := f.moveClosed(tx, kind, r, open.Bucket(name), name, limits[r], res)
+				if err != nil {
+					return false, err
+				}
+				more = more || left
+				if m > 0 {
+					res.PackedUpTo = min(res.PackedUpTo, m)
 				}
 			}
-			// After the walk: a put invalidates the cursor.
-			for _, p := range puts {
-				if err := bk.Put(p.k, p.v); err != nil {
-					return err
-				}
-			}
-			res.Blocks += len(puts)
-			return nil
-		})
-		if err != nil {
-			return false, err
 		}
 	}
-	cur[pick.String()] = to
-	return true, f.putCursor(meta, cur)
+	return more, nil
 }
 
-func (f *file) putCursor(meta *bolt.Bucket, cur packCursor) error {
-	js, err := json.Marshal(cur)
+// moveClosed moves up to perTx closed blocks of one series; next is the first closed block
+// left behind (0 if none) and left whether there is one.
+func (f *file) moveClosed(tx *bolt.Tx, kind byte, r Resolution, bk *bolt.Bucket, series []byte, limit int64, res *packResult) (next int64, left bool, err error) {
+	type blk struct{ k, v []byte }
+	var todo []blk
+	c := bk.Cursor()
+	k, v := c.First()
+	for ; k != nil && keyTime(k) < limit && len(todo) < perTx[r]; k, v = c.Next() {
+		// Copied: a write in this transaction may move the mapped pages.
+		todo = append(todo, blk{append([]byte(nil), k...), append([]byte(nil), v...)})
+	}
+	if k != nil && keyTime(k) < limit {
+		next, left = keyTime(k), true
+	}
+	if len(todo) == 0 {
+		return next, left, nil
+	}
+	top, err := tx.CreateBucketIfNotExists(closedName(kind, r))
 	if err != nil {
-		return err
+		return 0, false, err
 	}
-	return meta.Put(keyPacked, js)
-}
-
-// firstBlock is the earliest block start of a resolution in the file, or limit without any.
-func firstBlock(tx *bolt.Tx, r Resolution, limit int64) int64 {
-	return firstBlockFrom(tx, r, 0, limit)
-}
-
-// firstBlockFrom is the earliest block start at or after from, or limit without any before it.
-func firstBlockFrom(tx *bolt.Tx, r Resolution, from, limit int64) int64 {
-	first := limit
-	for _, kind := range []byte{kindZone, kindDoor} {
-		top := tx.Bucket(bucketName(kind, r))
-		if top == nil {
-			continue
+	dst, err := top.CreateBucketIfNotExists(series)
+	if err != nil {
+		return 0, false, err
+	}
+	dst.FillPercent = 1.0 // blocks arrive in time order
+	for _, b := range todo {
+		v := b.v
+		if old := dst.Get(b.k); old != nil {
+			v = append(append([]byte(nil), old...), v...) // records that came after it was closed
 		}
-		_ = top.ForEachBucket(func(name []byte) error {
-			if k, _ := top.Bucket(name).Cursor().Seek(blockKey(from)); k != nil {
-				first = min(first, keyTime(k))
-			}
-			return nil
-		})
+		p := pack(kind, r, keyTime(b.k), v)
+		if p == nil {
+			p = v // damaged, or no smaller packed: moved as it is
+		} else {
+			res.Blocks++
+		}
+		res.Saved += int64(len(v) - len(p))
+		if err := dst.Put(b.k, p); err != nil {
+			return 0, false, err
+		}
+		if err := bk.Delete(b.k); err != nil {
+			return 0, false, err
+		}
 	}
-	return first
+	return next, left, nil
 }

@@ -269,16 +269,17 @@ func (r *Recorder) resumeBlocks(at int64) (map[string][]Sample, map[string][]Doo
 	return raw, doors, err
 }
 
+// getBlock is a stored block, closed and open parts together (see txq.blocks).
 func getBlock(tx *bolt.Tx, kind byte, res Resolution, series string, start int64) []byte {
-	top := tx.Bucket(bucketName(kind, res))
-	if top == nil {
-		return nil
+	var v []byte
+	for _, name := range [][]byte{closedName(kind, res), bucketName(kind, res)} {
+		if top := tx.Bucket(name); top != nil {
+			if bk := top.Bucket([]byte(series)); bk != nil {
+				v = append(v, bk.Get(blockKey(start))...)
+			}
+		}
 	}
-	bk := top.Bucket([]byte(series))
-	if bk == nil {
-		return nil
-	}
-	return bk.Get(blockKey(start))
+	return v
 }
 
 // writer owns the file's write transactions: it writes each batch, keeps one that failed

@@ -38,14 +38,21 @@ var (
 	keyZone    = []byte("timezone")
 	keyState   = []byte("state")
 	keyLayout  = []byte("layout")
-	// keyPacked is packCursor: how far closed blocks are packed.
-	keyPacked = []byte("packed")
 )
 
 // bucketName is the top-level bucket of a series kind and resolution; each zone or door has
 // a bucket inside it, keyed by block start.
 func bucketName(kind byte, res Resolution) []byte {
 	return []byte{kind, ':', "rmh"[res]}
+}
+
+// closedName is the bucket of closed blocks of a kind and resolution ("z:M" beside "z:m"):
+// the writer moves a block there, packed, once its hour or day has ended (pack.go). Closed
+// blocks arrive in time order, so its pages fill whole; the open bucket holds about one block
+// per series. A key may be in both when records reach a block after it was closed: the reader
+// reads the closed value, then the open one (a packed part followed by rows).
+func closedName(kind byte, res Resolution) []byte {
+	return []byte{kind, ':', "RMH"[res]}
 }
 
 const (
@@ -334,29 +341,12 @@ func (f *file) prune(ctx context.Context, now time.Time, keep Retention, maxPerT
 				}
 				n := 0
 				err := db.Update(func(tx *bolt.Tx) error {
-					top := tx.Bucket(bucketName(kind, res))
-					if top == nil {
-						return nil
-					}
-					return top.ForEachBucket(func(name []byte) error {
-						bk := top.Bucket(name)
-						c := bk.Cursor()
-						for k, _ := c.First(); k != nil && n < maxPerTx; k, _ = c.First() {
-							start := keyTime(k)
-							end := start + hourMs
-							if res == Hour {
-								end = f.loc.nextDay(start)
-							}
-							if end > cutoff {
-								break
-							}
-							if err := c.Delete(); err != nil {
-								return err
-							}
-							n++
+					for _, name := range [][]byte{closedName(kind, res), bucketName(kind, res)} {
+						if err := f.pruneTop(tx.Bucket(name), res, cutoff, maxPerTx, &n); err != nil {
+							return err
 						}
-						return nil
-					})
+					}
+					return nil
 				})
 				deleted[res] += n
 				if err != nil {
@@ -369,6 +359,32 @@ func (f *file) prune(ctx context.Context, now time.Time, keep Retention, maxPerT
 		}
 	}
 	return deleted, nil
+}
+
+// pruneTop deletes a top bucket's blocks that ended by cutoff, counting them in n, up to max.
+func (f *file) pruneTop(top *bolt.Bucket, res Resolution, cutoff int64, maxPerTx int, n *int) error {
+	if top == nil {
+		return nil
+	}
+	return top.ForEachBucket(func(name []byte) error {
+		bk := top.Bucket(name)
+		c := bk.Cursor()
+		for k, _ := c.First(); k != nil && *n < maxPerTx; k, _ = c.First() {
+			start := keyTime(k)
+			end := start + hourMs
+			if res == Hour {
+				end = f.loc.nextDay(start)
+			}
+			if end > cutoff {
+				break
+			}
+			if err := c.Delete(); err != nil {
+				return err
+			}
+			*n++
+		}
+		return nil
+	})
 }
 
 // layout is the site as stored in the file's meta.
