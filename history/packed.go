@@ -3,6 +3,7 @@ package history
 import (
 	"encoding/binary"
 	"math/bits"
+	"slices"
 
 	"github.com/crowdwatch/crowdwatch/levels"
 )
@@ -78,66 +79,92 @@ func packColumns(cols [][]uint64, n int) []byte {
 	return append(out, body...)
 }
 
-// unpackColumns reads what packColumns wrote, for a kind with ncols columns: the columns
-// and the rows that follow the packed part.
-func unpackColumns(b []byte, ncols int) (cols [][]uint64, n int, rest []byte, err error) {
+// columns reads what packColumns wrote, one column at a time, into one reused slice.
+type columns struct {
+	n      int
+	widths [maxCols]uint8
+	bases  [maxCols]uint64
+	br     bitReader
+	col    []uint64
+	next   int
+}
+
+// maxCols bounds the columns of any kind (rcCols is the most).
+const maxCols = 24
+
+// openColumns reads the header of a packed block of a kind with ncols columns; rest is the
+// rows that follow the packed part.
+func openColumns(b []byte, ncols int) (c columns, rest []byte, err error) {
 	if !isPacked(b) || len(b) < 3 || b[2] != packedV1 {
-		return nil, 0, nil, errCorrupt
+		return c, nil, errCorrupt
 	}
 	size, k := binary.Uvarint(b[3:])
 	if k <= 0 || size > uint64(len(b)-3-k) {
-		return nil, 0, nil, errCorrupt
+		return c, nil, errCorrupt
 	}
 	body, rest := b[3+k:3+k+int(size)], b[3+k+int(size):]
-	r := reader{b: body}
-	cnt, k := binary.Uvarint(r.b)
+	cnt, k := binary.Uvarint(body)
 	if k <= 0 || cnt > maxPacked {
-		return nil, 0, nil, errCorrupt
+		return c, nil, errCorrupt
 	}
-	r.b = r.b[k:]
-	n = int(cnt)
-	bases, widths := make([]uint64, ncols), make([]int, ncols)
+	body = body[k:]
+	c.n = int(cnt)
 	totalBits := 0
 	for i := range ncols {
-		h := r.byte()
-		widths[i] = int(h & 0x7f)
-		if widths[i] > 64 {
-			r.err = errCorrupt
+		if len(body) == 0 {
+			return c, nil, errCorrupt
+		}
+		h := body[0]
+		body = body[1:]
+		c.widths[i] = h & 0x7f
+		if c.widths[i] > 64 {
+			return c, nil, errCorrupt
 		}
 		if h&0x80 != 0 {
-			v, k := binary.Uvarint(r.b)
+			v, k := binary.Uvarint(body)
 			if k <= 0 {
-				r.err = errCorrupt
-			} else {
-				bases[i], r.b = v, r.b[k:]
+				return c, nil, errCorrupt
 			}
+			c.bases[i], body = v, body[k:]
 		}
-		totalBits += widths[i] * n
+		totalBits += int(c.widths[i]) * c.n
 	}
-	if r.err != nil || len(r.b) != (totalBits+7)/8 {
-		return nil, 0, nil, errCorrupt
+	if len(body) != (totalBits+7)/8 {
+		return c, nil, errCorrupt
 	}
-	data := r.b
-	cols = make([][]uint64, ncols)
-	flat := make([]uint64, ncols*n)
-	pos := 0 // in bits
-	for i := range ncols {
-		c := flat[i*n : (i+1)*n : (i+1)*n]
-		w := widths[i]
-		if w == 0 {
-			for j := range c {
-				c[j] = bases[i]
-			}
-		} else {
-			mask := ^uint64(0) >> (64 - w)
-			for j := range c {
-				c[j] = bases[i] + bitsAt(data, pos, w)&mask
-				pos += w
-			}
+	c.br = bitReader{data: body}
+	c.col = make([]uint64, c.n)
+	return c, rest, nil
+}
+
+// column reads the next column; the slice is reused by the next call.
+func (c *columns) column() []uint64 {
+	w, base := uint(c.widths[c.next]), c.bases[c.next]
+	c.next++
+	col := c.col
+	if w == 0 {
+		for j := range col {
+			col[j] = base
 		}
-		cols[i] = c
+		return col
 	}
-	return cols, n, rest, nil
+	for j := range col {
+		col[j] = base + c.br.read(w)
+	}
+	return col
+}
+
+// unpackColumns reads every column (the encoder's check and tests; decoders read columns
+// one at a time).
+func unpackColumns(b []byte, ncols int) (cols [][]uint64, n int, rest []byte, err error) {
+	c, rest, err := openColumns(b, ncols)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	for range ncols {
+		cols = append(cols, append([]uint64(nil), c.column()...))
+	}
+	return cols, c.n, rest, nil
 }
 
 // putBits writes the w low bits of d at bit offset pos of data, little-endian.
@@ -150,21 +177,41 @@ func putBits(data []byte, pos, w int, d uint64) {
 	}
 }
 
-// bitsAt reads w (1..64) bits at bit offset pos of data, little-endian.
-func bitsAt(data []byte, pos, w int) uint64 {
-	i, sh := pos>>3, uint(pos&7)
-	var word uint64
-	if i+8 <= len(data) {
-		word = binary.LittleEndian.Uint64(data[i:])
-	} else {
-		for k := len(data) - 1; k >= i; k-- {
-			word = word<<8 | uint64(data[k])
+// bitReader reads little-endian bit fields, refilling 8 bytes at a time where it can.
+type bitReader struct {
+	data []byte
+	p    int
+	acc  uint64
+	n    uint // valid bits in acc
+}
+
+// read returns the next w (1..64) bits; past the end of data it reads zeros (the caller
+// checked the length).
+func (r *bitReader) read(w uint) uint64 {
+	if w > 56 {
+		lo := r.read(32)
+		return lo | r.read(w-32)<<32
+	}
+	if r.n < w {
+		if r.p+8 <= len(r.data) {
+			r.acc |= binary.LittleEndian.Uint64(r.data[r.p:]) << r.n
+			r.p += int(63-r.n) >> 3
+			r.n |= 56
+		} else {
+			for r.n < w {
+				var b byte
+				if r.p < len(r.data) {
+					b = r.data[r.p]
+				}
+				r.acc |= uint64(b) << r.n
+				r.p++
+				r.n += 8
+			}
 		}
 	}
-	v := word >> sh
-	if int(sh)+w > 64 && i+8 < len(data) {
-		v |= uint64(data[i+8]) << (64 - sh)
-	}
+	v := r.acc & (1<<w - 1)
+	r.acc >>= w
+	r.n -= w
 	return v
 }
 
@@ -222,52 +269,113 @@ func packRollups(res Resolution, block int64, rs []Rollup) []byte {
 }
 
 func unpackRollups(res Resolution, block int64, b []byte, out []Rollup) ([]Rollup, []byte, error) {
-	cols, n, rest, err := unpackColumns(b, rcCols)
+	c, rest, err := openColumns(b, rcCols)
 	if err != nil {
 		return out, nil, err
 	}
 	span, unit := uint64(res.span()), uint64(res.unit())
+	n0 := len(out)
+	out = slices.Grow(out, c.n)[:n0+c.n]
+	rs := out[n0:]
+	fail := func() ([]Rollup, []byte, error) { return out[:n0], nil, errCorrupt }
 	prev := uint64(block)
-	for j := range n {
-		var x Rollup
-		start := prev + cols[rcStart][j]*unit
-		prev = start
-		x.Start, x.End = int64(start), int64(start+span)
-		covered := span - cols[rcMissing][j]
-		x.Covered = int64(covered)
-		if m := cols[rcMaxAt][j]; m > 0 {
-			if !ok(m) {
-				return out, nil, errCorrupt
+	for j, v := range c.column() { // rcStart
+		prev += v * unit
+		rs[j] = Rollup{Start: int64(prev), End: int64(prev + span)}
+	}
+	for j, v := range c.column() { // rcMissing
+		if v > span {
+			return fail()
+		}
+		rs[j].Covered = int64(span - v)
+	}
+	for j, v := range c.column() { // rcMaxAt
+		if v > 0 {
+			if !ok(v) {
+				return fail()
 			}
-			x.MaxAt = int64(start + m - 1)
+			rs[j].MaxAt = rs[j].Start + int64(v-1)
 		}
-		lo := cols[rcMin][j]
-		hi, last := lo+cols[rcMax][j], lo+cols[rcLast][j]
-		integral := cols[rcIntegral][j] + lo*covered
-		lvl := cols[rcLevel][j]
-		if cols[rcMissing][j] > span || !ok(lo) || !ok(hi) || !ok(last) || !ok(integral) || lvl >= uint64(NumLevels) {
-			return out, nil, errCorrupt
+	}
+	for j, v := range c.column() { // rcMin
+		if !ok(v) {
+			return fail()
 		}
-		x.Min, x.Max, x.Last, x.Integral, x.LastLevel = int64(lo), int64(hi), int64(last), int64(integral), levels.Level(lvl)
-		en, ex, cl, co := cols[rcEntries][j], cols[rcExits][j], cols[rcClamped][j], cols[rcCorrected][j]
-		if !ok(en) || !ok(ex) || !ok(cl) || !ok(co) {
-			return out, nil, errCorrupt
+		rs[j].Min = int64(v)
+	}
+	for j, v := range c.column() { // rcMax
+		if v += uint64(rs[j].Min); !ok(v) {
+			return fail()
 		}
-		x.Entries, x.Exits, x.Clamped, x.Corrected = int64(en), int64(ex), int64(cl), int64(co)
-		rem := covered
-		for l := range NumLevels {
-			if l == int(lvl) {
-				continue
+		rs[j].Max = int64(v)
+	}
+	for j, v := range c.column() { // rcLast
+		if v += uint64(rs[j].Min); !ok(v) {
+			return fail()
+		}
+		rs[j].Last = int64(v)
+	}
+	for j, v := range c.column() { // rcLevel
+		if v >= uint64(NumLevels) {
+			return fail()
+		}
+		rs[j].LastLevel = levels.Level(v)
+	}
+	for j, v := range c.column() { // rcIntegral
+		if v += uint64(rs[j].Min) * uint64(rs[j].Covered); !ok(v) {
+			return fail()
+		}
+		rs[j].Integral = int64(v)
+	}
+	for j, v := range c.column() {
+		if !ok(v) {
+			return fail()
+		}
+		rs[j].Entries = int64(v)
+	}
+	for j, v := range c.column() {
+		if !ok(v) {
+			return fail()
+		}
+		rs[j].Exits = int64(v)
+	}
+	for j, v := range c.column() {
+		if !ok(v) {
+			return fail()
+		}
+		rs[j].Clamped = int64(v)
+	}
+	for j, v := range c.column() {
+		if !ok(v) {
+			return fail()
+		}
+		rs[j].Corrected = int64(v)
+	}
+	for l := range NumLevels {
+		for j, v := range c.column() {
+			if l != int(rs[j].LastLevel) {
+				rs[j].AtLevel[l] = int64(v)
 			}
-			v := cols[rcAtLevel+l][j]
-			if v > rem {
-				return out, nil, errCorrupt
-			}
-			x.AtLevel[l] = int64(v)
-			rem -= v
 		}
-		x.AtLevel[lvl] = int64(rem)
-		out = appendMerged(out, x)
+	}
+	for j := range rs {
+		x := &rs[j]
+		rem := uint64(x.Covered)
+		for l, v := range x.AtLevel {
+			if l != int(x.LastLevel) {
+				if uint64(v) > rem {
+					return fail()
+				}
+				rem -= uint64(v)
+			}
+		}
+		x.AtLevel[x.LastLevel] = int64(rem)
+	}
+	// Windows in a packed block are distinct (packed as read); the first may continue the
+	// previous block's last.
+	if n0 > 0 && c.n > 0 && out[n0-1].Start == out[n0].Start {
+		out[n0-1].Merge(out[n0])
+		out = append(out[:n0], out[n0+1:]...)
 	}
 	return out, rest, nil
 }
@@ -306,23 +414,69 @@ func packSamples(block int64, ss []Sample) []byte {
 }
 
 func unpackSamples(block int64, b []byte, out []Sample) ([]Sample, int64, []byte, error) {
-	cols, n, rest, err := unpackColumns(b, scCols)
-	prev := uint64(block)
+	c, rest, err := openColumns(b, scCols)
 	if err != nil {
 		return out, block, nil, err
 	}
-	for j := range n {
-		if !ok(cols[scAt][j]) || cols[scLevel][j] >= uint64(NumLevels) || cols[scEnd][j] > 1 {
-			return out, block, nil, errCorrupt
+	n0 := len(out)
+	out = slices.Grow(out, c.n)[:n0+c.n]
+	ss := out[n0:]
+	fail := func() ([]Sample, int64, []byte, error) { return out[:n0], block, nil, errCorrupt }
+	prev := uint64(block)
+	for j, v := range c.column() { // scAt
+		if !ok(v) {
+			return fail()
 		}
-		s := Sample{At: int64(prev + cols[scAt][j]), Level: levels.Level(cols[scLevel][j]), End: cols[scEnd][j] == 1}
-		prev = uint64(s.At)
-		oc, de, en, ex, cl, co := cols[scOccupancy][j], cols[scDeficit][j], cols[scEntries][j], cols[scExits][j], cols[scClamped][j], cols[scCorrected][j]
-		if !ok(oc) || !ok(de) || !ok(en) || !ok(ex) || !ok(cl) || !ok(co) {
-			return out, block, nil, errCorrupt
+		prev += v
+		ss[j] = Sample{At: int64(prev)}
+	}
+	for j, v := range c.column() {
+		if !ok(v) {
+			return fail()
 		}
-		s.Occupancy, s.Deficit, s.Entries, s.Exits, s.Clamped, s.Corrected = int64(oc), int64(de), int64(en), int64(ex), int64(cl), int64(co)
-		out = append(out, s)
+		ss[j].Occupancy = int64(v)
+	}
+	for j, v := range c.column() {
+		if !ok(v) {
+			return fail()
+		}
+		ss[j].Deficit = int64(v)
+	}
+	for j, v := range c.column() { // scLevel
+		if v >= uint64(NumLevels) {
+			return fail()
+		}
+		ss[j].Level = levels.Level(v)
+	}
+	for j, v := range c.column() {
+		if !ok(v) {
+			return fail()
+		}
+		ss[j].Entries = int64(v)
+	}
+	for j, v := range c.column() {
+		if !ok(v) {
+			return fail()
+		}
+		ss[j].Exits = int64(v)
+	}
+	for j, v := range c.column() {
+		if !ok(v) {
+			return fail()
+		}
+		ss[j].Clamped = int64(v)
+	}
+	for j, v := range c.column() {
+		if !ok(v) {
+			return fail()
+		}
+		ss[j].Corrected = int64(v)
+	}
+	for j, v := range c.column() { // scEnd
+		if v > 1 {
+			return fail()
+		}
+		ss[j].End = v == 1
 	}
 	return out, int64(prev), rest, nil
 }
@@ -351,7 +505,7 @@ func packDoors(res Resolution, block int64, cs []DoorCount) []byte {
 }
 
 func unpackDoors(res Resolution, block int64, b []byte, out []DoorCount) ([]DoorCount, []byte, error) {
-	cols, n, rest, err := unpackColumns(b, dcCols)
+	c, rest, err := openColumns(b, dcCols)
 	if err != nil {
 		return out, nil, err
 	}
@@ -359,15 +513,31 @@ func unpackDoors(res Resolution, block int64, b []byte, out []DoorCount) ([]Door
 	if res == Raw {
 		span = 0
 	}
+	n0 := len(out)
+	out = slices.Grow(out, c.n)[:n0+c.n]
+	cs := out[n0:]
 	prev := uint64(block)
-	for j := range n {
-		start := prev + cols[dcStart][j]*unit
-		prev = start
-		in, o := cols[dcIn][j], cols[dcOut][j]
-		if !ok(in) || !ok(o) {
-			return out, nil, errCorrupt
+	for j, v := range c.column() { // dcStart
+		prev += v * unit
+		cs[j] = DoorCount{Start: int64(prev), End: int64(prev) + span}
+	}
+	for j, v := range c.column() { // dcIn
+		if !ok(v) {
+			return out[:n0], nil, errCorrupt
 		}
-		out = appendDoorCount(out, DoorCount{Start: int64(start), End: int64(start) + span, In: int64(in), Out: int64(o)})
+		cs[j].In = int64(v)
+	}
+	for j, v := range c.column() { // dcOut
+		if !ok(v) {
+			return out[:n0], nil, errCorrupt
+		}
+		cs[j].Out = int64(v)
+	}
+	// Counts in a packed block are for distinct windows; the first may continue the previous.
+	if n0 > 0 && c.n > 0 && out[n0-1].Start == out[n0].Start {
+		out[n0-1].In += out[n0].In
+		out[n0-1].Out += out[n0].Out
+		out = append(out[:n0], out[n0+1:]...)
 	}
 	return out, rest, nil
 }

@@ -424,3 +424,35 @@ func TestRecorderConvertsFormat1(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDecodeBlock: reading one busy block of each kind, as rows and packed (the part
+// of a query that the packing changes).
+func BenchmarkDecodeBlock(b *testing.B) {
+	block := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC).UnixMilli()
+	blocks := rowBlocks(rand.New(rand.NewPCG(3, 4)), block)
+	for _, name := range []string{"minute roll-ups", "raw samples", "door minutes"} {
+		c := blocks[name]
+		p := pack(c.kind, c.res, block, c.b)
+		for _, form := range []struct {
+			name string
+			v    []byte
+		}{{"rows", c.b}, {"packed", p}} {
+			b.Run(name+"/"+form.name, func(b *testing.B) {
+				var rs []Rollup
+				var ss []Sample
+				var cs []DoorCount
+				for b.Loop() {
+					switch {
+					case c.kind == kindDoor:
+						cs, _ = decodeDoors(c.res, block, form.v, cs[:0])
+					case c.res == Raw:
+						ss, _ = decodeSamples(block, form.v, ss[:0])
+					default:
+						rs, _ = decodeRollups(c.res, block, form.v, rs[:0])
+					}
+				}
+				b.ReportMetric(float64(len(form.v)), "bytes")
+			})
+		}
+	}
+}
