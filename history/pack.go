@@ -23,7 +23,7 @@ type packResult struct {
 }
 
 // pack moves closed blocks from the open buckets to the closed ones, packed (closedName),
-// oldest first, in transactions of perTx blocks per series, for at most budget (at least one
+// oldest first, in transactions of perTx blocks per series, until budget has passed (at least one
 // transaction), then returns; the recorder's writer calls it between flushes, so that packing
 // never holds the file for longer than one transaction. What is left to do is what is left in
 // the open buckets, so a crash leaves a readable file and the next pass goes on from there.

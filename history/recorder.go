@@ -383,7 +383,8 @@ func (p *packer) saw(at int64) {
 	}
 }
 
-// pass packs for at most 100 ms: the writer comes back to its flushes between passes.
+// pass packs for about 100 ms (it ends after the transaction that reaches it): the writer
+// comes back to its flushes between passes.
 func (p *packer) pass() {
 	r := p.r
 	res, err := r.file.pack(context.Background(), 100*time.Millisecond)
