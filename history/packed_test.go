@@ -456,3 +456,66 @@ func BenchmarkDecodeBlock(b *testing.B) {
 		}
 	}
 }
+
+// TestRecordsAfterClose: records that reach a block after it was moved to the closed bucket
+// go to the open bucket under the same key; reads add them, and the next pass packs both
+// into the closed block.
+func TestRecordsAfterClose(t *testing.T) {
+	site := testSite(time.UTC)
+	h := newHarness(t, site)
+	c := newCrowd(site, 9)
+	a := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	h.run(c, a, a.Add(3*time.Hour), func(time.Time) int { return 2 })
+	if _, err := h.f.pack(context.Background(), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	r := h.reader()
+	q := Query{Zones: []string{"main"}, From: a, To: a.Add(time.Hour), Step: Step{D: time.Minute}}
+	before, err := r.DoorFlows(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := newBatch()
+	// The last window of the hour, as a restart inside it writes a second record for it.
+	minute := a.Add(59 * time.Minute).UnixMilli()
+	late.add(blockRef{kindDoor, Minute, "main", a.UnixMilli()}, appendDoor(nil, Minute, a.UnixMilli(), DoorCount{Start: minute, In: 5, Out: 1}))
+	if err := h.f.write(late); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		after, err := r.DoorFlows(context.Background(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, p := range after.Doors[0].Points {
+			b := before.Doors[0].Points[i]
+			in, out := b.In, b.Out
+			if p.Start.UnixMilli() == minute {
+				in, out = in+5, out+1
+			}
+			if p.In != in || p.Out != out {
+				t.Fatalf("%s: minute %s: %d in, %d out; want %d, %d", when, p.Start, p.In, p.Out, in, out)
+			}
+		}
+	}
+	check("late rows in the open bucket")
+	if _, err := h.f.pack(context.Background(), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	check("packed together")
+	db, err := bolt.Open(h.f.path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	_ = db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketName(kindDoor, Minute)).Bucket([]byte("main")).Get(blockKey(a.UnixMilli())); v != nil {
+			t.Error("the late rows stayed in the open bucket")
+		}
+		if v := tx.Bucket(closedName(kindDoor, Minute)).Bucket([]byte("main")).Get(blockKey(a.UnixMilli())); !isPacked(v) {
+			t.Error("the closed block is not packed")
+		}
+		return nil
+	})
+}
