@@ -60,6 +60,15 @@ var benchYear = sync.OnceValues(func() (*harness, error) {
 	site := benchSite(sh)
 	h := &harness{t: &testing.B{}, site: site, f: &file{path: filepath.Join(benchDir, "history.db"), site: site.ID,
 		zone: sh.String(), timeout: 5 * time.Second, loc: tz{sh}, layout: &site}}
+	if keep := os.Getenv("HISTORY_BENCH_FILE"); keep != "" {
+		// A year kept by an earlier run (HISTORY_BENCH_KEEP), copied: the queries alone,
+		// without the generation, e.g. to run two versions' benchmarks one after the other.
+		b, err := os.ReadFile(keep)
+		if err != nil {
+			return nil, err
+		}
+		return h, os.WriteFile(h.f.path, b, 0o600)
+	}
 	if _, err := h.f.init(); err != nil {
 		return nil, err
 	}
@@ -130,6 +139,12 @@ var benchYear = sync.OnceValues(func() (*harness, error) {
 			h.c.advance(t.UnixMilli())
 			if err := h.f.write(h.c.takeBatch()); err != nil {
 				return nil, err
+			}
+			// The writer packs the blocks closed since its last pass (recorder.go, packer).
+			if os.Getenv("HISTORY_BENCH_FORMAT") != "1" {
+				if _, err := h.f.pack(context.Background(), time.Hour); err != nil {
+					return nil, err
+				}
 			}
 			if t.Hour() == 0 {
 				// Retention runs as the service runs it, so freed pages are reused.

@@ -207,10 +207,16 @@ func (r *reader) level() levels.Level {
 	return levels.Level(l)
 }
 
-// decodeSamples reads a raw block.
+// decodeSamples reads a raw block, packed or not.
 func decodeSamples(block int64, b []byte, out []Sample) ([]Sample, error) {
-	r := reader{b: b}
 	prev := block
+	if isPacked(b) {
+		var err error
+		if out, prev, b, err = unpackSamples(block, b, out); err != nil {
+			return out, fmt.Errorf("%w (packed raw block at %s)", err, time.UnixMilli(block).UTC().Format(time.RFC3339))
+		}
+	}
+	r := reader{b: b}
 	for len(r.b) > 0 && r.err == nil {
 		var s Sample
 		s.At = prev + r.uv()
@@ -309,6 +315,12 @@ func appendRollup(b []byte, res Resolution, block int64, r Rollup) []byte {
 // decodeRollups reads a minute or hour block, expanding flat runs into their windows. Two
 // records for the same window (a restart inside it) are merged.
 func decodeRollups(res Resolution, block int64, b []byte, out []Rollup) ([]Rollup, error) {
+	if isPacked(b) {
+		var err error
+		if out, b, err = unpackRollups(res, block, b, out); err != nil {
+			return out, fmt.Errorf("%w (packed %s block at %s)", err, res, time.UnixMilli(block).UTC().Format(time.RFC3339))
+		}
+	}
 	r := reader{b: b}
 	span := res.span()
 	for len(r.b) > 0 && r.err == nil {
@@ -387,6 +399,12 @@ func appendDoor(b []byte, res Resolution, block int64, c DoorCount) []byte {
 }
 
 func decodeDoors(res Resolution, block int64, b []byte, out []DoorCount) ([]DoorCount, error) {
+	if isPacked(b) {
+		var err error
+		if out, b, err = unpackDoors(res, block, b, out); err != nil {
+			return out, fmt.Errorf("%w (packed door %s block at %s)", err, res, time.UnixMilli(block).UTC().Format(time.RFC3339))
+		}
+	}
 	r := reader{b: b}
 	span := res.span()
 	if res == Raw {
@@ -397,16 +415,22 @@ func decodeDoors(res Resolution, block int64, b []byte, out []DoorCount) ([]Door
 		c.End = c.Start + span
 		c.In, c.Out = r.uv(), r.uv()
 		if r.err == nil {
-			if n := len(out); n > 0 && out[n-1].Start == c.Start {
-				out[n-1].In += c.In
-				out[n-1].Out += c.Out
-			} else {
-				out = append(out, c)
-			}
+			out = appendDoorCount(out, c)
 		}
 	}
 	if r.err != nil {
 		return out, fmt.Errorf("%w (door %s block at %s)", r.err, res, time.UnixMilli(block).UTC().Format(time.RFC3339))
 	}
 	return out, nil
+}
+
+// appendDoorCount adds c to the last count when it is for the same window (a restart
+// inside it), else appends it.
+func appendDoorCount(out []DoorCount, c DoorCount) []DoorCount {
+	if n := len(out); n > 0 && out[n-1].Start == c.Start {
+		out[n-1].In += c.In
+		out[n-1].Out += c.Out
+		return out
+	}
+	return append(out, c)
 }

@@ -1,27 +1,69 @@
 package history
 
 import (
+	"bytes"
 	"errors"
 	"slices"
+
+	bolt "go.etcd.io/bbolt"
 )
 
-// blocks calls fn for each stored block of a series that may hold records in [a, b).
+// blocks calls fn for each stored block of a series that may hold records in [a, b), in
+// time order, from the closed and the open bucket (a block in both reads as the closed value
+// followed by the open one: records that reached it after it was closed).
 func (q *txq) blocks(kind byte, res Resolution, series string, a, b int64, fn func(start int64, v []byte) error) error {
-	top := q.tx.Bucket(bucketName(kind, res))
-	if top == nil {
+	cursor := func(name []byte) *bolt.Cursor {
+		if top := q.tx.Bucket(name); top != nil {
+			if bk := top.Bucket([]byte(series)); bk != nil {
+				return bk.Cursor()
+			}
+		}
 		return nil
 	}
-	bk := top.Bucket([]byte(series))
-	if bk == nil {
-		return nil
+	from := blockKey(q.tz.block(res, a))
+	closed, open := cursor(closedName(kind, res)), cursor(bucketName(kind, res))
+	var ck, cv, ok, ov []byte
+	if closed != nil {
+		ck, cv = closed.Seek(from)
 	}
-	c := bk.Cursor()
-	for k, v := c.Seek(blockKey(q.tz.block(res, a))); k != nil && keyTime(k) < b; k, v = c.Next() {
+	if open != nil {
+		ok, ov = open.Seek(from)
+	}
+	for ck != nil || ok != nil {
+		var k, v []byte
+		switch c := compareKeys(ck, ok); {
+		case c < 0:
+			k, v = ck, cv
+			ck, cv = closed.Next()
+		case c > 0:
+			k, v = ok, ov
+			ok, ov = open.Next()
+		default:
+			k, v = ck, append(append([]byte(nil), cv...), ov...)
+			ck, cv = closed.Next()
+			ok, ov = open.Next()
+		}
+		if keyTime(k) >= b {
+			return nil
+		}
 		if err := fn(keyTime(k), v); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// compareKeys orders block keys with nil (the end of a cursor) last.
+func compareKeys(a, b []byte) int {
+	switch {
+	case a == nil && b == nil:
+		return 0
+	case a == nil:
+		return 1
+	case b == nil:
+		return -1
+	}
+	return bytes.Compare(a, b)
 }
 
 // raw returns a zone's samples in [a, b) and those before a in a's block (the value in force).

@@ -65,6 +65,8 @@ type metrics struct {
 	lastFlush  prometheus.Gauge
 	pruned     *prometheus.CounterVec
 	pruneError prometheus.Counter
+	packed     prometheus.Counter
+	packedUpTo prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -85,9 +87,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Blocks of history deleted by retention, by resolution."}, []string{"resolution"}),
 		pruneError: prometheus.NewCounter(prometheus.CounterOpts{Name: "crowdwatch_history_prune_errors_total",
 			Help: "Retention passes that failed."}),
+		packed: prometheus.NewCounter(prometheus.CounterOpts{Name: "crowdwatch_history_packed_blocks_total",
+			Help: "Closed blocks of history rewritten packed (format 2), including a format-1 file's in its conversion."}),
+		packedUpTo: prometheus.NewGauge(prometheus.GaugeOpts{Name: "crowdwatch_history_packed_until_timestamp_seconds",
+			Help: "Every closed block of history that starts before this time is packed (Unix time); far behind the last flush while a format-1 file is converted."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.samples, m.dropped, m.flushes, m.flushErrs, m.pending, m.lastFlush, m.pruned, m.pruneError)
+		reg.MustRegister(m.samples, m.dropped, m.flushes, m.flushErrs, m.pending, m.lastFlush, m.pruned, m.pruneError, m.packed, m.packedUpTo)
 	}
 	return m
 }
@@ -263,16 +269,17 @@ func (r *Recorder) resumeBlocks(at int64) (map[string][]Sample, map[string][]Doo
 	return raw, doors, err
 }
 
+// getBlock is a stored block, closed and open parts together (see txq.blocks).
 func getBlock(tx *bolt.Tx, kind byte, res Resolution, series string, start int64) []byte {
-	top := tx.Bucket(bucketName(kind, res))
-	if top == nil {
-		return nil
+	var v []byte
+	for _, name := range [][]byte{closedName(kind, res), bucketName(kind, res)} {
+		if top := tx.Bucket(name); top != nil {
+			if bk := top.Bucket([]byte(series)); bk != nil {
+				v = append(v, bk.Get(blockKey(start))...)
+			}
+		}
 	}
-	bk := top.Bucket([]byte(series))
-	if bk == nil {
-		return nil
-	}
-	return bk.Get(blockKey(start))
+	return v
 }
 
 // writer owns the file's write transactions: it writes each batch, keeps one that failed
@@ -285,6 +292,12 @@ func (r *Recorder) writer() {
 	prune := time.NewTicker(r.o.PruneEvery)
 	defer prune.Stop()
 	r.prune()
+	// Packing closed blocks runs between flushes, a short pass at a time, whenever an hour
+	// has closed since the last pass; at start it finishes what a previous run left (all of
+	// a format-1 file's blocks, the first time).
+	pk := packer{r: r, due: true, started: time.Now()}
+	ready := make(chan struct{})
+	close(ready)
 	write := func(final bool) {
 		for attempt := 0; held != nil; attempt++ {
 			if damaged {
@@ -292,6 +305,9 @@ func (r *Recorder) writer() {
 				break
 			}
 			t0 := time.Now()
+			if held.state != nil {
+				pk.saw(held.state.At)
+			}
 			err := r.file.write(held)
 			if err == nil {
 				r.m.flushes.Observe(time.Since(t0).Seconds())
@@ -317,7 +333,13 @@ func (r *Recorder) writer() {
 		}
 	}
 	for {
+		var packNow <-chan struct{}
+		if pk.due && !damaged {
+			packNow = ready
+		}
 		select {
+		case <-packNow:
+			pk.pass()
 		case b, ok := <-r.writeCh:
 			if !ok {
 				// Shutdown: a few more tries for what is left, then say what was lost.
@@ -339,6 +361,55 @@ func (r *Recorder) writer() {
 			if !damaged {
 				r.prune()
 			}
+		}
+	}
+}
+
+// packer runs the packing passes for the writer goroutine, which owns it.
+type packer struct {
+	r       *Recorder
+	due     bool
+	hour    int64 // the watermark's hour at the last pass
+	started time.Time
+	logged  time.Time
+	blocks  int
+	saved   int64
+}
+
+// saw is told the watermark of each write: a new hour closed blocks.
+func (p *packer) saw(at int64) {
+	if h := p.r.file.loc.hour(at); h != p.hour {
+		p.hour, p.due = h, true
+	}
+}
+
+// pass packs for about 100 ms (it ends after the transaction that reaches it): the writer
+// comes back to its flushes between passes.
+func (p *packer) pass() {
+	r := p.r
+	res, err := r.file.pack(context.Background(), 100*time.Millisecond)
+	r.m.packed.Add(float64(res.Blocks))
+	p.blocks += res.Blocks
+	p.saved += res.Saved
+	if res.PackedUpTo > 0 {
+		r.m.packedUpTo.Set(float64(res.PackedUpTo) / 1000)
+	}
+	if err != nil {
+		p.due = false // again once the next hour closes
+		r.o.Log.Warn("history: packing closed blocks failed; it runs again later", "error", err)
+		return
+	}
+	if r.file.converted && time.Since(p.logged) >= 10*time.Second && !res.Done {
+		p.logged = time.Now()
+		r.o.Log.Info("history: converting the format-1 file: packing closed blocks", "path", r.o.Path,
+			"packed_until", time.UnixMilli(res.PackedUpTo).UTC().Format(time.RFC3339), "blocks", p.blocks)
+	}
+	if res.Done {
+		p.due = false
+		if r.file.converted {
+			r.file.converted = false
+			r.o.Log.Info("history: format-1 file converted: every closed block is packed", "path", r.o.Path,
+				"blocks", p.blocks, "saved_bytes", p.saved, "took", time.Since(p.started).Round(time.Millisecond))
 		}
 	}
 }

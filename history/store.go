@@ -24,7 +24,12 @@ import (
 // file is opened only for each flush and closed after it, so readers get a shared lock in
 // between.
 
-const historyFormat = "crowdwatch-history/1"
+// Format 2 packs closed blocks (packed.go); a format-1 file is taken over as it is and its
+// blocks packed in the background (file.pack), since every block says whether it is packed.
+const (
+	historyFormat  = "crowdwatch-history/2"
+	historyFormat1 = "crowdwatch-history/1"
+)
 
 var (
 	bucketMeta = []byte("meta")
@@ -39,6 +44,15 @@ var (
 // a bucket inside it, keyed by block start.
 func bucketName(kind byte, res Resolution) []byte {
 	return []byte{kind, ':', "rmh"[res]}
+}
+
+// closedName is the bucket of closed blocks of a kind and resolution ("z:M" beside "z:m"):
+// the writer moves a block there, packed, once its hour or day has ended (pack.go). Closed
+// blocks arrive in time order, so its pages fill whole; the open bucket holds about one block
+// per series. A key may be in both when records reach a block after it was closed: the reader
+// reads the closed value, then the open one (a packed part followed by rows).
+func closedName(kind byte, res Resolution) []byte {
+	return []byte{kind, ':', "RMH"[res]}
 }
 
 const (
@@ -144,7 +158,7 @@ func checkMeta(tx *bolt.Tx, path, site string) error {
 	if meta == nil {
 		return fmt.Errorf("history: %s is not a Crowdwatch history file (no meta bucket)", path)
 	}
-	if f := string(meta.Get(keyFormat)); f != historyFormat {
+	if f := string(meta.Get(keyFormat)); f != historyFormat && f != historyFormat1 {
 		return fmt.Errorf("history: %s has format %q, this version reads %q", path, f, historyFormat)
 	}
 	if s := string(meta.Get(keySite)); site != "" && s != site {
@@ -159,6 +173,8 @@ type file struct {
 	timeout          time.Duration
 	loc              tz
 	layout           *Site // written to meta so the report command can work from the file alone
+	// converted is set when init found a format-1 file (its blocks are packed in the background).
+	converted bool
 }
 
 // init creates the file's meta on first use and reads the recorder's state.
@@ -200,6 +216,14 @@ func (f *file) ensureMeta(tx *bolt.Tx) (*bolt.Bucket, error) {
 	}
 	if err := checkMeta(tx, f.path, f.site); err != nil {
 		return nil, err
+	}
+	if string(meta.Get(keyFormat)) == historyFormat1 {
+		f.converted = true
+		// Format-1 blocks read as they are; pack packs them in the background. From now on
+		// the file may hold packed blocks, which format 1 readers cannot read.
+		if err := meta.Put(keyFormat, []byte(historyFormat)); err != nil {
+			return nil, err
+		}
 	}
 	// The time zone only aligns blocks; records carry absolute times, so a changed zone
 	// keeps old history readable. Keep the latest for the report command.
@@ -258,7 +282,8 @@ func (f *file) write(b *batch) error {
 			if err != nil {
 				return err
 			}
-			bk.FillPercent = 0.95
+			// Keys are time-ordered: writes go at the end, so pages split full.
+			bk.FillPercent = 1.0
 			key := blockKey(r.start)
 			old := bk.Get(key)
 			v := make([]byte, 0, len(old)+len(b.blocks[r]))
@@ -316,29 +341,12 @@ func (f *file) prune(ctx context.Context, now time.Time, keep Retention, maxPerT
 				}
 				n := 0
 				err := db.Update(func(tx *bolt.Tx) error {
-					top := tx.Bucket(bucketName(kind, res))
-					if top == nil {
-						return nil
-					}
-					return top.ForEachBucket(func(name []byte) error {
-						bk := top.Bucket(name)
-						c := bk.Cursor()
-						for k, _ := c.First(); k != nil && n < maxPerTx; k, _ = c.First() {
-							start := keyTime(k)
-							end := start + hourMs
-							if res == Hour {
-								end = f.loc.nextDay(start)
-							}
-							if end > cutoff {
-								break
-							}
-							if err := c.Delete(); err != nil {
-								return err
-							}
-							n++
+					for _, name := range [][]byte{closedName(kind, res), bucketName(kind, res)} {
+						if err := f.pruneTop(tx.Bucket(name), res, cutoff, maxPerTx, &n); err != nil {
+							return err
 						}
-						return nil
-					})
+					}
+					return nil
 				})
 				deleted[res] += n
 				if err != nil {
@@ -351,6 +359,32 @@ func (f *file) prune(ctx context.Context, now time.Time, keep Retention, maxPerT
 		}
 	}
 	return deleted, nil
+}
+
+// pruneTop deletes a top bucket's blocks that ended by cutoff, counting them in n, up to max.
+func (f *file) pruneTop(top *bolt.Bucket, res Resolution, cutoff int64, maxPerTx int, n *int) error {
+	if top == nil {
+		return nil
+	}
+	return top.ForEachBucket(func(name []byte) error {
+		bk := top.Bucket(name)
+		c := bk.Cursor()
+		for k, _ := c.First(); k != nil && *n < maxPerTx; k, _ = c.First() {
+			start := keyTime(k)
+			end := start + hourMs
+			if res == Hour {
+				end = f.loc.nextDay(start)
+			}
+			if end > cutoff {
+				break
+			}
+			if err := c.Delete(); err != nil {
+				return err
+			}
+			*n++
+		}
+		return nil
+	})
 }
 
 // layout is the site as stored in the file's meta.

@@ -91,8 +91,8 @@ func (q *txq) halfHour(t int64) int64 {
 // firstRecord is when door records begin: weeks before it are not compared.
 func (q *txq) firstRecord() int64 {
 	first := int64(math.MaxInt64)
-	for _, res := range []Resolution{Minute, Raw} {
-		top := q.tx.Bucket(bucketName(kindDoor, res))
+	for _, name := range [][]byte{closedName(kindDoor, Minute), bucketName(kindDoor, Minute), closedName(kindDoor, Raw), bucketName(kindDoor, Raw)} {
+		top := q.tx.Bucket(name)
 		if top == nil {
 			continue
 		}

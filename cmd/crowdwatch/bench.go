@@ -14,11 +14,25 @@ import (
 // clients, then the same publishers through the same kind of broker to a bare subscriber.
 func newBenchCmd() *cobra.Command {
 	var f loadbench.Options
+	var restart bool
+	var r loadbench.RestartOptions
 	cmd := &cobra.Command{
 		Use:   "bench --devices N --rate R --clients M --duration D",
 		Short: "Measure the whole path on loopback (ingest, publish-to-WebSocket latency, CPU, RSS, losses) against the bare broker",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if restart {
+				// Restart to ready: a crossing log (and a history file), then timed starts.
+				r.Zones, r.Service = f.Zones, f.Service
+				if err := r.Check(); err != nil {
+					return err
+				}
+				ctx, stop := signalContext()
+				defer stop()
+				ctx, cancel := context.WithTimeout(ctx, 30*time.Minute) // hard cap
+				defer cancel()
+				return loadbench.RunRestart(ctx, cmd.OutOrStdout(), r)
+			}
 			if err := f.Check(); err != nil {
 				return err
 			}
@@ -38,5 +52,10 @@ func newBenchCmd() *cobra.Command {
 	cmd.Flags().IntVar(&f.Measure, "measure-clients", 20, "clients that decode every message and measure latency; the others read every frame without decoding it, as a browser on its own device costs the service the same")
 	cmd.Flags().StringVar(&f.Profile, "profile", "", "directory to save the service's CPU profile (over the load) and heap profile (after it) for go tool pprof")
 	cmd.Flags().BoolVar(&f.Baseline, "baseline", true, "also run the same load against the bare broker")
+	cmd.Flags().StringVar(&f.Service, "service", "", "the crowdwatch binary to run as the service (default: this one), to measure another version under the same load")
+	cmd.Flags().BoolVar(&restart, "restart", false, "measure restart to ready instead: write --log-days of crossing log for --zones counters, then start the service --runs times, timing process start to /readyz 200")
+	cmd.Flags().IntVar(&r.Days, "log-days", 7, "with --restart: days of crossing log (a busy store: every counter every 5 s, 13 hours a day)")
+	cmd.Flags().IntVar(&r.Runs, "runs", 5, "with --restart: restarts measured")
+	cmd.Flags().StringVar(&r.History, "history", "", "with --restart: a history file to start with, copied (the history benchmark's year, kept with HISTORY_BENCH_KEEP)")
 	return cmd
 }
