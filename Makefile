@@ -23,6 +23,7 @@ FUZZ_TARGETS = \
 	./web:FuzzParseAuditQuery \
 	./history:FuzzParseParams \
 	./history:FuzzCodecRoundTrip \
+	./zones:FuzzDecodeRecord \
 	./ingest/formats:FuzzMilesight \
 	./ingest/formats:FuzzXovis \
 	./ingest/formats:FuzzAxis \

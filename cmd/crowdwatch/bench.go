@@ -38,5 +38,6 @@ func newBenchCmd() *cobra.Command {
 	cmd.Flags().IntVar(&f.Measure, "measure-clients", 20, "clients that decode every message and measure latency; the others read every frame without decoding it, as a browser on its own device costs the service the same")
 	cmd.Flags().StringVar(&f.Profile, "profile", "", "directory to save the service's CPU profile (over the load) and heap profile (after it) for go tool pprof")
 	cmd.Flags().BoolVar(&f.Baseline, "baseline", true, "also run the same load against the bare broker")
+	cmd.Flags().StringVar(&f.Service, "service", "", "crowdwatch binary to run as the service (default: this one), to measure two builds under the same load")
 	return cmd
 }
