@@ -480,6 +480,20 @@ func Run(ctx context.Context, out io.Writer, f Options) error {
 	if err != nil {
 		return err
 	}
+	// Through an external broker the counters' rate is the broker's PUBACK and the service
+	// may still be working through its queue: wait (at most 20 s) for it to catch up, so a
+	// lag is told from a loss.
+	lagged, caughtUp := applied < acked, time.Duration(0)
+	for waited := time.Duration(0); applied < acked && waited < 20*time.Second; waited += 200 * time.Millisecond {
+		time.Sleep(200 * time.Millisecond)
+		if applied, err = doorTotals(httpAddr, token); err != nil {
+			return err
+		}
+		caughtUp = time.Second + waited + 200*time.Millisecond
+	}
+	if lagged {
+		fmt.Fprintf(out, "service behind at 1 s after the last report; applied %d of %d after %s\n", applied, acked, caughtUp)
+	}
 	fmt.Fprintf(out, "service on %s: %d acknowledged in %s = %.0f msgs/s; crossings applied %d (lost %d); publish-to-WebSocket %s; %d WebSocket messages, %d clients dropped; service CPU %s = %.2f s per 10k; service peak RSS %d MB\n",
 		f.Broker, acked, el.Round(time.Millisecond), float64(acked)/el.Seconds(), applied, acked-applied, &lat,
 		msgs.Load(), dropped.Load(), (cpu1 - cpu0).Round(10*time.Millisecond), per10k(cpu1-cpu0, acked), rss>>20)
