@@ -94,24 +94,6 @@ type Engine struct {
 	negativeSince []time.Time
 	// lastPrune is when the crossing log was last pruned to its retention.
 	lastPrune time.Time
-
-	// The commit pipeline: at most one batch is being written (inflight) while the next is
-	// applied. jobs and results connect the Run goroutine to the committer goroutine.
-	inflight *flight
-	jobs     chan *commitJob
-	results  chan *commitJob
-	spare    *commitJob // the job not in flight, reused for the next batch
-	// doneSpare is the acknowledged flight's slice, reused for the batch after next.
-	doneSpare []pendingDone
-}
-
-// flight is a batch handed to the committer: its messages are acknowledged, and its snapshot
-// (the state as of its last message) published, once the write is done.
-type flight struct {
-	job   *commitJob
-	dones []pendingDone
-	snap  *Snapshot
-	now   time.Time // the engine's clock when it was handed over, for pruning
 }
 
 type pendingDone struct {
@@ -163,9 +145,6 @@ func NewEngine(m *Model, s *Store, metrics *Metrics, opts Options) (*Engine, err
 		logOnce: map[string]*rate.Sometimes{},
 	}
 	e.cmds = owner.NewCommands[func() (any, error)](e.stopped, ErrStopped)
-	e.jobs, e.results = make(chan *commitJob, 1), make(chan *commitJob, 1)
-	e.spare = &commitJob{}
-	s.model = m
 	var err error
 	if e.occ, e.devices, err = s.load(m); err != nil {
 		return nil, err
@@ -235,9 +214,6 @@ func (e *Engine) Subscribe() (<-chan struct{}, func()) { return e.changed.Subscr
 // Run processes messages and commands until ctx ends, then commits what is pending.
 func (e *Engine) Run(ctx context.Context) error {
 	defer close(e.stopped)
-	committerDone := make(chan struct{})
-	go e.committer(committerDone)
-	defer func() { close(e.jobs); <-committerDone }()
 	commitTimer := time.NewTimer(time.Hour)
 	commitTimer.Stop()
 	timerArmed := false
@@ -252,22 +228,12 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer resetTimer.Stop()
 
 	for {
-		// While a batch is being written the next one forms, up to CommitBatch messages; then
-		// the queue waits (and the broker connections behind it) until the write is done.
-		in := e.in
-		if e.inflight != nil && len(e.dones) >= e.opts.CommitBatch {
-			in = nil
-		}
 		select {
 		case <-ctx.Done():
 			e.drainQueued()
-			e.commitWait()
-			return nil
-		case j := <-e.results:
-			e.finish(j)
-			// The batch formed meanwhile goes at once: one write follows the other.
 			e.commit()
-		case m := <-in:
+			return nil
+		case m := <-e.in:
 			e.handle(m)
 			// Group commit without a fixed delay (CommitOnIdle): while one commit's fsync
 			// runs, messages queue up and the next commit takes them all. A quiet store
@@ -289,7 +255,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		case c := <-e.cmds.Requests():
 			// The command runs here and is committed before the reply.
 			val, err := c.Req()
-			if err == nil && !e.commitWait() {
+			if err == nil && !e.commit() {
 				err = errors.New("storage: the change could not be written; nothing was changed")
 			}
 			c.Reply(val, err)
@@ -303,7 +269,7 @@ func (e *Engine) Run(ctx context.Context) error {
 				e.commit()
 			}
 			// Only between commits: a snapshot must never show what is not yet on disk.
-			if e.inflight == nil && len(e.dones) == 0 && e.pending.empty() && e.livenessChanged() {
+			if len(e.dones) == 0 && e.pending.empty() && e.livenessChanged() {
 				e.publish()
 			}
 		}
@@ -533,136 +499,51 @@ func (e *Engine) logLimited(key, msg string, args ...any) {
 	s.Do(func() { e.log.Warn(msg, args...) })
 }
 
-// commit hands the staged changes to the committer, unless a write is in flight: then they
-// wait for it and go as soon as it is done (Run). The messages handled since the last commit
-// are acknowledged, in order, once their write is done (finish).
-func (e *Engine) commit() {
-	if e.inflight == nil {
-		e.startCommit()
-	}
-}
-
-// commitWait commits what is staged and waits for it (and for the write in flight before it):
-// for commands, which reply only once their change is on disk, and for shutdown. It reports
-// whether everything staged was written.
-func (e *Engine) commitWait() bool {
-	if e.inflight != nil {
-		j := <-e.results
-		e.finish(j)
-		if j.err != nil {
-			return false // the rollback also dropped what was staged since
-		}
-	}
-	if !e.startCommit() {
-		return false
-	}
-	if e.inflight == nil {
-		return true // nothing to write, or only acknowledgements
-	}
-	j := <-e.results
-	ok := j.err == nil
-	e.finish(j)
-	return ok
-}
-
-// startCommit encodes the staged changes and hands them to the committer, with the
-// messages they cover and the snapshot of the state they leave. Messages that changed
-// nothing (duplicates, rejections) and no write in flight are acknowledged at once. It
-// reports false only when the batch could not even be encoded (then its messages failed).
-func (e *Engine) startCommit() bool {
+// commit writes the staged changes, then acknowledges every message handled since the last
+// commit, in order. On a write failure the in-memory state goes back to what is on disk and
+// the messages are reported Failed, so their senders deliver them again.
+func (e *Engine) commit() bool {
 	if len(e.dones) == 0 && e.pending.empty() {
 		return true
 	}
-	if e.pending.empty() {
-		// As before the pipeline: a device's last-seen time, which a duplicate updates, is
-		// shown without a write.
-		e.publish()
-		e.acknowledge(e.dones, true)
-		e.dones = e.dones[:0]
-		return true
-	}
-	now := e.opts.Now()
-	if e.opts.LogRetention > 0 && now.Sub(e.lastPrune) >= pruneEvery {
-		e.pending.pruneBefore = now.Add(-e.opts.LogRetention)
-	}
-	j := e.spare
-	e.spare = nil
-	j.messages = len(e.dones)
-	f := &flight{job: j, dones: e.dones, now: now}
-	e.dones, e.doneSpare = e.doneSpare[:0], nil
-	if j.err = e.store.encode(&e.pending, e.occ, j); j.err != nil {
-		e.inflight = f
-		e.finish(j)
-		return false
-	}
-	// The snapshot of this batch's state is built now, while the state is the batch's, and
-	// shown only once the batch is on disk.
-	e.version++
-	f.snap = e.buildSnapshot()
-	e.inflight = f
-	e.pending.clear()
-	e.jobs <- j
-	return true
-}
-
-// committer writes each job it is handed and hands it back.
-func (e *Engine) committer(done chan<- struct{}) {
-	defer close(done)
-	for j := range e.jobs {
+	ok := true
+	if !e.pending.empty() {
+		now := e.opts.Now()
+		if e.opts.LogRetention > 0 && now.Sub(e.lastPrune) >= pruneEvery {
+			e.pending.pruneBefore = now.Add(-e.opts.LogRetention)
+		}
 		start := time.Now()
-		j.err = e.store.write(j)
-		j.took = time.Since(start)
-		e.results <- j
-	}
-}
-
-// finish completes the write in flight: on success it publishes the batch's snapshot, then
-// acknowledges its messages. On a write failure the in-memory state goes back to what is on
-// disk, and the messages of this batch and of the one formed since (applied on top of it)
-// are reported Failed, so their senders deliver them again.
-func (e *Engine) finish(j *commitJob) {
-	f := e.inflight
-	e.inflight, e.spare = nil, j
-	err := j.err
-	if err == nil && !j.pruneBefore.IsZero() {
-		if j.pruned < pruneChunk {
-			e.lastPrune = f.now // caught up; a full chunk means more is waiting for the next commit
+		err := e.store.commit(&e.pending, e.occ)
+		if err == nil && !e.pending.pruneBefore.IsZero() {
+			if e.pending.pruned < pruneChunk {
+				e.lastPrune = now // caught up; a full chunk means more is waiting for the next commit
+			}
+			if e.pending.pruned > 0 {
+				e.log.Debug("storage: crossing log pruned", "entries", e.pending.pruned, "before", e.pending.pruneBefore)
+			}
 		}
-		if j.pruned > 0 {
-			e.log.Debug("storage: crossing log pruned", "entries", j.pruned, "before", j.pruneBefore)
+		e.metrics.observeCommit(time.Since(start), len(e.dones), err)
+		if err != nil {
+			ok = false
+			e.healthy.Store(false)
+			e.log.Error("storage: commit failed; state rolled back to the last commit and messages will be redelivered",
+				"path", e.store.Path(), "messages", len(e.dones), "error", err)
+			if occ, devices, lerr := e.store.load(e.model); lerr == nil {
+				e.occ, e.devices = occ, devices
+			} else {
+				e.log.Error("storage: reloading state after a failed commit", "error", lerr)
+			}
+		} else if !e.healthy.Swap(true) {
+			e.log.Info("storage: commits succeed again", "path", e.store.Path())
 		}
 	}
-	e.metrics.observeCommit(j.took, j.messages, err)
-	if err != nil {
-		e.healthy.Store(false)
-		e.log.Error("storage: commit failed; state rolled back to the last commit and messages will be redelivered",
-			"path", e.store.Path(), "messages", j.messages+len(e.dones), "error", err)
-		if occ, devices, lerr := e.store.load(e.model); lerr == nil {
-			e.occ, e.devices = occ, devices
-		} else {
-			e.log.Error("storage: reloading state after a failed commit", "error", lerr)
-		}
-		e.pending.clear()
-		e.acknowledge(f.dones, false)
-		e.acknowledge(e.dones, false)
-		e.dones = e.dones[:0]
-		return
+	e.pending.clear()
+	if ok {
+		// Readers see the new state before anyone is told it is committed.
+		e.publish()
 	}
-	if !e.healthy.Swap(true) {
-		e.log.Info("storage: commits succeed again", "path", e.store.Path())
-	}
-	// Readers see the new state before anyone is told it is committed.
-	e.snap.Store(f.snap)
-	e.changed.Notify()
-	e.acknowledge(f.dones, true)
-	e.doneSpare = f.dones[:0]
-}
-
-// acknowledge calls the messages' Done callbacks in order: their own outcome when ok, else
-// Failed.
-func (e *Engine) acknowledge(dones []pendingDone, ok bool) {
 	now := time.Now()
-	for i, p := range dones {
+	for _, p := range e.dones {
 		outcome := p.outcome
 		if !ok {
 			outcome = Failed
@@ -671,8 +552,10 @@ func (e *Engine) acknowledge(dones []pendingDone, ok bool) {
 		if p.msg.Done != nil {
 			p.msg.Done(outcome)
 		}
-		dones[i] = pendingDone{}
 	}
+	clear(e.dones)
+	e.dones = e.dones[:0]
+	return ok
 }
 
 // pruneEvery is how often the crossing log is trimmed to its retention.

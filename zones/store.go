@@ -21,10 +21,9 @@ import (
 type Store struct {
 	db   *bolt.DB
 	path string
-	// model is the store topology, for pruning (set by the engine before its first commit).
-	model *Model
-	// job is commit's (the engine encodes into its own two, see Engine.startCommit).
-	job commitJob
+	// arena holds one commit's encoded keys and records: bbolt needs them until the
+	// transaction ends, and reusing it saves an allocation per record.
+	arena []byte
 	// failCommit, set only by tests, makes the next commits fail as a full disk would.
 	failCommit func() error
 }
@@ -241,142 +240,86 @@ func (b *batch) clear() {
 	b.pruneBefore, b.pruned = time.Time{}, 0
 }
 
-// commitJob is one batch encoded for writing: the engine encodes it (it owns the state the
-// records come from) and the committer writes it while the engine applies the next batch.
-type commitJob struct {
-	// arena holds the keys and records, puts where each is; bbolt needs them until the
-	// transaction ends. A job is reused for a later batch, so its arena once allocated stays.
-	arena []byte
-	puts  []recordPut
-	// pruneBefore, when set, prunes the crossing log (batch.pruneBefore); pruned is how many
-	// entries went.
-	pruneBefore time.Time
-	pruned      int
-	messages    int // messages the commit covers, for the metrics
-	err         error
-	took        time.Duration
-}
-
-// recordPut is one record of a job: in bucket (an index into jobBuckets), key arena[start:mid]
-// (none for a log or audit entry, whose key is the bucket's next sequence), value
-// arena[mid:end].
-type recordPut struct {
-	bucket          uint8
-	start, mid, end int
-}
-
-var jobBuckets = [...][]byte{bucketDevices, bucketZones, bucketDoors, bucketLog, bucketAudit}
-
-const (
-	putDevice = iota
-	putZone
-	putDoor
-	putLog
-	putAudit
-)
-
-// encode turns a batch into a job (j's arena and puts are reused).
-func (s *Store) encode(b *batch, occ *occupancy, j *commitJob) error {
-	a, puts := j.arena[:0], j.puts[:0]
-	add := func(bucket uint8, start, mid int) {
-		puts = append(puts, recordPut{bucket: bucket, start: start, mid: mid, end: len(a)})
-	}
-	var err error
-	for id, d := range b.devices {
-		start := len(a)
-		a = append(a, id...)
-		mid := len(a)
-		if a, err = appendDevice(a, d); err != nil {
-			return fmt.Errorf("device %q: %w", id, err)
-		}
-		add(putDevice, start, mid)
-	}
-	for z := range b.zones {
-		start := len(a)
-		a = append(a, occ.model.Zones[z].ID...)
-		mid := len(a)
-		a = appendZone(a, &occ.zones[z])
-		add(putZone, start, mid)
-	}
-	for i := range b.doors {
-		start := len(a)
-		a = append(a, occ.model.Doors[i].ID...)
-		mid := len(a)
-		a = appendDoor(a, &occ.doors[i])
-		add(putDoor, start, mid)
-	}
-	for _, e := range b.log {
-		start := len(a)
-		a = appendEntry(a, e)
-		add(putLog, start, start)
-	}
-	for _, e := range b.audit {
-		start := len(a)
-		a = appendEntry(a, e)
-		add(putAudit, start, start)
-	}
-	// One unusual batch (a reset of a large store) does not keep its arena for ever.
-	if cap(a) > 1<<20 {
-		j.arena = nil
-	} else {
-		j.arena = a
-	}
-	j.puts = puts
-	j.pruneBefore, j.pruned = b.pruneBefore, 0
-	return nil
-}
-
-// write commits a job in one transaction: one fsync of the pages, one of the meta page.
-func (s *Store) write(j *commitJob) error {
-	a := j.arena
+// commit writes one batch in one transaction.
+func (s *Store) commit(b *batch, occ *occupancy) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		if s.failCommit != nil {
 			if err := s.failCommit(); err != nil {
 				return err
 			}
 		}
-		var bks [len(jobBuckets)]*bolt.Bucket
-		for i, name := range jobBuckets {
-			bks[i] = tx.Bucket(name)
+		// Each key and record is appended to the arena and handed to bbolt as a slice of it.
+		a := s.arena[:0]
+		put := func(bk *bolt.Bucket, start, mid int) error {
+			return bk.Put(a[start:mid:mid], a[mid:len(a):len(a)])
 		}
-		// Keys only ever grow, so pages can be packed full instead of bbolt's default half.
-		bks[putLog].FillPercent, bks[putAudit].FillPercent = 1.0, 1.0
-		var seq [8]byte
-		for _, p := range j.puts {
-			bk := bks[p.bucket]
-			key := a[p.start:p.mid:p.mid]
-			if p.bucket == putLog || p.bucket == putAudit {
-				n, err := bk.NextSequence()
-				if err != nil {
-					return err
-				}
-				binary.BigEndian.PutUint64(seq[:], n)
-				key = seq[:] // bbolt copies a key it inserts
+		var err error
+		devs := tx.Bucket(bucketDevices)
+		for id, d := range b.devices {
+			start := len(a)
+			a = append(a, id...)
+			mid := len(a)
+			if a, err = appendDevice(a, d); err != nil {
+				return fmt.Errorf("device %q: %w", id, err)
 			}
-			if err := bk.Put(key, a[p.mid:p.end:p.end]); err != nil {
+			if err := put(devs, start, mid); err != nil {
 				return err
 			}
 		}
-		if !j.pruneBefore.IsZero() {
-			n, err := pruneLog(tx, s.model, j.pruneBefore)
+		zs := tx.Bucket(bucketZones)
+		for z := range b.zones {
+			start := len(a)
+			a = append(a, occ.model.Zones[z].ID...)
+			mid := len(a)
+			a = appendZone(a, &occ.zones[z])
+			if err := put(zs, start, mid); err != nil {
+				return err
+			}
+		}
+		ds := tx.Bucket(bucketDoors)
+		for i := range b.doors {
+			start := len(a)
+			a = append(a, occ.model.Doors[i].ID...)
+			mid := len(a)
+			a = appendDoor(a, &occ.doors[i])
+			if err := put(ds, start, mid); err != nil {
+				return err
+			}
+		}
+		for _, l := range [...]struct {
+			bk      *bolt.Bucket
+			entries []*LogEntry
+		}{{tx.Bucket(bucketLog), b.log}, {tx.Bucket(bucketAudit), b.audit}} {
+			// Keys only ever grow, so pages can be packed full instead of bbolt's default half.
+			l.bk.FillPercent = 1.0
+			for _, e := range l.entries {
+				seq, err := l.bk.NextSequence()
+				if err != nil {
+					return err
+				}
+				e.Seq = seq
+				start := len(a)
+				a = binary.BigEndian.AppendUint64(a, seq)
+				mid := len(a)
+				a = appendEntry(a, e)
+				if err := put(l.bk, start, mid); err != nil {
+					return err
+				}
+			}
+		}
+		// Kept for the next commit unless one unusual commit made it large.
+		if cap(a) <= 1<<20 {
+			s.arena = a[:0]
+		}
+		if !b.pruneBefore.IsZero() {
+			n, err := pruneLog(tx, occ.model, b.pruneBefore)
 			if err != nil {
 				return fmt.Errorf("pruning the crossing log: %w", err)
 			}
-			j.pruned = n
+			b.pruned = n
 		}
 		return nil
 	})
-}
-
-// commit encodes and writes one batch (what the engine does in two steps).
-func (s *Store) commit(b *batch, occ *occupancy) error {
-	s.model = occ.model
-	if err := s.encode(b, occ, &s.job); err != nil {
-		return err
-	}
-	err := s.write(&s.job)
-	b.pruned = s.job.pruned
-	return err
 }
 
 // pruneChunk bounds the entries one commit prunes, so a long backlog never makes one commit
