@@ -24,6 +24,7 @@ FUZZ_TARGETS = \
 	./history:FuzzParseParams \
 	./history:FuzzCodecRoundTrip \
 	./history:FuzzPackedDecode \
+	./zones:FuzzDecodeRecord \
 	./ingest/formats:FuzzMilesight \
 	./ingest/formats:FuzzXovis \
 	./ingest/formats:FuzzAxis \

@@ -456,8 +456,10 @@ func Run(ctx context.Context, out io.Writer, f Options) error {
 		}()
 	}
 	cpu0, _ := procStat(pid)
+	commits0 := commitStats(httpAddr, token)
 	acked, el, err := drive(ctx, url, topicBase, f, times)
 	cpu1, rss := procStat(pid)
+	commits := commitStats(httpAddr, token).minus(commits0)
 	if err != nil {
 		stopWS()
 		return err
@@ -478,10 +480,73 @@ func Run(ctx context.Context, out io.Writer, f Options) error {
 	if err != nil {
 		return err
 	}
+	// Through an external broker the counters' rate is the broker's PUBACK and the service
+	// may still be working through its queue: wait (at most 20 s) for it to catch up, so a
+	// lag is told from a loss.
+	lagged, caughtUp := applied < acked, time.Duration(0)
+	for waited := time.Duration(0); applied < acked && waited < 20*time.Second; waited += 200 * time.Millisecond {
+		time.Sleep(200 * time.Millisecond)
+		if applied, err = doorTotals(httpAddr, token); err != nil {
+			return err
+		}
+		caughtUp = time.Second + waited + 200*time.Millisecond
+	}
+	if lagged {
+		fmt.Fprintf(out, "service behind at 1 s after the last report; applied %d of %d after %s\n", applied, acked, caughtUp)
+	}
 	fmt.Fprintf(out, "service on %s: %d acknowledged in %s = %.0f msgs/s; crossings applied %d (lost %d); publish-to-WebSocket %s; %d WebSocket messages, %d clients dropped; service CPU %s = %.2f s per 10k; service peak RSS %d MB\n",
 		f.Broker, acked, el.Round(time.Millisecond), float64(acked)/el.Seconds(), applied, acked-applied, &lat,
 		msgs.Load(), dropped.Load(), (cpu1 - cpu0).Round(10*time.Millisecond), per10k(cpu1-cpu0, acked), rss>>20)
+	fmt.Fprintf(out, "service commits: %s\n", commits)
 	return nil
+}
+
+// commits are the service's group commits as its /metrics count them.
+type commits struct{ n, seconds, messages float64 }
+
+func (c commits) minus(o commits) commits {
+	return commits{c.n - o.n, c.seconds - o.seconds, c.messages - o.messages}
+}
+
+func (c commits) String() string {
+	if c.n <= 0 {
+		return "none counted"
+	}
+	return fmt.Sprintf("%.0f, %.1f messages and %.2f ms each on average", c.n, c.messages/c.n, c.seconds/c.n*1000)
+}
+
+// commitStats reads the commit histograms' sums and counts (zeros when /metrics cannot be read:
+// the figure is then "none counted", the run itself stands).
+func commitStats(httpAddr, token string) commits {
+	var c commits
+	req, _ := http.NewRequest(http.MethodGet, "http://"+httpAddr+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return c
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		name, val, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(val, 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "crowdwatch_storage_commit_seconds_count":
+			c.n = v
+		case "crowdwatch_storage_commit_seconds_sum":
+			c.seconds = v
+		case "crowdwatch_storage_commit_messages_sum":
+			c.messages = v
+		}
+	}
+	return c
 }
 
 func pidOr(pid int) int {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"time"
 
@@ -20,6 +21,9 @@ import (
 type Store struct {
 	db   *bolt.DB
 	path string
+	// arena holds one commit's encoded keys and records: bbolt needs them until the
+	// transaction ends, and reusing it saves an allocation per record.
+	arena []byte
 	// failCommit, set only by tests, makes the next commits fail as a full disk would.
 	failCommit func() error
 }
@@ -37,8 +41,16 @@ var (
 	keyLogBase = []byte("log_base")
 )
 
-// formatVersion names the file layout; a file with another value is refused.
-const formatVersion = "crowdwatch/1"
+// formatVersion names the file layout; a file with another value is refused, but for
+// formatJSON, which OpenStore migrates.
+const (
+	formatVersion = "crowdwatch/2" // binary records (zones/record.go)
+	formatJSON    = "crowdwatch/1" // JSON records
+)
+
+// migrateChunk bounds the records one migration transaction rewrites, so that a long
+// crossing log does not make one transaction hold it all in memory (a variable for tests).
+var migrateChunk = 5000
 
 // ErrForeignFile is returned for a database that is not Crowdwatch's or not this site's.
 var ErrForeignFile = errors.New("not a Crowdwatch database for this site")
@@ -64,7 +76,7 @@ func OpenStore(path, site string) (*Store, error) {
 }
 
 func (s *Store) init(site string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	if err := s.db.Update(func(tx *bolt.Tx) error {
 		meta, err := storage.ClaimMeta(tx, bucketMeta, map[string]string{string(keyFormat): formatVersion, string(keySite): site})
 		if errors.Is(err, storage.ErrNotOurs) {
 			return fmt.Errorf("storage: %s: %w (it has no %q bucket)", s.path, ErrForeignFile, bucketMeta)
@@ -72,8 +84,8 @@ func (s *Store) init(site string) error {
 		if err != nil {
 			return err
 		}
-		if f := string(meta.Get(keyFormat)); f != formatVersion {
-			return fmt.Errorf("storage: %s: %w (format %q, this version reads %q)", s.path, ErrForeignFile, f, formatVersion)
+		if f := string(meta.Get(keyFormat)); f != formatVersion && f != formatJSON {
+			return fmt.Errorf("storage: %s: %w (format %q, this version reads %q and %q)", s.path, ErrForeignFile, f, formatVersion, formatJSON)
 		}
 		if got := string(meta.Get(keySite)); got != site {
 			return fmt.Errorf("storage: %s: %w (it belongs to site %q, the config says %q)", s.path, ErrForeignFile, got, site)
@@ -84,7 +96,90 @@ func (s *Store) init(site string) error {
 			}
 		}
 		return nil
+	}); err != nil {
+		return err
+	}
+	return s.migrate()
+}
+
+// migrate rewrites a format-1 file's JSON records in format 2, a chunk per transaction, then
+// marks the file format 2. Interrupted, it leaves a file of both kinds of record still marked
+// format 1, which loads (each record is read by its first byte) and is migrated at the next
+// start.
+func (s *Store) migrate() error {
+	var format string
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		format = string(tx.Bucket(bucketMeta).Get(keyFormat))
+		return nil
+	}); err != nil || format == formatVersion {
+		return err
+	}
+	total := 0
+	for _, name := range [][]byte{bucketDevices, bucketZones, bucketDoors, bucketLog, bucketAudit} {
+		var after []byte // the last key rewritten so far
+		for {
+			n, last, err := s.migrateChunk(name, after)
+			if err != nil {
+				return fmt.Errorf("storage: %s: migrating %s records to format %s: %w", s.path, name, formatVersion, err)
+			}
+			total += n
+			if last == nil {
+				break
+			}
+			after = last
+		}
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(keyFormat, []byte(formatVersion))
+	}); err != nil {
+		return fmt.Errorf("storage: %s: migrating to format %s: %w", s.path, formatVersion, err)
+	}
+	slog.Info("storage: occupancy file migrated to binary records", "path", s.path, "from", formatJSON, "to", formatVersion, "records", total)
+	return nil
+}
+
+// migrateChunk rewrites up to migrateChunk records after key after (from the first when nil)
+// and returns how many it rewrote and the last key it looked at, nil when the bucket is done.
+func (s *Store) migrateChunk(name, after []byte) (int, []byte, error) {
+	n := 0
+	var last []byte
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(name)
+		type kv struct{ k, v []byte }
+		var puts []kv
+		c := b.Cursor()
+		k, v := c.First()
+		if after != nil {
+			k, v = c.Seek(after)
+			if k != nil && string(k) == string(after) {
+				k, v = c.Next()
+			}
+		}
+		seen := 0
+		for ; k != nil && seen < migrateChunk; k, v = c.Next() {
+			seen++
+			last = append([]byte(nil), k...)
+			nv, err := migrateRecord(string(name), v)
+			if err != nil {
+				return fmt.Errorf("record %x: %w", k, err)
+			}
+			if nv != nil {
+				puts = append(puts, kv{last, nv})
+			}
+		}
+		if k == nil {
+			last = nil
+		}
+		// Written once the walk is done: changing a bucket under a moving cursor skips keys.
+		for _, p := range puts {
+			if err := b.Put(p.k, p.v); err != nil {
+				return err
+			}
+		}
+		n = len(puts)
+		return nil
 	})
+	return n, last, err
 }
 
 // Close closes the file.
@@ -153,29 +248,68 @@ func (s *Store) commit(b *batch, occ *occupancy) error {
 				return err
 			}
 		}
+		// Each key and record is appended to the arena and handed to bbolt as a slice of it.
+		a := s.arena[:0]
+		put := func(bk *bolt.Bucket, start, mid int) error {
+			return bk.Put(a[start:mid:mid], a[mid:len(a):len(a)])
+		}
+		var err error
 		devs := tx.Bucket(bucketDevices)
 		for id, d := range b.devices {
-			if err := putJSON(devs, []byte(id), d); err != nil {
+			start := len(a)
+			a = append(a, id...)
+			mid := len(a)
+			if a, err = appendDevice(a, d); err != nil {
+				return fmt.Errorf("device %q: %w", id, err)
+			}
+			if err := put(devs, start, mid); err != nil {
 				return err
 			}
 		}
 		zs := tx.Bucket(bucketZones)
 		for z := range b.zones {
-			if err := putJSON(zs, []byte(occ.model.Zones[z].ID), &occ.zones[z]); err != nil {
+			start := len(a)
+			a = append(a, occ.model.Zones[z].ID...)
+			mid := len(a)
+			a = appendZone(a, &occ.zones[z])
+			if err := put(zs, start, mid); err != nil {
 				return err
 			}
 		}
 		ds := tx.Bucket(bucketDoors)
 		for i := range b.doors {
-			if err := putJSON(ds, []byte(occ.model.Doors[i].ID), &occ.doors[i]); err != nil {
+			start := len(a)
+			a = append(a, occ.model.Doors[i].ID...)
+			mid := len(a)
+			a = appendDoor(a, &occ.doors[i])
+			if err := put(ds, start, mid); err != nil {
 				return err
 			}
 		}
-		if err := appendEntries(tx.Bucket(bucketLog), b.log); err != nil {
-			return err
+		for _, l := range [...]struct {
+			bk      *bolt.Bucket
+			entries []*LogEntry
+		}{{tx.Bucket(bucketLog), b.log}, {tx.Bucket(bucketAudit), b.audit}} {
+			// Keys only ever grow, so pages can be packed full instead of bbolt's default half.
+			l.bk.FillPercent = 1.0
+			for _, e := range l.entries {
+				seq, err := l.bk.NextSequence()
+				if err != nil {
+					return err
+				}
+				e.Seq = seq
+				start := len(a)
+				a = binary.BigEndian.AppendUint64(a, seq)
+				mid := len(a)
+				a = appendEntry(a, e)
+				if err := put(l.bk, start, mid); err != nil {
+					return err
+				}
+			}
 		}
-		if err := appendEntries(tx.Bucket(bucketAudit), b.audit); err != nil {
-			return err
+		// Kept for the next commit unless one unusual commit made it large.
+		if cap(a) <= 1<<20 {
+			s.arena = a[:0]
 		}
 		if !b.pruneBefore.IsZero() {
 			n, err := pruneLog(tx, occ.model, b.pruneBefore)
@@ -234,7 +368,7 @@ func pruneLog(tx *bolt.Tx, m *Model, cutoff time.Time) (int, error) {
 	c := tx.Bucket(bucketLog).Cursor()
 	for k, v := c.First(); k != nil && len(keys) < pruneChunk; k, v = c.Next() {
 		e := &LogEntry{Seq: binary.BigEndian.Uint64(k)}
-		if err := json.Unmarshal(v, e); err != nil {
+		if err := decodeEntry(v, e); err != nil {
 			return 0, fmt.Errorf("entry %d: %w", e.Seq, err)
 		}
 		if !e.At.Before(cutoff) {
@@ -264,22 +398,6 @@ func pruneLog(tx *bolt.Tx, m *Model, cutoff time.Time) (int, error) {
 	return len(keys), putJSON(tx.Bucket(bucketMeta), keyLogBase, &b)
 }
 
-func appendEntries(bk *bolt.Bucket, entries []*LogEntry) error {
-	// Keys only ever grow, so pages can be packed full instead of bbolt's default half.
-	bk.FillPercent = 1.0
-	for _, e := range entries {
-		seq, err := bk.NextSequence()
-		if err != nil {
-			return err
-		}
-		e.Seq = seq
-		if err := putJSON(bk, seqKey(seq), e); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 func seqKey(n uint64) []byte {
 	var k [8]byte
 	binary.BigEndian.PutUint64(k[:], n)
@@ -301,7 +419,7 @@ func (s *Store) load(m *Model) (*occupancy, map[string]*deviceState, error) {
 	err := s.db.View(func(tx *bolt.Tx) error {
 		err := tx.Bucket(bucketDevices).ForEach(func(k, v []byte) error {
 			d := &deviceState{}
-			if err := json.Unmarshal(v, d); err != nil {
+			if err := decodeDevice(v, d); err != nil {
 				return fmt.Errorf("device %q: %w", k, err)
 			}
 			// Records written before unbound lines were refused may hold any number of them;
@@ -319,7 +437,10 @@ func (s *Store) load(m *Model) (*occupancy, map[string]*deviceState, error) {
 			if !ok {
 				return nil // a zone since removed from the config
 			}
-			return json.Unmarshal(v, &occ.zones[z])
+			if err := decodeZone(v, &occ.zones[z]); err != nil {
+				return fmt.Errorf("zone %q: %w", k, err)
+			}
+			return nil
 		})
 		if err != nil {
 			return err
@@ -329,7 +450,10 @@ func (s *Store) load(m *Model) (*occupancy, map[string]*deviceState, error) {
 			if !ok {
 				return nil
 			}
-			return json.Unmarshal(v, &occ.doors[d])
+			if err := decodeDoor(v, &occ.doors[d]); err != nil {
+				return fmt.Errorf("door %q: %w", k, err)
+			}
+			return nil
 		})
 	})
 	if err != nil {
@@ -347,7 +471,7 @@ func (s *Store) Entries(which string, fn func(*LogEntry) error) error {
 	return s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(name).ForEach(func(k, v []byte) error {
 			e := &LogEntry{Seq: binary.BigEndian.Uint64(k)}
-			if err := json.Unmarshal(v, e); err != nil {
+			if err := decodeEntry(v, e); err != nil {
 				return fmt.Errorf("storage: %s entry %d: %w", which, e.Seq, err)
 			}
 			return fn(e)

@@ -2,7 +2,6 @@ package zones
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -175,7 +174,7 @@ func (h *harness) deviceRecord(id string) *deviceState {
 	h.t.Helper()
 	var d deviceState
 	err := h.store.db.View(func(tx *bolt.Tx) error {
-		return json.Unmarshal(tx.Bucket(bucketDevices).Get([]byte(id)), &d)
+		return decodeDevice(tx.Bucket(bucketDevices).Get([]byte(id)), &d)
 	})
 	if err != nil {
 		h.t.Fatal(err)
