@@ -134,3 +134,68 @@ func TestPlaybookUnknownKey(t *testing.T) {
 		t.Fatalf("CheckLimits: %v", err)
 	}
 }
+
+// TestFill: placeholders with a param are replaced, others stay as they are, as a
+// strings.Replacer of every "{name}" would leave them.
+func TestFill(t *testing.T) {
+	params := map[string]any{"zone": "Hall", "n": 104, "pct": 1.5, "x": int64(7)}
+	reference := func(t string) string {
+		var pairs []string
+		for k, v := range params {
+			pairs = append(pairs, "{"+k+"}", paramText(v))
+		}
+		return strings.NewReplacer(pairs...).Replace(t)
+	}
+	for _, tc := range []struct{ in, want string }{
+		{"", ""},
+		{"no placeholders", "no placeholders"},
+		{"{zone}", "Hall"},
+		{"{zone} has {n} ({pct}%), {x}", "Hall has 104 (1.5%), 7"},
+		{"{unknown} stays, {zone} goes", "{unknown} stays, Hall goes"},
+		{"{{zone}}", "{Hall}"},
+		{"{ {zone} }", "{ Hall }"},
+		{"open { only", "open { only"},
+		{"close } only {n", "close } only {n"},
+		{"{zone{n}}", "{zone104}"},
+		{"{}{zone}{", "{}Hall{"},
+		{"入口{zone}满", "入口Hall满"},
+	} {
+		got := fill(tc.in, params)
+		if got != tc.want {
+			t.Errorf("fill(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+		if ref := reference(tc.in); got != ref {
+			t.Errorf("fill(%q) = %q, a Replacer gives %q", tc.in, got, ref)
+		}
+	}
+	if got := fill("{zone}", nil); got != "{zone}" {
+		t.Errorf("without params: %q", got)
+	}
+}
+
+func FuzzFill(f *testing.F) {
+	for _, s := range []string{"{zone} {n}", "{{zone}}", "{", "}{", "{zone{n}}"} {
+		f.Add(s)
+	}
+	params := map[string]any{"zone": "Hall", "n": 104, "z{": "brace"}
+	f.Fuzz(func(t *testing.T, s string) {
+		var pairs []string
+		for k, v := range params {
+			if !strings.Contains(k, "{") {
+				pairs = append(pairs, "{"+k+"}", paramText(v))
+			}
+		}
+		if got, want := fill(s, params), strings.NewReplacer(pairs...).Replace(s); got != want {
+			t.Fatalf("fill(%q) = %q, a Replacer gives %q", s, got, want)
+		}
+	})
+}
+
+func BenchmarkFill(b *testing.B) {
+	params := map[string]any{"zone": "Hall", "n": 104, "capacity": 100, "pct": 104, "density": 2.1}
+	const t = "{zone} critical: {n} people, {pct}% of capacity {capacity}, {density} per m²"
+	b.ReportAllocs()
+	for b.Loop() {
+		fill(t, params)
+	}
+}

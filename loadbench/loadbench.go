@@ -459,7 +459,8 @@ func Run(ctx context.Context, out io.Writer, f Options) error {
 	commits0 := commitStats(httpAddr, token)
 	acked, el, err := drive(ctx, url, topicBase, f, times)
 	cpu1, rss := procStat(pid)
-	commits := commitStats(httpAddr, token).minus(commits0)
+	end := commitStats(httpAddr, token)
+	commits := end.minus(commits0)
 	if err != nil {
 		stopWS()
 		return err
@@ -498,14 +499,31 @@ func Run(ctx context.Context, out io.Writer, f Options) error {
 		f.Broker, acked, el.Round(time.Millisecond), float64(acked)/el.Seconds(), applied, acked-applied, &lat,
 		msgs.Load(), dropped.Load(), (cpu1 - cpu0).Round(10*time.Millisecond), per10k(cpu1-cpu0, acked), rss>>20)
 	fmt.Fprintf(out, "service commits: %s\n", commits)
+	fmt.Fprintf(out, "service memory at the end of the load: %s\n", end.mem)
 	return nil
 }
 
-// commits are the service's group commits as its /metrics count them.
-type commits struct{ n, seconds, messages float64 }
+// commits are the service's group commits as its /metrics count them, and what its Go
+// runtime said about its memory at the same moment.
+type commits struct {
+	n, seconds, messages float64
+	mem                  memory
+}
+
+// memory is the Go runtime's account of the service's memory (client_golang's Go collector):
+// where a peak RSS went, heap or goroutine stacks.
+type memory struct{ heapInuse, stackInuse, sys, goroutines float64 }
+
+func (m memory) String() string {
+	if m.sys == 0 {
+		return "not read"
+	}
+	return fmt.Sprintf("heap in use %.0f MB, goroutine stacks %.0f MB (%.0f goroutines), from the OS %.0f MB",
+		m.heapInuse/(1<<20), m.stackInuse/(1<<20), m.goroutines, m.sys/(1<<20))
+}
 
 func (c commits) minus(o commits) commits {
-	return commits{c.n - o.n, c.seconds - o.seconds, c.messages - o.messages}
+	return commits{c.n - o.n, c.seconds - o.seconds, c.messages - o.messages, c.mem}
 }
 
 func (c commits) String() string {
@@ -544,6 +562,14 @@ func commitStats(httpAddr, token string) commits {
 			c.seconds = v
 		case "crowdwatch_storage_commit_messages_sum":
 			c.messages = v
+		case "go_memstats_heap_inuse_bytes":
+			c.mem.heapInuse = v
+		case "go_memstats_stack_inuse_bytes":
+			c.mem.stackInuse = v
+		case "go_memstats_sys_bytes":
+			c.mem.sys = v
+		case "go_goroutines":
+			c.mem.goroutines = v
 		}
 	}
 	return c
