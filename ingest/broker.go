@@ -71,6 +71,10 @@ type BrokerOptions struct {
 	Registerer prometheus.Registerer
 }
 
+// maxPendingWrites is the embedded broker's queue of packets waiting to be written to one
+// client (NewBroker).
+const maxPendingWrites = 2048
+
 // NewBroker listens on opts.Embedded.Listen (plain TCP) and .TLS.Listen (":0" picks a
 // free port; "" turns a listener off) and wires the device hook. Call Serve to accept clients.
 func NewBroker(engine Submitter, log *slog.Logger, opts BrokerOptions) (*Broker, error) {
@@ -83,6 +87,13 @@ func NewBroker(engine Submitter, log *slog.Logger, opts BrokerOptions) (*Broker,
 	// Above the largest allowed payload limit, so an oversized report reaches the hook and is
 	// refused with a reason, while a hostile multi-megabyte packet is cut off by the broker.
 	caps.MaximumPacketSize = configs.MaxPayloadLimit + 4<<10
+	// Each client's queue of packets waiting to be written is a channel made at this size
+	// when it connects: mochi's 8,192 is 64 KB per counter (13 MB of the heap with 200
+	// counters, docs/benchmarks.md). A counter is sent only its PUBACKs; a subscriber's
+	// largest burst is the retained topics on subscribing (a zone, screen, device and alert
+	// topic each), well under 2,048 for the stores this service is sized for. Over it, mochi
+	// drops the packet and counts it (a QoS 1 one stays inflight and is sent again).
+	caps.MaximumClientWritesPending = maxPendingWrites
 	server := mqtt.New(&mqtt.Options{
 		InlineClient: true,
 		Capabilities: caps,

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -117,4 +118,39 @@ func TestWillMarksDeviceOffline(t *testing.T) {
 	waitFor(t, "the device online", func() bool { return svc.engine.Snapshot().Devices[0].Online })
 	close(cut) // power cut: the broker sees the connection drop and sends the will
 	waitFor(t, "the will to mark the device offline", func() bool { return !svc.engine.Snapshot().Devices[0].Online })
+}
+
+// TestSubscriberGetsEveryRetainedTopic: the embedded broker's per-client queue of pending
+// writes (maxPendingWrites, smaller than mochi's default to save memory per counter) still
+// holds a big store's burst of retained topics on subscribing; a queue too small drops them.
+func TestSubscriberGetsEveryRetainedTopic(t *testing.T) {
+	svc := startBenchService(t, 1)
+	defer svc.stop()
+	// A 400-zone store's retained topics: a zone, a screen, a device and an alert topic each.
+	const topics = 1600
+	for i := range topics {
+		if err := svc.broker.Publish(fmt.Sprintf("crowdwatch/bench/zone/z%d", i), []byte(`{"occupancy":1}`), true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	got := map[string]bool{}
+	c := connectTB(t, svc, "reader-1")
+	defer c.Disconnect(0)
+	tok := c.Subscribe("crowdwatch/bench/#", 1, func(_ paho.Client, m paho.Message) {
+		mu.Lock()
+		got[m.Topic()] = true
+		mu.Unlock()
+	})
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	n := func() int { mu.Lock(); defer mu.Unlock(); return len(got) }
+	deadline := time.Now().Add(10 * time.Second)
+	for n() < topics && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n() != topics {
+		t.Fatalf("the subscriber got %d of %d retained topics", n(), topics)
+	}
 }

@@ -375,7 +375,7 @@ func Run(ctx context.Context, out io.Writer, f Options) error {
 	}
 	times := newPubTimes(f.Devices, perDevice)
 	var lat latHist
-	var dropped, msgs atomic.Int64
+	var dropped, msgs, wsBytes atomic.Int64
 	wsCtx, stopWS := context.WithCancel(ctx)
 	defer stopWS()
 	var wsWG sync.WaitGroup
@@ -399,7 +399,9 @@ func Run(ctx context.Context, out io.Writer, f Options) error {
 					// client without the bench process paying for decoding it.
 					_, r, err := conn.NextReader()
 					if err == nil {
-						_, err = io.Copy(io.Discard, r)
+						var n int64
+						n, err = io.Copy(io.Discard, r)
+						wsBytes.Add(n)
 					}
 					if err != nil {
 						if wsCtx.Err() == nil {
@@ -419,6 +421,7 @@ func Run(ctx context.Context, out io.Writer, f Options) error {
 				}
 				now := time.Now().UnixNano()
 				msgs.Add(1)
+				wsBytes.Add(int64(len(data)))
 				var m struct {
 					Zones []struct {
 						ID        string `json:"id"`
@@ -495,9 +498,9 @@ func Run(ctx context.Context, out io.Writer, f Options) error {
 	if lagged {
 		fmt.Fprintf(out, "service behind at 1 s after the last report; applied %d of %d after %s\n", applied, acked, caughtUp)
 	}
-	fmt.Fprintf(out, "service on %s: %d acknowledged in %s = %.0f msgs/s; crossings applied %d (lost %d); publish-to-WebSocket %s; %d WebSocket messages, %d clients dropped; service CPU %s = %.2f s per 10k; service peak RSS %d MB\n",
+	fmt.Fprintf(out, "service on %s: %d acknowledged in %s = %.0f msgs/s; crossings applied %d (lost %d); publish-to-WebSocket %s; %d WebSocket messages (%.1f KB each on average), %d clients dropped; service CPU %s = %.2f s per 10k; service peak RSS %d MB\n",
 		f.Broker, acked, el.Round(time.Millisecond), float64(acked)/el.Seconds(), applied, acked-applied, &lat,
-		msgs.Load(), dropped.Load(), (cpu1 - cpu0).Round(10*time.Millisecond), per10k(cpu1-cpu0, acked), rss>>20)
+		msgs.Load(), float64(wsBytes.Load())/float64(max(1, msgs.Load()))/1024, dropped.Load(), (cpu1 - cpu0).Round(10*time.Millisecond), per10k(cpu1-cpu0, acked), rss>>20)
 	fmt.Fprintf(out, "service commits: %s\n", commits)
 	fmt.Fprintf(out, "service memory at the end of the load: %s\n", end.mem)
 	return nil
