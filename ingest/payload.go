@@ -163,46 +163,19 @@ type number struct {
 	set bool
 }
 
-// UnmarshalJSONFrom reads one value; anything but a non-negative whole number up to 2^64 − 1,
-// or null, is refused with the rule it broke (the caller adds the field's name).
+// UnmarshalJSONFrom reads one value with formats.ReadWhole, the reader the vendor formats
+// share; anything but a non-negative whole number up to 2^64 − 1, or null, is refused with
+// the rule it broke (the caller adds the field's name).
 func (n *number) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
-	val, err := dec.ReadValue()
-	if err != nil {
+	v, set, reason, err := formats.ReadWhole(dec)
+	switch {
+	case reason != "":
+		return &zones.RejectError{Reason: reason, Err: err}
+	case err != nil:
 		return err
 	}
-	switch val.Kind() {
-	case 'n':
-		*n = number{}
-		return nil
-	case '0':
-	case '"':
-		return zones.Reject("wrong_type", "must be a JSON number, not the string %s (quoted numbers are refused)", truncate(val))
-	default:
-		return zones.Reject("wrong_type", "must be a JSON number, not %s", formats.KindWord(val.Kind()))
-	}
-	v, rej := whole(val)
-	if rej != nil {
-		return rej
-	}
-	*n = number{v: v, set: true}
+	*n = number{v: v, set: set}
 	return nil
-}
-
-// whole reads a JSON number literal (its syntax already checked by jsontext) as a non-negative
-// integer.
-func whole(val jsontext.Value) (uint64, *zones.RejectError) {
-	switch {
-	case val[0] == '-':
-		return 0, zones.Reject("negative", "is negative (%s)", truncate(val))
-	case bytes.ContainsAny(val, ".eE"):
-		return 0, zones.Reject("wrong_type", "must be a whole number, not %s", truncate(val))
-	}
-	// Only digits remain, so the one possible error is range.
-	v, err := strconv.ParseUint(string(val), 10, 64)
-	if err != nil {
-		return 0, zones.Reject("out_of_range", "%s is more than 2^64 − 1", truncate(val))
-	}
-	return v, nil
 }
 
 // get returns the number, refusing one above limit.
@@ -241,9 +214,9 @@ func (b *bootID) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 		if err != nil {
 			return err
 		}
-		n, rej := whole(val)
-		if rej != nil {
-			return zones.Reject("wrong_type", "must be a string or a non-negative integer: %v", rej.Err)
+		n, reason, err := formats.WholeLiteral(val)
+		if reason != "" {
+			return zones.Reject("wrong_type", "must be a string or a non-negative integer: %v", err)
 		}
 		*b = bootID{s: strconv.FormatUint(n, 10), set: true}
 		return nil
@@ -385,15 +358,6 @@ func typeWord(t reflect.Type) string {
 		return "JSON object"
 	}
 	return "different JSON type"
-}
-
-// truncate keeps a rejection readable whatever a device sends.
-func truncate(v []byte) string {
-	const limit = 40
-	if len(v) > limit {
-		return string(v[:limit]) + "…"
-	}
-	return string(v)
 }
 
 func decodeHeader(w *wireReport) (boot string, seq uint64, ts time.Time, rej *zones.RejectError) {

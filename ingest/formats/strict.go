@@ -135,72 +135,98 @@ func truncate(v []byte) string {
 	return string(v)
 }
 
-// count is a figure the vendor sends as a JSON number: read exactly, whole and non-negative;
-// null reads as absent. A quoted number is refused: the vendors document numbers, and a
-// string there is a different device or a bridge that mangles values.
-type count struct {
+// ReadWhole reads the next JSON value as a figure: a JSON number, whole and non-negative, up
+// to 2^64 − 1, read exactly (no float in between); null reads as absent (set is false). A
+// quoted number is refused: the protocols document numbers, and a string there is a
+// different device or a bridge that mangles values. This is the one reader of such figures
+// for the native protocol and the vendor formats, so that both refuse the same values in the
+// same words. A value refused comes back as reason, the code of the rule it broke
+// ("wrong_type", "negative" or "out_of_range"), and err, what was wrong without the field's
+// name (the caller's decoder adds it), for each decoder to wrap in its own rejection type.
+// An error of the JSON text itself comes back as err with no reason.
+func ReadWhole(dec *jsontext.Decoder) (v uint64, set bool, reason string, err error) {
+	val, err := dec.ReadValue()
+	if err != nil {
+		return 0, false, "", err
+	}
+	switch val.Kind() {
+	case 'n':
+		return 0, false, "", nil
+	case '0':
+	case '"':
+		return 0, false, "wrong_type", fmt.Errorf("must be a JSON number, not the string %s (quoted numbers are refused)", truncate(val))
+	default:
+		return 0, false, "wrong_type", fmt.Errorf("must be a JSON number, not %s", KindWord(val.Kind()))
+	}
+	v, reason, err = WholeLiteral(val)
+	return v, err == nil, reason, err
+}
+
+// WholeLiteral reads a JSON number literal (its syntax already checked by jsontext) as a
+// non-negative integer; a refusal comes back as for ReadWhole.
+func WholeLiteral(val jsontext.Value) (v uint64, reason string, err error) {
+	switch {
+	case val[0] == '-':
+		return 0, "negative", fmt.Errorf("is negative (%s)", truncate(val))
+	case bytes.ContainsAny(val, ".eE"):
+		return 0, "wrong_type", fmt.Errorf("must be a whole number, not %s", truncate(val))
+	}
+	// Only digits remain, so the one possible error is range.
+	v, perr := strconv.ParseUint(string(val), 10, 64)
+	if perr != nil {
+		return 0, "out_of_range", fmt.Errorf("%s is more than 2^64 − 1", truncate(val))
+	}
+	return v, "", nil
+}
+
+// figure is a whole number read from a payload; set is false where it was null or absent.
+type figure struct {
 	v   uint64
 	set bool
 }
 
-func (n *count) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
-	val, err := dec.ReadValue()
-	if err != nil {
-		return err
+// get checks the figure against its bound.
+func (f figure) get(field string, limit uint64) (uint64, *Rejection) {
+	if f.v > limit {
+		return 0, reject("out_of_range", "%s %d is more than %d", field, f.v, limit)
 	}
-	switch val.Kind() {
-	case 'n':
-		*n = count{}
-		return nil
-	case '0':
-	case '"':
-		return reject("wrong_type", "must be a JSON number, not the string %s (quoted numbers are refused)", truncate(val))
-	default:
-		return reject("wrong_type", "must be a JSON number, not %s", KindWord(val.Kind()))
-	}
-	switch {
-	case val[0] == '-':
-		return reject("out_of_range", "is negative (%s)", truncate(val))
-	case bytes.ContainsAny(val, ".eE"):
-		return reject("wrong_type", "must be a whole number, not %s", truncate(val))
-	}
-	v, perr := strconv.ParseUint(string(val), 10, 64)
-	if perr != nil {
-		return reject("out_of_range", "%s is more than 2^64 − 1", truncate(val))
-	}
-	*n = count{v: v, set: true}
-	return nil
+	return f.v, nil
 }
 
-// get checks the figure against its bound.
-func (n count) get(field string, limit uint64) (uint64, *Rejection) {
-	if n.v > limit {
-		return 0, reject("out_of_range", "%s %d is more than %d", field, n.v, limit)
+// count is a figure the vendor sends as a JSON number, read by ReadWhole.
+type count struct{ figure }
+
+func (n *count) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	v, set, reason, err := ReadWhole(dec)
+	switch {
+	case reason == "negative":
+		// The vendor formats call a negative count out_of_range (docs/protocol.md), where
+		// the native protocol has a code of its own for it.
+		return &Rejection{Reason: "out_of_range", Err: err}
+	case reason != "":
+		return &Rejection{Reason: reason, Err: err}
+	case err != nil:
+		return err
 	}
-	return n.v, nil
+	*n = count{figure{v: v, set: set}}
+	return nil
 }
 
 // digits is a count Axis sends as a JSON string: exactly ASCII digits, nothing else (no sign,
 // no space, no exponent, no leading "+").
-type digits struct {
-	v   uint64
-	set bool
-}
+type digits struct{ figure }
 
 func (d *digits) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
-	tok, err := dec.ReadToken()
-	if err != nil {
+	s, set, other, err := readString(dec)
+	switch {
+	case err != nil:
 		return err
-	}
-	switch tok.Kind() {
-	case 'n':
+	case other != 0:
+		return reject("wrong_type", "must be a string of digits, not %s", KindWord(other))
+	case !set:
 		*d = digits{}
 		return nil
-	case '"':
-	default:
-		return reject("wrong_type", "must be a string of digits, not %s", KindWord(tok.Kind()))
 	}
-	s := tok.String()
 	if s == "" || len(s) > 20 || strings.TrimLeft(s, "0123456789") != "" {
 		return reject("wrong_type", "must be a string of digits, not %q", truncate([]byte(s)))
 	}
@@ -208,15 +234,24 @@ func (d *digits) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	if perr != nil {
 		return reject("out_of_range", "%s is more than 2^64 − 1", s)
 	}
-	*d = digits{v: v, set: true}
+	*d = digits{figure{v: v, set: true}}
 	return nil
 }
 
-func (d digits) get(field string, limit uint64) (uint64, *Rejection) {
-	if d.v > limit {
-		return 0, reject("out_of_range", "%s %d is more than %d", field, d.v, limit)
+// readString reads a JSON string; null reads as absent (set is false). Any other kind of
+// value comes back as other, for the caller to refuse in its own words. Only the value's
+// first token is read, so an object there is the wrong type whatever it holds.
+func readString(dec *jsontext.Decoder) (s string, set bool, other jsontext.Kind, err error) {
+	tok, err := dec.ReadToken()
+	switch {
+	case err != nil:
+		return "", false, 0, err
+	case tok.Kind() == 'n':
+		return "", false, 0, nil
+	case tok.Kind() == '"':
+		return tok.String(), true, 0, nil
 	}
-	return d.v, nil
+	return "", false, tok.Kind(), nil
 }
 
 // text is a JSON string (null reads as absent); a number or object there is refused.
@@ -226,55 +261,51 @@ type text struct {
 }
 
 func (t *text) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
-	tok, err := dec.ReadToken()
-	if err != nil {
+	s, set, other, err := readString(dec)
+	switch {
+	case err != nil:
 		return err
+	case other != 0:
+		return reject("wrong_type", "must be a string, not %s", KindWord(other))
 	}
-	switch tok.Kind() {
-	case 'n':
-		*t = text{}
-		return nil
-	case '"':
-		*t = text{s: tok.String(), set: true}
-		return nil
-	}
-	return reject("wrong_type", "must be a string, not %s", KindWord(tok.Kind()))
+	*t = text{s: s, set: set}
+	return nil
 }
 
 // ident is a line, region or scenario id as the device names it: a JSON string or a whole
 // number, kept as its decimal text ("1", "1008", "Device1Scenario1").
-type ident struct {
-	s   string
-	set bool
-}
+type ident text
 
 func (id *ident) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
-	val, err := dec.ReadValue()
-	if err != nil {
-		return err
-	}
-	switch val.Kind() {
-	case 'n':
-		*id = ident{}
+	switch k := dec.PeekKind(); k {
+	case 'n', '"':
+		var t text
+		if err := t.UnmarshalJSONFrom(dec); err != nil {
+			return err
+		}
+		if t.set {
+			if rej := checkID(t.s); rej != nil {
+				return rej
+			}
+		}
+		*id = ident(t)
 		return nil
 	case '0':
+		val, err := dec.ReadValue()
+		if err != nil {
+			return err
+		}
 		if val[0] == '-' || bytes.ContainsAny(val, ".eE") || len(val) > 19 {
 			return reject("wrong_type", "id must be a non-negative whole number or a string, not %s", truncate(val))
 		}
 		*id = ident{s: string(val), set: true}
 		return nil
-	case '"':
-		var s string
-		if err := json.Unmarshal(val, &s); err != nil {
+	default:
+		if _, err := dec.ReadValue(); err != nil {
 			return err
 		}
-		if err := checkID(s); err != nil {
-			return err
-		}
-		*id = ident{s: s, set: true}
-		return nil
+		return reject("wrong_type", "id must be a number or a string, not %s", KindWord(k))
 	}
-	return reject("wrong_type", "id must be a number or a string, not %s", KindWord(val.Kind()))
 }
 
 // checkID refuses ids that no device uses and that would be unreadable in logs and metrics.
