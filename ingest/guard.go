@@ -93,8 +93,10 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 		backoff = 0
 		host := remoteHost(c.RemoteAddr())
 		if reason := l.g.admit(host); reason != "" {
-			_ = c.Close()
+			// Counted and reported before the close: whoever sees the connection closed
+			// (a test, an installer watching /metrics) then finds the refusal already there.
 			l.g.onRefuse(reason, c.RemoteAddr())
+			_ = c.Close()
 			continue
 		}
 		// Cleared by mochi once the CONNECT is read (it sets the keepalive deadline).
