@@ -10,14 +10,12 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-
-	"github.com/crowdwatch/crowdwatch/web/auth"
 )
 
 // promotionStore is the browser store with a door-buster plan: the main door is metered at
 // 30 a minute (enter and wait in turn, a second each) and the doors open shortly after the
 // test starts, so the dashboard counts down first.
-const promotionStore = `
+var promotionStore = `
 site: {id: promo-store, name: {en: "Promotion test store", zh: 促销测试店}, timezone: UTC}
 http: {listen: "127.0.0.1:0"}
 storage: {path: $DIR/cw.db}
@@ -31,15 +29,7 @@ zones:
 doors:
   - {id: main-door, from: outside, to: entrance, width_m: 1, counter: {device: dc-01}}
   - {id: arch, from: entrance, to: hall, counter: {device: dc-02}}
-floors:
-  - id: ground
-    name: {en: Ground floor, zh: 一楼}
-    width: 1000
-    height: 600
-    zones:
-      - {zone: entrance, polygon: [[20, 20], [320, 20], [320, 580], [20, 580]]}
-      - {zone: hall, polygon: [[340, 20], [980, 20], [980, 580], [340, 580]]}
-screens:
+` + groundFloor("entrance", "hall", 320) + `screens:
   - id: door
     zone: entrance
     door: main-door
@@ -111,19 +101,12 @@ func dashShots(t *testing.T, ctx context.Context, name, ready string) {
 // shown to the guard before it is sent.
 func TestBrowserPromotionDay(t *testing.T) {
 	ctx := browser(t)
-	hash, err := auth.HashPassword("guard-password")
-	if err != nil {
-		t.Fatal(err)
-	}
-	token, sum, err := auth.NewToken()
-	if err != nil {
-		t.Fatal(err)
-	}
+	sec := newGuardSecrets(t)
 	now := time.Now().UTC()
 	open := now.Add(25 * time.Second)
 	dir := t.TempDir()
 	yaml := fmt.Sprintf(promotionStore, now.Add(-time.Hour).Format(time.RFC3339), now.Add(2*time.Hour).Format(time.RFC3339),
-		open.Format(time.RFC3339), hash, sum)
+		open.Format(time.RFC3339), sec.hash, sec.sum)
 	svc := startService(t, "serve", "--config", writeConfig(t, dir, yaml))
 	base := "http://" + svc.HTTP
 	// Five in the entrance and four in the hall: more than a drill's "empty" (2).
@@ -137,14 +120,10 @@ func TestBrowserPromotionDay(t *testing.T) {
 			return Number(c.dataset.left) > 0 && Number(c.dataset.left) <= 25 && c.textContent.includes("Doors open in"); })()`))
 	dashShots(t, ctx, "dashboard-countdown", `#countdown[data-state="soon"]`)
 
-	sign, cancelSign := chromedp.NewContext(ctx)
-	defer cancelSign()
-	if err := chromedp.Do(sign); err != nil {
-		t.Fatal(err)
-	}
+	sign := newTab(t, ctx)
 	step(t, sign, "before opening the metered screen says wait",
 		chromedp.EmulateViewport(1366, 768),
-		chromedp.Navigate(base+"/signage/door?token="+token),
+		chromedp.Navigate(base+"/signage/door?token="+sec.token),
 		chromedp.WaitVisible(`body[data-state="wait"]`),
 		chromedp.Evaluate[chromedp.Void](`window.seen = []; new MutationObserver(() => {
 			const s = document.body.dataset.state; if (window.seen[window.seen.length - 1] !== s) window.seen.push(s);

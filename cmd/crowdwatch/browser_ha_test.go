@@ -17,12 +17,11 @@ import (
 
 	"github.com/crowdwatch/crowdwatch/firmware-sim/device"
 	"github.com/crowdwatch/crowdwatch/internal/testkit"
-	"github.com/crowdwatch/crowdwatch/web/auth"
 )
 
 // pairBrowserStore is one instance of a pair the browser test drives; $INST is its name,
 // $DIR its own data folder, $LISTEN its fixed address (the peers name both beforehand).
-const pairBrowserStore = `
+var pairBrowserStore = `
 site: {id: pair-site, name: {en: "Pair test store", zh: 双机测试店}, timezone: UTC}
 http: {listen: "$LISTEN"}
 storage: {path: $DIR/cw.db}
@@ -35,15 +34,7 @@ zones:
 doors:
   - {id: hall-door, from: outside, to: hall, counter: {device: dc-01}}
   - {id: annex-door, from: outside, to: annex, counter: {device: dc-02}}
-floors:
-  - id: ground
-    name: {en: Ground floor, zh: 一楼}
-    width: 1000
-    height: 600
-    zones:
-      - {zone: hall, polygon: [[20, 20], [600, 20], [600, 580], [20, 580]]}
-      - {zone: annex, polygon: [[620, 20], [980, 20], [980, 580], [620, 580]]}
-screens:
+` + groundFloor("hall", "annex", 600) + `screens:
   - id: hall-door
     zone: hall
     languages: [zh, en]
@@ -200,14 +191,8 @@ func TestBrowserHAScreenAndDashboardMove(t *testing.T) {
 	// chromedp's session on a page holds through the page's own navigations and a dead
 	// server only on a browser's first tab: each page has a browser of its own.
 	screen, dash, strandedDash, stranded := browser(t), browser(t), browser(t), browser(t)
-	hash, err := auth.HashPassword("guard-password")
-	if err != nil {
-		t.Fatal(err)
-	}
-	screenTok, screenSum, err := auth.NewToken()
-	if err != nil {
-		t.Fatal(err)
-	}
+	sec := newGuardSecrets(t)
+	hash, screenTok, screenSum := sec.hash, sec.token, sec.sum
 	addr := map[string]string{"a": freePort(t), "b": freePort(t)}
 	origin := map[string]string{"a": "http://" + addr["a"], "b": "http://" + addr["b"]}
 	inst := map[string]*pairMember{}

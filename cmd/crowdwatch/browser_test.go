@@ -24,7 +24,7 @@ import (
 // chromium package, installed by make deps). They save screenshots under
 // artifacts/screenshots/ (or $CROWDWATCH_SCREENSHOTS) for CI to keep.
 
-const browserStore = `
+var browserStore = `
 site: {id: web-store, name: {en: "Browser test store", zh: 浏览器测试店}, timezone: UTC}
 http: {listen: "127.0.0.1:0"}
 storage: {path: $DIR/cw.db}
@@ -36,15 +36,7 @@ zones:
 doors:
   - {id: main-door, from: outside, to: entrance, counter: {device: dc-01}}
   - {id: arch, from: entrance, to: hall, counter: {device: dc-02}}
-floors:
-  - id: ground
-    name: {en: Ground floor, zh: 一楼}
-    width: 1000
-    height: 600
-    zones:
-      - {zone: entrance, polygon: [[20, 20], [320, 20], [320, 580], [20, 580]]}
-      - {zone: hall, polygon: [[340, 20], [980, 20], [980, 580], [340, 580]]}
-screens:
+` + groundFloor("entrance", "hall", 320) + `screens:
   - id: door
     zone: entrance
     languages: [zh, en]
@@ -56,6 +48,20 @@ auth:
   tokens:
     - {name: door-screen, sha256: "%s", role: display, screen: door}
 `
+
+// groundFloor is the floor plan of the browser tests' stores: one floor of 1000 by 600,
+// left of x the left zone, right of x+20 the right one (the map every picture shows).
+func groundFloor(left, right string, x int) string {
+	return fmt.Sprintf(`floors:
+  - id: ground
+    name: {en: Ground floor, zh: 一楼}
+    width: 1000
+    height: 600
+    zones:
+      - {zone: %[1]s, polygon: [[20, 20], [%[3]d, 20], [%[3]d, 580], [20, 580]]}
+      - {zone: %[2]s, polygon: [[%[4]d, 20], [980, 20], [980, 580], [%[4]d, 580]]}
+`, left, right, x, x+20)
+}
 
 func screenshotDir(t *testing.T) string {
 	dir := os.Getenv("CROWDWATCH_SCREENSHOTS")
@@ -102,6 +108,41 @@ func browser(t *testing.T) context.Context {
 		}
 	}()
 	return ctx
+}
+
+// newTab opens another tab in ctx's browser, for the test's whole length.
+func newTab(t *testing.T, ctx context.Context) context.Context {
+	t.Helper()
+	tab, cancel := chromedp.NewContext(ctx)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(tab); err != nil { // opens the tab
+		t.Fatal(err)
+	}
+	return tab
+}
+
+// guardSecrets are what a browser store's auth section holds: the hash of the guard's
+// password, guard-password, and a display token for a screen with its sum.
+type guardSecrets struct{ hash, token, sum string }
+
+func newGuardSecrets(t *testing.T) guardSecrets {
+	t.Helper()
+	hash, err := auth.HashPassword("guard-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, sum, err := auth.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return guardSecrets{hash: hash, token: token, sum: sum}
+}
+
+// serveBrowserStore runs the binary on browserStore with new secrets.
+func serveBrowserStore(t *testing.T) (*service, guardSecrets) {
+	t.Helper()
+	sec := newGuardSecrets(t)
+	return startService(t, "serve", "--config", writeConfig(t, t.TempDir(), fmt.Sprintf(browserStore, sec.hash, sec.sum))), sec
 }
 
 // step runs browser actions with a time limit and fails the test with what was being done.
@@ -190,16 +231,7 @@ func bothLanguages(t *testing.T, ctx context.Context, name, ready string) {
 
 func TestBrowserDashboardAndScreen(t *testing.T) {
 	ctx := browser(t)
-	hash, err := auth.HashPassword("guard-password")
-	if err != nil {
-		t.Fatal(err)
-	}
-	token, sum, err := auth.NewToken()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	svc := startService(t, "serve", "--config", writeConfig(t, dir, fmt.Sprintf(browserStore, hash, sum)))
+	svc, sec := serveBrowserStore(t)
 	base := "http://" + svc.HTTP
 	topic := "crowdwatch/web-store/counter/dc-01"
 	seq := 0
@@ -225,14 +257,10 @@ func TestBrowserDashboardAndScreen(t *testing.T) {
 	)
 
 	// A screen on a second tab, with its display token in the URL.
-	sign, cancelSign := chromedp.NewContext(ctx)
-	defer cancelSign()
-	if err := chromedp.Do(sign); err != nil { // opens the tab, for the test's whole length
-		t.Fatal(err)
-	}
+	sign := newTab(t, ctx)
 	step(t, sign, "open the guidance screen",
 		chromedp.EmulateViewport(1280, 720),
-		chromedp.Navigate(base+"/signage/door?token="+token),
+		chromedp.Navigate(base+"/signage/door?token="+sec.token),
 		chromedp.WaitVisible(`body[data-state="welcome"]`),
 	)
 
@@ -498,10 +526,7 @@ func signIn(t *testing.T, ctx context.Context, url, user, password, ready string
 // the first drawing with the entrance over capacity must already be critical.
 func TestBrowserOverCapacityCriticalAtOnce(t *testing.T) {
 	ctx := browser(t)
-	hash, _ := auth.HashPassword("guard-password")
-	_, sum, _ := auth.NewToken()
-	dir := t.TempDir()
-	svc := startService(t, "serve", "--config", writeConfig(t, dir, fmt.Sprintf(browserStore, hash, sum)))
+	svc, _ := serveBrowserStore(t)
 	signIn(t, ctx, "http://"+svc.HTTP+"/dashboard", "guard", "guard-password", `#map g.zone[data-zone="entrance"][data-occupancy="0"]`)
 	step(t, ctx, "record every drawing of the entrance",
 		chromedp.Evaluate[chromedp.Void](`window.seen = [];
@@ -623,11 +648,7 @@ func TestBrowserDemoPeak(t *testing.T) {
 	bothLanguages(t, ctx, "demo-dashboard", "#map svg")
 	img(ctx, "dashboard.png", 1366, 768)
 
-	sign, cancelSign := chromedp.NewContext(ctx)
-	defer cancelSign()
-	if err := chromedp.Do(sign); err != nil {
-		t.Fatal(err)
-	}
+	sign := newTab(t, ctx)
 	step(t, sign, "the main door screen at the peak", chromedp.EmulateViewport(1280, 720), chromedp.Navigate(screens["main-door"]),
 		chromedp.WaitVisible(`body[data-state="full"]`))
 	shots(t, sign, "signage-demo-main-door", `body[data-state="full"]`)

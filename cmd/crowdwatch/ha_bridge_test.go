@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -89,14 +87,8 @@ func TestBridgeStandbyAtAnotherSite(t *testing.T) {
 	e := testkit.Etcd(t)
 	store := startMosquitto(t)
 	remote := startBridgedMosquitto(t, store.addr)
-	hookSrv := httptest.NewServer(&pager{})
-	defer hookSrv.Close()
-	a, b := startPair(t, newPair(t, pairOptions{etcd: e.Endpoint, broker: store.addr, brokerOf: map[string]string{"b": remote.addr},
-		hook: hookSrv.URL}))
-	_, term := a.role()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	d := newDoors(t, ctx, store.addr)
+	p := runPair(t, pairOptions{etcd: e.Endpoint, broker: store.addr, brokerOf: map[string]string{"b": remote.addr}})
+	a, b, term, d := p.a, p.b, p.term, p.doors
 	if err := d.walk(40, 30, 5*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}

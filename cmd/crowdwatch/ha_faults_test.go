@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -113,14 +111,8 @@ func TestCoordinatorDownForThePair(t *testing.T) {
 	e := testkit.Etcd(t)
 	mq := startMosquitto(t)
 	am := startAlertmanager(t)
-	hook := &pager{}
-	hookSrv := httptest.NewServer(hook)
-	defer hookSrv.Close()
-	a, b := startPair(t, newPair(t, pairOptions{etcd: e.Endpoint, broker: mq.addr, hook: hookSrv.URL, am: am}))
-	_, oldTerm := a.role()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	d := newDoors(t, ctx, mq.addr)
+	p := runPair(t, pairOptions{etcd: e.Endpoint, broker: mq.addr, am: am})
+	a, b, oldTerm, hook, d := p.a, p.b, p.term, p.hook, p.doors
 	if err := d.walk(30, 20, 5*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
@@ -235,15 +227,8 @@ func TestPartitionOfTheLeaderFromEtcd(t *testing.T) {
 	e := testkit.Etcd(t)
 	link := testkit.NewProxy(t, strings.TrimPrefix(e.Endpoint, "http://"))
 	mq := startMosquitto(t)
-	hook := &pager{}
-	hookSrv := httptest.NewServer(hook)
-	defer hookSrv.Close()
-	a, b := startPair(t, newPair(t, pairOptions{etcd: e.Endpoint, etcdOf: map[string]string{"a": "http://" + link.Addr},
-		broker: mq.addr, hook: hookSrv.URL}))
-	_, oldTerm := a.role()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	d := newDoors(t, ctx, mq.addr)
+	p := runPair(t, pairOptions{etcd: e.Endpoint, etcdOf: map[string]string{"a": "http://" + link.Addr}, broker: mq.addr})
+	a, b, oldTerm, hook, d := p.a, p.b, p.term, p.hook, p.doors
 
 	// The hall past warning: a pages it in its term.
 	if err := d.walk(72, 20, 5*time.Millisecond); err != nil {
@@ -258,7 +243,7 @@ func TestPartitionOfTheLeaderFromEtcd(t *testing.T) {
 	cutAt := time.Now()
 	// The annex fills during the takeover: its alert falls due while nobody can send.
 	filled := make(chan error, 1)
-	go func() { filled <- d.annex.walk(ctx, 75, 20*time.Millisecond) }()
+	go func() { filled <- d.annex.walk(d.ctx, 75, 20*time.Millisecond) }()
 	var bStatus haStatus
 	waitFor(t, 30*time.Second, "b leads", func() bool {
 		if bStatus = b.status(); bStatus.Role != "leader" {
@@ -344,13 +329,8 @@ func TestPartitionOfTheLeaderFromEtcd(t *testing.T) {
 func TestHAPairBrokerRestart(t *testing.T) {
 	e := testkit.Etcd(t)
 	mq := startMosquitto(t)
-	hookSrv := httptest.NewServer(&pager{})
-	defer hookSrv.Close()
-	a, b := startPair(t, newPair(t, pairOptions{etcd: e.Endpoint, broker: mq.addr, hook: hookSrv.URL}))
-	_, term := a.role()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	d := newDoors(t, ctx, mq.addr)
+	p := runPair(t, pairOptions{etcd: e.Endpoint, broker: mq.addr})
+	a, b, term, d := p.a, p.b, p.term, p.doors
 	if err := d.walk(20, 20, 5*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
@@ -388,15 +368,9 @@ func TestHAPairBrokerRestart(t *testing.T) {
 func TestHAPairOnThreeEtcdMembers(t *testing.T) {
 	c := testkit.EtcdMembers(t, "../../deploy/ha/etcd.default")
 	mq := startMosquitto(t)
-	hook := &pager{}
-	hookSrv := httptest.NewServer(hook)
-	defer hookSrv.Close()
 	// ha.endpoints lists every member.
-	a, b := startPair(t, newPair(t, pairOptions{etcd: strings.Join(c.Endpoints, `", "`), broker: mq.addr, hook: hookSrv.URL}))
-	_, oldTerm := a.role()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	d := newDoors(t, ctx, mq.addr)
+	p := runPair(t, pairOptions{etcd: strings.Join(c.Endpoints, `", "`), broker: mq.addr})
+	a, b, oldTerm, hook, d := p.a, p.b, p.term, p.hook, p.doors
 	if err := d.walk(72, 20, 5*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}

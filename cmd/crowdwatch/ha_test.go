@@ -236,12 +236,8 @@ func TestFailoverUnderTheSurge(t *testing.T) {
 	e := testkit.Etcd(t)
 	mq := startMosquitto(t)
 	am := startAlertmanager(t)
-	hook := &pager{}
-	hookSrv := httptest.NewServer(hook)
-	defer hookSrv.Close()
-	inst := newPair(t, pairOptions{etcd: e.Endpoint, broker: mq.addr, hook: hookSrv.URL, am: am})
-	lead, survivor := startPair(t, inst)
-	_, oldTerm := lead.role()
+	p := runPair(t, pairOptions{etcd: e.Endpoint, broker: mq.addr, am: am})
+	lead, survivor, oldTerm, hook, d := p.a, p.b, p.term, p.hook, p.doors
 
 	// Every retained zone message on the broker, with its term and arrival, for the takeover.
 	type zoneMsg struct {
@@ -265,9 +261,6 @@ func TestFailoverUnderTheSurge(t *testing.T) {
 		zmu.Unlock()
 	}).Wait()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	d := newDoors(t, ctx, mq.addr)
 	both, truth := d.walk, d.truth
 	checkpoint := func(what string, insts ...*haInstance) {
 		t.Helper()
@@ -413,7 +406,8 @@ func cmpErrs(a, b error) error {
 }
 
 // pairOptions is what the pair tests vary: where each instance finds etcd and the broker
-// (by instance name, "" for the shared one), the webhook, and an Alertmanager ("" for none).
+// (by instance name, "" for the shared one), the webhook (runPair sets its own), and an
+// Alertmanager ("" for none).
 type pairOptions struct {
 	etcd, broker     string
 	etcdOf, brokerOf map[string]string
@@ -458,6 +452,32 @@ func startPair(t *testing.T, inst map[string]*haInstance) (lead, standby *haInst
 	inst["b"].start(t)
 	waitFor(t, 20*time.Second, "b stands by", func() bool { r, _ := inst["b"].role(); return r == "standby" })
 	return inst["a"], inst["b"]
+}
+
+// haPair is a running pair and what the pair tests drive and watch it with: the recording
+// webhook both instances page and the store's two door counters on the shared broker.
+type haPair struct {
+	a, b  *haInstance // a leads, b stands by
+	term  int64       // a's term as the pair came up
+	hook  *pager
+	doors *doors
+}
+
+// runPair writes and starts a pair on o's etcd and broker (a leading, b standing by), paging
+// a recording webhook (o.hook is set to it), and starts the door counters on o.broker,
+// heartbeating for at most three minutes.
+func runPair(t *testing.T, o pairOptions) *haPair {
+	t.Helper()
+	p := &haPair{hook: &pager{}}
+	hookSrv := httptest.NewServer(p.hook)
+	t.Cleanup(hookSrv.Close)
+	o.hook = hookSrv.URL
+	p.a, p.b = startPair(t, newPair(t, o))
+	_, p.term = p.a.role()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	p.doors = newDoors(t, ctx, o.broker)
+	t.Cleanup(cancel) // before the counters disconnect: the heartbeats stop first
+	return p
 }
 
 // doors is the store's two door counters (hall and annex), heartbeating until ctx ends.
