@@ -117,3 +117,44 @@ func BenchmarkCommit(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRecord encodes and decodes one record of each kind (zones/record.go), the work a
+// commit and a store's load do per record.
+func BenchmarkRecord(b *testing.B) {
+	dev := sampleDevices()[1]
+	ent := sampleEntries()[0]
+	zone := zoneRecord{Occupancy: -3, Updated: recT0, Clamped: 1, Anchored: 1 << 50, LastAnchor: -7, Corrected: 2}
+	door := doorRecord{In: 1 << 40, Out: 5}
+	devB, _ := appendDevice(nil, dev)
+	entB, zoneB, doorB := appendEntry(nil, ent), appendZone(nil, &zone), appendDoor(nil, &door)
+	for _, c := range []struct {
+		name   string
+		encode func(buf []byte) []byte
+		decode func() error
+	}{
+		{"device", func(buf []byte) []byte { buf, _ = appendDevice(buf, dev); return buf },
+			func() error { var d deviceState; return decodeDevice(devB, &d) }},
+		{"entry", func(buf []byte) []byte { return appendEntry(buf, ent) },
+			func() error { var e LogEntry; return decodeEntry(entB, &e) }},
+		{"zone", func(buf []byte) []byte { return appendZone(buf, &zone) },
+			func() error { var z zoneRecord; return decodeZone(zoneB, &z) }},
+		{"door", func(buf []byte) []byte { return appendDoor(buf, &door) },
+			func() error { var d doorRecord; return decodeDoor(doorB, &d) }},
+	} {
+		b.Run("encode="+c.name, func(b *testing.B) {
+			buf := make([]byte, 0, 512)
+			b.ReportAllocs()
+			for b.Loop() {
+				buf = c.encode(buf[:0])
+			}
+		})
+		b.Run("decode="+c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := c.decode(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
