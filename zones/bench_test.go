@@ -133,13 +133,13 @@ func BenchmarkRecord(b *testing.B) {
 		decode func() error
 	}{
 		{"device", func(buf []byte) []byte { buf, _ = appendDevice(buf, dev); return buf },
-			func() error { var d deviceState; return decodeDevice(devB, &d) }},
+			func() error { var d deviceState; return decodeRecord(devB, &d) }},
 		{"entry", func(buf []byte) []byte { return appendEntry(buf, ent) },
-			func() error { var e LogEntry; return decodeEntry(entB, &e) }},
+			func() error { var e LogEntry; return decodeRecord(entB, &e) }},
 		{"zone", func(buf []byte) []byte { return appendZone(buf, &zone) },
-			func() error { var z zoneRecord; return decodeZone(zoneB, &z) }},
+			func() error { var z zoneRecord; return decodeRecord(zoneB, &z) }},
 		{"door", func(buf []byte) []byte { return appendDoor(buf, &door) },
-			func() error { var d doorRecord; return decodeDoor(doorB, &d) }},
+			func() error { var d doorRecord; return decodeRecord(doorB, &d) }},
 	} {
 		b.Run("encode="+c.name, func(b *testing.B) {
 			buf := make([]byte, 0, 512)

@@ -213,7 +213,7 @@ func storedDevice(t *testing.T, path, id string) deviceState {
 	}
 	defer db.Close()
 	var d deviceState
-	err = db.View(func(tx *bolt.Tx) error { return decodeDevice(tx.Bucket(bucketDevices).Get([]byte(id)), &d) })
+	err = db.View(func(tx *bolt.Tx) error { return decodeRecord(tx.Bucket(bucketDevices).Get([]byte(id)), &d) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +259,7 @@ func TestStoredUnboundLinesArePrunedOnLoad(t *testing.T) {
 	err = db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketDevices)
 		var d deviceState
-		if err := decodeDevice(b.Get([]byte("dc-01")), &d); err != nil {
+		if err := decodeRecord(b.Get([]byte("dc-01")), &d); err != nil {
 			return err
 		}
 		for j := range 500 {

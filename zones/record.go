@@ -144,9 +144,38 @@ func (d *dec) end() error {
 // isJSON tells a format-1 record from a format-2 one.
 func isJSON(v []byte) bool { return len(v) > 0 && v[0] == '{' }
 
+// record is a value of one of the state buckets, by pointer.
+type record interface {
+	*deviceState | *zoneRecord | *doorRecord | *LogEntry
+}
+
+// decodeRecord reads r from a record of either format. The kinds' field readers below are
+// called from a switch, not through a function value or an interface, so that the reader
+// stays on the stack: passed to an indirect call it would escape, one allocation a record.
+func decodeRecord[R record](v []byte, r R) error {
+	if isJSON(v) {
+		return json.Unmarshal(v, r)
+	}
+	d := dec{b: v}
+	d.start()
+	switch r := any(r).(type) {
+	case *deviceState:
+		d.device(r)
+	case *zoneRecord:
+		*r = zoneRecord{Occupancy: d.i(), Updated: d.time(), Clamped: d.i(), Anchored: d.i(), LastAnchor: d.i(), Corrected: d.i()}
+	case *doorRecord:
+		*r = doorRecord{In: d.u(), Out: d.u()}
+	case *LogEntry:
+		d.entry(r)
+	}
+	return d.end()
+}
+
+// startRecord begins a format-2 record after b (a commit appends it after its key).
+func startRecord(b []byte) enc { return enc{append(b, recordV2)} }
+
 func appendDevice(b []byte, s *deviceState) ([]byte, error) {
-	e := enc{b}
-	e.b = append(e.b, recordV2)
+	e := startRecord(b)
 	e.u(uint64(len(s.Boots)))
 	for _, bt := range s.Boots {
 		e.s(bt.Boot)
@@ -188,12 +217,8 @@ func appendDevice(b []byte, s *deviceState) ([]byte, error) {
 	return e.b, nil
 }
 
-func decodeDevice(v []byte, s *deviceState) error {
-	if isJSON(v) {
-		return json.Unmarshal(v, s)
-	}
-	d := dec{b: v}
-	d.start()
+// device reads what appendDevice wrote.
+func (d *dec) device(s *deviceState) {
 	// A boot takes at least 6 bytes (empty id, seq, seen, no lines, two zero times).
 	if n := d.count(6); n > 0 {
 		s.Boots = make([]*bootState, n)
@@ -222,15 +247,13 @@ func decodeDevice(v []byte, s *deviceState) error {
 	if vj := d.raw(); len(vj) > 0 && d.err == nil {
 		s.Vendor = &vendorState{}
 		if err := json.Unmarshal(vj, s.Vendor); err != nil {
-			return fmt.Errorf("vendor state: %w", err)
+			d.err = fmt.Errorf("vendor state: %w", err)
 		}
 	}
-	return d.end()
 }
 
 func appendZone(b []byte, z *zoneRecord) []byte {
-	e := enc{b}
-	e.b = append(e.b, recordV2)
+	e := startRecord(b)
 	e.i(z.Occupancy)
 	e.time(z.Updated)
 	e.i(z.Clamped)
@@ -240,38 +263,16 @@ func appendZone(b []byte, z *zoneRecord) []byte {
 	return e.b
 }
 
-func decodeZone(v []byte, z *zoneRecord) error {
-	if isJSON(v) {
-		return json.Unmarshal(v, z)
-	}
-	d := dec{b: v}
-	d.start()
-	*z = zoneRecord{Occupancy: d.i(), Updated: d.time(), Clamped: d.i(), Anchored: d.i(), LastAnchor: d.i(), Corrected: d.i()}
-	return d.end()
-}
-
 func appendDoor(b []byte, r *doorRecord) []byte {
-	e := enc{b}
-	e.b = append(e.b, recordV2)
+	e := startRecord(b)
 	e.u(r.In)
 	e.u(r.Out)
 	return e.b
 }
 
-func decodeDoor(v []byte, r *doorRecord) error {
-	if isJSON(v) {
-		return json.Unmarshal(v, r)
-	}
-	d := dec{b: v}
-	d.start()
-	*r = doorRecord{In: d.u(), Out: d.u()}
-	return d.end()
-}
-
 // appendEntry encodes a log or audit entry; its Seq is the record's key, not in the value.
 func appendEntry(b []byte, l *LogEntry) []byte {
-	e := enc{b}
-	e.b = append(e.b, recordV2)
+	e := startRecord(b)
 	e.time(l.At)
 	e.s(l.Kind)
 	e.s(l.Device)
@@ -295,12 +296,8 @@ func appendEntry(b []byte, l *LogEntry) []byte {
 	return e.b
 }
 
-func decodeEntry(v []byte, l *LogEntry) error {
-	if isJSON(v) {
-		return json.Unmarshal(v, l)
-	}
-	d := dec{b: v}
-	d.start()
+// entry reads what appendEntry wrote.
+func (d *dec) entry(l *LogEntry) {
 	l.At, l.Kind, l.Device, l.Boot, l.DSeq = d.time(), d.s(), d.s(), d.s(), d.u()
 	if d.bool() {
 		ts := d.time()
@@ -313,7 +310,6 @@ func decodeEntry(v []byte, l *LogEntry) error {
 		}
 	}
 	l.Zone, l.Value, l.Before, l.By, l.Reason = d.s(), d.i(), d.i(), d.s(), d.s()
-	return d.end()
 }
 
 // migrateRecord turns a format-1 record of a bucket into format 2; a record already in
@@ -324,28 +320,21 @@ func migrateRecord(bucket string, v []byte) ([]byte, error) {
 	}
 	switch bucket {
 	case string(bucketDevices):
-		var s deviceState
-		if err := json.Unmarshal(v, &s); err != nil {
-			return nil, err
-		}
-		return appendDevice(nil, &s)
+		return migrate(v, appendDevice)
 	case string(bucketZones):
-		var z zoneRecord
-		if err := json.Unmarshal(v, &z); err != nil {
-			return nil, err
-		}
-		return appendZone(nil, &z), nil
+		return migrate(v, func(b []byte, z *zoneRecord) ([]byte, error) { return appendZone(b, z), nil })
 	case string(bucketDoors):
-		var r doorRecord
-		if err := json.Unmarshal(v, &r); err != nil {
-			return nil, err
-		}
-		return appendDoor(nil, &r), nil
+		return migrate(v, func(b []byte, r *doorRecord) ([]byte, error) { return appendDoor(b, r), nil })
 	default: // log, audit
-		var l LogEntry
-		if err := json.Unmarshal(v, &l); err != nil {
-			return nil, err
-		}
-		return appendEntry(nil, &l), nil
+		return migrate(v, func(b []byte, l *LogEntry) ([]byte, error) { return appendEntry(b, l), nil })
 	}
+}
+
+// migrate reads a format-1 record of T and writes it again with put.
+func migrate[T any](v []byte, put func([]byte, *T) ([]byte, error)) ([]byte, error) {
+	var r T
+	if err := json.Unmarshal(v, &r); err != nil {
+		return nil, err
+	}
+	return put(nil, &r)
 }

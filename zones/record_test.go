@@ -81,7 +81,7 @@ func TestRecordsRoundTrip(t *testing.T) {
 			t.Fatalf("device %d: not appended after the key with its tag: %x", i, b)
 		}
 		var got deviceState
-		if err := decodeDevice(b[3:], &got); err != nil {
+		if err := decodeRecord(b[3:], &got); err != nil {
 			t.Fatalf("device %d: %v", i, err)
 		}
 		if w, g := jsonOf(t, s), jsonOf(t, &got); w != g {
@@ -90,7 +90,7 @@ func TestRecordsRoundTrip(t *testing.T) {
 		// The same record from its format-1 JSON.
 		j, _ := json.Marshal(s)
 		var fromJSON deviceState
-		if err := decodeDevice(j, &fromJSON); err != nil {
+		if err := decodeRecord(j, &fromJSON); err != nil {
 			t.Fatalf("device %d from JSON: %v", i, err)
 		}
 		if again, _ := appendDevice(nil, &fromJSON); !bytes.Equal(again, b[3:]) {
@@ -100,7 +100,7 @@ func TestRecordsRoundTrip(t *testing.T) {
 	for i, e := range sampleEntries() {
 		b := appendEntry(nil, e)
 		var got LogEntry
-		if err := decodeEntry(b, &got); err != nil {
+		if err := decodeRecord(b, &got); err != nil {
 			t.Fatalf("entry %d: %v", i, err)
 		}
 		if w, g := jsonOf(t, e), jsonOf(t, &got); w != g {
@@ -109,16 +109,16 @@ func TestRecordsRoundTrip(t *testing.T) {
 	}
 	z := zoneRecord{Occupancy: -3, Updated: recT0, Clamped: 1, Anchored: 1 << 50, LastAnchor: -7, Corrected: 2}
 	var gz zoneRecord
-	if err := decodeZone(appendZone(nil, &z), &gz); err != nil || jsonOf(t, z) != jsonOf(t, gz) {
+	if err := decodeRecord(appendZone(nil, &z), &gz); err != nil || jsonOf(t, z) != jsonOf(t, gz) {
 		t.Errorf("zone: %+v (%v), want %+v", gz, err, z)
 	}
 	var gzero zoneRecord
-	if err := decodeZone(appendZone(nil, &zoneRecord{}), &gzero); err != nil || !gzero.Updated.IsZero() {
+	if err := decodeRecord(appendZone(nil, &zoneRecord{}), &gzero); err != nil || !gzero.Updated.IsZero() {
 		t.Errorf("zero zone: %+v (%v)", gzero, err)
 	}
 	d := doorRecord{In: 1 << 63, Out: 5}
 	var gd doorRecord
-	if err := decodeDoor(appendDoor(nil, &d), &gd); err != nil || gd != d {
+	if err := decodeRecord(appendDoor(nil, &d), &gd); err != nil || gd != d {
 		t.Errorf("door: %+v (%v), want %+v", gd, err, d)
 	}
 }
@@ -143,8 +143,8 @@ func TestDamagedRecordsAreErrors(t *testing.T) {
 	dev, _ := appendDevice(nil, sampleDevices()[1])
 	ent := appendEntry(nil, sampleEntries()[0])
 	for name, decode := range map[string]func([]byte) error{
-		"device": func(b []byte) error { var d deviceState; return decodeDevice(b, &d) },
-		"entry":  func(b []byte) error { var e LogEntry; return decodeEntry(b, &e) },
+		"device": func(b []byte) error { var d deviceState; return decodeRecord(b, &d) },
+		"entry":  func(b []byte) error { var e LogEntry; return decodeRecord(b, &e) },
 	} {
 		full := dev
 		if name == "entry" {
@@ -182,7 +182,7 @@ func FuzzDecodeRecord(f *testing.F) {
 		switch kind % 4 {
 		case 0:
 			var d deviceState
-			if decodeDevice(data, &d) != nil {
+			if decodeRecord(data, &d) != nil {
 				return
 			}
 			b, err := appendDevice(nil, &d)
@@ -190,7 +190,7 @@ func FuzzDecodeRecord(f *testing.F) {
 				return // a vendor state JSON cannot encode (NaN cannot come from JSON; defensive)
 			}
 			var d2 deviceState
-			if err := decodeDevice(b, &d2); err != nil {
+			if err := decodeRecord(b, &d2); err != nil {
 				t.Fatalf("re-encoded device does not decode: %v", err)
 			}
 			if b2, _ := appendDevice(nil, &d2); !bytes.Equal(b, b2) {
@@ -198,12 +198,12 @@ func FuzzDecodeRecord(f *testing.F) {
 			}
 		case 1:
 			var e LogEntry
-			if decodeEntry(data, &e) != nil {
+			if decodeRecord(data, &e) != nil {
 				return
 			}
 			b := appendEntry(nil, &e)
 			var e2 LogEntry
-			if err := decodeEntry(b, &e2); err != nil {
+			if err := decodeRecord(b, &e2); err != nil {
 				t.Fatalf("re-encoded entry does not decode: %v", err)
 			}
 			if !bytes.Equal(b, appendEntry(nil, &e2)) {
@@ -211,20 +211,20 @@ func FuzzDecodeRecord(f *testing.F) {
 			}
 		case 2:
 			var z zoneRecord
-			if decodeZone(data, &z) != nil {
+			if decodeRecord(data, &z) != nil {
 				return
 			}
 			var z2 zoneRecord
-			if err := decodeZone(appendZone(nil, &z), &z2); err != nil || !bytes.Equal(appendZone(nil, &z), appendZone(nil, &z2)) {
+			if err := decodeRecord(appendZone(nil, &z), &z2); err != nil || !bytes.Equal(appendZone(nil, &z), appendZone(nil, &z2)) {
 				t.Fatalf("zone record not stable: %v", err)
 			}
 		case 3:
 			var r doorRecord
-			if decodeDoor(data, &r) != nil {
+			if decodeRecord(data, &r) != nil {
 				return
 			}
 			var r2 doorRecord
-			if err := decodeDoor(appendDoor(nil, &r), &r2); err != nil || r2 != r {
+			if err := decodeRecord(appendDoor(nil, &r), &r2); err != nil || r2 != r {
 				t.Fatalf("door record not stable: %v", err)
 			}
 		}

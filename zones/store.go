@@ -368,7 +368,7 @@ func pruneLog(tx *bolt.Tx, m *Model, cutoff time.Time) (int, error) {
 	c := tx.Bucket(bucketLog).Cursor()
 	for k, v := c.First(); k != nil && len(keys) < pruneChunk; k, v = c.Next() {
 		e := &LogEntry{Seq: binary.BigEndian.Uint64(k)}
-		if err := decodeEntry(v, e); err != nil {
+		if err := decodeRecord(v, e); err != nil {
 			return 0, fmt.Errorf("entry %d: %w", e.Seq, err)
 		}
 		if !e.At.Before(cutoff) {
@@ -419,7 +419,7 @@ func (s *Store) load(m *Model) (*occupancy, map[string]*deviceState, error) {
 	err := s.db.View(func(tx *bolt.Tx) error {
 		err := tx.Bucket(bucketDevices).ForEach(func(k, v []byte) error {
 			d := &deviceState{}
-			if err := decodeDevice(v, d); err != nil {
+			if err := decodeRecord(v, d); err != nil {
 				return fmt.Errorf("device %q: %w", k, err)
 			}
 			// Records written before unbound lines were refused may hold any number of them;
@@ -437,7 +437,7 @@ func (s *Store) load(m *Model) (*occupancy, map[string]*deviceState, error) {
 			if !ok {
 				return nil // a zone since removed from the config
 			}
-			if err := decodeZone(v, &occ.zones[z]); err != nil {
+			if err := decodeRecord(v, &occ.zones[z]); err != nil {
 				return fmt.Errorf("zone %q: %w", k, err)
 			}
 			return nil
@@ -450,7 +450,7 @@ func (s *Store) load(m *Model) (*occupancy, map[string]*deviceState, error) {
 			if !ok {
 				return nil
 			}
-			if err := decodeDoor(v, &occ.doors[d]); err != nil {
+			if err := decodeRecord(v, &occ.doors[d]); err != nil {
 				return fmt.Errorf("door %q: %w", k, err)
 			}
 			return nil
@@ -471,7 +471,7 @@ func (s *Store) Entries(which string, fn func(*LogEntry) error) error {
 	return s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(name).ForEach(func(k, v []byte) error {
 			e := &LogEntry{Seq: binary.BigEndian.Uint64(k)}
-			if err := decodeEntry(v, e); err != nil {
+			if err := decodeRecord(v, e); err != nil {
 				return fmt.Errorf("storage: %s entry %d: %w", which, e.Seq, err)
 			}
 			return fn(e)

@@ -174,7 +174,7 @@ func (h *harness) deviceRecord(id string) *deviceState {
 	h.t.Helper()
 	var d deviceState
 	err := h.store.db.View(func(tx *bolt.Tx) error {
-		return decodeDevice(tx.Bucket(bucketDevices).Get([]byte(id)), &d)
+		return decodeRecord(tx.Bucket(bucketDevices).Get([]byte(id)), &d)
 	})
 	if err != nil {
 		h.t.Fatal(err)
