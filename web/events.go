@@ -142,9 +142,8 @@ func (a *api) createEvent(w http.ResponseWriter, r *http.Request) {
 	if !a.promotionOr503(w) {
 		return
 	}
-	in, err := promotion.DecodePlanInput(r.Body)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	in, ok := decodePlan(w, r)
+	if !ok {
 		return
 	}
 	p, err := a.Promotion.Create(r.Context(), in, who(r))
@@ -152,22 +151,16 @@ func (a *api) createEvent(w http.ResponseWriter, r *http.Request) {
 		promotionError(w, err)
 		return
 	}
-	setAuditDetail(r, planDetail("created", p, false))
-	writeJSON(w, http.StatusCreated, viewOf(p, time.Now()))
+	planSaved(w, r, http.StatusCreated, "created", p, false)
 }
 
 func (a *api) updateEvent(w http.ResponseWriter, r *http.Request) {
-	if !a.promotionOr503(w) {
+	f, ok := a.planForce(w, r)
+	if !ok {
 		return
 	}
-	f, err := force(r)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	in, err := promotion.DecodePlanInput(r.Body)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	in, ok := decodePlan(w, r)
+	if !ok {
 		return
 	}
 	if in.ID != "" && in.ID != r.PathValue("id") {
@@ -176,30 +169,19 @@ func (a *api) updateEvent(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := a.Promotion.Update(r.Context(), r.PathValue("id"), in, who(r), f)
 	if err != nil {
-		if errors.Is(err, promotion.ErrRunning) {
-			setAuditDetail(r, "refused: the plan is running and force was not given")
-		}
-		promotionError(w, err)
+		planRefused(w, r, err)
 		return
 	}
-	setAuditDetail(r, planDetail("changed", p, f))
-	writeJSON(w, http.StatusOK, viewOf(p, time.Now()))
+	planSaved(w, r, http.StatusOK, "changed", p, f)
 }
 
 func (a *api) deleteEvent(w http.ResponseWriter, r *http.Request) {
-	if !a.promotionOr503(w) {
-		return
-	}
-	f, err := force(r)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	f, ok := a.planForce(w, r)
+	if !ok {
 		return
 	}
 	if err := a.Promotion.Delete(r.Context(), r.PathValue("id"), who(r), f); err != nil {
-		if errors.Is(err, promotion.ErrRunning) {
-			setAuditDetail(r, "refused: the plan is running and force was not given")
-		}
-		promotionError(w, err)
+		planRefused(w, r, err)
 		return
 	}
 	d := "deleted plan " + r.PathValue("id")
@@ -208,6 +190,46 @@ func (a *api) deleteEvent(w http.ResponseWriter, r *http.Request) {
 	}
 	setAuditDetail(r, d)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// planForce begins a change of a stored plan: 503 without plans, 400 for a ?force that is
+// not a boolean.
+func (a *api) planForce(w http.ResponseWriter, r *http.Request) (forced, ok bool) {
+	if !a.promotionOr503(w) {
+		return false, false
+	}
+	f, err := force(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return false, false
+	}
+	return f, true
+}
+
+// decodePlan reads the plan in the body, a 400 when it is not one.
+func decodePlan(w http.ResponseWriter, r *http.Request) (promotion.PlanInput, bool) {
+	in, err := promotion.DecodePlanInput(r.Body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return promotion.PlanInput{}, false
+	}
+	return in, true
+}
+
+// planRefused answers a change the plans refused; the refusal to change a running plan
+// without force is also said in the audit log, as the manager may retry with force.
+func planRefused(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, promotion.ErrRunning) {
+		setAuditDetail(r, "refused: the plan is running and force was not given")
+	}
+	promotionError(w, err)
+}
+
+// planSaved answers a plan created or changed with the plan, and says in the audit log what
+// it now holds.
+func planSaved(w http.ResponseWriter, r *http.Request, status int, what string, p promotion.Plan, forced bool) {
+	setAuditDetail(r, planDetail(what, p, forced))
+	writeJSON(w, status, viewOf(p, time.Now()))
 }
 
 // planDetail says in the audit log what a plan now holds.

@@ -34,7 +34,6 @@ func (a *api) historyRoutes() {
 // autoSteps are the steps chosen when a query gives none: the finest with at most 2000 points.
 var autoSteps = []string{"5s", "1m", "5m", "15m", "1h", "1d"}
 
-// historyQuery reads zone (or door), from, to and step.
 // historySite answers 503 when this service keeps no history, and gives the site's time zone
 // and name otherwise.
 func (a *api) historySite(w http.ResponseWriter, r *http.Request) (history.Site, bool) {
@@ -50,6 +49,7 @@ func (a *api) historySite(w http.ResponseWriter, r *http.Request) (history.Site,
 	return site, true
 }
 
+// historyQuery reads zone (or door), from, to and step.
 func (a *api) historyQuery(w http.ResponseWriter, r *http.Request, key string) (history.Query, bool) {
 	site, ok := a.historySite(w, r)
 	if !ok {
@@ -105,26 +105,14 @@ func (a *api) historyError(w http.ResponseWriter, err error) {
 }
 
 func (a *api) history(w http.ResponseWriter, r *http.Request) {
-	q, ok := a.historyQuery(w, r, "zone")
-	if !ok {
-		return
+	if s, ok := historySeries(a, w, r, "zone", HistoryReader.History); ok {
+		writeJSON(w, http.StatusOK, s)
 	}
-	s, err := a.History.History(r.Context(), q)
-	if err != nil {
-		a.historyError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, s)
 }
 
 func (a *api) historyCSV(w http.ResponseWriter, r *http.Request) {
-	q, ok := a.historyQuery(w, r, "zone")
+	s, ok := historySeries(a, w, r, "zone", HistoryReader.History)
 	if !ok {
-		return
-	}
-	s, err := a.History.History(r.Context(), q)
-	if err != nil {
-		a.historyError(w, err)
 		return
 	}
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
@@ -134,16 +122,27 @@ func (a *api) historyCSV(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) historyDoors(w http.ResponseWriter, r *http.Request) {
-	q, ok := a.historyQuery(w, r, "door")
-	if !ok {
-		return
+	if s, ok := historySeries(a, w, r, "door", HistoryReader.DoorFlows); ok {
+		writeJSON(w, http.StatusOK, s)
 	}
-	s, err := a.History.DoorFlows(r.Context(), q)
+}
+
+// historySeries is the frame of the series endpoints: the query of the key's ids (zone or
+// door), the series read answers it with, and its errors mapped to a status; false when the
+// answer is written. read is a method expression, as a.History may be nil (a 503).
+func historySeries[S any](a *api, w http.ResponseWriter, r *http.Request, key string,
+	read func(HistoryReader, context.Context, history.Query) (S, error)) (S, bool) {
+	var s S
+	q, ok := a.historyQuery(w, r, key)
+	if !ok {
+		return s, false
+	}
+	s, err := read(a.History, r.Context(), q)
 	if err != nil {
 		a.historyError(w, err)
-		return
+		return s, false
 	}
-	writeJSON(w, http.StatusOK, s)
+	return s, true
 }
 
 // writeReport answers in JSON, or CSV or Markdown with format=csv|md.
