@@ -221,10 +221,11 @@ func (l *Live) Run(ctx context.Context) {
 	// surge at an entrance reaches the screens within a commit), later ones wait for the
 	// interval since the last update, so a busy store sends at most one update per interval.
 	// Paced only under load: while every client has written what it was sent, a change goes
-	// out once a tenth of the interval has passed (at a store's load the feed is idle between
-	// commits, and holding each for the interval made every report wait for it).
+	// out sooner (at a store's load the feed is idle between commits, and holding each for
+	// the interval made every report wait for it), by how many clients it reaches
+	// (clientRegistry.gap).
 	pace := owner.NewPacer(l.o.Interval, owner.Leading)
-	pace.PaceUnderLoad(l.o.Interval/10, clients.idle)
+	pace.PaceUnderLoad(func() time.Duration { return clients.gap(l.o.Interval) })
 	defer pace.Stop()
 	beat := time.NewTicker(l.o.Heartbeat)
 	defer beat.Stop()

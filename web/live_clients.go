@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/gorilla/websocket"
 )
@@ -105,6 +106,24 @@ func (r *clientRegistry) idle() bool {
 		}
 	}
 	return true
+}
+
+// feedWriteBudget is how many WebSocket messages a second the feed's fast path may write
+// (clientRegistry.gap). An update costs a write per client: at 1,000 clients the fast path's
+// extra updates took more CPU than they saved and raised the 99th percentile from 81-88 to
+// 98-103 ms on 2 cores (docs/benchmarks.md, issue 16's table).
+const feedWriteBudget = 10_000
+
+// gap is the least time between two updates now: the interval while any client has not
+// written what it was sent; otherwise the client count over feedWriteBudget, at least a tenth
+// of the interval and at most the interval. With the 50 ms default: 5 ms up to 50 clients,
+// 20 ms at 200, the interval from 500.
+func (r *clientRegistry) gap(interval time.Duration) time.Duration {
+	if !r.idle() {
+		return interval
+	}
+	g := time.Duration(len(r.clients)) * time.Second / feedWriteBudget
+	return min(max(g, interval/10), interval)
 }
 
 // closeAll closes every client's queue when the feed stops.

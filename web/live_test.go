@@ -441,3 +441,36 @@ func TestFeedWithAlertSource(t *testing.T) {
 	}
 	readUntil(t, s, "exit guidance", func(m anyMessage) bool { return m.Guidance != nil && m.Guidance.State == "evacuate" })
 }
+
+// TestFeedGap: the feed's least gap between updates grows with the clients it writes to, and
+// is the interval while any client is behind.
+func TestFeedGap(t *testing.T) {
+	const interval = 50 * time.Millisecond
+	for _, tc := range []struct {
+		clients int
+		behind  bool
+		want    time.Duration
+	}{
+		{0, false, 5 * time.Millisecond},
+		{1, false, 5 * time.Millisecond},
+		{50, false, 5 * time.Millisecond},
+		{100, false, 10 * time.Millisecond},
+		{200, false, 20 * time.Millisecond},
+		{500, false, interval},
+		{1000, false, interval},
+		{1, true, interval},
+		{50, true, interval},
+	} {
+		r := &clientRegistry{clients: map[*client]bool{}}
+		for i := range tc.clients {
+			c := &client{send: make(chan *websocket.PreparedMessage, 1)}
+			if tc.behind && i == 0 {
+				c.send <- nil
+			}
+			r.clients[c] = true
+		}
+		if got := r.gap(interval); got != tc.want {
+			t.Errorf("%d clients (one behind: %v): gap %v, want %v", tc.clients, tc.behind, got, tc.want)
+		}
+	}
+}

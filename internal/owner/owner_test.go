@@ -199,7 +199,7 @@ func TestPacer(t *testing.T) {
 			}
 		}},
 		{"leading under load only: an idle owner's next change goes out at once", Leading, func(t *testing.T, p *Pacer) {
-			p.PaceUnderLoad(0, func() bool { return true })
+			p.PaceUnderLoad(func() time.Duration { return 0 })
 			for i := range 5 {
 				if !p.Ready() {
 					t.Fatalf("change %d was held although the owner was idle", i)
@@ -209,7 +209,12 @@ func TestPacer(t *testing.T) {
 		}},
 		{"leading under load only: a busy owner's burst is held and goes out once", Leading, func(t *testing.T, p *Pacer) {
 			busy := true
-			p.PaceUnderLoad(0, func() bool { return !busy })
+			p.PaceUnderLoad(func() time.Duration {
+				if busy {
+					return time.Hour // more than the interval: held to the interval
+				}
+				return 0
+			})
 			p.Sent()
 			for i := range 10 {
 				if p.Ready() {

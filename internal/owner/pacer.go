@@ -33,20 +33,21 @@ type Pacer struct {
 	armed    bool         // Leading: the timer runs for a held change
 	pending  bool         // Trailing: a change waits for the tick
 	last     time.Time
-	// minGap and idle (Leading, PaceUnderLoad): while idle reports true, the least time
-	// between two actions is minGap instead of interval.
-	minGap time.Duration
-	idle   func() bool
+	// gap (Leading, PaceUnderLoad): the least time between two actions now, at most the
+	// interval.
+	gap func() time.Duration
 }
 
 // PaceUnderLoad makes a Leading pacer hold changes for the full interval only while the
-// owner is busy: when idle() reports true at a change (for the live feed: every client has
-// written what it was sent), the change goes out once minGap has passed since the last
-// action. A source that changes every few milliseconds at a store's load then reaches its
-// clients within a commit instead of waiting for the interval, and a feed whose clients fall
-// behind is still held to one action per interval. idle runs on the owner's goroutine.
-func (p *Pacer) PaceUnderLoad(minGap time.Duration, idle func() bool) {
-	p.minGap, p.idle = min(max(minGap, 0), p.interval), idle
+// owner is busy: gap, asked at each change, says the least time between two actions now
+// (for the live feed: a short gap while every client has written what it was sent and the
+// fan-out is small, the interval otherwise); the change goes out once that much has passed
+// since the last action. A source that changes every few milliseconds at a store's load then
+// reaches its clients within a commit instead of waiting for the interval, and a feed whose
+// clients fall behind, or that has a thousand of them, is still held to one action per
+// interval. gap runs on the owner's goroutine; its answer is kept between 0 and the interval.
+func (p *Pacer) PaceUnderLoad(gap func() time.Duration) {
+	p.gap = gap
 }
 
 // NewPacer makes a pacer; interval must be > 0. Stop it when the owner returns.
@@ -73,8 +74,8 @@ func (p *Pacer) Ready() bool {
 	}
 	since := time.Since(p.last)
 	wait := p.interval - since
-	if wait > 0 && p.idle != nil && p.idle() {
-		wait = p.minGap - since
+	if wait > 0 && p.gap != nil {
+		wait = min(max(p.gap(), 0), p.interval) - since
 	}
 	if wait > 0 {
 		p.timer.Reset(wait)
